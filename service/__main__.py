@@ -1,0 +1,72 @@
+"""`python -m service`: serve; `... emulator`: the fake upstream; `... hash-key`: a caller key.
+
+Configuration errors exit with status 2 and a message naming the variable,
+never echoing a secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+
+def _serve() -> int:
+    import uvicorn
+
+    from service.config import describe, load_settings
+    from service.logs import configure
+
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
+        return 2
+    configure(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "service.main:app",
+        factory=False,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _emulator(argv: list[str]) -> int:
+    import uvicorn
+
+    from service.emulator import create_emulator
+    from service.logs import configure
+
+    parser = argparse.ArgumentParser(prog="python -m service emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    configure("json", "INFO")
+    uvicorn.run(create_emulator(args.latency_ms), host=args.host, port=args.port, loop="uvloop",
+                http="httptools", log_config=None, access_log=False)  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch the sub-command."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["emulator"]:
+        return _emulator(args[1:])
+    if args:
+        print(f"unknown command: {args[0]} (use: emulator)", file=sys.stderr)  # noqa: T201
+        return 2
+    return _serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Dependencies as `Annotated` aliases, reading the lifespan state.
+
+Routes declare what they need (`SettingsDep`, `UpstreamDep`, `BodyDep`) and
+FastAPI wires it; tests swap pieces with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.errors import PayloadTooLarge
+from service.upstream import Upstream
+
+
+def get_settings(request: Request) -> Settings:
+    """The process's settings, from the lifespan state."""
+    settings: Settings = request.state.settings
+    return settings
+
+
+def get_upstream(request: Request) -> Upstream:
+    """The process's one upstream client."""
+    upstream: Upstream = request.state.upstream
+    return upstream
+
+
+def get_log_fields(request: Request) -> dict[str, Any]:
+    """Fields for this request's canonical log line (see `RequestContext`)."""
+    fields: dict[str, Any] = request.state.log
+    return fields
+
+
+async def read_body(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds `MAX_BODY_BYTES`.
+
+    Checked against Content-Length first, then counted while streaming, so an
+    oversized or lying body is never held in memory whole.
+    """
+    limit = settings.max_body_bytes
+    too_large = PayloadTooLarge(f"Request body exceeds the {limit}-byte limit.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
+LogFieldsDep = Annotated[dict[str, Any], Depends(get_log_fields)]
+BodyDep = Annotated[bytes, Depends(read_body)]

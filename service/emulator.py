@@ -1,0 +1,127 @@
+"""A built-in stand-in for OpenAI's GA client-secrets endpoint. NOT OpenAI.
+
+For local development, the browser demo and benchmarks, where no real key (or
+no network) exists. It answers `POST /v1/realtime/client_secrets` the way the
+real endpoint does: it requires a key header, validates the body as strictly
+(unknown parameters, wrong types and out-of-range values are 400s in OpenAI's
+envelope, with `param`), and returns `{"value", "expires_at", "session"}` with
+the session's defaults filled in. Its secrets are obviously fake
+(`ek_emulator_...`) and open no Realtime connection.
+
+A raw ASGI app rather than FastAPI: as the benchmark's "limit" it must cost as
+little as possible. Run it alone with `python -m service emulator`, or in
+process with `UPSTREAM_EMULATOR=true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from service.ga import ClientSecretRequest
+from service.validation import invalid_request_from
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = structlog.get_logger("service.emulator")
+PATH = "/v1/realtime/client_secrets"
+DEFAULT_SESSION: dict[str, Any] = {
+    "type": "realtime",
+    "object": "realtime.session",
+    "model": "gpt-realtime",
+    "output_modalities": ["audio"],
+    "instructions": "You are a helpful assistant. (emulator default instructions)",
+    "tools": [],
+    "tool_choice": "auto",
+    "tracing": None,
+    "max_output_tokens": "inf",
+}
+DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
+    "input": {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "transcription": None,
+        "noise_reduction": None,
+        "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                           "silence_duration_ms": 200, "create_response": True,
+                           "interrupt_response": True, "idle_timeout_ms": None},  # fmt: skip
+    },
+    "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
+}
+
+
+def _error(status: int, message: str, param: str | None, code: str | None) -> tuple[int, bytes]:
+    return status, orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                           "param": param, "code": code}})  # fmt: skip
+
+
+def answer(body: bytes, has_key: bool) -> tuple[int, bytes]:
+    """The emulator's status and body for one request body."""
+    if not has_key:
+        return _error(401, "You didn't provide an API key.", None, "missing_api_key")
+    try:
+        request = ClientSecretRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        err = invalid_request_from(exc)
+        return _error(400, err.message, err.param, err.code)
+    asked = request.model_dump(mode="json", exclude_unset=True)
+    seconds = (request.expires_after.seconds if request.expires_after else None) or 600
+    now = int(time.time())
+    session = {**DEFAULT_SESSION, **asked.get("session", {})}
+    audio = asked.get("session", {}).get("audio", {})
+    session["audio"] = {
+        side: {**DEFAULT_AUDIO[side], **audio.get(side, {})} for side in ("input", "output")
+    }
+    session["id"] = f"sess_emu_{secrets.token_hex(8)}"
+    session["expires_at"] = 0
+    return 200, orjson.dumps({"value": f"ek_emulator_{secrets.token_hex(16)}",
+                              "expires_at": now + seconds, "session": session})  # fmt: skip
+
+
+def create_emulator(latency_ms: float = 0.0) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The emulator as an ASGI app; `latency_ms` delays every answer (load tests)."""
+    delay = latency_ms / 1000
+    log.warning("emulator_active", note="UPSTREAM EMULATOR: secrets are fake, nothing "
+                "reaches OpenAI; for development and benchmarks only")  # fmt: skip
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        if scope["path"] == "/healthz":
+            status, body = 200, b'{"status":"ok","emulator":true}'
+        elif scope["path"] != PATH or scope["method"] != "POST":
+            status, body = _error(404, f"Invalid URL ({scope['method']} {scope['path']})", None,
+                                  None)  # fmt: skip
+        else:
+            headers = dict(scope["headers"])
+            has_key = headers.get(b"authorization", b"").startswith(b"Bearer ") or (
+                b"api-key" in headers)  # fmt: skip
+            if delay:
+                await asyncio.sleep(delay)
+            status, body = answer(b"".join(chunks), has_key)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    return app

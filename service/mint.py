@@ -1,0 +1,127 @@
+"""The mint pipeline both doors share: parse, check, decide, translate, mint.
+
+A request's path through the service, in order:
+
+1. parse the door's body strictly (400 naming the field);
+2. refuse what the GA API cannot carry (400, `unsupported_parameter`);
+3. apply the policy (403 listing every violation, or clamp and report);
+4. translate the effective Session to OpenAI's GA body;
+5. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
+
+Both doors run exactly this, so a violation answers the same on either, and
+a dry run answers exactly as the real request would up to step 5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from service import ga
+from service.config import Settings
+from service.decide import Outcome, evaluate
+from service.errors import InvalidRequest
+from service.session import Session, SessionRequest
+from service.translate import check_carriable, from_ga, seed_view, to_ga
+from service.upstream import Minted, Upstream
+from service.validation import invalid_request_from
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: bytes) -> M:
+    """Strict JSON validation of a body; every failure is a 400 naming the field."""
+    if not body.strip():
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.",
+                             code="invalid_json") from None  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the policy decided and the exact body that goes upstream."""
+
+    outcome: Outcome
+    body: dict[str, Any]
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The policy's decisions as JSON, for responses and the audit log."""
+        return [decision.as_dict() for decision in self.outcome.decisions]
+
+
+def plan(settings: Settings, session: Session, ttl_seconds: int | None) -> Plan:
+    """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
+    check_carriable(session)
+    outcome = evaluate(settings.policy, session, ttl_seconds)
+    body = {
+        "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
+        "session": to_ga(outcome.session, settings.upstream_model_map),
+    }
+    return Plan(outcome, body)
+
+
+def _effective_seed(outcome: Outcome) -> dict[str, Any]:
+    return outcome.session.model_dump(mode="json", exclude_unset=True, exclude={"client_secret"})
+
+
+def _log(fields: dict[str, Any], door: str, planned: Plan) -> None:
+    session = planned.outcome.session
+    fields.update(door=door, model=session.model, voice=session.voice,
+                  decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions])  # fmt: skip
+
+
+def _reverse_map(settings: Settings) -> dict[str, str]:
+    return {target: name for name, target in settings.upstream_model_map.items()}
+
+
+async def _mint(upstream: Upstream, planned: Plan, request_id: str, fields: dict[str, Any]) -> Minted:
+    minted = await upstream.mint_client_secret(planned.body, request_id)
+    fields.update(outcome="minted", upstream_status=minted.upstream_status,
+                  upstream_ms=round(minted.upstream_ms, 3), attempts=minted.attempts,
+                  upstream_session_id=minted.session.get("id"), expires_at=minted.expires_at)  # fmt: skip
+    return minted
+
+
+async def sessions_door(
+    settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
+    request = parse(SessionRequest, body)
+    expires = request.client_secret.expires_after if request.client_secret else None
+    planned = plan(settings, request, expires.seconds if expires else None)
+    _log(fields, "sessions", planned)
+    if dry_run:
+        fields["outcome"] = "dry_run"
+        return {"dry_run": True, "session": _effective_seed(planned.outcome),
+                "expires_after": planned.body["expires_after"],
+                "policy_decisions": planned.decisions()}  # fmt: skip
+    minted = await _mint(upstream, planned, fields["request_id"], fields)
+    view = seed_view(minted.session, _reverse_map(settings)) if minted.session else (
+        _effective_seed(planned.outcome))  # fmt: skip
+    return {**view, "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
+            "policy_decisions": planned.decisions()}  # fmt: skip
+
+
+async def client_secrets_door(
+    settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
+    request = parse(ga.ClientSecretRequest, body)
+    session = from_ga(request.session or ga.GASession(type="realtime"))
+    seconds = request.expires_after.seconds if request.expires_after else None
+    planned = plan(settings, session, seconds)
+    _log(fields, "client_secrets", planned)
+    if dry_run:
+        fields["outcome"] = "dry_run"
+        return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}
+    minted = await _mint(upstream, planned, fields["request_id"], fields)
+    return {"value": minted.value, "expires_at": minted.expires_at,
+            "session": minted.session or planned.body["session"],
+            "policy_decisions": planned.decisions()}  # fmt: skip

@@ -1,0 +1,162 @@
+"""The server-side session policy: what ops allow, validated once at start-up.
+
+Ops set it through `POLICY_*` environment variables (see `.env.example`);
+`Settings` loads it, and per-caller profiles override it field by field. A
+policy that contradicts itself (a default outside its allowed list, malformed
+tools JSON, an unknown mode) fails validation, so the process refuses to start
+instead of failing at the first mint. Applying it to a request lives in
+`service.decide`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeAlias
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_settings import NoDecode
+
+from service.session import KNOWN_MODELS, SEED_VOICES, AudioFormat, MaxTokens, Tool
+
+
+def split_csv(value: object) -> object:
+    """Read `a, b ,c` from env as `("a", "b", "c")`; leave lists from files alone."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def read_tools(value: object) -> object:
+    """Read `POLICY_TOOLS` as inline JSON, or as `@path` to a JSON file."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return ()
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read tools file {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+TurnDetectionKind: TypeAlias = Literal["server_vad", "semantic_vad", "none"]
+OutputModality: TypeAlias = Literal["audio", "text"]
+NoiseReduction: TypeAlias = Literal["near_field", "far_field"]
+# Env lists are comma-separated: NoDecode stops pydantic-settings reading them as JSON.
+CsvStr: TypeAlias = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
+CsvModalities: TypeAlias = Annotated[tuple[OutputModality, ...], NoDecode, BeforeValidator(split_csv)]
+CsvFormats: TypeAlias = Annotated[tuple[AudioFormat, ...], NoDecode, BeforeValidator(split_csv)]
+CsvTurnDetection: TypeAlias = Annotated[tuple[TurnDetectionKind, ...], NoDecode, BeforeValidator(split_csv)]
+CsvNoiseReduction: TypeAlias = Annotated[tuple[NoiseReduction, ...], NoDecode, BeforeValidator(split_csv)]
+Speed: TypeAlias = Annotated[float, Field(ge=0.25, le=1.5)]
+Ttl: TypeAlias = Annotated[int, Field(ge=10, le=7200)]
+ALL_VOICES: tuple[str, ...] = (*SEED_VOICES, "marin", "cedar")
+
+
+class Policy(BaseModel):
+    """Every rule the service applies to a requested session. Field = `POLICY_<NAME>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed_models: CsvStr = ("gpt-realtime", "gpt-realtime-mini")
+    default_model: str = "gpt-realtime"
+    allowed_voices: CsvStr = ALL_VOICES
+    default_voice: str = "alloy"
+    instructions: str | None = None
+    instructions_mode: Literal["server", "append", "client"] = "client"
+    max_instructions_chars: Annotated[int, Field(ge=0)] = 8000
+    tracing: Literal["off", "auto", "client"] = "off"
+    tools: Annotated[tuple[Tool, ...], NoDecode, BeforeValidator(read_tools)] = ()
+    tools_mode: Literal["server", "subset", "client"] = "server"
+    max_output_tokens: MaxTokens = "inf"
+    token_ttl_seconds: Ttl = 60
+    max_token_ttl_seconds: Ttl = 600
+    on_violation: Literal["reject", "clamp"] = "reject"
+    allowed_transcription_models: CsvStr = (
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "whisper-1",
+    )
+    allowed_output_modalities: CsvModalities = ("audio", "text")
+    allowed_audio_formats: CsvFormats = ("pcm16", "g711_ulaw", "g711_alaw")
+    allowed_turn_detection: CsvTurnDetection = ("server_vad", "semantic_vad", "none")
+    allowed_noise_reduction: CsvNoiseReduction = (
+        "near_field",
+        "far_field",
+    )
+    speed_min: Speed = 0.25
+    speed_max: Speed = 1.5
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Refuse a policy whose parts contradict each other, naming the variables."""
+        problems: list[str] = []
+        unknown = [m for m in self.allowed_models if m not in KNOWN_MODELS]
+        if unknown:
+            problems.append(f"POLICY_ALLOWED_MODELS names unknown models: {', '.join(unknown)}")
+        if self.default_model not in self.allowed_models:
+            problems.append(
+                f"POLICY_DEFAULT_MODEL '{self.default_model}' is not in POLICY_ALLOWED_MODELS"
+            )
+        if self.default_voice not in self.allowed_voices:
+            problems.append(
+                f"POLICY_DEFAULT_VOICE '{self.default_voice}' is not in POLICY_ALLOWED_VOICES"
+            )
+        if self.token_ttl_seconds > self.max_token_ttl_seconds:
+            problems.append("POLICY_TOKEN_TTL_SECONDS exceeds POLICY_MAX_TOKEN_TTL_SECONDS")
+        if self.speed_min > self.speed_max:
+            problems.append("POLICY_SPEED_MIN exceeds POLICY_SPEED_MAX")
+        for name in ("allowed_output_modalities", "allowed_audio_formats", "allowed_turn_detection"):
+            if not getattr(self, name):
+                problems.append(f"POLICY_{name.upper()} must name at least one value")
+        names = [tool.name for tool in self.tools]
+        if any(not name for name in names):
+            problems.append("POLICY_TOOLS: every tool needs a name")
+        elif len(set(names)) != len(names):
+            problems.append("POLICY_TOOLS: tool names must be unique")
+        if self.instructions_mode == "server" and self.instructions is None:
+            problems.append("POLICY_INSTRUCTIONS_MODE=server needs POLICY_INSTRUCTIONS")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """Names of the server's tools, the vocabulary of `tools_mode=subset`."""
+        return tuple(tool.name or "" for tool in self.tools)
+
+    def public_view(self, profile: str) -> dict[str, Any]:
+        """What a caller may choose, for UIs (`GET /v1/policy`).
+
+        Deliberately omits the server's instructions and the tool definitions'
+        bodies: both are the operator's, not the caller's.
+        """
+        return {
+            "profile": profile,
+            "models": {"allowed": list(self.allowed_models), "default": self.default_model},
+            "voices": {"allowed": list(self.allowed_voices), "default": self.default_voice},
+            "instructions_mode": self.instructions_mode,
+            "max_instructions_chars": self.max_instructions_chars,
+            "tracing": self.tracing,
+            "tools_mode": self.tools_mode,
+            "tools": list(self.tool_names),
+            "max_output_tokens": self.max_output_tokens,
+            "token_ttl_seconds": {
+                "default": self.token_ttl_seconds,
+                "max": self.max_token_ttl_seconds,
+            },
+            "transcription_models": list(self.allowed_transcription_models),
+            "output_modalities": list(self.allowed_output_modalities),
+            "audio_formats": list(self.allowed_audio_formats),
+            "turn_detection": list(self.allowed_turn_detection),
+            "noise_reduction": list(self.allowed_noise_reduction),
+            "speed": {"min": self.speed_min, "max": self.speed_max},
+            "on_violation": self.on_violation,
+        }

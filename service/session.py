@@ -1,0 +1,221 @@
+"""The client contract: OpenAI's Realtime `Session`, as frontends send it.
+
+Written from the seed specification (the Stainless-generated `Session` model of
+the beta Realtime API): every field, nested type, Literal and documented range.
+Clients that were written against `POST /v1/realtime/sessions` send exactly this
+shape, so it is what the service accepts and answers in.
+
+Input is strict, because everything here ends up on the caller's bill:
+unknown fields, wrong JSON types and out-of-range values are refused (400, with
+the dotted path of the field as `param`) rather than coerced or dropped.
+Semantics and ranges quoted in the docstrings are OpenAI's:
+https://platform.openai.com/docs/api-reference/realtime-sessions
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+"""`pcm16` is 16-bit PCM, 24 kHz, mono, little-endian; the others are G.711."""
+
+SEED_MODELS: tuple[str, ...] = (
+    "gpt-realtime",
+    "gpt-realtime-2025-08-28",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-realtime-preview-2024-10-01",
+    "gpt-4o-realtime-preview-2024-12-17",
+    "gpt-4o-realtime-preview-2025-06-03",
+    "gpt-4o-mini-realtime-preview",
+    "gpt-4o-mini-realtime-preview-2024-12-17",
+)
+"""The models the seed `Session.model` Literal names."""
+
+GA_MODELS: tuple[str, ...] = (
+    "gpt-realtime-1.5",
+    "gpt-realtime-2",
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+    "gpt-realtime-mini",
+    "gpt-realtime-mini-2025-10-06",
+    "gpt-realtime-mini-2025-12-15",
+    "gpt-audio-1.5",
+    "gpt-audio-mini",
+    "gpt-audio-mini-2025-10-06",
+    "gpt-audio-mini-2025-12-15",
+)
+"""Models the GA API added after the seed was generated.
+
+The seed predates them, but the GA endpoint this service mints on accepts them,
+and ops ask for them (`gpt-realtime-mini` for a cheap tier). They extend the
+seed's Literal; nothing else about the seed is widened.
+"""
+
+Model: TypeAlias = Literal[
+    "gpt-realtime",
+    "gpt-realtime-2025-08-28",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-realtime-preview-2024-10-01",
+    "gpt-4o-realtime-preview-2024-12-17",
+    "gpt-4o-realtime-preview-2025-06-03",
+    "gpt-4o-mini-realtime-preview",
+    "gpt-4o-mini-realtime-preview-2024-12-17",
+    "gpt-realtime-1.5",
+    "gpt-realtime-2",
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+    "gpt-realtime-mini",
+    "gpt-realtime-mini-2025-10-06",
+    "gpt-realtime-mini-2025-12-15",
+    "gpt-audio-1.5",
+    "gpt-audio-mini",
+    "gpt-audio-mini-2025-10-06",
+    "gpt-audio-mini-2025-12-15",
+]
+KNOWN_MODELS: frozenset[str] = frozenset(SEED_MODELS + GA_MODELS)
+
+SEED_VOICES: tuple[str, ...] = (
+    "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
+)  # fmt: skip
+"""The voices the seed documents; `voice` itself is any string (new voices appear)."""
+
+
+class StrictModel(BaseModel):
+    """Base for client input: no coercion, no unknown fields, no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class InputAudioNoiseReduction(StrictModel):
+    """Noise reduction applied before VAD and the model; `null` on the session turns it off."""
+
+    type: Literal["near_field", "far_field"] | None = None
+    """`near_field` for headsets, `far_field` for laptop or conference-room microphones."""
+
+
+class InputAudioTranscription(StrictModel):
+    """Asynchronous transcription of input audio (guidance, not what the model heard)."""
+
+    language: str | None = None
+    """ISO-639-1 code of the input language, e.g. `en`; improves accuracy and latency."""
+    model: str | None = None
+    """`gpt-4o-transcribe`, `gpt-4o-mini-transcribe` or `whisper-1` (policy decides)."""
+    prompt: str | None = None
+    """Keywords for `whisper-1`, free text for the `gpt-4o-*-transcribe` models."""
+
+
+class Tool(StrictModel):
+    """A function the model may call."""
+
+    description: str | None = None
+    """When and how to call it, and what to tell the user when calling."""
+    name: str | None = None
+    """The name of the function."""
+    parameters: dict[str, Any] | None = None
+    """The function's parameters as a JSON Schema object."""
+    type: Literal["function"] | None = None
+    """Always `function`."""
+
+
+class TracingConfiguration(StrictModel):
+    """Explicit tracing settings for the traces dashboard."""
+
+    group_id: str | None = None
+    """Group id for filtering and grouping traces."""
+    metadata: dict[str, Any] | None = None
+    """Arbitrary metadata attached to the trace."""
+    workflow_name: str | None = None
+    """The name the trace is shown under."""
+
+
+Tracing: TypeAlias = Literal["auto"] | TracingConfiguration
+"""`auto` traces with default names; null disables; once on it cannot be changed."""
+
+
+class TurnDetection(StrictModel):
+    """Server VAD (volume based) or semantic VAD (a turn-end model) settings."""
+
+    create_response: bool | None = None
+    """Generate a response automatically when a VAD stop event occurs."""
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    """`semantic_vad` only: how soon to respond; `auto` equals `medium`."""
+    interrupt_response: bool | None = None
+    """Interrupt an ongoing response when a VAD start event occurs."""
+    prefix_padding_ms: Annotated[int, Field(ge=0)] | None = None
+    """`server_vad` only: audio kept before detected speech, in ms (default 300)."""
+    silence_duration_ms: Annotated[int, Field(ge=0)] | None = None
+    """`server_vad` only: silence that ends speech, in ms (default 500)."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    """`server_vad` only: activation threshold, 0.0 to 1.0 (default 0.5)."""
+    type: Literal["server_vad", "semantic_vad"] | None = None
+    """The kind of turn detection; the API's default is `server_vad`."""
+
+
+MaxTokens: TypeAlias = Annotated[int, Field(ge=1, le=4096)] | Literal["inf"]
+"""1 to 4096 output tokens per response, or `inf` for the model's maximum."""
+
+
+class Session(StrictModel):
+    """A Realtime session configuration, field for field as the seed defines it.
+
+    `None` means "not set". Where OpenAI gives `null` a meaning of its own
+    (turn detection, noise reduction, transcription, tracing: "set to null to
+    turn off"), the difference between an absent field and an explicit null is
+    kept in `model_fields_set`.
+    """
+
+    id: str | None = None
+    """`sess_...`; assigned by OpenAI, so clients may not send it."""
+    input_audio_format: AudioFormat | None = None
+    """The format of input audio."""
+    input_audio_noise_reduction: InputAudioNoiseReduction | None = None
+    """Input noise reduction; null turns it off."""
+    input_audio_transcription: InputAudioTranscription | None = None
+    """Input transcription; off by default, null turns it off."""
+    instructions: str | None = None
+    """System instructions prepended to model calls."""
+    max_response_output_tokens: MaxTokens | None = None
+    """Cap on output tokens per response, tool calls included; default `inf`."""
+    modalities: list[Literal["text", "audio"]] | None = None
+    """What the model responds with; `["text"]` disables audio."""
+    model: Model | None = None
+    """The Realtime model."""
+    output_audio_format: AudioFormat | None = None
+    """The format of output audio (24 kHz for `pcm16`)."""
+    speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
+    """Spoken response speed, 0.25 to 1.5; 1.0 is the default."""
+    temperature: Annotated[float, Field(ge=0.6, le=1.2)] | None = None
+    """Sampling temperature, 0.6 to 1.2 (0.8 recommended for audio)."""
+    tool_choice: str | None = None
+    """`auto`, `none`, `required`, or the name of a function."""
+    tools: list[Tool] | None = None
+    """Functions available to the model."""
+    tracing: Tracing | None = None
+    """Tracing configuration; null disables it."""
+    turn_detection: TurnDetection | None = None
+    """Turn detection; null turns it off and the client triggers responses."""
+    voice: str | None = None
+    """The voice; fixed once the model has answered with audio."""
+
+
+class ExpiresAfter(StrictModel):
+    """How long the minted client secret lives, counted from its creation."""
+
+    anchor: Literal["created_at"] = "created_at"
+    """The only anchor OpenAI supports."""
+    seconds: Annotated[int, Field(ge=10, le=7200)] | None = None
+    """10 to 7200 seconds; the policy's default TTL when absent, capped by its maximum."""
+
+
+class ClientSecretOptions(StrictModel):
+    """The beta request's `client_secret` object."""
+
+    expires_after: ExpiresAfter | None = None
+
+
+class SessionRequest(Session):
+    """Body of `POST /v1/realtime/sessions`: a Session plus the secret's lifetime."""
+
+    client_secret: ClientSecretOptions | None = None

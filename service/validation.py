@@ -1,0 +1,68 @@
+"""Turn pydantic's validation errors into OpenAI-style 400s naming the field.
+
+pydantic reports where an error is as a location tuple that also holds union
+branch tags (`constrained-int`, `literal['inf']`, `server_vad`, ...). Callers
+need the field's dotted path (`audio.input.turn_detection.threshold`,
+`tools[0].name`), as OpenAI writes `param`, so the tags are removed here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from service.errors import InvalidRequest
+from service.ga import GA_ONLY_FIELDS
+
+FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
+TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none", "server_vad",
+                  "semantic_vad"})  # fmt: skip
+
+
+def param_of(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
+    """`("tools", 0, "name")` -> `tools[0].name`; union tags are dropped."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif FIELD.match(part) and part not in TAGS:
+            path = f"{path}.{part}" if path else part
+    return path or None
+
+
+def _message(error: ErrorDetails, param: str | None) -> tuple[str, str]:
+    kind = error["type"]
+    name = param or "body"
+    if kind == "extra_forbidden":
+        last = str(error["loc"][-1]) if error["loc"] else ""
+        if last in GA_ONLY_FIELDS:
+            return (f"Unsupported parameter: '{name}'. It has no equivalent in the Realtime "
+                    "Session this service's policy governs.", "unsupported_parameter")  # fmt: skip
+        return f"Unknown parameter: '{name}'.", "unknown_parameter"
+    if kind == "missing":
+        return f"Missing required parameter: '{name}'.", "missing_required_parameter"
+    if kind == "json_invalid":
+        ctx: dict[str, Any] = dict(error.get("ctx") or {})
+        reason = ctx.get("error", "")
+        return (f"We could not parse the JSON body of your request ({reason}).",
+                "invalid_json")  # fmt: skip
+    if kind in ("model_type", "model_attributes_type") and param is None:
+        return "The request body must be a JSON object.", "invalid_type"
+    code = "invalid_type" if kind.endswith("_type") or kind == "model_type" else "invalid_value"
+    return f"Invalid value for '{name}': {error['msg']}.", code
+
+
+def invalid_request_from(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+    """The 400 for a failed validation: the first problem, with its dotted `param`."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    param = param_of(first["loc"], prefix)
+    message, code = _message(first, param)
+    if len(errors) > 1 and first["type"] not in ("json_invalid",):
+        others = sorted({p for e in errors[1:] if (p := param_of(e["loc"], prefix)) != param})
+        if others:
+            message += f" Also invalid: {', '.join(repr(p) for p in others[:5])}."
+    return InvalidRequest(message, param=param, code=code)
