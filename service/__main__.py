@@ -52,8 +52,15 @@ def _emulator(argv: list[str]) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     configure("json", "INFO")
-    uvicorn.run(create_emulator(args.latency_ms), host=args.host, port=args.port, loop="uvloop",
-                http="httptools", log_config=None, access_log=False)  # fmt: skip
+    uvicorn.run(
+        create_emulator(args.latency_ms),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.deps import BodyDep, LogFieldsDep, SettingsDep, UpstreamDep
-from service.mint import client_secrets_door, sessions_door
+from service.mint import Plan, client_secrets_door, sessions_door
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -21,28 +21,41 @@ DryRun = Query(False, description="Apply the policy and show the result; mint no
 
 
 def _json(content: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, headers=headers,
-                    media_type="application/json")  # fmt: skip
+    return Response(
+        orjson.dumps(content), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _mint_headers(planned: Plan) -> dict[str, str]:
+    """No caching of secrets, and what the policy did, in brief, on every mint."""
+    brief = planned.header()
+    return {**NO_STORE, "X-Policy-Decisions": brief} if brief else NO_STORE
 
 
 @router.post("/v1/realtime/sessions", tags=["mint"])
 async def create_session(
-    settings: SettingsDep, upstream: UpstreamDep, body: BodyDep, fields: LogFieldsDep,
+    settings: SettingsDep,
+    upstream: UpstreamDep,
+    body: BodyDep,
+    fields: LogFieldsDep,
     dry_run: bool = DryRun,
-) -> Response:  # fmt: skip
+) -> Response:
     """Mint a client secret from a beta-shaped Session (what beta-era frontends send)."""
-    result = await sessions_door(settings, upstream, body, dry_run, fields)
-    return _json(result, NO_STORE)
+    result, planned = await sessions_door(settings, upstream, body, dry_run, fields)
+    return _json(result, _mint_headers(planned))
 
 
 @router.post("/v1/realtime/client_secrets", tags=["mint"])
 async def create_client_secret(
-    settings: SettingsDep, upstream: UpstreamDep, body: BodyDep, fields: LogFieldsDep,
+    settings: SettingsDep,
+    upstream: UpstreamDep,
+    body: BodyDep,
+    fields: LogFieldsDep,
     dry_run: bool = DryRun,
-) -> Response:  # fmt: skip
+) -> Response:
     """Mint a client secret from OpenAI's GA request shape."""
-    result = await client_secrets_door(settings, upstream, body, dry_run, fields)
-    return _json(result, NO_STORE)
+    result, planned = await client_secrets_door(settings, upstream, body, dry_run, fields)
+    return _json(result, _mint_headers(planned))
 
 
 @router.get("/v1/policy", tags=["policy"])
@@ -60,5 +73,6 @@ async def healthz() -> Response:
 @router.get("/readyz", tags=["health"])
 async def readyz(settings: SettingsDep) -> Response:
     """Ready to mint: configuration loaded and the upstream client open."""
-    return _json({"status": "ready", "upstream": "emulator" if settings.upstream_emulator
-                  else "openai"})  # fmt: skip
+    return _json(
+        {"status": "ready", "upstream": "emulator" if settings.upstream_emulator else "openai"}
+    )

@@ -33,8 +33,9 @@ from service.validation import param_of
 
 log = structlog.get_logger("service.request")
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
-                   Awaitable[None]]  # fmt: skip
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
 
 
 class State(TypedDict):
@@ -46,8 +47,12 @@ class State(TypedDict):
 
 def error_response(error: ServiceError) -> Response:
     """The one place an error becomes an HTTP response."""
-    return Response(error.body(), status_code=error.status_code, headers=error.headers,
-                    media_type="application/json")  # fmt: skip
+    return Response(
+        error.body(),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type="application/json",
+    )
 
 
 async def _service_error(_request: Request, exc: Exception) -> Response:
@@ -58,7 +63,7 @@ async def _service_error(_request: Request, exc: Exception) -> Response:
 async def _validation_error(_request: Request, exc: Exception) -> Response:
     """FastAPI's 422 (query parameters such as `dry_run`) remapped to OpenAI's 400."""
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
-    first = next(iter(exc.errors()), {})
+    first: dict[str, Any] = next(iter(exc.errors()), {})
     loc = tuple(part for part in first.get("loc", ()) if part not in ("query", "body", "path"))
     param = param_of(loc)
     message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
@@ -102,15 +107,21 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]  # fmt: skip
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            fields.update(method=scope["method"], path=scope["path"], status=status,
-                          total_ms=round((time.perf_counter() - started) * 1000, 3))  # fmt: skip
+            fields.update(
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                total_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
             log.info("request", **fields)
 
 
@@ -119,7 +130,7 @@ def _request_id(scope: Scope) -> str:
         if name == b"x-request-id":
             text = value.decode("latin-1")
             if 0 < len(text) <= 128 and text.isprintable():
-                return text
+                return str(text)
     return uuid.uuid4().hex
 
 

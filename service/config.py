@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.policy import Policy, split_csv
+from service.policy import Policy
 
 
 def available_cpus() -> int:
@@ -31,7 +31,7 @@ def available_cpus() -> int:
 def parse_pairs(value: object) -> object:
     """Read `a=b,c=d` from env as `{"a": "b", "c": "d"}`."""
     if isinstance(value, str):
-        pairs = [item.split("=", 1) for item in split_csv(value)]  # type: ignore[union-attr]
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("expected name=value pairs separated by commas")
         return {name.strip(): target.strip() for name, target in pairs}
@@ -103,6 +103,6 @@ def load_settings(**overrides: object) -> Settings:
     """Settings from env, `.env` and the Docker secrets directory (if it exists)."""
     secrets_dir = os.environ.get("SECRETS_DIR", "/run/secrets")
     return Settings(
-        _secrets_dir=secrets_dir if os.path.isdir(secrets_dir) else None,  # type: ignore[call-arg]
+        _secrets_dir=secrets_dir if os.path.isdir(secrets_dir) else None,
         **overrides,  # type: ignore[arg-type]
     )

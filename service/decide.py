@@ -12,6 +12,7 @@ Pure functions on frozen pydantic models: no I/O, cheap enough for the hot path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,8 +35,12 @@ class Decision:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form used in responses and the audit log."""
-        return {"param": self.param, "action": self.action, "reason": self.reason,
-                "applied": self.applied}  # fmt: skip
+        return {
+            "param": self.param,
+            "action": self.action,
+            "reason": self.reason,
+            "applied": self.applied,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +95,19 @@ def _model_and_voice(m: _Merge) -> None:
     if r.model is None:
         m.default("model", p.default_model, "server default model")
     elif r.model not in p.allowed_models:
-        m.violate("model", f"model '{r.model}' is not allowed (allowed: "
-                  f"{_allowed(p.allowed_models)})", p.default_model)  # fmt: skip
+        m.violate(
+            "model",
+            f"model '{r.model}' is not allowed (allowed: {_allowed(p.allowed_models)})",
+            p.default_model,
+        )
     if r.voice is None:
         m.default("voice", p.default_voice, "server default voice")
     elif r.voice not in p.allowed_voices:
-        m.violate("voice", f"voice '{r.voice}' is not allowed (allowed: "
-                  f"{_allowed(p.allowed_voices)})", p.default_voice)  # fmt: skip
+        m.violate(
+            "voice",
+            f"voice '{r.voice}' is not allowed (allowed: {_allowed(p.allowed_voices)})",
+            p.default_voice,
+        )
 
 
 def _instructions(m: _Merge) -> None:
@@ -109,8 +120,11 @@ def _instructions(m: _Merge) -> None:
             m.pin("instructions", server, "server instructions")
         return
     if text is not None and len(text) > p.max_instructions_chars:
-        m.violate("instructions", f"instructions exceed {p.max_instructions_chars} characters",
-                  text[: p.max_instructions_chars])  # fmt: skip
+        m.violate(
+            "instructions",
+            f"instructions exceed {p.max_instructions_chars} characters",
+            text[: p.max_instructions_chars],
+        )
         text = text[: p.max_instructions_chars]
     if text is None:
         if server is not None:
@@ -148,16 +162,23 @@ def _tools(m: _Merge) -> None:
         unknown = [t.name or "" for t in requested if t.name not in by_name]
         effective = list({t.name: by_name[t.name] for t in requested if t.name in by_name}.values())
         if unknown:
-            m.violate("tools", f"tools not offered by the server: {', '.join(unknown)} (offered: "
-                      f"{_allowed(p.tool_names)})", effective)  # fmt: skip
+            m.violate(
+                "tools",
+                f"tools not offered by the server: {', '.join(unknown)} (offered: "
+                f"{_allowed(p.tool_names)})",
+                effective,
+            )
         else:
             m.pin("tools", effective, "server definitions of the chosen tools")
     choice = m.request.tool_choice
     if choice is not None and choice not in TOOL_CHOICE_OPTIONS:
         names = {tool.name for tool in effective or ()}
         if choice not in names:
-            m.violate("tool_choice", f"tool_choice names '{choice}', which is not among the "
-                      "session's tools", None)  # fmt: skip
+            m.violate(
+                "tool_choice",
+                f"tool_choice names '{choice}', which is not among the session's tools",
+                None,
+            )
 
 
 def _limits(m: _Merge) -> None:
@@ -167,11 +188,15 @@ def _limits(m: _Merge) -> None:
         if asked is None:
             m.default("max_response_output_tokens", cap, "server cap on output tokens")
         elif asked == "inf" or asked > cap:
-            m.violate("max_response_output_tokens", f"max_response_output_tokens is capped at {cap}",
-                      cap)  # fmt: skip
+            m.violate(
+                "max_response_output_tokens", f"max_response_output_tokens is capped at {cap}", cap
+            )
     if r.speed is not None and not p.speed_min <= r.speed <= p.speed_max:
-        m.violate("speed", f"speed must be between {p.speed_min} and {p.speed_max}",
-                  min(max(r.speed, p.speed_min), p.speed_max))  # fmt: skip
+        m.violate(
+            "speed",
+            f"speed must be between {p.speed_min} and {p.speed_max}",
+            min(max(r.speed, p.speed_min), p.speed_max),
+        )
 
 
 def _audio(m: _Merge) -> None:
@@ -182,13 +207,18 @@ def _audio(m: _Merge) -> None:
         if asked is None and "pcm16" not in formats:
             m.pin(name, formats[0], "the API's default pcm16 is not allowed")
         elif asked is not None and asked not in formats:
-            m.violate(name, f"{name} '{asked}' is not allowed (allowed: {_allowed(formats)})",
-                      formats[0])  # fmt: skip
+            m.violate(
+                name, f"{name} '{asked}' is not allowed (allowed: {_allowed(formats)})", formats[0]
+            )
     nr = r.input_audio_noise_reduction
     if nr is not None and nr.type is not None and nr.type not in p.allowed_noise_reduction:
-        m.violate("input_audio_noise_reduction.type", f"noise reduction '{nr.type}' is not "
-                  f"allowed (allowed: {_allowed(p.allowed_noise_reduction)})", None,
-                  "input_audio_noise_reduction")  # fmt: skip
+        m.violate(
+            "input_audio_noise_reduction.type",
+            f"noise reduction '{nr.type}' is not "
+            f"allowed (allowed: {_allowed(p.allowed_noise_reduction)})",
+            None,
+            "input_audio_noise_reduction",
+        )
     if r.modalities is not None:
         wanted = "text" if set(r.modalities) == {"text"} else "audio"
         if wanted not in p.allowed_output_modalities:
@@ -209,9 +239,12 @@ def _transcription(m: _Merge) -> None:
     elif t.model is None:
         m.default(param, t.model_copy(update={"model": allowed[0]}), "server transcription model")
     elif t.model not in allowed:
-        m.violate(f"{param}.model", f"transcription model '{t.model}' is not allowed (allowed: "
-                  f"{_allowed(allowed)})", InputAudioTranscription(
-                      language=t.language, model=allowed[0], prompt=t.prompt), param)  # fmt: skip
+        m.violate(
+            f"{param}.model",
+            f"transcription model '{t.model}' is not allowed (allowed: {_allowed(allowed)})",
+            InputAudioTranscription(language=t.language, model=allowed[0], prompt=t.prompt),
+            param,
+        )
 
 
 def _turn_detection(m: _Merge) -> None:
@@ -219,7 +252,7 @@ def _turn_detection(m: _Merge) -> None:
     allowed = p.allowed_turn_detection
     td = r.turn_detection
     if td is not None:
-        kind = td.type or "server_vad"
+        kind: str = td.type or "server_vad"
     else:
         kind = "none" if "turn_detection" in r.model_fields_set else "absent"
     fallback = None if allowed[0] == "none" else TurnDetection(type=allowed[0])
@@ -227,16 +260,36 @@ def _turn_detection(m: _Merge) -> None:
         if "server_vad" not in allowed:
             m.pin("turn_detection", fallback, "the API's default server_vad is not allowed")
     elif kind not in allowed:
-        m.violate("turn_detection", f"turn detection '{kind}' is not allowed (allowed: "
-                  f"{_allowed(allowed)})", fallback)  # fmt: skip
+        m.violate(
+            "turn_detection",
+            f"turn detection '{kind}' is not allowed (allowed: {_allowed(allowed)})",
+            fallback,
+        )
 
 
-RULES = (_model_and_voice, _instructions, _tracing, _tools, _limits, _audio, _transcription,
-         _turn_detection)  # fmt: skip
+RULES = (
+    _model_and_voice,
+    _instructions,
+    _tracing,
+    _tools,
+    _limits,
+    _audio,
+    _transcription,
+    _turn_detection,
+)
 
 
-def evaluate(policy: Policy, request: Session, ttl_seconds: int | None) -> Outcome:
-    """Merge `request` into `policy`: the effective session, or a `PolicyViolation`."""
+def evaluate(
+    policy: Policy,
+    request: Session,
+    ttl_seconds: int | None,
+    name: Callable[[str], str] = str,
+) -> Outcome:
+    """Merge `request` into `policy`: the effective session, or a `PolicyViolation`.
+
+    `name` spells parameters the way the caller's door does (`voice` on the beta
+    door, `session.audio.output.voice` on the GA door).
+    """
     m = _Merge(policy, request)
     for rule in RULES:
         rule(m)
@@ -246,13 +299,17 @@ def evaluate(policy: Policy, request: Session, ttl_seconds: int | None) -> Outco
         if ttl_seconds > policy.max_token_ttl_seconds:
             ttl = policy.max_token_ttl_seconds
             m.violations.append(("expires_after.seconds", f"token lifetime is capped at {ttl}s"))
-            m.decisions.append(Decision("expires_after.seconds", "clamped",
-                                        f"token lifetime is capped at {ttl}s", ttl))  # fmt: skip
+            m.decisions.append(
+                Decision(
+                    "expires_after.seconds", "clamped", f"token lifetime is capped at {ttl}s", ttl
+                )
+            )
     if m.violations and policy.on_violation == "reject":
+        named = [(name(param), message) for param, message in m.violations]
         raise PolicyViolation(
-            "Policy violation: " + "; ".join(f"{p}: {msg}" for p, msg in m.violations),
-            param=m.violations[0][0],
-            extra={"violations": [{"param": p, "message": msg} for p, msg in m.violations]},
+            "Policy violation: " + "; ".join(f"{p}: {msg}" for p, msg in named),
+            param=named[0][0],
+            extra={"violations": [{"param": p, "message": msg} for p, msg in named]},
         )
     session = request.model_copy(update=m.updates) if m.updates else request
     return Outcome(session, ttl, tuple(m.decisions))

@@ -33,7 +33,9 @@ def get_log_fields(request: Request) -> dict[str, Any]:
     return fields
 
 
-async def read_body(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> bytes:
+async def read_body(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+) -> bytes:
     """The raw body, refused with 413 as soon as it exceeds `MAX_BODY_BYTES`.
 
     Checked against Content-Length first, then counted while streaming, so an

@@ -49,19 +49,31 @@ DEFAULT_SESSION: dict[str, Any] = {
 DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
     "input": {
         "format": {"type": "audio/pcm", "rate": 24000},
-        "transcription": None,
-        "noise_reduction": None,
-        "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                           "silence_duration_ms": 200, "create_response": True,
-                           "interrupt_response": True, "idle_timeout_ms": None},  # fmt: skip
+        "turn_detection": {
+            "type": "server_vad",
+            "threshold": 0.5,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": 200,
+            "create_response": True,
+            "interrupt_response": True,
+            "idle_timeout_ms": None,
+        },
     },
     "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
 }
 
 
 def _error(status: int, message: str, param: str | None, code: str | None) -> tuple[int, bytes]:
-    return status, orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                           "param": param, "code": code}})  # fmt: skip
+    return status, orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": param,
+                "code": code,
+            }
+        }
+    )
 
 
 def answer(body: bytes, has_key: bool) -> tuple[int, bytes]:
@@ -83,15 +95,23 @@ def answer(body: bytes, has_key: bool) -> tuple[int, bytes]:
     }
     session["id"] = f"sess_emu_{secrets.token_hex(8)}"
     session["expires_at"] = 0
-    return 200, orjson.dumps({"value": f"ek_emulator_{secrets.token_hex(16)}",
-                              "expires_at": now + seconds, "session": session})  # fmt: skip
+    return 200, orjson.dumps(
+        {
+            "value": f"ek_emulator_{secrets.token_hex(16)}",
+            "expires_at": now + seconds,
+            "session": session,
+        }
+    )
 
 
 def create_emulator(latency_ms: float = 0.0) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The emulator as an ASGI app; `latency_ms` delays every answer (load tests)."""
     delay = latency_ms / 1000
-    log.warning("emulator_active", note="UPSTREAM EMULATOR: secrets are fake, nothing "
-                "reaches OpenAI; for development and benchmarks only")  # fmt: skip
+    log.warning(
+        "emulator_active",
+        note="UPSTREAM EMULATOR: secrets are fake, nothing "
+        "reaches OpenAI; for development and benchmarks only",
+    )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -110,18 +130,27 @@ def create_emulator(latency_ms: float = 0.0) -> Callable[[Scope, Receive, Send],
         if scope["path"] == "/healthz":
             status, body = 200, b'{"status":"ok","emulator":true}'
         elif scope["path"] != PATH or scope["method"] != "POST":
-            status, body = _error(404, f"Invalid URL ({scope['method']} {scope['path']})", None,
-                                  None)  # fmt: skip
+            status, body = _error(
+                404, f"Invalid URL ({scope['method']} {scope['path']})", None, None
+            )
         else:
             headers = dict(scope["headers"])
             has_key = headers.get(b"authorization", b"").startswith(b"Bearer ") or (
-                b"api-key" in headers)  # fmt: skip
+                b"api-key" in headers
+            )
             if delay:
                 await asyncio.sleep(delay)
             status, body = answer(b"".join(chunks), has_key)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app

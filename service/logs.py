@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import structlog
 
-SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|ek_[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|eyJ[\w\-]+\.[\w\-]+\.[\w\-]*)")
+SECRET = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{6,}|ek_[A-Za-z0-9_\-]{6,}|Bearer\s+\S+|eyJ[\w\-]+\.[\w\-]+\.[\w\-]*)"
+)
 
 
 def _scrub_text(text: str) -> str:

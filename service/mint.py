@@ -14,6 +14,7 @@ a dry run answers exactly as the real request would up to step 5.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,7 +25,14 @@ from service.config import Settings
 from service.decide import Outcome, evaluate
 from service.errors import InvalidRequest
 from service.session import Session, SessionRequest
-from service.translate import check_carriable, from_ga, seed_view, to_ga
+from service.translate import (
+    check_carriable,
+    from_ga,
+    ga_param,
+    seed_param,
+    seed_view,
+    to_ga,
+)
 from service.upstream import Minted, Upstream
 from service.validation import invalid_request_from
 
@@ -40,8 +48,9 @@ def parse(model: type[M], body: bytes) -> M:
     except ValidationError as exc:
         raise invalid_request_from(exc) from None
     except RecursionError:
-        raise InvalidRequest("The request body is nested too deeply.",
-                             code="invalid_json") from None  # fmt: skip
+        raise InvalidRequest(
+            "The request body is nested too deeply.", code="invalid_json"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +60,24 @@ class Plan:
     outcome: Outcome
     body: dict[str, Any]
 
+    def header(self) -> str:
+        """`param=action, ...`: the decisions in brief, for the X-Policy-Decisions header."""
+        return ", ".join(f"{d.param}={d.action}" for d in self.outcome.decisions)
+
     def decisions(self) -> list[dict[str, Any]]:
         """The policy's decisions as JSON, for responses and the audit log."""
         return [decision.as_dict() for decision in self.outcome.decisions]
 
 
-def plan(settings: Settings, session: Session, ttl_seconds: int | None) -> Plan:
+def plan(
+    settings: Settings,
+    session: Session,
+    ttl_seconds: int | None,
+    name: Callable[[str], str] = seed_param,
+) -> Plan:
     """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
-    check_carriable(session)
-    outcome = evaluate(settings.policy, session, ttl_seconds)
+    check_carriable(session, name)
+    outcome = evaluate(settings.policy, session, ttl_seconds, name)
     body = {
         "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
         "session": to_ga(outcome.session, settings.upstream_model_map),
@@ -73,25 +91,36 @@ def _effective_seed(outcome: Outcome) -> dict[str, Any]:
 
 def _log(fields: dict[str, Any], door: str, planned: Plan) -> None:
     session = planned.outcome.session
-    fields.update(door=door, model=session.model, voice=session.voice,
-                  decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions])  # fmt: skip
+    fields.update(
+        door=door,
+        model=session.model,
+        voice=session.voice,
+        decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions],
+    )
 
 
 def _reverse_map(settings: Settings) -> dict[str, str]:
     return {target: name for name, target in settings.upstream_model_map.items()}
 
 
-async def _mint(upstream: Upstream, planned: Plan, request_id: str, fields: dict[str, Any]) -> Minted:
+async def _mint(
+    upstream: Upstream, planned: Plan, request_id: str, fields: dict[str, Any]
+) -> Minted:
     minted = await upstream.mint_client_secret(planned.body, request_id)
-    fields.update(outcome="minted", upstream_status=minted.upstream_status,
-                  upstream_ms=round(minted.upstream_ms, 3), attempts=minted.attempts,
-                  upstream_session_id=minted.session.get("id"), expires_at=minted.expires_at)  # fmt: skip
+    fields.update(
+        outcome="minted",
+        upstream_status=minted.upstream_status,
+        upstream_ms=round(minted.upstream_ms, 3),
+        attempts=minted.attempts,
+        upstream_session_id=minted.session.get("id"),
+        expires_at=minted.expires_at,
+    )
     return minted
 
 
 async def sessions_door(
     settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
     request = parse(SessionRequest, body)
     expires = request.client_secret.expires_after if request.client_secret else None
@@ -99,29 +128,40 @@ async def sessions_door(
     _log(fields, "sessions", planned)
     if dry_run:
         fields["outcome"] = "dry_run"
-        return {"dry_run": True, "session": _effective_seed(planned.outcome),
-                "expires_after": planned.body["expires_after"],
-                "policy_decisions": planned.decisions()}  # fmt: skip
+        return {
+            "dry_run": True,
+            "session": _effective_seed(planned.outcome),
+            "expires_after": planned.body["expires_after"],
+            "policy_decisions": planned.decisions(),
+        }, planned
     minted = await _mint(upstream, planned, fields["request_id"], fields)
-    view = seed_view(minted.session, _reverse_map(settings)) if minted.session else (
-        _effective_seed(planned.outcome))  # fmt: skip
-    return {**view, "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
-            "policy_decisions": planned.decisions()}  # fmt: skip
+    view = (
+        seed_view(minted.session, _reverse_map(settings))
+        if minted.session
+        else (_effective_seed(planned.outcome))
+    )
+    return {
+        **view,
+        "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
+        "policy_decisions": planned.decisions(),
+    }, planned
 
 
 async def client_secrets_door(
     settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
     request = parse(ga.ClientSecretRequest, body)
     session = from_ga(request.session or ga.GASession(type="realtime"))
     seconds = request.expires_after.seconds if request.expires_after else None
-    planned = plan(settings, session, seconds)
+    planned = plan(settings, session, seconds, ga_param)
     _log(fields, "client_secrets", planned)
     if dry_run:
         fields["outcome"] = "dry_run"
-        return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}
+        return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}, planned
     minted = await _mint(upstream, planned, fields["request_id"], fields)
-    return {"value": minted.value, "expires_at": minted.expires_at,
-            "session": minted.session or planned.body["session"],
-            "policy_decisions": planned.decisions()}  # fmt: skip
+    return {
+        "value": minted.value,
+        "expires_at": minted.expires_at,
+        "session": minted.session or planned.body["session"],
+    }, planned

@@ -27,6 +27,11 @@ def split_csv(value: object) -> object:
     return value
 
 
+def empty_is_none(value: object) -> object:
+    """An empty env value (`POLICY_INSTRUCTIONS=`) means unset, not an empty string."""
+    return None if value == "" else value
+
+
 def read_tools(value: object) -> object:
     """Read `POLICY_TOOLS` as inline JSON, or as `@path` to a JSON file."""
     if not isinstance(value, str):
@@ -51,10 +56,16 @@ OutputModality: TypeAlias = Literal["audio", "text"]
 NoiseReduction: TypeAlias = Literal["near_field", "far_field"]
 # Env lists are comma-separated: NoDecode stops pydantic-settings reading them as JSON.
 CsvStr: TypeAlias = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
-CsvModalities: TypeAlias = Annotated[tuple[OutputModality, ...], NoDecode, BeforeValidator(split_csv)]
+CsvModalities: TypeAlias = Annotated[
+    tuple[OutputModality, ...], NoDecode, BeforeValidator(split_csv)
+]
 CsvFormats: TypeAlias = Annotated[tuple[AudioFormat, ...], NoDecode, BeforeValidator(split_csv)]
-CsvTurnDetection: TypeAlias = Annotated[tuple[TurnDetectionKind, ...], NoDecode, BeforeValidator(split_csv)]
-CsvNoiseReduction: TypeAlias = Annotated[tuple[NoiseReduction, ...], NoDecode, BeforeValidator(split_csv)]
+CsvTurnDetection: TypeAlias = Annotated[
+    tuple[TurnDetectionKind, ...], NoDecode, BeforeValidator(split_csv)
+]
+CsvNoiseReduction: TypeAlias = Annotated[
+    tuple[NoiseReduction, ...], NoDecode, BeforeValidator(split_csv)
+]
 Speed: TypeAlias = Annotated[float, Field(ge=0.25, le=1.5)]
 Ttl: TypeAlias = Annotated[int, Field(ge=10, le=7200)]
 ALL_VOICES: tuple[str, ...] = (*SEED_VOICES, "marin", "cedar")
@@ -69,7 +80,7 @@ class Policy(BaseModel):
     default_model: str = "gpt-realtime"
     allowed_voices: CsvStr = ALL_VOICES
     default_voice: str = "alloy"
-    instructions: str | None = None
+    instructions: Annotated[str | None, BeforeValidator(empty_is_none)] = None
     instructions_mode: Literal["server", "append", "client"] = "client"
     max_instructions_chars: Annotated[int, Field(ge=0)] = 8000
     tracing: Literal["off", "auto", "client"] = "off"
@@ -113,7 +124,11 @@ class Policy(BaseModel):
             problems.append("POLICY_TOKEN_TTL_SECONDS exceeds POLICY_MAX_TOKEN_TTL_SECONDS")
         if self.speed_min > self.speed_max:
             problems.append("POLICY_SPEED_MIN exceeds POLICY_SPEED_MAX")
-        for name in ("allowed_output_modalities", "allowed_audio_formats", "allowed_turn_detection"):
+        for name in (
+            "allowed_output_modalities",
+            "allowed_audio_formats",
+            "allowed_turn_detection",
+        ):
             if not getattr(self, name):
                 problems.append(f"POLICY_{name.upper()} must name at least one value")
         names = [tool.name for tool in self.tools]

@@ -77,8 +77,15 @@ Model: TypeAlias = Literal[
 KNOWN_MODELS: frozenset[str] = frozenset(SEED_MODELS + GA_MODELS)
 
 SEED_VOICES: tuple[str, ...] = (
-    "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
-)  # fmt: skip
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "sage",
+    "shimmer",
+    "verse",
+)
 """The voices the seed documents; `voice` itself is any string (new voices appear)."""
 
 

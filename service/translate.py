@@ -24,7 +24,7 @@ turn-detection fields that belong to the other VAD type, and an empty
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service import ga
@@ -36,21 +36,57 @@ FORMAT_TO_GA: dict[str, dict[str, Any]] = {
     "g711_ulaw": {"type": "audio/pcmu"},
     "g711_alaw": {"type": "audio/pcma"},
 }
-FORMAT_FROM_GA: dict[str, str] = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw",
-                                  "audio/pcma": "g711_alaw"}  # fmt: skip
+FORMAT_FROM_GA: dict[str, str] = {
+    "audio/pcm": "pcm16",
+    "audio/pcmu": "g711_ulaw",
+    "audio/pcma": "g711_alaw",
+}
 SERVER_VAD_ONLY = ("prefix_padding_ms", "silence_duration_ms", "threshold")
 
 
+GA_PARAMS: dict[str, str] = {
+    "model": "session.model",
+    "instructions": "session.instructions",
+    "modalities": "session.output_modalities",
+    "max_response_output_tokens": "session.max_output_tokens",
+    "input_audio_format": "session.audio.input.format",
+    "input_audio_noise_reduction": "session.audio.input.noise_reduction",
+    "input_audio_transcription": "session.audio.input.transcription",
+    "turn_detection": "session.audio.input.turn_detection",
+    "output_audio_format": "session.audio.output.format",
+    "voice": "session.audio.output.voice",
+    "speed": "session.audio.output.speed",
+    "tools": "session.tools",
+    "tool_choice": "session.tool_choice",
+    "tracing": "session.tracing",
+}
+
+
+def seed_param(param: str) -> str:
+    """Name a parameter as the beta door's callers wrote it (the seed's own path)."""
+    return param.replace("expires_after.", "client_secret.expires_after.")
+
+
+def ga_param(param: str) -> str:
+    """Name a seed parameter as the GA door's callers wrote it."""
+    head, dot, rest = param.partition(".")
+    return GA_PARAMS.get(head, head) + dot + rest
+
+
 def _unsupported(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(f"'{param}' cannot be sent: {why}", param=param,
-                          code="unsupported_parameter")  # fmt: skip
+    return InvalidRequest(
+        f"'{param}' cannot be sent: {why}", param=param, code="unsupported_parameter"
+    )
 
 
-def check_carriable(session: Session) -> None:
+def check_carriable(session: Session, name: Callable[[str], str] = seed_param) -> None:
     """Refuse seed fields the GA API cannot express, before any policy runs."""
     if session.temperature is not None:
-        raise _unsupported("temperature", "OpenAI's GA Realtime API has no temperature; "
-                           "remove it (the model's default sampling applies)")  # fmt: skip
+        raise _unsupported(
+            "temperature",
+            "OpenAI's GA Realtime API has no temperature; "
+            "remove it (the model's default sampling applies)",
+        )
     if session.id is not None:
         raise _unsupported("id", "the session id is assigned by OpenAI")
     if session.modalities is not None and not session.modalities:
@@ -58,11 +94,13 @@ def check_carriable(session: Session) -> None:
     td = session.turn_detection
     if td is not None:
         if td.type == "semantic_vad":
-            for name in SERVER_VAD_ONLY:
-                if getattr(td, name) is not None:
-                    raise _unsupported(f"turn_detection.{name}", "it applies to server_vad only")
+            for field in SERVER_VAD_ONLY:
+                if getattr(td, field) is not None:
+                    raise _unsupported(
+                        name(f"turn_detection.{field}"), "it applies to server_vad only"
+                    )
         elif td.eagerness is not None:
-            raise _unsupported("turn_detection.eagerness", "it applies to semantic_vad only")
+            raise _unsupported(name("turn_detection.eagerness"), "it applies to semantic_vad only")
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,8 +108,14 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _tool(tool: Tool) -> dict[str, Any]:
-    return _drop_none({"type": "function", "name": tool.name, "description": tool.description,
-                       "parameters": tool.parameters})  # fmt: skip
+    return _drop_none(
+        {
+            "type": "function",
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        }
+    )
 
 
 def _turn_detection(td: TurnDetection) -> dict[str, Any]:
@@ -103,11 +147,13 @@ def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[
         audio_in["turn_detection"] = _turn_detection(s.turn_detection)
     elif "turn_detection" in s.model_fields_set:
         audio_in["turn_detection"] = None
-    audio_out = _drop_none({
-        "format": FORMAT_TO_GA[s.output_audio_format] if s.output_audio_format else None,
-        "voice": s.voice,
-        "speed": s.speed,
-    })  # fmt: skip
+    audio_out = _drop_none(
+        {
+            "format": FORMAT_TO_GA[s.output_audio_format] if s.output_audio_format else None,
+            "voice": s.voice,
+            "speed": s.speed,
+        }
+    )
     audio = _drop_none({"input": audio_in or None, "output": audio_out or None})
     if audio:
         out["audio"] = audio
@@ -120,8 +166,9 @@ def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[
             else {"type": "function", "name": s.tool_choice}
         )
     if s.tracing is not None:
-        out["tracing"] = s.tracing if isinstance(s.tracing, str) else s.tracing.model_dump(
-            exclude_none=True)  # fmt: skip
+        out["tracing"] = (
+            s.tracing if isinstance(s.tracing, str) else s.tracing.model_dump(exclude_none=True)
+        )
     return out
 
 
@@ -168,7 +215,9 @@ def _format_from_ga(value: Any) -> str | None:
     return None
 
 
-def seed_view(ga_session: Mapping[str, Any], reverse_model_map: Mapping[str, str]) -> dict[str, Any]:
+def seed_view(
+    ga_session: Mapping[str, Any], reverse_model_map: Mapping[str, str]
+) -> dict[str, Any]:
     """The seed-shaped Session for an upstream GA session (beta door responses).
 
     Lenient by design: this reads OpenAI's answer, which may carry fields newer
@@ -188,14 +237,17 @@ def seed_view(ga_session: Mapping[str, Any], reverse_model_map: Mapping[str, str
         "model": reverse_model_map.get(model, model) if isinstance(model, str) else model,
         "instructions": ga_session.get("instructions"),
         "modalities": (["text"] if modalities == ["text"] else ["audio", "text"])
-        if modalities is not None else None,
+        if modalities is not None
+        else None,
         "max_response_output_tokens": ga_session.get("max_output_tokens"),
         "input_audio_format": _format_from_ga(audio_in.get("format")),
         "input_audio_noise_reduction": audio_in.get("noise_reduction"),
         "input_audio_transcription": (
-            InputAudioTranscription.model_construct(**{
-                k: transcription.get(k) for k in ("language", "model", "prompt")
-            }).model_dump(exclude_none=True) if isinstance(transcription, Mapping) else None
+            InputAudioTranscription.model_construct(
+                **{k: transcription.get(k) for k in ("language", "model", "prompt")}
+            ).model_dump(exclude_none=True)
+            if isinstance(transcription, Mapping)
+            else None
         ),
         "turn_detection": _seed_turn_detection(audio_in.get("turn_detection")),
         "output_audio_format": _format_from_ga(audio_out.get("format")),
@@ -204,7 +256,7 @@ def seed_view(ga_session: Mapping[str, Any], reverse_model_map: Mapping[str, str
         "tool_choice": choice.get("name") if isinstance(choice, Mapping) else choice,
         "tools": ga_session.get("tools"),
         "tracing": ga_session.get("tracing"),
-    }  # fmt: skip
+    }
     return out
 
 

@@ -90,8 +90,11 @@ class Upstream:
         self._retries = settings.upstream_max_retries
         base_url = "http://emulator/v1" if settings.upstream_emulator else settings.openai_base_url
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-        auth = {"api-key": key} if settings.upstream_api_type == "azure" else {
-            "Authorization": f"Bearer {key}"}  # fmt: skip
+        auth = (
+            {"api-key": key}
+            if settings.upstream_api_type == "azure"
+            else {"Authorization": f"Bearer {key}"}
+        )
         self._url = base_url.rstrip("/") + "/realtime/client_secrets"
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -133,28 +136,44 @@ class Upstream:
             response = await self._client.post(self._url, content=content, headers=headers)
         except httpx.TimeoutException as exc:
             if _is_refused(exc):
-                raise _Retry(UpstreamError("OpenAI is unreachable", code="upstream_unreachable")) from None
+                raise _Retry(
+                    UpstreamError("OpenAI is unreachable", code="upstream_unreachable")
+                ) from None
             raise TimeoutError from None
         except httpx.ConnectError:
-            raise _Retry(UpstreamError("OpenAI is unreachable", code="upstream_unreachable")) from None
+            raise _Retry(
+                UpstreamError("OpenAI is unreachable", code="upstream_unreachable")
+            ) from None
         except httpx.TransportError as exc:
             log.warning("upstream_transport_error", kind=type(exc).__name__)
-            raise _Retry(UpstreamError("the connection to OpenAI failed", code="upstream_connection")) from None
+            raise _Retry(
+                UpstreamError("the connection to OpenAI failed", code="upstream_connection")
+            ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         status = response.status_code
         if status >= 500:
             log.warning("upstream_5xx", upstream_status=status, attempt=attempt)
-            raise _Retry(UpstreamError(f"OpenAI failed with HTTP {status}", code="upstream_server_error"))
+            raise _Retry(
+                UpstreamError(f"OpenAI failed with HTTP {status}", code="upstream_server_error")
+            )
         if status in (401, 403):
-            log.error("upstream_rejected_server_key", upstream_status=status,
-                      hint="the OPENAI_API_KEY configured on this server was refused")  # fmt: skip
-            raise UpstreamError("OpenAI refused this server's credentials; the operator must fix "
-                                "the server's API key", code="upstream_auth_failed")  # fmt: skip
+            log.error(
+                "upstream_rejected_server_key",
+                upstream_status=status,
+                hint="the OPENAI_API_KEY configured on this server was refused",
+            )
+            raise UpstreamError(
+                "OpenAI refused this server's credentials; the operator must fix "
+                "the server's API key",
+                code="upstream_auth_failed",
+            )
         if status == 429:
             retry_after = response.headers.get("retry-after")
-            raise RateLimited("OpenAI rate-limited this server; retry later",
-                              code="upstream_rate_limited",
-                              headers={"Retry-After": retry_after} if retry_after else None)  # fmt: skip
+            raise RateLimited(
+                "OpenAI rate-limited this server; retry later",
+                code="upstream_rate_limited",
+                headers={"Retry-After": retry_after} if retry_after else None,
+            )
         if status >= 400:
             raise _rejected(response)
         return _minted(response, elapsed_ms, attempt)
@@ -179,20 +198,28 @@ def _rejected(response: httpx.Response) -> ServiceError:
     except (orjson.JSONDecodeError, AttributeError):
         pass
     log.warning("upstream_refused_session", upstream_status=response.status_code, param=param)
-    return InvalidRequest(f"OpenAI refused the session: {message}", param=param,
-                          code=code or "upstream_rejected")  # fmt: skip
+    return InvalidRequest(
+        f"OpenAI refused the session: {message}", param=param, code=code or "upstream_rejected"
+    )
 
 
 def _minted(response: httpx.Response, elapsed_ms: float, attempt: int) -> Minted:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        raise UpstreamError("OpenAI answered with something that is not JSON",
-                            code="upstream_bad_response") from None  # fmt: skip
+        raise UpstreamError(
+            "OpenAI answered with something that is not JSON", code="upstream_bad_response"
+        ) from None
     value = data.get("value") if isinstance(data, dict) else None
     expires_at = data.get("expires_at") if isinstance(data, dict) else None
     if not isinstance(value, str) or not value or not isinstance(expires_at, int):
         raise UpstreamError("OpenAI's answer has no client secret", code="upstream_bad_response")
     session = data.get("session")
-    return Minted(value, expires_at, session if isinstance(session, dict) else {},
-                  response.status_code, elapsed_ms, attempt)  # fmt: skip
+    return Minted(
+        value,
+        expires_at,
+        session if isinstance(session, dict) else {},
+        response.status_code,
+        elapsed_ms,
+        attempt,
+    )

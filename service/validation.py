@@ -18,8 +18,9 @@ from service.errors import InvalidRequest
 from service.ga import GA_ONLY_FIELDS
 
 FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
-TAGS = frozenset({"int", "float", "str", "bool", "list", "dict", "none", "server_vad",
-                  "semantic_vad"})  # fmt: skip
+TAGS = frozenset(
+    {"int", "float", "str", "bool", "list", "dict", "none", "server_vad", "semantic_vad"}
+)
 
 
 def param_of(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
@@ -39,16 +40,18 @@ def _message(error: ErrorDetails, param: str | None) -> tuple[str, str]:
     if kind == "extra_forbidden":
         last = str(error["loc"][-1]) if error["loc"] else ""
         if last in GA_ONLY_FIELDS:
-            return (f"Unsupported parameter: '{name}'. It has no equivalent in the Realtime "
-                    "Session this service's policy governs.", "unsupported_parameter")  # fmt: skip
+            return (
+                f"Unsupported parameter: '{name}'. It has no equivalent in the Realtime "
+                "Session this service's policy governs.",
+                "unsupported_parameter",
+            )
         return f"Unknown parameter: '{name}'.", "unknown_parameter"
     if kind == "missing":
         return f"Missing required parameter: '{name}'.", "missing_required_parameter"
     if kind == "json_invalid":
         ctx: dict[str, Any] = dict(error.get("ctx") or {})
         reason = ctx.get("error", "")
-        return (f"We could not parse the JSON body of your request ({reason}).",
-                "invalid_json")  # fmt: skip
+        return (f"We could not parse the JSON body of your request ({reason}).", "invalid_json")
     if kind in ("model_type", "model_attributes_type") and param is None:
         return "The request body must be a JSON object.", "invalid_type"
     code = "invalid_type" if kind.endswith("_type") or kind == "model_type" else "invalid_value"
@@ -62,7 +65,7 @@ def invalid_request_from(exc: ValidationError, prefix: str = "") -> InvalidReque
     param = param_of(first["loc"], prefix)
     message, code = _message(first, param)
     if len(errors) > 1 and first["type"] not in ("json_invalid",):
-        others = sorted({p for e in errors[1:] if (p := param_of(e["loc"], prefix)) != param})
+        others = sorted({p for e in errors[1:] if (p := param_of(e["loc"], prefix)) and p != param})
         if others:
             message += f" Also invalid: {', '.join(repr(p) for p in others[:5])}."
     return InvalidRequest(message, param=param, code=code)

@@ -1,0 +1,107 @@
+"""Fixtures: apps built from explicit Settings, OpenAI replaced by respx at the network edge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from asgi_lifespan import LifespanManager
+
+from service.app import create_app
+from service.config import Settings
+from service.policy import Policy
+from tests.contract import assert_valid_ga_request
+
+API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
+BASE_URL = "https://api.openai.test/v1"
+UPSTREAM_URL = f"{BASE_URL}/realtime/client_secrets"
+CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture(name="anyio_backend")
+def fixture_anyio_backend() -> str:
+    """Run async tests on asyncio, the loop the service runs on."""
+    return "asyncio"
+
+
+@pytest.fixture(name="make_settings")
+def fixture_make_settings() -> MakeSettings:
+    """Build Settings explicitly (no .env), with a policy given as keyword fields."""
+
+    def make(policy: dict[str, Any] | None = None, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "openai_api_key": API_KEY,
+            "openai_base_url": BASE_URL,
+            "upstream_max_retries": 2,
+            "upstream_timeout_seconds": 2.0,
+            "workers": 1,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, policy=Policy(**(policy or {})), **values)
+
+    return make
+
+
+def ga_answer(request: httpx.Request) -> httpx.Response:
+    """What OpenAI answers to a valid mint: the secret and the session echoed with an id."""
+    body = json.loads(request.content)
+    assert_valid_ga_request(body)
+    session = {**body.get("session", {}), "id": "sess_test_1", "object": "realtime.session"}
+    return httpx.Response(
+        200, json={"value": CLIENT_SECRET, "expires_at": 1_900_000_000, "session": session}
+    )
+
+
+@pytest.fixture(name="upstream")
+def fixture_upstream() -> respx.MockRouter:
+    """OpenAI's GA endpoint, mocked; every body it receives is checked against the schema."""
+    router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+    router.post(UPSTREAM_URL, name="mint").mock(side_effect=ga_answer)
+    return router
+
+
+AppClient = Callable[..., Any]
+
+
+@pytest.fixture(name="client_for")
+async def fixture_client_for(
+    upstream: respx.MockRouter,
+) -> AsyncIterator[Callable[[Settings], Any]]:
+    """Open an HTTP client on a fresh app for given Settings (lifespan included)."""
+    stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
+
+    async def open_client(settings: Settings) -> httpx.AsyncClient:
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        manager = LifespanManager(app)
+        await manager.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
+        )
+        stack.append((manager, client))
+        return client
+
+    yield open_client
+    for manager, client in reversed(stack):
+        await client.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture(name="client")
+async def fixture_client(
+    client_for: Callable[[Settings], Any], make_settings: MakeSettings
+) -> httpx.AsyncClient:
+    """A client on the service with the default policy."""
+    client: httpx.AsyncClient = await client_for(make_settings())
+    return client
+
+
+def sent_body(upstream: respx.MockRouter) -> dict[str, Any]:
+    """The JSON body of the last request that reached OpenAI."""
+    body: dict[str, Any] = json.loads(upstream.routes["mint"].calls.last.request.content)
+    return body

@@ -1,0 +1,172 @@
+"""Bad input on the doors: a 4xx in OpenAI's envelope, and nothing sent upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+
+pytestmark = pytest.mark.anyio
+DOORS = ["/v1/realtime/sessions", "/v1/realtime/client_secrets"]
+
+
+def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    error: dict[str, object] = response.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    return error
+
+
+@pytest.mark.parametrize("door", DOORS)
+class TestMalformedBodies:
+    """Bodies that are not a JSON object of the right shape."""
+
+    @pytest.mark.parametrize(
+        "content",
+        [b"{", b"", b"   ", b"null", b"[]", b'"session"', b"42", b"\xff\xfe{}", b'{"a":1}{'],
+    )
+    async def test_not_a_json_object(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str, content: bytes
+    ) -> None:
+        """Malformed JSON, non-objects and invalid UTF-8 are 400s; OpenAI is not called."""
+        error = assert_envelope(await client.post(door, content=content), 400)
+        assert error["type"] == "invalid_request_error"
+        assert not upstream.routes["mint"].called
+
+    async def test_deeply_nested_body(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str
+    ) -> None:
+        """Pathological nesting is refused without a crash."""
+        content = b'{"tools":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        assert_envelope(await client.post(door, content=content), 400)
+        assert not upstream.routes["mint"].called
+
+    async def test_huge_body_is_413(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str
+    ) -> None:
+        """A body over 64 KiB is refused before it is parsed."""
+        content = b'{"instructions": "' + b"x" * 70_000 + b'"}'
+        error = assert_envelope(await client.post(door, content=content), 413)
+        assert error["code"] == "request_too_large"
+        assert not upstream.routes["mint"].called
+
+    async def test_huge_streamed_body_without_length_is_413(
+        self, client: httpx.AsyncClient, door: str
+    ) -> None:
+        """A chunked body is counted as it arrives and cut off at the limit."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(100):
+                yield b"x" * 1024
+
+        assert_envelope(await client.post(door, content=chunks()), 413)
+
+
+class TestFieldErrors:
+    """Field-level errors name the field as a dotted path."""
+
+    @pytest.mark.parametrize(
+        ("body", "param", "code"),
+        [
+            ({"voice": 5}, "voice", "invalid_type"),
+            ({"speed": "fast"}, "speed", "invalid_type"),
+            ({"speed": 2.0}, "speed", "invalid_value"),
+            ({"speed": 0.1}, "speed", "invalid_value"),
+            ({"temperature": 1.5}, "temperature", "invalid_value"),
+            ({"max_response_output_tokens": 0}, "max_response_output_tokens", "invalid_value"),
+            ({"max_response_output_tokens": 4097}, "max_response_output_tokens", "invalid_value"),
+            ({"max_response_output_tokens": "lots"}, "max_response_output_tokens", "invalid_type"),
+            ({"max_response_output_tokens": True}, "max_response_output_tokens", "invalid_type"),
+            ({"turn_detection": {"threshold": 1.5}}, "turn_detection.threshold", "invalid_value"),
+            ({"turn_detection": {"type": "push_to_talk"}}, "turn_detection.type", "invalid_value"),
+            (
+                {"turn_detection": {"prefix_padding_ms": -1}},
+                "turn_detection.prefix_padding_ms",
+                "invalid_value",
+            ),
+            ({"input_audio_format": "mp3"}, "input_audio_format", "invalid_value"),
+            ({"modalities": ["video"]}, "modalities[0]", "invalid_value"),
+            ({"modalities": []}, "modalities", "invalid_value"),
+            (
+                {"tools": [{"type": "function", "name": "f", "parameters": "none"}]},
+                "tools[0].parameters",
+                "invalid_type",
+            ),
+            ({"tracing": "on"}, "tracing", "invalid_value"),
+            ({"speed": 1, "model": 7}, "model", "invalid_value"),
+            (
+                {"client_secret": {"expires_after": {"seconds": 5}}},
+                "client_secret.expires_after.seconds",
+                "invalid_value",
+            ),
+            (
+                {"client_secret": {"expires_after": {"anchor": "now"}}},
+                "client_secret.expires_after.anchor",
+                "invalid_value",
+            ),
+        ],
+    )
+    async def test_bad_value_names_its_field(
+        self,
+        client: httpx.AsyncClient,
+        upstream: respx.MockRouter,
+        body: dict[str, object],
+        param: str,
+        code: str,
+    ) -> None:
+        """Wrong types and out-of-range values are 400s naming the field."""
+        error = assert_envelope(await client.post(DOORS[0], json=body), 400)
+        assert error["param"] == param
+        assert error["code"] == code
+        assert not upstream.routes["mint"].called
+
+    @pytest.mark.parametrize(
+        ("door", "body", "param"),
+        [
+            (DOORS[0], {"voices": "alloy"}, "voices"),
+            (
+                DOORS[0],
+                {"turn_detection": {"type": "server_vad", "sensitivity": 3}},
+                "turn_detection.sensitivity",
+            ),
+            (DOORS[0], {"tools": [{"name": "f", "strict": True}]}, "tools[0].strict"),
+            (
+                DOORS[1],
+                {"session": {"type": "realtime", "audio": {"output": {"pitch": 2}}}},
+                "session.audio.output.pitch",
+            ),
+            (DOORS[1], {"sesion": {}}, "sesion"),
+        ],
+    )
+    async def test_unknown_field_is_named(
+        self,
+        client: httpx.AsyncClient,
+        upstream: respx.MockRouter,
+        door: str,
+        body: dict[str, object],
+        param: str,
+    ) -> None:
+        """Unknown and nested unknown fields are 400s naming the path."""
+        error = assert_envelope(await client.post(door, json=body), 400)
+        assert error["param"] == param
+        assert error["code"] == "unknown_parameter"
+        assert not upstream.routes["mint"].called
+
+    async def test_nan_is_refused(self, client: httpx.AsyncClient) -> None:
+        """NaN is not a number the API accepts."""
+        response = await client.post(DOORS[0], content=b'{"speed": NaN}')
+        assert_envelope(response, 400)
+
+
+class TestRoutes:
+    """Unknown routes and methods answer in the envelope too."""
+
+    async def test_unknown_route_is_404_envelope(self, client: httpx.AsyncClient) -> None:
+        """A typo in the path is a 404 the SDKs can parse."""
+        assert_envelope(await client.post("/v1/realtime/session", json={}), 404)
+
+    async def test_wrong_method_is_405_envelope(self, client: httpx.AsyncClient) -> None:
+        """GET on a door is a 405 in the envelope."""
+        assert_envelope(await client.get(DOORS[0]), 405)

@@ -1,0 +1,128 @@
+"""POST /v1/realtime/client_secrets: OpenAI's GA shapes, under the same policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from tests.conftest import CLIENT_SECRET, MakeSettings, sent_body
+from tests.contract import ga_errors
+
+pytestmark = pytest.mark.anyio
+DOOR = "/v1/realtime/client_secrets"
+GA_REQUEST: dict[str, Any] = {
+    "expires_after": {"anchor": "created_at", "seconds": 120},
+    "session": {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "instructions": "Be kind.",
+        "output_modalities": ["audio"],
+        "max_output_tokens": 800,
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "noise_reduction": {"type": "near_field"},
+                "transcription": {"model": "gpt-4o-transcribe", "prompt": "tech words"},
+                "turn_detection": {"type": "semantic_vad", "eagerness": "auto"},
+            },
+            "output": {"format": {"type": "audio/pcmu"}, "voice": "marin", "speed": 0.9},
+        },
+        "tool_choice": "none",
+    },
+}
+
+
+class TestGaDoor:
+    """GA request in, GA response out."""
+
+    async def test_ga_request_is_forwarded_unchanged(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A GA body the policy allows reaches OpenAI exactly as sent."""
+        response = await client.post(DOOR, json=GA_REQUEST)
+        assert response.status_code == 200
+        assert sent_body(upstream) == GA_REQUEST
+
+    async def test_ga_response_shape(self, client: httpx.AsyncClient) -> None:
+        """The answer is OpenAI's: value, expires_at, session."""
+        body = (await client.post(DOOR, json=GA_REQUEST)).json()
+        assert body["value"] == CLIENT_SECRET
+        assert body["expires_at"] == 1_900_000_000
+        assert body["session"]["id"] == "sess_test_1"
+        assert not ga_errors(body, "RealtimeCreateClientSecretResponse")
+
+    async def test_empty_body_object_gets_defaults(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """`{}` mints a realtime session with the policy's defaults."""
+        await client.post(DOOR, json={})
+        assert sent_body(upstream)["session"] == {
+            "type": "realtime",
+            "model": "gpt-realtime",
+            "audio": {"output": {"voice": "alloy"}},
+        }
+
+    async def test_violation_names_the_ga_param(self, client: httpx.AsyncClient) -> None:
+        """Policy errors on this door use GA paths."""
+        response = await client.post(
+            DOOR, json={"session": {"type": "realtime", "audio": {"output": {"voice": "robot"}}}}
+        )
+        assert response.status_code == 403
+        assert response.json()["error"]["param"] == "session.audio.output.voice"
+
+    async def test_same_policy_as_beta_door(
+        self, client_for: Any, make_settings: MakeSettings
+    ) -> None:
+        """A rule applies to both doors alike."""
+        client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime"}))
+        ga = await client.post(
+            DOOR, json={"session": {"type": "realtime", "model": "gpt-realtime-mini"}}
+        )
+        beta = await client.post("/v1/realtime/sessions", json={"model": "gpt-realtime-mini"})
+        assert ga.status_code == beta.status_code == 403
+
+    async def test_ga_only_feature_is_refused_by_name(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A GA parameter with no seed equivalent is a 400 that says why."""
+        response = await client.post(
+            DOOR, json={"session": {"type": "realtime", "prompt": {"id": "pmpt_1"}}}
+        )
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["param"] == "session.prompt"
+        assert error["code"] == "unsupported_parameter"
+        assert not upstream.routes["mint"].called
+
+    async def test_transcription_sessions_are_refused(self, client: httpx.AsyncClient) -> None:
+        """Only realtime sessions are minted here."""
+        response = await client.post(DOOR, json={"session": {"type": "transcription"}})
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "session.type"
+
+    async def test_both_modalities_are_refused(self, client: httpx.AsyncClient) -> None:
+        """GA accepts one output modality, as the live API does."""
+        response = await client.post(
+            DOOR, json={"session": {"type": "realtime", "output_modalities": ["audio", "text"]}}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "session.output_modalities"
+
+    async def test_dry_run_shows_the_upstream_body(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A GA dry run returns the exact body that would be sent, and mints nothing."""
+        response = await client.post(f"{DOOR}?dry_run=true", json=GA_REQUEST)
+        body = response.json()
+        assert body["dry_run"] is True
+        assert body["session"] == GA_REQUEST["session"]
+        assert body["expires_after"] == GA_REQUEST["expires_after"]
+        assert not upstream.routes["mint"].called
+
+    async def test_policy_decisions_travel_in_a_header(self, client: httpx.AsyncClient) -> None:
+        """The GA body stays OpenAI's; what the policy did is in X-Policy-Decisions."""
+        response = await client.post(DOOR, json={"session": {"type": "realtime"}})
+        assert response.headers["x-policy-decisions"] == "model=default, voice=default"

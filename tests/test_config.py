@@ -1,0 +1,129 @@
+"""Start-up configuration: a contradictory policy or a missing key stops the process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.config import Settings, describe
+from service.policy import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TestPolicyValidation:
+    """Each contradiction is named by its variable."""
+
+    @pytest.mark.parametrize(
+        ("policy", "variable"),
+        [
+            (
+                {"allowed_models": "gpt-realtime", "default_model": "gpt-realtime-mini"},
+                "POLICY_DEFAULT_MODEL",
+            ),
+            ({"allowed_voices": "alloy", "default_voice": "ash"}, "POLICY_DEFAULT_VOICE"),
+            ({"allowed_models": "gpt-9"}, "POLICY_ALLOWED_MODELS"),
+            ({"tools": "[{not json"}, "POLICY_TOOLS"),
+            ({"tools": '[{"name": "a", "paramz": {}}]'}, "POLICY_TOOLS"),
+            ({"tools": '[{"name": "a"}, {"name": "a"}]'}, "POLICY_TOOLS"),
+            ({"tools_mode": "some"}, "POLICY_TOOLS_MODE"),
+            ({"instructions_mode": "whatever"}, "POLICY_INSTRUCTIONS_MODE"),
+            ({"tracing": "on"}, "POLICY_TRACING"),
+            ({"on_violation": "warn"}, "POLICY_ON_VIOLATION"),
+            ({"token_ttl_seconds": 900}, "POLICY_TOKEN_TTL_SECONDS"),
+            ({"max_output_tokens": "9000"}, "POLICY_MAX_OUTPUT_TOKENS"),
+            ({"allowed_audio_formats": "mp3"}, "POLICY_ALLOWED_AUDIO_FORMATS"),
+            ({"instructions_mode": "server"}, "POLICY_INSTRUCTIONS_MODE"),
+        ],
+    )
+    def test_contradiction_names_variable(self, policy: dict[str, object], variable: str) -> None:
+        """A bad policy fails validation with a message naming the variable."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, openai_api_key="sk-x", policy=policy)
+        assert variable in describe(caught.value)
+
+    def test_tools_from_file(self, tmp_path: Path) -> None:
+        """`POLICY_TOOLS=@path` reads the tools from a JSON file."""
+        path = tmp_path / "tools.json"
+        path.write_text(json.dumps([{"type": "function", "name": "lookup"}]))
+        assert Policy(tools=f"@{path}").tool_names == ("lookup",)
+
+    def test_missing_tools_file_is_named(self, tmp_path: Path) -> None:
+        """An unreadable tools file stops start-up naming POLICY_TOOLS."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(
+                _env_file=None, openai_api_key="sk-x", policy={"tools": f"@{tmp_path}/none.json"}
+            )
+        assert "POLICY_TOOLS" in describe(caught.value)
+
+
+class TestEnvironment:
+    """Reading the ops contract from real environment variables."""
+
+    def test_env_lists_are_comma_separated(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """POLICY_* variables land in the nested policy, lists split on commas."""
+        monkeypatch.setenv("POLICY_ALLOWED_VOICES", "marin, cedar")
+        monkeypatch.setenv("POLICY_DEFAULT_VOICE", "cedar")
+        monkeypatch.setenv("POLICY_MAX_OUTPUT_TOKENS", "1024")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+        settings = Settings(_env_file=None)
+        assert settings.policy.allowed_voices == ("marin", "cedar")
+        assert settings.policy.max_output_tokens == 1024
+
+    def test_key_from_docker_secret_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The key can come from a Docker secret file named openai_api_key."""
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        (tmp_path / "openai_api_key").write_text("sk-from-secret-file\n")
+        settings = Settings(_env_file=None, _secrets_dir=tmp_path)
+        assert settings.openai_api_key is not None
+        assert settings.openai_api_key.get_secret_value() == "sk-from-secret-file"
+
+    def test_key_is_never_in_repr(self) -> None:
+        """Printing settings cannot reveal the key."""
+        settings = Settings(_env_file=None, openai_api_key="sk-very-secret-value")
+        assert "sk-very-secret-value" not in repr(settings)
+
+
+class TestCommandLine:
+    """`python -m service` refuses to start without what it needs."""
+
+    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENAI_", "POLICY_", "UPSTREAM_"))
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "service"],
+            env={**clean, **env, "SECRETS_DIR": "/nonexistent"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT / "tests",
+            check=False,
+        )
+
+    def test_no_key_exits_naming_the_variable(self) -> None:
+        """Without a key (and no emulator asked for) it exits non-zero naming OPENAI_API_KEY."""
+        result = self.run()
+        assert result.returncode == 2
+        assert "OPENAI_API_KEY" in result.stderr
+
+    def test_bad_policy_exits_naming_the_variable(self) -> None:
+        """A contradictory policy stops start-up naming the variable, not echoing the key."""
+        result = self.run(
+            OPENAI_API_KEY="sk-do-not-print-me",
+            POLICY_DEFAULT_MODEL="gpt-realtime-mini",
+            POLICY_ALLOWED_MODELS="gpt-realtime",
+        )
+        assert result.returncode == 2
+        assert "POLICY_DEFAULT_MODEL" in result.stderr
+        assert "sk-do-not-print-me" not in result.stderr + result.stdout

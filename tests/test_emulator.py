@@ -1,0 +1,93 @@
+"""The built-in upstream emulator: answers like OpenAI's GA endpoint, as strictly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from service.app import create_app
+from service.emulator import create_emulator
+from tests.conftest import MakeSettings
+from tests.contract import ga_errors
+
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": "Bearer sk-anything"}
+
+
+@pytest.fixture(name="emulator")
+async def fixture_emulator() -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the emulator alone."""
+    transport = httpx.ASGITransport(app=create_emulator())
+    async with httpx.AsyncClient(transport=transport, base_url="http://emu/v1") as client:
+        yield client
+
+
+class TestEmulator:
+    """Direct calls to the emulator."""
+
+    async def test_answer_matches_openai_response_schema(self, emulator: httpx.AsyncClient) -> None:
+        """A valid request gets a fake `ek_` secret in OpenAI's response shape."""
+        response = await emulator.post(
+            "/realtime/client_secrets",
+            headers=AUTH,
+            json={
+                "expires_after": {"anchor": "created_at", "seconds": 30},
+                "session": {"type": "realtime", "audio": {"output": {"voice": "ash"}}},
+            },
+        )
+        body = response.json()
+        assert response.status_code == 200
+        assert body["value"].startswith("ek_emulator_")
+        assert body["session"]["audio"]["output"]["voice"] == "ash"
+        assert not ga_errors(body, "RealtimeCreateClientSecretResponse")
+
+    async def test_unknown_parameter_is_refused(self, emulator: httpx.AsyncClient) -> None:
+        """Like the live API, an unknown parameter is a 400 naming it."""
+        response = await emulator.post(
+            "/realtime/client_secrets",
+            headers=AUTH,
+            json={"session": {"type": "realtime", "temperature": 1}},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "session.temperature"
+
+    async def test_missing_key_is_401(self, emulator: httpx.AsyncClient) -> None:
+        """Without an Authorization header the emulator refuses, as OpenAI does."""
+        response = await emulator.post("/realtime/client_secrets", json={})
+        assert response.status_code == 401
+
+
+class TestEndToEnd:
+    """The service minting against the in-process emulator (UPSTREAM_EMULATOR=true)."""
+
+    async def test_mint_through_emulator(self, make_settings: MakeSettings) -> None:
+        """No key, emulator on: a beta request is translated, validated and minted."""
+        settings = make_settings(openai_api_key=None, upstream_emulator=True)
+        app = create_app(settings)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
+            ) as client,
+        ):
+            response = await client.post(
+                "/v1/realtime/sessions",
+                json={
+                    "voice": "coral",
+                    "input_audio_format": "g711_alaw",
+                    "turn_detection": {"type": "semantic_vad", "eagerness": "high"},
+                    "input_audio_transcription": {"model": "whisper-1"},
+                    "tools": None,
+                    "modalities": ["text"],
+                },
+            )
+        body = response.json()
+        assert response.status_code == 200, body
+        assert body["client_secret"]["value"].startswith("ek_emulator_")
+        assert body["voice"] == "coral"
+        assert body["input_audio_format"] == "g711_alaw"
+        assert body["modalities"] == ["text"]
+        assert body["turn_detection"]["type"] == "semantic_vad"

@@ -1,0 +1,192 @@
+"""Upstream trouble: a precise status, no hang, no 500, and the key never shows."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from tests.conftest import API_KEY, MakeSettings
+
+pytestmark = pytest.mark.anyio
+DOOR = "/v1/realtime/sessions"
+
+
+async def mint_against(
+    client_for: Any,
+    make_settings: MakeSettings,
+    upstream: respx.MockRouter,
+    side_effect: Any,
+    **settings: Any,
+) -> httpx.Response:
+    upstream.routes["mint"].mock(side_effect=side_effect)
+    client = await client_for(make_settings(**settings))
+    response: httpx.Response = await client.post(DOOR, json={})
+    assert API_KEY not in response.text
+    assert "SERVERKEY" not in str(response.headers)
+    return response
+
+
+def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    return error
+
+
+class TestUpstreamStatuses:
+    """Each upstream status maps to one of ours."""
+
+    @pytest.mark.parametrize("status", [401, 403])
+    async def test_key_refused_is_502(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter, status: int
+    ) -> None:
+        """OpenAI refusing the server's key is the server's fault: 502, not 401."""
+        response = await mint_against(
+            client_for,
+            make_settings,
+            upstream,
+            httpx.Response(status, json={"error": {"message": "bad"}}),
+        )
+        error_of(response, 502, "upstream_auth_failed")
+        assert upstream.routes["mint"].call_count == 1
+
+    async def test_429_passes_retry_after(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """OpenAI's rate limit reaches the caller as 429 with its Retry-After."""
+        response = await mint_against(
+            client_for, make_settings, upstream, httpx.Response(429, headers={"Retry-After": "7"})
+        )
+        error_of(response, 429, "upstream_rate_limited")
+        assert response.headers["retry-after"] == "7"
+        assert upstream.routes["mint"].call_count == 1
+
+    async def test_5xx_is_retried_then_502(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A persistent 5xx is retried UPSTREAM_MAX_RETRIES times, then 502."""
+        response = await mint_against(client_for, make_settings, upstream, httpx.Response(503))
+        error_of(response, 502, "upstream_server_error")
+        assert upstream.routes["mint"].call_count == 3
+
+    async def test_5xx_then_success_mints(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A transient 5xx followed by success is invisible to the caller."""
+        ok = httpx.Response(200, json={"value": "ek_x_123456", "expires_at": 1, "session": {}})
+        response = await mint_against(
+            client_for, make_settings, upstream, [httpx.Response(500), ok]
+        )
+        assert response.status_code == 200
+        assert upstream.routes["mint"].call_count == 2
+
+    async def test_upstream_400_is_relayed(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """OpenAI refusing the session comes back as a 400 with OpenAI's reason."""
+        refused = httpx.Response(
+            400,
+            json={
+                "error": {
+                    "message": "Model not available",
+                    "param": "session.model",
+                    "code": "bad_model",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
+        error = error_of(
+            await mint_against(client_for, make_settings, upstream, refused), 400, "bad_model"
+        )
+        assert error["param"] == "session.model"
+        assert "Model not available" in error["message"]
+
+
+class TestBadAnswers:
+    """Answers that cannot be used are 502s."""
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            httpx.Response(200, content=b"<html>gateway</html>"),
+            httpx.Response(200, json={"expires_at": 1, "session": {}}),
+            httpx.Response(200, json={"value": "", "expires_at": 1}),
+            httpx.Response(200, json={"value": "ek_1", "expires_at": "soon"}),
+            httpx.Response(200, json=["ek_1"]),
+        ],
+    )
+    async def test_unusable_answer_is_502(
+        self,
+        client_for: Any,
+        make_settings: MakeSettings,
+        upstream: respx.MockRouter,
+        answer: httpx.Response,
+    ) -> None:
+        """Non-JSON or a missing value/expiry is a 502, not a 500."""
+        response = await mint_against(client_for, make_settings, upstream, answer)
+        error_of(response, 502, "upstream_bad_response")
+
+
+class TestNetwork:
+    """Connection failures and timeouts."""
+
+    async def test_connect_error_is_retried_then_502(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An unreachable upstream is retried, then 502."""
+        response = await mint_against(
+            client_for, make_settings, upstream, httpx.ConnectError("refused")
+        )
+        error_of(response, 502, "upstream_unreachable")
+        assert upstream.routes["mint"].call_count == 3
+
+    async def test_read_timeout_is_504(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A read timeout is a 504 and is not retried (the mint may have happened)."""
+        response = await mint_against(
+            client_for, make_settings, upstream, httpx.ReadTimeout("slow")
+        )
+        error_of(response, 504, "upstream_timeout")
+        assert upstream.routes["mint"].call_count == 1
+
+    async def test_hanging_upstream_is_cut_at_the_deadline(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An upstream that never answers yields 504 at UPSTREAM_TIMEOUT_SECONDS."""
+
+        async def hang(_request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(30)
+            raise AssertionError("unreachable")
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        response = await mint_against(
+            client_for, make_settings, upstream, hang, upstream_timeout_seconds=0.3
+        )
+        error_of(response, 504, "upstream_timeout")
+        assert loop.time() - started < 5
+
+    async def test_real_refused_port_is_502(
+        self, client_for: Any, make_settings: MakeSettings
+    ) -> None:
+        """Through the production transport, a closed port is a 502, not a 504."""
+        from service.app import create_app
+        from service.upstream import build_transport
+
+        settings = make_settings(openai_base_url="http://127.0.0.1:9/v1", upstream_max_retries=0)
+        app = create_app(settings, transport=build_transport(settings))
+        from asgi_lifespan import LifespanManager
+
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
+            ) as client,
+        ):
+            response = await client.post(DOOR, json={})
+        error_of(response, 502, "upstream_unreachable")
