@@ -1,4 +1,4 @@
-"""`python -m service`: serve; `... emulator`: the fake upstream; `... hash-key`: a caller key.
+"""`python -m service`: serve; `emulator`: the fake upstream; `hash-key`: a new caller key.
 
 Configuration errors exit with status 2 and a message naming the variable,
 never echoing a secret value.
@@ -64,13 +64,29 @@ def _emulator(argv: list[str]) -> int:
     return 0
 
 
+def _hash_key(argv: list[str]) -> int:
+    """Print a new caller key (give it to the caller) and its AUTH_API_KEYS entry (keep)."""
+    from service.auth import new_api_key
+
+    parser = argparse.ArgumentParser(prog="python -m service hash-key")
+    parser.add_argument("name", nargs="?", default="client", help="the caller's name")
+    args = parser.parse_args(argv)
+    key, entry = new_api_key(args.name)
+    print(f"key:   {key}")  # noqa: T201 - the command's output
+    print(f"entry: {entry}")  # noqa: T201
+    print("Give the key to the caller; add the entry to AUTH_API_KEYS (comma-separated).")  # noqa: T201
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch the sub-command."""
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["emulator"]:
         return _emulator(args[1:])
+    if args[:1] == ["hash-key"]:
+        return _hash_key(args[1:])
     if args:
-        print(f"unknown command: {args[0]} (use: emulator)", file=sys.stderr)  # noqa: T201
+        print(f"unknown command: {args[0]} (use: emulator, hash-key)", file=sys.stderr)  # noqa: T201
         return 2
     return _serve()
 

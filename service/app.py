@@ -17,9 +17,11 @@ from typing import Any, TypedDict
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.auth import Authenticator, JwtAuth, build_authenticator
 from service.config import Settings
 from service.errors import (
     InternalError,
@@ -28,10 +30,19 @@ from service.errors import (
     NotFound,
     ServiceError,
 )
+from service.ratelimit import Limiter, build_store
 from service.upstream import Upstream, build_transport
 from service.validation import param_of
 
 log = structlog.get_logger("service.request")
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "X-Policy-Decisions",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
@@ -43,6 +54,8 @@ class State(TypedDict):
 
     settings: Settings
     upstream: Upstream
+    auth: Authenticator
+    limiter: Limiter
 
 
 def error_response(error: ServiceError) -> Response:
@@ -141,10 +154,22 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         upstream = Upstream(settings, transport or build_transport(settings))
+        auth = build_authenticator(settings)
+        limiter = Limiter(settings, build_store(settings))
+        if limiter.enabled and settings.workers > 1 and not settings.redis_url:
+            log.warning(
+                "rate_limits_per_process",
+                note="WORKERS>1 without REDIS_URL: each worker counts its own limits",
+            )
+        if isinstance(auth, JwtAuth):
+            await auth.refresh(force=True)
         try:
-            yield {"settings": settings, "upstream": upstream}
+            yield {"settings": settings, "upstream": upstream, "auth": auth, "limiter": limiter}
         finally:
             await upstream.aclose()
+            await limiter.store.aclose()
+            if isinstance(auth, JwtAuth):
+                await auth.aclose()
 
     app = FastAPI(
         title="realtime-token-proxy",
@@ -157,5 +182,15 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(RequestContext)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(RequestContext)  # outermost: every response gets an id and a log line
     return app

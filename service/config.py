@@ -12,12 +12,23 @@ secret file named `openai_api_key` in `SECRETS_DIR` (default `/run/secrets`).
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal, Self
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.policy import Policy
+from service.policy import CsvStr, Policy, split_csv
+from service.profiles import Profiles, load_profiles
 
 
 def available_cpus() -> int:
@@ -26,6 +37,56 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`count` events per `period` seconds, written `N/second|minute|hour|day`."""
+
+    count: int
+    period: int
+
+    def __str__(self) -> str:
+        unit = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[self.period]
+        return f"{self.count}/{unit}"
+
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(value: object) -> object:
+    """Read `RATE_LIMIT_*` as `N/unit`; empty means no limit."""
+    if value is None or isinstance(value, Rate):
+        return value
+    text = str(value).strip().lower()
+    if not text:
+        return None
+    count, _, unit = text.partition("/")
+    if not count.isdigit() or int(count) < 1 or unit.rstrip("s") not in PERIODS:
+        raise ValueError("expected N/second, N/minute, N/hour or N/day with N >= 1")
+    return Rate(int(count), PERIODS[unit.rstrip("s")])
+
+
+def parse_key_entries(value: object) -> object:
+    """Read `AUTH_API_KEYS` as `name:sha256hex,...`; plaintext keys are refused."""
+    if not isinstance(value, str):
+        return value
+    entries: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        name, _, digest = item.partition(":")
+        digest = digest.strip().lower()
+        if (
+            not name.strip()
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
+            raise ValueError(
+                "expected name:sha256hex entries (hashes only; `python -m service hash-key`)"
+            )
+        entries[name.strip()] = digest
+    return entries
 
 
 def parse_pairs(value: object) -> object:
@@ -70,6 +131,92 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     policy: Policy = Field(default_factory=Policy)
+    policy_profiles_file: Path | None = None
+    _profiles: Profiles = PrivateAttr()
+
+    auth_mode: Literal["api_key", "jwt", "gateway", "none"]
+    auth_api_keys: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_key_entries)] = Field(
+        default_factory=dict
+    )
+    auth_jwt_jwks_url: str | None = None
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_algorithms: CsvStr = ()
+    auth_jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    auth_gateway_header: str | None = None
+    auth_profile_claim: str | None = None
+    auth_hash_identities: bool = False
+    trusted_proxies: Annotated[
+        tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(split_csv)
+    ] = ()
+
+    cors_allow_origins: CsvStr = ()
+    cors_allow_credentials: bool = False
+
+    redis_url: str | None = None
+    redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
+    rate_limit_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
+    rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
+    quota_mints_per_day: Annotated[int, Field(ge=1)] | None = None
+    rate_limit_on_store_error: Literal["closed", "open"] = "closed"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profiles_file_is_not_a_policy_rule(cls, data: Any) -> Any:
+        """`POLICY_PROFILES_FILE` shares the `POLICY_` prefix but is not a policy field."""
+        policy = data.get("policy") if isinstance(data, dict) else None
+        if isinstance(policy, dict) and "profiles_file" in policy:
+            rules = {k: v for k, v in policy.items() if k != "profiles_file"}
+            data = {**data, "policy": rules, "policy_profiles_file": policy["profiles_file"]}
+        return data
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Self:
+        """Each AUTH_MODE needs its own settings; refuse a half-configured one."""
+        problems = []
+        if self.auth_mode == "api_key" and not self.auth_api_keys:
+            problems.append("AUTH_API_KEYS is required with AUTH_MODE=api_key")
+        if self.auth_mode == "jwt":
+            if bool(self.auth_jwt_jwks_url) == bool(self.auth_jwt_secret):
+                problems.append(
+                    "AUTH_MODE=jwt needs exactly one of AUTH_JWT_JWKS_URL or AUTH_JWT_SECRET"
+                )
+            if not (self.auth_jwt_issuer and self.auth_jwt_audience):
+                problems.append("AUTH_MODE=jwt needs AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE")
+            symmetric = [a for a in self.auth_jwt_algorithms if a.startswith("HS")]
+            if self.auth_jwt_jwks_url and symmetric:
+                problems.append("AUTH_JWT_ALGORITHMS: HS* algorithms cannot be used with a JWKS")
+            if self.auth_jwt_secret and len(symmetric) != len(self.auth_jwt_algorithms):
+                problems.append("AUTH_JWT_ALGORITHMS: only HS* algorithms work with a secret")
+        if self.auth_mode == "gateway" and not (self.auth_gateway_header and self.trusted_proxies):
+            problems.append("AUTH_MODE=gateway needs AUTH_GATEWAY_HEADER and TRUSTED_PROXIES")
+        if "*" in self.cors_allow_origins and self.cors_allow_credentials:
+            problems.append("CORS_ALLOW_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _profiles_load(self) -> Self:
+        """Validate the profiles file at start-up, like the env policy."""
+        try:
+            self._profiles = load_profiles(self.policy, self.policy_profiles_file)
+        except ValueError as exc:
+            raise ValueError(f"POLICY_PROFILES_FILE: {exc}") from None
+        return self
+
+    @property
+    def profiles(self) -> Profiles:
+        """The env policy and the per-caller profiles, validated."""
+        return self._profiles
+
+    @property
+    def jwt_algorithms(self) -> tuple[str, ...]:
+        """The JWT algorithms accepted: configured, or the safe default for the key source."""
+        if self.auth_jwt_algorithms:
+            return self.auth_jwt_algorithms
+        return ("HS256",) if self.auth_jwt_secret else ("RS256", "ES256")
 
     @model_validator(mode="after")
     def _key_or_emulator(self) -> Self:

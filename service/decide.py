@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 from service.errors import PolicyViolation
 from service.policy import Policy
-from service.session import InputAudioTranscription, Session, Tool, TurnDetection
+from service.session import (
+    InputAudioTranscription,
+    Session,
+    Tool,
+    TracingConfiguration,
+    TurnDetection,
+)
 
 Action = Literal["default", "pinned", "clamped"]
 TOOL_CHOICE_OPTIONS = frozenset({"auto", "none", "required"})
@@ -267,6 +273,17 @@ def _turn_detection(m: _Merge) -> None:
         )
 
 
+def _tag_traces(m: _Merge, caller_tag: str) -> None:
+    """With tracing on, put the caller into the trace metadata so traces join to callers."""
+    tracing = m.updates.get("tracing", m.request.tracing)
+    if tracing is None:
+        return
+    config = TracingConfiguration() if tracing == "auto" else tracing
+    assert isinstance(config, TracingConfiguration)  # noqa: S101 - the Tracing union
+    metadata = {**(config.metadata or {}), "caller": caller_tag}
+    m.pin("tracing", config.model_copy(update={"metadata": metadata}), "caller added to traces")
+
+
 RULES = (
     _model_and_voice,
     _instructions,
@@ -284,6 +301,7 @@ def evaluate(
     request: Session,
     ttl_seconds: int | None,
     name: Callable[[str], str] = str,
+    caller_tag: str | None = None,
 ) -> Outcome:
     """Merge `request` into `policy`: the effective session, or a `PolicyViolation`.
 
@@ -293,6 +311,8 @@ def evaluate(
     m = _Merge(policy, request)
     for rule in RULES:
         rule(m)
+    if caller_tag is not None:
+        _tag_traces(m, caller_tag)
     ttl = policy.token_ttl_seconds
     if ttl_seconds is not None:
         ttl = ttl_seconds

@@ -10,8 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from service.auth import Authenticator, Caller, client_ip
 from service.config import Settings
 from service.errors import PayloadTooLarge
+from service.mint import Context
+from service.ratelimit import Limiter
 from service.upstream import Upstream
 
 
@@ -56,7 +59,43 @@ async def read_body(
     return b"".join(chunks)
 
 
+async def get_caller(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    fields: Annotated[dict[str, Any], Depends(get_log_fields)],
+) -> Caller:
+    """The authenticated caller (401 otherwise), noted in the request's log line."""
+    ip = client_ip(request.scope, settings.trusted_proxies)
+    fields["client_ip"] = ip
+    authenticator: Authenticator = request.state.auth
+    caller = await authenticator.authenticate(request.scope, ip)
+    fields["identity"] = caller.identity
+    return caller
+
+
+def get_limiter(request: Request) -> Limiter:
+    """The process's rate limiter."""
+    limiter: Limiter = request.state.limiter
+    return limiter
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 LogFieldsDep = Annotated[dict[str, Any], Depends(get_log_fields)]
 BodyDep = Annotated[bytes, Depends(read_body)]
+
+
+def get_context(
+    settings: SettingsDep,
+    upstream: UpstreamDep,
+    limiter: LimiterDep,
+    caller: CallerDep,
+    fields: LogFieldsDep,
+) -> Context:
+    """What a mint needs, in one object for the pipeline."""
+    return Context(settings, upstream, limiter, caller, fields)
+
+
+ContextDep = Annotated[Context, Depends(get_context)]

@@ -14,16 +14,20 @@ a dry run answers exactly as the real request would up to step 5.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from service import ga
+from service.auth import Caller
 from service.config import Settings
 from service.decide import Outcome, evaluate
 from service.errors import InvalidRequest
+from service.policy import Policy
+from service.ratelimit import Limiter
 from service.session import Session, SessionRequest
 from service.translate import (
     check_carriable,
@@ -59,6 +63,8 @@ class Plan:
 
     outcome: Outcome
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    """Response headers the later steps add (rate-limit state)."""
 
     def header(self) -> str:
         """`param=action, ...`: the decisions in brief, for the X-Policy-Decisions header."""
@@ -69,18 +75,42 @@ class Plan:
         return [decision.as_dict() for decision in self.outcome.decisions]
 
 
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything one mint needs, wired by the route's dependencies."""
+
+    settings: Settings
+    upstream: Upstream
+    limiter: Limiter
+    caller: Caller
+    fields: dict[str, Any]
+
+    def policy(self) -> Policy:
+        """The caller's policy (their profile's, else the env policy), noted for the log."""
+        profile, policy = self.settings.profiles.for_caller(self.caller.identity, self.caller.claim)
+        self.fields["profile"] = profile
+        return policy
+
+    def caller_tag(self) -> str:
+        """The caller as written into trace metadata (hashed if AUTH_HASH_IDENTITIES)."""
+        identity = self.caller.identity
+        if self.settings.auth_hash_identities:
+            return hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return identity
+
+
 def plan(
-    settings: Settings,
+    context: Context,
     session: Session,
     ttl_seconds: int | None,
     name: Callable[[str], str] = seed_param,
 ) -> Plan:
     """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
     check_carriable(session, name)
-    outcome = evaluate(settings.policy, session, ttl_seconds, name)
+    outcome = evaluate(context.policy(), session, ttl_seconds, name, context.caller_tag())
     body = {
         "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
-        "session": to_ga(outcome.session, settings.upstream_model_map),
+        "session": to_ga(outcome.session, context.settings.upstream_model_map),
     }
     return Plan(outcome, body)
 
@@ -99,14 +129,14 @@ def _log(fields: dict[str, Any], door: str, planned: Plan) -> None:
     )
 
 
-def _reverse_map(settings: Settings) -> dict[str, str]:
-    return {target: name for name, target in settings.upstream_model_map.items()}
-
-
-async def _mint(
-    upstream: Upstream, planned: Plan, request_id: str, fields: dict[str, Any]
-) -> Minted:
-    minted = await upstream.mint_client_secret(planned.body, request_id)
+async def _mint(context: Context, planned: Plan) -> Minted:
+    """Step 5: count the mint against the caller's limits, then mint upstream."""
+    fields = context.fields
+    verdict = await context.limiter.check(context.caller.identity, context.caller.ip)
+    if verdict is not None:
+        fields["rate_limit_remaining"] = verdict.remaining
+        planned.headers.update(verdict.headers())
+    minted = await context.upstream.mint_client_secret(planned.body, fields["request_id"])
     fields.update(
         outcome="minted",
         upstream_status=minted.upstream_status,
@@ -118,27 +148,31 @@ async def _mint(
     return minted
 
 
+def _reverse_map(settings: Settings) -> dict[str, str]:
+    return {target: name for name, target in settings.upstream_model_map.items()}
+
+
 async def sessions_door(
-    settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
+    context: Context, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
     request = parse(SessionRequest, body)
     expires = request.client_secret.expires_after if request.client_secret else None
-    planned = plan(settings, request, expires.seconds if expires else None)
-    _log(fields, "sessions", planned)
+    planned = plan(context, request, expires.seconds if expires else None)
+    _log(context.fields, "sessions", planned)
     if dry_run:
-        fields["outcome"] = "dry_run"
+        context.fields["outcome"] = "dry_run"
         return {
             "dry_run": True,
             "session": _effective_seed(planned.outcome),
             "expires_after": planned.body["expires_after"],
             "policy_decisions": planned.decisions(),
         }, planned
-    minted = await _mint(upstream, planned, fields["request_id"], fields)
+    minted = await _mint(context, planned)
     view = (
-        seed_view(minted.session, _reverse_map(settings))
+        seed_view(minted.session, _reverse_map(context.settings))
         if minted.session
-        else (_effective_seed(planned.outcome))
+        else _effective_seed(planned.outcome)
     )
     return {
         **view,
@@ -148,18 +182,18 @@ async def sessions_door(
 
 
 async def client_secrets_door(
-    settings: Settings, upstream: Upstream, body: bytes, dry_run: bool, fields: dict[str, Any]
+    context: Context, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
     request = parse(ga.ClientSecretRequest, body)
     session = from_ga(request.session or ga.GASession(type="realtime"))
     seconds = request.expires_after.seconds if request.expires_after else None
-    planned = plan(settings, session, seconds, ga_param)
-    _log(fields, "client_secrets", planned)
+    planned = plan(context, session, seconds, ga_param)
+    _log(context.fields, "client_secrets", planned)
     if dry_run:
-        fields["outcome"] = "dry_run"
+        context.fields["outcome"] = "dry_run"
         return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}, planned
-    minted = await _mint(upstream, planned, fields["request_id"], fields)
+    minted = await _mint(context, planned)
     return {
         "value": minted.value,
         "expires_at": minted.expires_at,

@@ -41,6 +41,7 @@ def fixture_make_settings() -> MakeSettings:
             "upstream_max_retries": 2,
             "upstream_timeout_seconds": 2.0,
             "workers": 1,
+            "auth_mode": "none",
         }
         values.update(overrides)
         return Settings(_env_file=None, policy=Policy(**(policy or {})), **values)

@@ -45,7 +45,7 @@ class TestPolicyValidation:
     def test_contradiction_names_variable(self, policy: dict[str, object], variable: str) -> None:
         """A bad policy fails validation with a message naming the variable."""
         with pytest.raises(ValidationError) as caught:
-            Settings(_env_file=None, openai_api_key="sk-x", policy=policy)
+            Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x", policy=policy)
         assert variable in describe(caught.value)
 
     def test_tools_from_file(self, tmp_path: Path) -> None:
@@ -72,6 +72,7 @@ class TestEnvironment:
         monkeypatch.setenv("POLICY_DEFAULT_VOICE", "cedar")
         monkeypatch.setenv("POLICY_MAX_OUTPUT_TOKENS", "1024")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+        monkeypatch.setenv("AUTH_MODE", "none")
         settings = Settings(_env_file=None)
         assert settings.policy.allowed_voices == ("marin", "cedar")
         assert settings.policy.max_output_tokens == 1024
@@ -82,13 +83,13 @@ class TestEnvironment:
         """The key can come from a Docker secret file named openai_api_key."""
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         (tmp_path / "openai_api_key").write_text("sk-from-secret-file\n")
-        settings = Settings(_env_file=None, _secrets_dir=tmp_path)
+        settings = Settings(_env_file=None, _secrets_dir=tmp_path, auth_mode="none")
         assert settings.openai_api_key is not None
         assert settings.openai_api_key.get_secret_value() == "sk-from-secret-file"
 
     def test_key_is_never_in_repr(self) -> None:
         """Printing settings cannot reveal the key."""
-        settings = Settings(_env_file=None, openai_api_key="sk-very-secret-value")
+        settings = Settings(_env_file=None, auth_mode="none", openai_api_key="sk-very-secret-value")
         assert "sk-very-secret-value" not in repr(settings)
 
 
@@ -99,7 +100,7 @@ class TestCommandLine:
         clean = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("OPENAI_", "POLICY_", "UPSTREAM_"))
+            if not k.startswith(("OPENAI_", "POLICY_", "UPSTREAM_", "AUTH_"))
         }
         return subprocess.run(
             [sys.executable, "-m", "service"],
@@ -113,7 +114,7 @@ class TestCommandLine:
 
     def test_no_key_exits_naming_the_variable(self) -> None:
         """Without a key (and no emulator asked for) it exits non-zero naming OPENAI_API_KEY."""
-        result = self.run()
+        result = self.run(AUTH_MODE="none")
         assert result.returncode == 2
         assert "OPENAI_API_KEY" in result.stderr
 
@@ -121,6 +122,7 @@ class TestCommandLine:
         """A contradictory policy stops start-up naming the variable, not echoing the key."""
         result = self.run(
             OPENAI_API_KEY="sk-do-not-print-me",
+            AUTH_MODE="none",
             POLICY_DEFAULT_MODEL="gpt-realtime-mini",
             POLICY_ALLOWED_MODELS="gpt-realtime",
         )

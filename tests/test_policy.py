@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -188,12 +189,23 @@ class TestTracing:
         response = await client.post(DOOR, json={"tracing": "auto"})
         assert error(response)["param"] == "tracing"
 
-    async def test_auto_is_forced(
+    async def test_auto_is_forced_and_tagged_with_the_caller(
         self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
-        """Auto mode sends tracing=auto though the client said nothing."""
+        """Auto mode turns tracing on unasked, with the caller in the trace metadata."""
         await mint_with(client_for, make_settings, {"tracing": "auto"}, {})
-        assert sent_body(upstream)["session"]["tracing"] == "auto"
+        assert sent_body(upstream)["session"]["tracing"] == {"metadata": {"caller": "anonymous"}}
+
+    async def test_identity_is_hashed_on_request(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """With AUTH_HASH_IDENTITIES the trace carries a hash, not the identity."""
+        client = await client_for(
+            make_settings(policy={"tracing": "auto"}, auth_hash_identities=True)
+        )
+        await client.post(DOOR, json={})
+        caller = sent_body(upstream)["session"]["tracing"]["metadata"]["caller"]
+        assert caller == hashlib.sha256(b"anonymous").hexdigest()[:32]
 
     async def test_client_mode_passes_configuration(
         self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
@@ -208,6 +220,7 @@ class TestTracing:
         assert sent_body(upstream)["session"]["tracing"] == {
             "workflow_name": "support",
             "group_id": "g1",
+            "metadata": {"caller": "anonymous"},
         }
 
 

@@ -1,0 +1,95 @@
+"""Per-caller policy: named profiles that override the env policy field by field.
+
+`POLICY_PROFILES_FILE` (TOML, or YAML by extension) looks like::
+
+    default = "free"                 # optional: profile for unassigned callers
+
+    [callers]                        # API-key name or gateway identity -> profile
+    partner-app = "staff"
+
+    [profiles.free]
+    allowed_models = ["gpt-realtime-mini"]
+    default_model = "gpt-realtime-mini"
+    allowed_voices = ["marin", "cedar"]
+    default_voice = "marin"
+    token_ttl_seconds = 60
+    max_token_ttl_seconds = 60
+
+    [profiles.staff]
+    instructions_mode = "client"
+
+With `AUTH_PROFILE_CLAIM` set (JWT), the claim's value names the profile.
+Each profile is validated at start-up as a complete policy, like the env one.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from service.policy import Policy
+
+DEFAULT = "default"
+"""The name under which the env policy is reported when no profile applies."""
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """The env policy plus named overrides, and who gets which."""
+
+    base: Policy
+    named: dict[str, Policy] = field(default_factory=dict)
+    callers: dict[str, str] = field(default_factory=dict)
+    default: str | None = None
+
+    def for_caller(self, identity: str, claim: str | None = None) -> tuple[str, Policy]:
+        """The profile name and policy for a caller (its identity, and JWT claim if any)."""
+        name = claim if claim in self.named else self.callers.get(identity)
+        name = name or self.default
+        if name is None:
+            return DEFAULT, self.base
+        return name, self.named[name]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else tomllib.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("the file must hold a mapping")
+    return data
+
+
+def load_profiles(base: Policy, path: Path | None) -> Profiles:
+    """Read and validate the profiles file; errors say which profile and field."""
+    if path is None:
+        return Profiles(base)
+    try:
+        data = _read(path)
+    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    unknown = set(data) - {"default", "callers", "profiles"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)} (expected default, callers, profiles)")
+    named: dict[str, Policy] = {}
+    for name, overrides in (data.get("profiles") or {}).items():
+        if not isinstance(overrides, dict):
+            raise ValueError(f"profile '{name}' must be a table of policy fields")
+        try:
+            named[name] = Policy.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise ValueError(f"profile '{name}': {problems}") from None
+    callers = {str(k): str(v) for k, v in (data.get("callers") or {}).items()}
+    default = data.get("default")
+    missing = {p for p in [*callers.values(), default] if p is not None and p not in named}
+    if missing:
+        raise ValueError(f"refers to undefined profiles: {', '.join(sorted(missing))}")
+    return Profiles(base, named, callers, default)
