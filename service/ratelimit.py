@@ -140,10 +140,13 @@ class MemoryStore:
         return None
 
 
-# KEYS: one per limit. ARGV: now_ms, then per limit: kind ("r"|"q"), count, period_ms.
+# KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
+# Time is Redis's own clock, so every worker and replica agrees on it, and concurrent
+# requests are ordered by their arrival at Redis. A quota expires at the end of the UTC day.
 # Returns {retry_after_ms, remaining_1, reset_ms_1, remaining_2, reset_ms_2, ...}.
 LUA_HIT = """
-local now = tonumber(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local retry = 0
 local out = {}
 local commits = {}
@@ -166,6 +169,7 @@ for i, key in ipairs(KEYS) do
       out[#out + 1] = new_tat - now
     end
   else
+    period = 86400000 - (now % 86400000)
     if stored >= count then retry = math.max(retry, period) end
     commits[#commits + 1] = {key, 'q', 0, period}
     out[#out + 1] = math.max(0, count - stored - 1)

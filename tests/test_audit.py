@@ -1,0 +1,50 @@
+"""Attribution: every mint writes one audit line naming the caller, never a secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from service.auth import new_api_key
+from tests.conftest import API_KEY, CLIENT_SECRET, MakeSettings
+
+pytestmark = pytest.mark.anyio
+
+
+class TestAuditLine:
+    """The canonical request line of a mint is its audit line."""
+
+    async def test_mint_line_has_attribution_and_no_secret(
+        self, client_for: Any, make_settings: MakeSettings
+    ) -> None:
+        """Identity, profile, door, model, voice, decisions, session id and expiry; no secrets."""
+        key, entry = new_api_key("kiosk")
+        client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
+        with capture_logs() as logs:
+            response = await client.post(
+                "/v1/realtime/sessions",
+                json={"voice": "ash"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert response.status_code == 200
+        lines = [line for line in logs if line["event"] == "request"]
+        assert len(lines) == 1
+        line = lines[0]
+        assert {k: line[k] for k in ("identity", "profile", "door", "model", "voice",
+                                     "upstream_session_id", "expires_at", "outcome")} == {
+            "identity": "kiosk", "profile": "default", "door": "sessions",
+            "model": "gpt-realtime", "voice": "ash", "upstream_session_id": "sess_test_1",
+            "expires_at": 1_900_000_000, "outcome": "minted"}  # fmt: skip
+        assert line["decisions"] == ["model:default"]
+        text = repr(logs)
+        for secret in (API_KEY, CLIENT_SECRET, key):
+            assert secret not in text
+
+    async def test_refused_mint_is_logged_with_status(self, client: Any) -> None:
+        """A policy refusal still writes its one line, with the status."""
+        with capture_logs() as logs:
+            await client.post("/v1/realtime/sessions", json={"voice": "robot"})
+        lines = [line for line in logs if line["event"] == "request"]
+        assert [line["status"] for line in lines] == [403]

@@ -1,0 +1,360 @@
+"""Caller authentication on the doors and /v1/policy, for each AUTH_MODE."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import respx
+from asgi_lifespan import LifespanManager
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from service.app import create_app
+from service.auth import new_api_key
+from tests.conftest import MakeSettings
+from tests.servers import JwksServer
+
+pytestmark = pytest.mark.anyio
+DOOR = "/v1/realtime/sessions"
+ISSUER = "https://issuer.test/"
+AUDIENCE = "realtime-token-proxy"
+SECRET = "hs256-shared-secret-for-tests-0123456789"
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300,
+            **overrides}  # fmt: skip
+
+
+def assert_401(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+class TestApiKey:
+    """AUTH_MODE=api_key: hashed keys, Bearer or X-API-Key."""
+
+    @pytest.fixture(name="keyed")
+    async def fixture_keyed(
+        self, client_for: Any, make_settings: MakeSettings
+    ) -> tuple[httpx.AsyncClient, str]:
+        key, entry = new_api_key("mobile")
+        client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
+        return client, key
+
+    async def test_bearer_key_mints(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
+        """The key as a Bearer token (what the SDKs send) is accepted."""
+        client, key = keyed
+        response = await client.post(DOOR, json={}, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+
+    async def test_x_api_key_mints(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
+        """The key in X-API-Key is accepted."""
+        client, key = keyed
+        response = await client.post(DOOR, json={}, headers={"X-API-Key": key})
+        assert response.status_code == 200
+
+    async def test_missing_key_is_401(
+        self, keyed: tuple[httpx.AsyncClient, str], upstream: respx.MockRouter
+    ) -> None:
+        """No key: 401 with WWW-Authenticate, nothing minted."""
+        client, _ = keyed
+        assert_401(await client.post(DOOR, json={}))
+        assert not upstream.routes["mint"].called
+
+    async def test_wrong_key_is_401(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
+        """A key whose hash is not configured is refused, and not echoed."""
+        client, key = keyed
+        response = await client.post(DOOR, json={}, headers={"X-API-Key": key + "x"})
+        assert_401(response)
+        assert key not in response.text
+
+    async def test_policy_view_needs_auth(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
+        """GET /v1/policy is per caller, so it is authenticated too."""
+        client, key = keyed
+        assert_401(await client.get("/v1/policy"))
+        response = await client.get("/v1/policy", headers={"X-API-Key": key})
+        assert response.status_code == 200
+
+    def test_plaintext_key_in_config_is_refused(self, make_settings: MakeSettings) -> None:
+        """AUTH_API_KEYS takes hashes only; a plaintext key stops start-up."""
+        with pytest.raises(ValueError, match=r"AUTH_API_KEYS|sha256"):
+            make_settings(auth_mode="api_key", auth_api_keys="mobile:rtp_plaintextkey")
+
+
+class TestApiKeyCommand:
+    """`python -m service hash-key`."""
+
+    def test_entry_matches_key(self) -> None:
+        """The printed entry is the name and the SHA-256 of the printed key."""
+        key, entry = new_api_key("web")
+        assert entry == f"web:{hashlib.sha256(key.encode()).hexdigest()}"
+        assert new_api_key("web")[0] != key
+
+
+@pytest.fixture(name="rsa_key")
+def fixture_rsa_key() -> rsa.RSAPrivateKey:
+    """An RSA key generated for this test run."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(name="jwks")
+def fixture_jwks(rsa_key: rsa.RSAPrivateKey) -> Iterator[JwksServer]:
+    """A local JWKS endpoint publishing the test key as kid `k1`."""
+    server = JwksServer()
+    jwk = RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True)
+    server.document = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
+    yield server
+    server.close()
+
+
+@pytest.fixture(name="jwt_client")
+async def fixture_jwt_client(
+    make_settings: MakeSettings, upstream: respx.MockRouter, jwks: JwksServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The service in AUTH_MODE=jwt against the local JWKS."""
+    settings = make_settings(auth_mode="jwt", auth_jwt_jwks_url=jwks.url,
+                             auth_jwt_issuer=ISSUER, auth_jwt_audience=AUDIENCE)  # fmt: skip
+    app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
+        ) as client,
+    ):
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TestJwt:
+    """AUTH_MODE=jwt with a JWKS of RS256 keys."""
+
+    async def test_valid_token_mints(
+        self, jwt_client: httpx.AsyncClient, rsa_key: rsa.RSAPrivateKey
+    ) -> None:
+        """A correctly signed, unexpired token for our audience is accepted."""
+        token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
+        response = await jwt_client.post(DOOR, json={}, headers=bearer(token))
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize(
+        "bad_claims",
+        [
+            {"exp": int(time.time()) - 3600},
+            {"iss": "https://evil.test/"},
+            {"aud": "someone-else"},
+            {"exp": None},
+            {"sub": None},
+        ],
+    )
+    async def test_bad_claims_are_401(
+        self, jwt_client: httpx.AsyncClient, rsa_key: rsa.RSAPrivateKey, bad_claims: dict[str, Any]
+    ) -> None:
+        """Expired, wrong issuer, wrong audience, no exp or no sub: 401."""
+        payload = {k: v for k, v in claims(**bad_claims).items() if v is not None}
+        token = jwt.encode(payload, rsa_key, algorithm="RS256", headers={"kid": "k1"})
+        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+
+    async def test_alg_none_is_401(self, jwt_client: httpx.AsyncClient) -> None:
+        """An unsigned token (`alg: none`) is refused."""
+        header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        token = f"{header}.{b64(json.dumps(claims()).encode())}."
+        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+
+    async def test_algorithm_confusion_is_401(
+        self, jwt_client: httpx.AsyncClient, rsa_key: rsa.RSAPrivateKey
+    ) -> None:
+        """An HS256 token 'signed' with the RSA public key as HMAC secret is refused."""
+        public_pem = rsa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        signing_input = (f"{b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}."
+                         f"{b64(json.dumps(claims()).encode())}")  # fmt: skip
+        signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        token = f"{signing_input}.{b64(signature)}"
+        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+
+    async def test_unknown_kid_is_401(self, jwt_client: httpx.AsyncClient) -> None:
+        """A token from a key the JWKS does not publish is refused."""
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        token = jwt.encode(claims(), other, algorithm="RS256", headers={"kid": "k9"})
+        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+
+    async def test_garbage_token_is_401(self, jwt_client: httpx.AsyncClient) -> None:
+        """A token that is not a JWT at all is a 401, not a 500."""
+        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer("not.a.jwt")))
+
+    async def test_unknown_kid_refetches_at_most_once_a_minute(
+        self, jwt_client: httpx.AsyncClient, jwks: JwksServer
+    ) -> None:
+        """A burst of unknown-kid tokens does not hammer the JWKS endpoint."""
+        before = jwks.fetches
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        token = jwt.encode(claims(), other, algorithm="RS256", headers={"kid": "k9"})
+        for _ in range(5):
+            assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+        assert jwks.fetches - before <= 1
+
+
+class TestJwtRotation:
+    """Key rotation: a new kid is picked up by refetching the JWKS."""
+
+    async def test_new_kid_is_fetched(
+        self,
+        make_settings: MakeSettings,
+        upstream: respx.MockRouter,
+        jwks: JwksServer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """After the refresh interval, a token with a newly published kid is accepted."""
+        import service.auth
+
+        monkeypatch.setattr(service.auth, "JWKS_REFRESH_SECONDS", 0.0)
+        settings = make_settings(
+            auth_mode="jwt",
+            auth_jwt_jwks_url=jwks.url,
+            auth_jwt_issuer=ISSUER,
+            auth_jwt_audience=AUDIENCE,
+        )
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = RSAAlgorithm.to_jwk(new_key.public_key(), as_dict=True)
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
+            ) as client,
+        ):
+            jwks.document = {"keys": [*jwks.document["keys"], {**jwk, "kid": "k2"}]}
+            token = jwt.encode(claims(), new_key, algorithm="RS256", headers={"kid": "k2"})
+            response = await client.post(DOOR, json={}, headers=bearer(token))
+        assert response.status_code == 200
+
+
+class TestJwtSecret:
+    """AUTH_MODE=jwt with AUTH_JWT_SECRET (HS256)."""
+
+    async def test_hs256_token_mints_and_names_the_caller(
+        self, client_for: Callable[..., Any], make_settings: MakeSettings
+    ) -> None:
+        """A token signed with the shared secret is accepted; `sub` is the identity."""
+        client = await client_for(
+            make_settings(
+                auth_mode="jwt",
+                auth_jwt_secret=SECRET,
+                auth_jwt_issuer=ISSUER,
+                auth_jwt_audience=AUDIENCE,
+                policy={"tracing": "auto"},
+            )
+        )
+        token = jwt.encode(claims(sub="alice"), SECRET, algorithm="HS256")
+        response = await client.post(DOOR, json={}, headers=bearer(token))
+        assert response.status_code == 200
+        assert response.json()["tracing"]["metadata"] == {"caller": "alice"}
+
+    async def test_rs256_token_is_refused_in_secret_mode(
+        self,
+        client_for: Callable[..., Any],
+        make_settings: MakeSettings,
+        rsa_key: rsa.RSAPrivateKey,
+    ) -> None:
+        """Only the configured algorithm is accepted."""
+        client = await client_for(
+            make_settings(
+                auth_mode="jwt",
+                auth_jwt_secret=SECRET,
+                auth_jwt_issuer=ISSUER,
+                auth_jwt_audience=AUDIENCE,
+            )
+        )
+        token = jwt.encode(claims(), rsa_key, algorithm="RS256")
+        assert_401(await client.post(DOOR, json={}, headers=bearer(token)))
+
+    def test_jwks_with_hs256_is_refused(self, make_settings: MakeSettings) -> None:
+        """Configuring HS256 next to a JWKS (confusion-prone) stops start-up."""
+        with pytest.raises(ValueError, match="AUTH_JWT_ALGORITHMS"):
+            make_settings(
+                auth_mode="jwt",
+                auth_jwt_jwks_url="http://127.0.0.1:1/jwks",
+                auth_jwt_issuer=ISSUER,
+                auth_jwt_audience=AUDIENCE,
+                auth_jwt_algorithms="RS256,HS256",
+            )
+
+
+class TestGateway:
+    """AUTH_MODE=gateway: the identity header counts only from trusted proxies."""
+
+    async def open(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter, peer: str
+    ) -> tuple[LifespanManager, httpx.AsyncClient]:
+        settings = make_settings(
+            auth_mode="gateway", auth_gateway_header="X-Auth-User", trusted_proxies="10.0.0.0/8"
+        )
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        manager = LifespanManager(app)
+        await manager.__aenter__()
+        transport = httpx.ASGITransport(app=manager.app, client=(peer, 40000))
+        return manager, httpx.AsyncClient(transport=transport, base_url="http://proxy.test")
+
+    async def test_trusted_peer_header_is_the_identity(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """From a trusted proxy, the header names the caller."""
+        manager, client = await self.open(make_settings, upstream, "10.1.2.3")
+        async with client:
+            response = await client.post(DOOR, json={}, headers={"X-Auth-User": "bob"})
+        await manager.__aexit__(None, None, None)
+        assert response.status_code == 200
+
+    async def test_untrusted_peer_header_is_ignored(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """From any other peer the header is ignored: 401."""
+        manager, client = await self.open(make_settings, upstream, "192.0.2.7")
+        async with client:
+            response = await client.post(DOOR, json={}, headers={"X-Auth-User": "bob"})
+        await manager.__aexit__(None, None, None)
+        assert_401(response)
+
+    def test_gateway_needs_trusted_proxies(self, make_settings: MakeSettings) -> None:
+        """Gateway mode without TRUSTED_PROXIES stops start-up."""
+        with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+            make_settings(auth_mode="gateway", auth_gateway_header="X-Auth-User")
+
+
+class TestModeRequired:
+    """AUTH_MODE must be set explicitly."""
+
+    @pytest.mark.parametrize("mode", [None, "basic"])
+    def test_missing_or_unknown_mode_stops_start_up(self, mode: str | None) -> None:
+        """No AUTH_MODE, or an unknown one, is a configuration error naming it."""
+        from pydantic import ValidationError
+
+        from service.config import Settings, describe
+
+        values: dict[str, Any] = {"openai_api_key": "sk-x"}
+        if mode:
+            values["auth_mode"] = mode
+        with pytest.raises(ValidationError) as caught:
+            Settings.model_validate(values)
+        assert "AUTH_MODE" in describe(caught.value)

@@ -1,0 +1,206 @@
+"""Rate limits and quotas, in memory and on a real Redis shared by workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from service.auth import new_api_key
+from tests.conftest import MakeSettings
+from tests.servers import RedisServer, ServiceProcess, redis_server
+
+pytestmark = pytest.mark.anyio
+DOOR = "/v1/realtime/sessions"
+
+
+async def burst(client: httpx.AsyncClient, count: int, **kwargs: Any) -> list[httpx.Response]:
+    """`count` concurrent mints."""
+    return list(await asyncio.gather(*(client.post(DOOR, json={}, **kwargs)
+                                       for _ in range(count))))  # fmt: skip
+
+
+def statuses(responses: list[httpx.Response]) -> list[int]:
+    return sorted(r.status_code for r in responses)
+
+
+@pytest.fixture(name="redis")
+def fixture_redis() -> Iterator[RedisServer]:
+    """A real redis-server on a free port."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(name="store", params=["memory", "redis"])
+def fixture_store(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Settings for each store: process memory, and a real Redis."""
+    if request.param == "memory":
+        yield {}
+    else:
+        with redis_server() as server:
+            yield {"redis_url": server.url}
+
+
+class TestLimits:
+    """The same behaviour on both stores."""
+
+    async def test_n_plus_k_gives_exactly_n(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """With 5/minute per identity, 8 concurrent mints give exactly 5 successes."""
+        client = await client_for(make_settings(rate_limit_per_identity="5/minute", **store))
+        assert statuses(await burst(client, 8)) == [200] * 5 + [429] * 3
+
+    async def test_429_carries_retry_after_and_ratelimit_headers(
+        self,
+        client_for: Any,
+        make_settings: MakeSettings,
+        store: dict[str, Any],
+        upstream: respx.MockRouter,
+    ) -> None:
+        """Over the limit: 429 with Retry-After and RateLimit-*, and nothing minted."""
+        client = await client_for(make_settings(rate_limit_per_identity="1/hour", **store))
+        await client.post(DOOR, json={})
+        refused = await client.post(DOOR, json={})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+        assert refused.headers["ratelimit-limit"] == "1"
+        assert refused.headers["ratelimit-remaining"] == "0"
+        assert upstream.routes["mint"].call_count == 1
+
+    async def test_success_reports_remaining(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """Each successful mint says how many remain."""
+        client = await client_for(make_settings(rate_limit_per_identity="3/minute", **store))
+        remaining = [(await client.post(DOOR, json={})).headers["ratelimit-remaining"]
+                     for _ in range(3)]  # fmt: skip
+        assert remaining == ["2", "1", "0"]
+
+    async def test_limits_are_per_identity(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """One caller's exhausted limit does not touch another's."""
+        key_a, entry_a = new_api_key("a")
+        key_b, entry_b = new_api_key("b")
+        client = await client_for(
+            make_settings(
+                auth_mode="api_key",
+                auth_api_keys=f"{entry_a},{entry_b}",
+                rate_limit_per_identity="1/minute",
+                **store,
+            )
+        )
+        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_a})).status_code == 200
+        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_a})).status_code == 429
+        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_b})).status_code == 200
+
+    async def test_per_ip_limit(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """RATE_LIMIT_PER_IP limits an address whatever the identity."""
+        client = await client_for(make_settings(rate_limit_per_ip="2/second", **store))
+        assert statuses(await burst(client, 3)) == [200, 200, 429]
+
+    async def test_daily_quota(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """QUOTA_MINTS_PER_DAY caps mints per identity per UTC day."""
+        client = await client_for(make_settings(quota_mints_per_day=2, **store))
+        responses = [await client.post(DOOR, json={}) for _ in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 429]
+        assert int(responses[2].headers["retry-after"]) <= 86400
+
+    async def test_refusal_by_one_limit_consumes_none(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """A mint refused by the rate limit does not use up quota."""
+        client = await client_for(
+            make_settings(rate_limit_per_identity="1/second", quota_mints_per_day=2, **store)
+        )
+        await client.post(DOOR, json={})
+        assert (await client.post(DOOR, json={})).status_code == 429
+        await asyncio.sleep(1.1)
+        assert (await client.post(DOOR, json={})).status_code == 200
+
+    async def test_dry_runs_and_bad_requests_are_not_counted(
+        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+    ) -> None:
+        """Only requests that reach OpenAI count as mints."""
+        client = await client_for(make_settings(rate_limit_per_identity="1/minute", **store))
+        await client.post(f"{DOOR}?dry_run=true", json={})
+        await client.post(DOOR, json={"voice": 1})
+        await client.post(DOOR, json={"voice": "robot"})
+        assert (await client.post(DOOR, json={})).status_code == 200
+
+
+class TestRedisOutage:
+    """Redis killed mid-run, then restarted."""
+
+    async def test_closed_answers_503_fast_then_recovers(
+        self, client_for: Any, make_settings: MakeSettings, redis: RedisServer
+    ) -> None:
+        """Closed (default): 503 within the timeout while Redis is down; minting resumes after."""
+        client = await client_for(
+            make_settings(redis_url=redis.url, rate_limit_per_identity="100/minute")
+        )
+        assert (await client.post(DOOR, json={})).status_code == 200
+        redis.stop()
+        started = time.monotonic()
+        down = await client.post(DOOR, json={})
+        assert down.status_code == 503
+        assert down.json()["error"]["code"] == "service_unavailable"
+        assert time.monotonic() - started < 1.0
+        assert (await client.get("/readyz")).status_code == 503
+        redis.start()
+        assert (await client.post(DOOR, json={})).status_code == 200
+        assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_open_mints_while_redis_is_down(
+        self, client_for: Any, make_settings: MakeSettings, redis: RedisServer
+    ) -> None:
+        """Open: mints go on without limits while Redis is unreachable."""
+        client = await client_for(
+            make_settings(
+                redis_url=redis.url,
+                rate_limit_per_identity="1/minute",
+                rate_limit_on_store_error="open",
+            )
+        )
+        redis.stop()
+        assert statuses(await burst(client, 3)) == [200, 200, 200]
+        assert (await client.get("/readyz")).status_code == 200
+
+
+class TestWorkers:
+    """WORKERS=2 processes share one limit through Redis."""
+
+    def test_two_workers_share_one_limit_exactly(self, redis: RedisServer) -> None:
+        """12 concurrent mints against 2 workers with 7/minute give exactly 7 successes."""
+        service = ServiceProcess(
+            {
+                "AUTH_MODE": "none",
+                "UPSTREAM_EMULATOR": "true",
+                "WORKERS": "2",
+                "REDIS_URL": redis.url,
+                "RATE_LIMIT_PER_IDENTITY": "7/minute",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        try:
+            service.wait_ready()
+
+            async def run() -> list[int]:
+                limits = httpx.Limits(max_connections=12, max_keepalive_connections=0)
+                async with httpx.AsyncClient(base_url=service.url, limits=limits) as client:
+                    return statuses(await burst(client, 12))
+
+            assert asyncio.run(run()) == [200] * 7 + [429] * 5
+        finally:
+            assert service.stop() == 0
