@@ -7,6 +7,7 @@ never echoing a secret value.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -24,6 +25,9 @@ def _serve() -> int:
         print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
         return 2
     configure(settings.log_format, settings.log_level)
+    # uvicorn re-raises the signal after its graceful shutdown; with the default
+    # handler that would end the process with 143. A drained stop is a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
         "service.main:app",
         factory=False,
@@ -36,6 +40,7 @@ def _serve() -> int:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
 
@@ -52,6 +57,7 @@ def _emulator(argv: list[str]) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     configure("json", "INFO")
+    signal.signal(signal.SIGTERM, lambda *_: None)  # a clean stop exits 0, as in _serve
     uvicorn.run(
         create_emulator(args.latency_ms),
         host=args.host,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service.deps import BodyDep, CallerDep, ContextDep, LimiterDep, SettingsDep
@@ -65,7 +65,7 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz", tags=["health"])
-async def readyz(settings: SettingsDep, limiter: LimiterDep) -> Response:
+async def readyz(request: Request, settings: SettingsDep, limiter: LimiterDep) -> Response:
     """Ready to mint: configuration loaded, upstream client open, rate-limit store reachable.
 
     With RATE_LIMIT_ON_STORE_ERROR=open an unreachable Redis is reported but
@@ -76,6 +76,8 @@ async def readyz(settings: SettingsDep, limiter: LimiterDep) -> Response:
         "upstream": "emulator" if settings.upstream_emulator else "openai",
     }
     status = 200
+    if request.state.lifecycle.draining:
+        body["status"], status = "draining", 503
     if settings.redis_url:
         up = await limiter.store.ping()
         body["redis"] = "ok" if up else "unreachable"

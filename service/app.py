@@ -30,6 +30,7 @@ from service.errors import (
     NotFound,
     ServiceError,
 )
+from service.lifecycle import Lifecycle
 from service.ratelimit import Limiter, build_store
 from service.upstream import Upstream, build_transport
 from service.validation import param_of
@@ -56,6 +57,7 @@ class State(TypedDict):
     upstream: Upstream
     auth: Authenticator
     limiter: Limiter
+    lifecycle: Lifecycle
 
 
 def error_response(error: ServiceError) -> Response:
@@ -163,8 +165,16 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
             )
         if isinstance(auth, JwtAuth):
             await auth.refresh(force=True)
+        lifecycle = Lifecycle()
+        lifecycle.watch_signals()
         try:
-            yield {"settings": settings, "upstream": upstream, "auth": auth, "limiter": limiter}
+            yield {
+                "settings": settings,
+                "upstream": upstream,
+                "auth": auth,
+                "limiter": limiter,
+                "lifecycle": lifecycle,
+            }
         finally:
             await upstream.aclose()
             await limiter.store.aclose()

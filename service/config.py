@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1)] = Field(default_factory=available_cpus)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
