@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypedDict
 
 import structlog
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth import Authenticator, JwtAuth, build_authenticator
@@ -36,6 +38,7 @@ from service.upstream import Upstream, build_transport
 from service.validation import param_of
 
 log = structlog.get_logger("service.request")
+DEMO_DIR = Path(__file__).with_name("static") / "demo"
 CORS_EXPOSED = [
     "X-Request-ID",
     "X-Policy-Decisions",
@@ -188,6 +191,8 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    if settings.demo_page:
+        app.mount("/demo", StaticFiles(directory=DEMO_DIR, html=True), name="demo")
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

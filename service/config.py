@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1)] = Field(default_factory=available_cpus)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20
+    demo_page: bool = False
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
