@@ -7,10 +7,16 @@ never echoing a secret value.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 
 def _serve() -> int:
@@ -25,6 +31,7 @@ def _serve() -> int:
         print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
         return 2
     configure(settings.log_format, settings.log_level)
+    _prepare_metrics(settings)
     # uvicorn re-raises the signal after its graceful shutdown; with the default
     # handler that would end the process with 143. A drained stop is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -43,6 +50,19 @@ def _serve() -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def _prepare_metrics(settings: Settings) -> None:
+    """Multiprocess metrics for several workers, and the separate metrics port if asked."""
+    if not settings.metrics_enabled:
+        return
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before any worker imports prometheus_client: they inherit the variable.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rtp-metrics-")
+    if settings.metrics_port is not None:
+        from service.metrics import serve_separately
+
+        serve_separately(settings.metrics_port, settings.host)
 
 
 def _emulator(argv: list[str]) -> int:

@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service import metrics
 from service.auth import Authenticator, JwtAuth, build_authenticator
 from service.config import Settings
 from service.errors import (
@@ -39,6 +40,7 @@ from service.validation import param_of
 
 log = structlog.get_logger("service.request")
 DEMO_DIR = Path(__file__).with_name("static") / "demo"
+DOORS = {"/v1/realtime/sessions": "sessions", "/v1/realtime/client_secrets": "client_secrets"}
 CORS_EXPOSED = [
     "X-Request-ID",
     "X-Policy-Decisions",
@@ -100,6 +102,12 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     return error_response(InternalError("The service failed unexpectedly."))
 
 
+async def _metrics() -> Response:
+    """Prometheus exposition (all workers' samples in multiprocess mode)."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
 class RequestContext:
     """Request id in and out, and the one canonical log line per request.
 
@@ -131,9 +139,15 @@ class RequestContext:
                 ]
             await send(message)
 
+        door = DOORS.get(scope["path"])
+        metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            metrics.IN_FLIGHT.dec()
+            if door is not None and scope["method"] == "POST":
+                outcome = metrics.outcome_of(status, fields.get("outcome") == "dry_run")
+                metrics.MINTS.labels(door, outcome).inc()
             fields.update(
                 method=scope["method"],
                 path=scope["path"],
@@ -179,6 +193,7 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
                 "lifecycle": lifecycle,
             }
         finally:
+            lifecycle.restore()
             await upstream.aclose()
             await limiter.store.aclose()
             if isinstance(auth, JwtAuth):
@@ -191,6 +206,8 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    if settings.metrics_enabled and settings.metrics_port is None:
+        app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if settings.demo_page:
         app.mount("/demo", StaticFiles(directory=DEMO_DIR, html=True), name="demo")
     app.add_exception_handler(ServiceError, _service_error)

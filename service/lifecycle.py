@@ -25,14 +25,21 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.draining = False
+        self._previous: dict[int, Any] = {}
 
     def watch_signals(self) -> None:
         """Chain onto the current SIGTERM/SIGINT handlers (main thread only)."""
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
-            previous = signal.getsignal(sig)
-            signal.signal(sig, self._chain(previous))
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._chain(self._previous[sig]))
+
+    def restore(self) -> None:
+        """Put the previous handlers back (at the end of the lifespan)."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
 
     def _chain(self, previous: Any) -> Any:
         def handler(sig: int, frame: FrameType | None) -> None:

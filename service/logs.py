@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -50,25 +50,26 @@ def _dumps(event: Any, **_kw: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def configure(log_format: str = "json", level: str = "INFO") -> None:
+def configure(log_format: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
     """Set up structlog and route the stdlib's (uvicorn's) records through it."""
+    stream = stream or sys.stdout
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        structlog.dev.ConsoleRenderer(colors=stream.isatty())
         if log_format == "console"
         else structlog.processors.JSONRenderer(serializer=_dumps)
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, scrub_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

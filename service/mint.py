@@ -21,11 +21,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from service import ga
+from service import ga, metrics
 from service.auth import Caller
 from service.config import Settings
 from service.decide import Outcome, evaluate
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, PolicyViolation
 from service.policy import Policy
 from service.ratelimit import Limiter
 from service.session import Session, SessionRequest
@@ -107,7 +107,15 @@ def plan(
 ) -> Plan:
     """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
     check_carriable(session, name)
-    outcome = evaluate(context.policy(), session, ttl_seconds, name, context.caller_tag())
+    try:
+        outcome = evaluate(context.policy(), session, ttl_seconds, name, context.caller_tag())
+    except PolicyViolation as violation:
+        for item in violation.extra["violations"]:
+            metrics.POLICY_VIOLATIONS.labels(item["param"]).inc()
+        raise
+    for decision in outcome.decisions:
+        if decision.action == "clamped":
+            metrics.POLICY_VIOLATIONS.labels(name(decision.param)).inc()
     body = {
         "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
         "session": to_ga(outcome.session, context.settings.upstream_model_map),

@@ -31,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from service import metrics
 from service.config import Rate, Settings
 from service.errors import RateLimited, ServiceUnavailable
 
@@ -293,6 +294,7 @@ class Limiter:
             max(1, math.ceil(retry_ms / 1000)),
         )
         if not verdict.allowed:
+            metrics.RATE_LIMITED.labels("caller").inc()
             raise RateLimited(
                 "Rate limit exceeded for this caller; retry later.", headers=verdict.headers()
             )

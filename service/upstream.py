@@ -33,6 +33,7 @@ import orjson
 import structlog
 from httpx_aiohttp import AiohttpTransport
 
+from service import metrics
 from service.config import Settings
 from service.errors import (
     InvalidRequest,
@@ -112,6 +113,17 @@ class Upstream:
         content = orjson.dumps(body)
         headers = {"X-Request-ID": request_id, "X-Client-Request-Id": request_id}
         started = time.perf_counter()
+        try:
+            minted = await self._mint(content, headers, started)
+        except ServiceError as error:
+            metrics.UPSTREAM_ERRORS.labels(error.code or "unknown").inc()
+            if isinstance(error, RateLimited):
+                metrics.RATE_LIMITED.labels("upstream").inc()
+            raise
+        metrics.UPSTREAM_LATENCY.observe(minted.upstream_ms / 1000)
+        return minted
+
+    async def _mint(self, content: bytes, headers: dict[str, str], started: float) -> Minted:
         attempt = 0
         try:
             async with asyncio.timeout(self._timeout):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from asgi_lifespan import LifespanManager
 
 from service.app import create_app
 from service.config import Settings
+from service.logs import configure
 from service.policy import Policy
 from tests.contract import assert_valid_ga_request
 
@@ -22,6 +25,25 @@ UPSTREAM_URL = f"{BASE_URL}/realtime/client_secrets"
 CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
 
 MakeSettings = Callable[..., Settings]
+
+
+LOG_DIR_ENV = "RTP_TEST_LOG_DIR"
+
+
+@pytest.fixture(name="suite_logs", scope="session", autouse=True)
+def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log line of the whole suite, in-process and from subprocesses, kept for a scan.
+
+    The service's own JSON logging is configured to write into a file here, and
+    the services tests start as processes log into the same folder
+    (`tests/test_zz_log_scan.py` reads them all at the end).
+    """
+    folder = tmp_path_factory.mktemp("suite-logs")
+    os.environ[LOG_DIR_ENV] = str(folder)
+    with (folder / "in-process.jsonl").open("a", encoding="utf-8") as stream:
+        configure("json", "DEBUG", stream=stream)
+        yield folder
+        stream.flush()
 
 
 @pytest.fixture(name="anyio_backend")

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,12 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def log_file(name: str) -> Path:
+    """Where a subprocess writes its output: the suite's log folder, scanned for secrets."""
+    folder = Path(os.environ.get("RTP_TEST_LOG_DIR") or tempfile.gettempdir())
+    return folder / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
 
 
 def require(binary: str, variable: str) -> str:
@@ -73,10 +80,20 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(self.port)
 
     def stop(self) -> None:
@@ -131,27 +148,40 @@ class JwksServer:
 class ServiceProcess:
     """`python -m service` as a real process (uvicorn, workers), for multi-worker tests."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("OPENAI_", "POLICY_", "UPSTREAM_", "AUTH_", "RATE_",
-                                      "QUOTA_", "REDIS_", "CORS_"))}  # fmt: skip
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service"],
-            env={**clean, "HOST": "127.0.0.1", "PORT": str(self.port), "SECRETS_DIR": "/none",
-                 **env},
-            cwd=ROOT / "tests", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )  # fmt: skip
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+        self.port = int(env.get("PORT") or free_port())
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(
+                ("OPENAI_", "POLICY_", "UPSTREAM_", "AUTH_", "RATE_", "QUOTA_", "REDIS_", "CORS_")
+            )
+        }
+        self.log_path = log_file(f"service-{self.port}")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", *args],
+                env={
+                    **clean,
+                    "HOST": "127.0.0.1",
+                    "PORT": str(self.port),
+                    "SECRETS_DIR": "/none",
+                    **env,
+                },
+                cwd=ROOT / "tests",
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 20.0, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+                raise RuntimeError(f"service exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -32,11 +32,28 @@ class TestAuditLine:
         lines = [line for line in logs if line["event"] == "request"]
         assert len(lines) == 1
         line = lines[0]
-        assert {k: line[k] for k in ("identity", "profile", "door", "model", "voice",
-                                     "upstream_session_id", "expires_at", "outcome")} == {
-            "identity": "kiosk", "profile": "default", "door": "sessions",
-            "model": "gpt-realtime", "voice": "ash", "upstream_session_id": "sess_test_1",
-            "expires_at": 1_900_000_000, "outcome": "minted"}  # fmt: skip
+        assert {
+            k: line[k]
+            for k in (
+                "identity",
+                "profile",
+                "door",
+                "model",
+                "voice",
+                "upstream_session_id",
+                "expires_at",
+                "outcome",
+            )
+        } == {
+            "identity": "kiosk",
+            "profile": "default",
+            "door": "sessions",
+            "model": "gpt-realtime",
+            "voice": "ash",
+            "upstream_session_id": "sess_test_1",
+            "expires_at": 1_900_000_000,
+            "outcome": "minted",
+        }
         assert line["decisions"] == ["model:default"]
         text = repr(logs)
         for secret in (API_KEY, CLIENT_SECRET, key):

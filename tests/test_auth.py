@@ -33,8 +33,14 @@ SECRET = "hs256-shared-secret-for-tests-0123456789"
 
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300,
-            **overrides}  # fmt: skip
+    return {
+        "sub": "user-1",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        **overrides,
+    }
 
 
 def assert_401(response: httpx.Response) -> None:
@@ -125,8 +131,12 @@ async def fixture_jwt_client(
     make_settings: MakeSettings, upstream: respx.MockRouter, jwks: JwksServer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The service in AUTH_MODE=jwt against the local JWKS."""
-    settings = make_settings(auth_mode="jwt", auth_jwt_jwks_url=jwks.url,
-                             auth_jwt_issuer=ISSUER, auth_jwt_audience=AUDIENCE)  # fmt: skip
+    settings = make_settings(
+        auth_mode="jwt",
+        auth_jwt_jwks_url=jwks.url,
+        auth_jwt_issuer=ISSUER,
+        auth_jwt_audience=AUDIENCE,
+    )
     app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
     async with (
         LifespanManager(app) as manager,
@@ -187,8 +197,10 @@ class TestJwt:
         public_pem = rsa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        signing_input = (f"{b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}."
-                         f"{b64(json.dumps(claims()).encode())}")  # fmt: skip
+        signing_input = (
+            f"{b64(json.dumps({'alg': 'HS256', 'kid': 'k1'}).encode())}."
+            f"{b64(json.dumps(claims()).encode())}"
+        )
         signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         token = f"{signing_input}.{b64(signature)}"
         assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))

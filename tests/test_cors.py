@@ -22,8 +22,11 @@ async def fixture_cors_client(client_for: Any, make_settings: MakeSettings) -> h
 
 
 def preflight(origin: str) -> dict[str, str]:
-    return {"Origin": origin, "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type"}  # fmt: skip
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
 
 
 class TestCors:

@@ -354,8 +354,12 @@ class TestCompose:
         assert proxy["depends_on"]["proxy-secrets"] == {
             "condition": "service_completed_successfully"
         }
-        assert {"type": "volume", "source": "proxy-secrets", "target": "/run/secrets",
-                "read_only": True} in proxy["volumes"]  # fmt: skip
+        assert {
+            "type": "volume",
+            "source": "proxy-secrets",
+            "target": "/run/secrets",
+            "read_only": True,
+        } in proxy["volumes"]
         assert "OPENAI_API_KEY" not in proxy["environment"]
 
     def test_missing_key_stops_compose_with_a_message(self) -> None:

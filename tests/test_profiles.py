@@ -137,8 +137,11 @@ class TestClaimProfiles:
             )
         )
         now = int(time.time())
-        token = jwt.encode({"sub": "s1", "iss": "iss", "aud": "aud", "exp": now + 60,
-                            "tier": "staff"}, secret, algorithm="HS256")  # fmt: skip
+        token = jwt.encode(
+            {"sub": "s1", "iss": "iss", "aud": "aud", "exp": now + 60, "tier": "staff"},
+            secret,
+            algorithm="HS256",
+        )
         response = await client.post(
             DOOR, json={"instructions": "Mine."}, headers={"Authorization": f"Bearer {token}"}
         )

@@ -21,8 +21,7 @@ DOOR = "/v1/realtime/sessions"
 
 async def burst(client: httpx.AsyncClient, count: int, **kwargs: Any) -> list[httpx.Response]:
     """`count` concurrent mints."""
-    return list(await asyncio.gather(*(client.post(DOOR, json={}, **kwargs)
-                                       for _ in range(count))))  # fmt: skip
+    return list(await asyncio.gather(*(client.post(DOOR, json={}, **kwargs) for _ in range(count))))
 
 
 def statuses(responses: list[httpx.Response]) -> list[int]:
@@ -79,8 +78,9 @@ class TestLimits:
     ) -> None:
         """Each successful mint says how many remain."""
         client = await client_for(make_settings(rate_limit_per_identity="3/minute", **store))
-        remaining = [(await client.post(DOOR, json={})).headers["ratelimit-remaining"]
-                     for _ in range(3)]  # fmt: skip
+        remaining = [
+            (await client.post(DOOR, json={})).headers["ratelimit-remaining"] for _ in range(3)
+        ]
         assert remaining == ["2", "1", "0"]
 
     async def test_limits_are_per_identity(

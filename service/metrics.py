@@ -1,0 +1,79 @@
+"""Prometheus metrics, correct with any number of workers.
+
+With `WORKERS>1` every worker writes its samples to files in
+`PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode, set up by
+`python -m service` before the workers start) and a scrape sums them, so the
+numbers are the service's, not one worker's. `METRICS_PORT` serves them on a
+separate port from the supervisor process, so a gateway routing to the API
+port never exposes them.
+
+Label values are bounded (doors, outcomes, field names, error kinds); never
+identities, which are unbounded and personal.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+MINTS = Counter("rtp_mints_total", "Mint requests by door and outcome.", ["door", "outcome"])
+POLICY_VIOLATIONS = Counter(
+    "rtp_policy_violations_total", "Policy violations (rejected or clamped) by field.", ["field"]
+)
+UPSTREAM_LATENCY = Histogram(
+    "rtp_upstream_latency_seconds",
+    "Time to mint upstream, retries included.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
+)
+UPSTREAM_ERRORS = Counter("rtp_upstream_errors_total", "Upstream failures by kind.", ["kind"])
+RATE_LIMITED = Counter("rtp_rate_limited_total", "Mints refused by a rate limit.", ["source"])
+IN_FLIGHT = Gauge(
+    "rtp_requests_in_flight", "HTTP requests being served.", multiprocess_mode="livesum"
+)
+
+OUTCOMES = {200: "minted", 400: "invalid", 401: "unauthenticated", 403: "policy_violation",
+            413: "too_large", 429: "rate_limited", 502: "upstream_error", 503: "unavailable",
+            504: "upstream_timeout"}  # fmt: skip
+
+
+def outcome_of(status: int, dry_run: bool) -> str:
+    """A bounded outcome label for a door's response status."""
+    if dry_run and status == 200:
+        return "dry_run"
+    return OUTCOMES.get(status, "other")
+
+
+def registry() -> CollectorRegistry | None:
+    """The registry to expose: all workers' files in multiprocess mode, else the default."""
+    if os.environ.get(MULTIPROC_ENV):
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
+    return None
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    chosen = registry()
+    return (generate_latest(chosen) if chosen else generate_latest()), CONTENT_TYPE_LATEST
+
+
+def serve_separately(port: int, host: str) -> None:
+    """Expose metrics on their own port from this (the supervisor) process."""
+    chosen = registry()
+    if chosen is None:
+        start_http_server(port, addr=host)
+    else:
+        start_http_server(port, addr=host, registry=chosen)

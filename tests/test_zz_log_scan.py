@@ -1,0 +1,42 @@
+"""Last in the suite: no secret ever reached a log line, in-process or in a subprocess.
+
+Runs after every other test module (pytest orders modules by name) and reads
+all the log output the suite produced: the in-process JSON log configured by
+`conftest.py` and the output of every service started as a process.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import API_KEY, CLIENT_SECRET
+
+SECRET_SHAPES = {
+    "server API key": re.compile(re.escape(API_KEY) + r"|sk-test-SERVERKEY|sk-bench|sk-do-not"),
+    "client secret": re.compile(
+        re.escape(CLIENT_SECRET) + r"|ek_emulator_[0-9a-f]{32}"
+        r"|ek_x_123456|ek_test_"
+    ),
+    "caller key": re.compile(r"rtp_[A-Za-z0-9_\-]{40,}"),
+    "caller JWT": re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+"),
+}
+
+
+class TestSuiteLogs:
+    """The whole suite's logs."""
+
+    def test_logs_were_captured(self, suite_logs: Path) -> None:
+        """The scan below has something to read: mints were logged during the suite."""
+        text = "".join(path.read_text(errors="replace") for path in suite_logs.iterdir())
+        assert '"event":"request"' in text
+
+    def test_no_secret_in_any_log_line(self, suite_logs: Path) -> None:
+        """The API key, client secrets and caller credentials never appear in a log."""
+        leaks = []
+        for path in sorted(suite_logs.iterdir()):
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                for kind, shape in SECRET_SHAPES.items():
+                    if shape.search(line):
+                        leaks.append(f"{path.name}:{number}: {kind}: {line[:200]}")
+        assert not leaks, "\n".join(leaks[:20])
