@@ -1,7 +1,7 @@
-"""Routes: OpenAI-compatible doors, the caller's policy view, health.
+"""FastAPI routes: the caller's policy view and health.
 
-Routes only wire dependencies to `service.mint`; they hold no logic. The doors
-mirror OpenAI's paths so the official SDKs work by changing `base_url`.
+The mint doors live in `service.doors` (the hot path, without per-request
+dependency injection); these routes only wire dependencies to a response.
 """
 
 from __future__ import annotations
@@ -9,46 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from service.deps import BodyDep, CallerDep, ContextDep, LimiterDep, SettingsDep
-from service.mint import Plan, client_secrets_door, sessions_door
+from service.deps import CallerDep, LimiterDep, SettingsDep
 
 router = APIRouter()
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-DryRun = Query(False, description="Apply the policy and show the result; mint nothing.")
 
 
 def _json(content: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
     return Response(
         orjson.dumps(content), status_code=status, headers=headers, media_type="application/json"
     )
-
-
-def _mint_headers(planned: Plan) -> dict[str, str]:
-    """No caching of secrets, and what the policy did, in brief, on every mint."""
-    brief = planned.header()
-    headers = {**NO_STORE, **planned.headers}
-    if brief:
-        headers["X-Policy-Decisions"] = brief
-    return headers
-
-
-@router.post("/v1/realtime/sessions", tags=["mint"])
-async def create_session(context: ContextDep, body: BodyDep, dry_run: bool = DryRun) -> Response:
-    """Mint a client secret from a beta-shaped Session (what beta-era frontends send)."""
-    result, planned = await sessions_door(context, body, dry_run)
-    return _json(result, _mint_headers(planned))
-
-
-@router.post("/v1/realtime/client_secrets", tags=["mint"])
-async def create_client_secret(
-    context: ContextDep, body: BodyDep, dry_run: bool = DryRun
-) -> Response:
-    """Mint a client secret from OpenAI's GA request shape."""
-    result, planned = await client_secrets_door(context, body, dry_run)
-    return _json(result, _mint_headers(planned))
 
 
 @router.get("/v1/policy", tags=["policy"])

@@ -8,9 +8,7 @@ is rendered here and only here, into OpenAI's envelope.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypedDict
@@ -23,9 +21,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import metrics
-from service.auth import Authenticator, JwtAuth, build_authenticator
+from service import logs, metrics
+from service.auth import Authenticator, build_authenticator
 from service.config import Settings
+from service.context import ASGIApp, Receive, RequestContext, Scope, Send
+from service.doors import Doors
 from service.errors import (
     InternalError,
     InvalidRequest,
@@ -34,13 +34,13 @@ from service.errors import (
     ServiceError,
 )
 from service.lifecycle import Lifecycle
+from service.openapi import document_doors
 from service.ratelimit import Limiter, build_store
-from service.upstream import Upstream, build_transport
+from service.upstream import Upstream, build_sender
 from service.validation import param_of
 
 log = structlog.get_logger("service.request")
 DEMO_DIR = Path(__file__).with_name("static") / "demo"
-DOORS = {"/v1/realtime/sessions": "sessions", "/v1/realtime/client_secrets": "client_secrets"}
 CORS_EXPOSED = [
     "X-Request-ID",
     "X-Policy-Decisions",
@@ -48,10 +48,6 @@ CORS_EXPOSED = [
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",
-]
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
 ]
 
 
@@ -108,71 +104,39 @@ async def _metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-class RequestContext:
-    """Request id in and out, and the one canonical log line per request.
+class Service:
+    """The ASGI app uvicorn serves: request context, CORS, the doors, then FastAPI.
 
-    A plain ASGI middleware (no per-request task or body copying). Handlers add
-    fields to `scope["state"]["log"]`; the line is written once the response
-    has started, with status and total latency.
+    `api` is the FastAPI app (policy view, health, docs, metrics, demo); the
+    two mint doors are served before it by `service.doors`.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = _request_id(scope)
-        fields: dict[str, Any] = {"request_id": request_id}
-        scope.setdefault("state", {})["log"] = fields
-        status = 500
-
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
-        door = DOORS.get(scope["path"])
-        metrics.IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            metrics.IN_FLIGHT.dec()
-            if door is not None and scope["method"] == "POST":
-                outcome = metrics.outcome_of(status, fields.get("outcome") == "dry_run")
-                metrics.MINTS.labels(door, outcome).inc()
-            fields.update(
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                total_ms=round((time.perf_counter() - started) * 1000, 3),
+    def __init__(self, settings: Settings, api: FastAPI) -> None:
+        self.api = api
+        inner: ASGIApp = Doors(settings, api)
+        if settings.cors_allow_origins:
+            inner = CORSMiddleware(
+                inner,
+                allow_origins=list(settings.cors_allow_origins),
+                allow_credentials=settings.cors_allow_credentials,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                expose_headers=CORS_EXPOSED,
+                max_age=600,
             )
-            log.info("request", **fields)
+        self._app = RequestContext(inner)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            if 0 < len(text) <= 128 and text.isprintable():
-                return str(text)
-    return uuid.uuid4().hex
-
-
-def create_app(settings: Settings, transport: Any = None) -> FastAPI:
+def create_app(settings: Settings, transport: Any = None) -> Service:
     """The service for `settings`; `transport` replaces the upstream's (tests)."""
     from service.api import router
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        upstream = Upstream(settings, transport or build_transport(settings))
+        upstream = Upstream(settings, build_sender(settings, transport))
         auth = build_authenticator(settings)
         limiter = Limiter(settings, build_store(settings))
         if limiter.enabled and settings.workers > 1 and not settings.redis_url:
@@ -180,8 +144,7 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
                 "rate_limits_per_process",
                 note="WORKERS>1 without REDIS_URL: each worker counts its own limits",
             )
-        if isinstance(auth, JwtAuth):
-            await auth.refresh(force=True)
+        await auth.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
         try:
@@ -193,11 +156,11 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
                 "lifecycle": lifecycle,
             }
         finally:
+            logs.flush()
             lifecycle.restore()
             await upstream.aclose()
             await limiter.store.aclose()
-            if isinstance(auth, JwtAuth):
-                await auth.aclose()
+            await auth.aclose()
 
     app = FastAPI(
         title="realtime-token-proxy",
@@ -214,15 +177,5 @@ def create_app(settings: Settings, transport: Any = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_allow_origins),
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-            expose_headers=CORS_EXPOSED,
-            max_age=600,
-        )
-    app.add_middleware(RequestContext)  # outermost: every response gets an id and a log line
-    return app
+    document_doors(app)
+    return Service(settings, app)

@@ -18,25 +18,20 @@ echoed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, Protocol
 
-import httpx
-import jwt
 import structlog
 
 from service.config import Settings
 from service.errors import Unauthenticated
 
 log = structlog.get_logger("service.auth")
-JWKS_REFRESH_SECONDS = 60.0
 Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
@@ -83,7 +78,7 @@ def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
     return None
 
 
-def _bearer(scope: MutableMapping[str, Any]) -> str | None:
+def bearer_token(scope: MutableMapping[str, Any]) -> str | None:
     value = _header(scope, b"authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip() or None
@@ -103,22 +98,38 @@ class Authenticator(Protocol):
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller: ...
 
+    async def start(self) -> None:
+        """Prepare at start-up (fetch keys)."""
 
-class NoAuth:
+    async def aclose(self) -> None:
+        """Release resources at shutdown."""
+
+
+class _Stateless:
+    """Authenticators with nothing to prepare or release."""
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class NoAuth(_Stateless):
     """AUTH_MODE=none: everyone is `anonymous` (development only)."""
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
         return Caller("anonymous", ip)
 
 
-class ApiKeyAuth:
+class ApiKeyAuth(_Stateless):
     """AUTH_MODE=api_key: hashed keys, constant-time comparison."""
 
     def __init__(self, entries: dict[str, str]) -> None:
         self._entries = [(name, bytes.fromhex(digest)) for name, digest in entries.items()]
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
-        key = _bearer(scope) or _header(scope, b"x-api-key")
+        key = bearer_token(scope) or _header(scope, b"x-api-key")
         if not key:
             raise unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>'.")
         digest = hashlib.sha256(key.encode()).digest()
@@ -131,7 +142,7 @@ class ApiKeyAuth:
         return Caller(found, ip)
 
 
-class GatewayAuth:
+class GatewayAuth(_Stateless):
     """AUTH_MODE=gateway: the identity header, believed only from trusted proxies."""
 
     def __init__(self, header: str, networks: Networks) -> None:
@@ -146,90 +157,13 @@ class GatewayAuth:
         return Caller(identity.strip(), ip)
 
 
-class JwtAuth:
-    """AUTH_MODE=jwt: HS256 with a shared secret, or asymmetric keys from a JWKS."""
-
-    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
-        self._algorithms = list(settings.jwt_algorithms)
-        self._issuer = settings.auth_jwt_issuer
-        self._audience = settings.auth_jwt_audience
-        self._leeway = settings.auth_jwt_leeway_seconds
-        self._claim = settings.auth_profile_claim
-        secret = settings.auth_jwt_secret
-        self._secret = secret.get_secret_value().encode() if secret else None
-        self._jwks_url = settings.auth_jwt_jwks_url
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-        self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
-
-    async def aclose(self) -> None:
-        """Close the JWKS client."""
-        await self._http.aclose()
-
-    async def refresh(self, force: bool = False) -> None:
-        """Fetch the JWKS, at most once per JWKS_REFRESH_SECONDS unless forced."""
-        if self._jwks_url is None:
-            return
-        async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS:
-                return
-            self._fetched_at = time.monotonic()
-            try:
-                response = await self._http.get(self._jwks_url)
-                response.raise_for_status()
-                keys = jwt.PyJWKSet.from_dict(response.json()).keys
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                log.warning("jwks_fetch_failed", error=type(exc).__name__)
-                return
-            self._keys = {key.key_id: key for key in keys}
-            log.info("jwks_fetched", keys=len(self._keys))
-
-    async def _key(self, kid: str | None) -> Any:
-        if self._secret is not None:
-            return self._secret
-        if kid not in self._keys:
-            await self.refresh()
-        if kid is None and len(self._keys) == 1:
-            return next(iter(self._keys.values())).key
-        if kid not in self._keys:
-            raise unauthenticated("Token signed with an unknown key.", "invalid_token")
-        return self._keys[kid].key
-
-    async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
-        token = _bearer(scope)
-        if not token:
-            raise unauthenticated("Missing bearer token.")
-        try:
-            header = jwt.get_unverified_header(token)
-            algorithm = header.get("alg")
-            if algorithm not in self._algorithms:
-                raise unauthenticated("Token algorithm not accepted.", "invalid_token")
-            claims = jwt.decode(
-                token,
-                key=await self._key(header.get("kid")),
-                algorithms=[algorithm],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise unauthenticated("Token expired.", "invalid_token") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise unauthenticated("Invalid token.", "invalid_token") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise unauthenticated("Token has no subject.", "invalid_token")
-        claim = claims.get(self._claim) if self._claim else None
-        return Caller(subject, ip, claim if isinstance(claim, str) else None)
-
-
 def build_authenticator(settings: Settings) -> Authenticator:
     """The authenticator for `AUTH_MODE`."""
     if settings.auth_mode == "api_key":
         return ApiKeyAuth(settings.auth_api_keys)
     if settings.auth_mode == "jwt":
+        from service.jwt_auth import JwtAuth  # imports cryptography: only when used
+
         return JwtAuth(settings)
     if settings.auth_mode == "gateway":
         assert settings.auth_gateway_header  # noqa: S101 - Settings validated it

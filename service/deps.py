@@ -1,6 +1,6 @@
 """Dependencies as `Annotated` aliases, reading the lifespan state.
 
-Routes declare what they need (`SettingsDep`, `UpstreamDep`, `BodyDep`) and
+Routes declare what they need (`SettingsDep`, `CallerDep`, `LimiterDep`) and
 FastAPI wires it; tests swap pieces with `app.dependency_overrides`.
 """
 
@@ -12,51 +12,26 @@ from fastapi import Depends, Request
 
 from service.auth import Authenticator, Caller, client_ip
 from service.config import Settings
-from service.errors import PayloadTooLarge
-from service.mint import Context
 from service.ratelimit import Limiter
 from service.upstream import Upstream
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The process's settings, from the lifespan state."""
     settings: Settings = request.state.settings
     return settings
 
 
-def get_upstream(request: Request) -> Upstream:
+async def get_upstream(request: Request) -> Upstream:
     """The process's one upstream client."""
     upstream: Upstream = request.state.upstream
     return upstream
 
 
-def get_log_fields(request: Request) -> dict[str, Any]:
+async def get_log_fields(request: Request) -> dict[str, Any]:
     """Fields for this request's canonical log line (see `RequestContext`)."""
     fields: dict[str, Any] = request.state.log
     return fields
-
-
-async def read_body(
-    request: Request, settings: Annotated[Settings, Depends(get_settings)]
-) -> bytes:
-    """The raw body, refused with 413 as soon as it exceeds `MAX_BODY_BYTES`.
-
-    Checked against Content-Length first, then counted while streaming, so an
-    oversized or lying body is never held in memory whole.
-    """
-    limit = settings.max_body_bytes
-    too_large = PayloadTooLarge(f"Request body exceeds the {limit}-byte limit.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def get_caller(
@@ -73,7 +48,7 @@ async def get_caller(
     return caller
 
 
-def get_limiter(request: Request) -> Limiter:
+async def get_limiter(request: Request) -> Limiter:
     """The process's rate limiter."""
     limiter: Limiter = request.state.limiter
     return limiter
@@ -84,18 +59,3 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 LogFieldsDep = Annotated[dict[str, Any], Depends(get_log_fields)]
-BodyDep = Annotated[bytes, Depends(read_body)]
-
-
-def get_context(
-    settings: SettingsDep,
-    upstream: UpstreamDep,
-    limiter: LimiterDep,
-    caller: CallerDep,
-    fields: LogFieldsDep,
-) -> Context:
-    """What a mint needs, in one object for the pipeline."""
-    return Context(settings, upstream, limiter, caller, fields)
-
-
-ContextDep = Annotated[Context, Depends(get_context)]

@@ -3,14 +3,26 @@
 Settings are loaded here, in the worker, so every worker validates the same
 environment; `python -m service` has already validated it once for a clean
 start-up error.
+
+The garbage collector is tuned once the app is built: `gc.freeze()` moves the
+start-up objects (settings, models, the app) out of the collector's way, and a
+larger first-generation threshold lets short-lived request garbage, which
+reference counting frees anyway, trigger far fewer collections. Measured on
+the mint path: ~290 -> ~235 µs of CPU per request (see the README's benchmark).
 """
 
 from __future__ import annotations
+
+import gc
 
 from service.app import create_app
 from service.config import load_settings
 from service.logs import configure
 
+GC_GEN0_THRESHOLD = 20_000
+
 settings = load_settings()
 configure(settings.log_format, settings.log_level)
 app = create_app(settings)
+gc.freeze()
+gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)

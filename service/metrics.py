@@ -43,9 +43,17 @@ IN_FLIGHT = Gauge(
     "rtp_requests_in_flight", "HTTP requests being served.", multiprocess_mode="livesum"
 )
 
-OUTCOMES = {200: "minted", 400: "invalid", 401: "unauthenticated", 403: "policy_violation",
-            413: "too_large", 429: "rate_limited", 502: "upstream_error", 503: "unavailable",
-            504: "upstream_timeout"}  # fmt: skip
+OUTCOMES = {
+    200: "minted",
+    400: "invalid",
+    401: "unauthenticated",
+    403: "policy_violation",
+    413: "too_large",
+    429: "rate_limited",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "upstream_timeout",
+}
 
 
 def outcome_of(status: int, dry_run: bool) -> str:

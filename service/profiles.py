@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from service.policy import Policy
@@ -58,7 +57,15 @@ class Profiles:
 
 def _read(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else tomllib.loads(text)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml  # only for YAML profiles files
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not valid YAML: {exc}") from None
+    else:
+        data = tomllib.loads(text)
     if not isinstance(data, dict):
         raise ValueError("the file must hold a mapping")
     return data
@@ -70,7 +77,7 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
         return Profiles(base)
     try:
         data = _read(path)
-    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None
     unknown = set(data) - {"default", "callers", "profiles"}
     if unknown:

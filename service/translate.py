@@ -41,6 +41,7 @@ FORMAT_FROM_GA: dict[str, str] = {
     "audio/pcmu": "g711_ulaw",
     "audio/pcma": "g711_alaw",
 }
+EMPTY_SESSION = Session()
 SERVER_VAD_ONLY = ("prefix_padding_ms", "silence_duration_ms", "threshold")
 
 
@@ -206,7 +207,9 @@ def from_ga(session: ga.GASession) -> Session:
         for name in ("voice", "speed"):
             if getattr(audio_out, name) is not None:
                 fields[name] = getattr(audio_out, name)
-    return Session.model_construct(_fields_set=set(fields), **fields)
+    # Every value is already validated (by the GA models); copying an empty Session
+    # marks exactly these fields as set, at a fraction of model_construct's cost.
+    return EMPTY_SESSION.model_copy(update=fields)
 
 
 def _format_from_ga(value: Any) -> str | None:

@@ -1,9 +1,8 @@
 """The one upstream client: mints client secrets on OpenAI's GA endpoint.
 
-One pooled `httpx.AsyncClient` per process, created in the app's lifespan. It
-keeps httpx's API (so respx and `httpx.MockTransport` can stand in for OpenAI
-in tests) over aiohttp's transport, which on this workload mints several times
-faster than httpx's default transport (see the README's benchmark).
+One instance per process, created in the app's lifespan, over one pooled
+connection pool (`service.transport`: aiohttp in production; an httpx
+transport for the in-process emulator and for respx in tests).
 
 Every way the upstream can fail is translated here, and only here, into the
 service's errors:
@@ -25,15 +24,15 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import httpx
 import orjson
 import structlog
-from httpx_aiohttp import AiohttpTransport
 
 from service import metrics
+
+if TYPE_CHECKING:
+    import httpx
 from service.config import Settings
 from service.errors import (
     InvalidRequest,
@@ -42,9 +41,12 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from service.transport import AiohttpSender, HttpxSender, Reply, Sender, SendFailed
 
 log = structlog.get_logger("service.upstream")
 RETRY_BASE_SECONDS = 0.05
+EMULATOR_BASE_URL = "http://emulator.invalid/v1"
+"""Where the in-process emulator is reached (never resolved: ASGITransport serves it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,27 +71,28 @@ class _Retry(Exception):
         self.error = error
 
 
-def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """The production transport: aiohttp's pool, or the emulator in-process."""
+def build_sender(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Sender:
+    """aiohttp's pool in production; an httpx transport for the emulator or for tests."""
+    if transport is not None:
+        return HttpxSender(transport, settings.upstream_timeout_seconds)
     if settings.upstream_emulator:
+        import httpx
+
         from service.emulator import create_emulator
 
-        return httpx.ASGITransport(app=create_emulator())
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_connections,
-        keepalive_expiry=30.0,
-    )
-    return AiohttpTransport(limits=limits)
+        return HttpxSender(
+            httpx.ASGITransport(app=create_emulator()), settings.upstream_timeout_seconds
+        )
+    return AiohttpSender(settings.upstream_max_connections, settings.upstream_timeout_seconds)
 
 
 class Upstream:
     """Mints client secrets; one instance per process, closed at shutdown."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, settings: Settings, sender: Sender) -> None:
         self._timeout = settings.upstream_timeout_seconds
         self._retries = settings.upstream_max_retries
-        base_url = "http://emulator/v1" if settings.upstream_emulator else settings.openai_base_url
+        base_url = EMULATOR_BASE_URL if settings.upstream_emulator else settings.openai_base_url
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
         auth = (
             {"api-key": key}
@@ -97,21 +100,17 @@ class Upstream:
             else {"Authorization": f"Bearer {key}"}
         )
         self._url = base_url.rstrip("/") + "/realtime/client_secrets"
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            headers={**auth, "Content-Type": "application/json"},
-            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
-            follow_redirects=False,
-        )
+        self._headers = {**auth, "Content-Type": "application/json"}
+        self._sender = sender
 
     async def aclose(self) -> None:
         """Close the pool (in-flight requests have finished by shutdown)."""
-        await self._client.aclose()
+        await self._sender.aclose()
 
     async def mint_client_secret(self, body: dict[str, Any], request_id: str) -> Minted:
         """POST the GA body; return the secret or raise the matching `ServiceError`."""
         content = orjson.dumps(body)
-        headers = {"X-Request-ID": request_id, "X-Client-Request-Id": request_id}
+        headers = {**self._headers, "X-Request-ID": request_id, "X-Client-Request-Id": request_id}
         started = time.perf_counter()
         try:
             minted = await self._mint(content, headers, started)
@@ -145,24 +144,20 @@ class Upstream:
         self, content: bytes, headers: dict[str, str], started: float, attempt: int
     ) -> Minted:
         try:
-            response = await self._client.post(self._url, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            if _is_refused(exc):
+            response = await self._sender.post(self._url, content, headers)
+        except SendFailed as failed:
+            if failed.kind == "timeout":
+                raise TimeoutError from None
+            log.warning("upstream_send_failed", kind=failed.kind, detail=failed.detail)
+            if failed.kind == "connect":
                 raise _Retry(
                     UpstreamError("OpenAI is unreachable", code="upstream_unreachable")
                 ) from None
-            raise TimeoutError from None
-        except httpx.ConnectError:
-            raise _Retry(
-                UpstreamError("OpenAI is unreachable", code="upstream_unreachable")
-            ) from None
-        except httpx.TransportError as exc:
-            log.warning("upstream_transport_error", kind=type(exc).__name__)
             raise _Retry(
                 UpstreamError("the connection to OpenAI failed", code="upstream_connection")
             ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        status = response.status_code
+        status = response.status
         if status >= 500:
             log.warning("upstream_5xx", upstream_status=status, attempt=attempt)
             raise _Retry(
@@ -191,33 +186,25 @@ class Upstream:
         return _minted(response, elapsed_ms, attempt)
 
 
-def _is_refused(exc: httpx.TimeoutException) -> bool:
-    """aiohttp reports a refused connection as a connect 'timeout'; tell them apart."""
-    cause = exc.__cause__
-    return isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
-        cause, aiohttp.ServerTimeoutError
-    )
-
-
-def _rejected(response: httpx.Response) -> ServiceError:
+def _rejected(response: Reply) -> ServiceError:
     """OpenAI refused the session itself: pass its reason on as a 400."""
-    message, param, code = f"HTTP {response.status_code}", None, None
+    message, param, code = f"HTTP {response.status}", None, None
     try:
-        error = orjson.loads(response.content).get("error") or {}
+        error = orjson.loads(response.body).get("error") or {}
         message = str(error.get("message") or message)
         param = error.get("param") if isinstance(error.get("param"), str) else None
         code = error.get("code") if isinstance(error.get("code"), str) else None
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    log.warning("upstream_refused_session", upstream_status=response.status_code, param=param)
+    log.warning("upstream_refused_session", upstream_status=response.status, param=param)
     return InvalidRequest(
         f"OpenAI refused the session: {message}", param=param, code=code or "upstream_rejected"
     )
 
 
-def _minted(response: httpx.Response, elapsed_ms: float, attempt: int) -> Minted:
+def _minted(response: Reply, elapsed_ms: float, attempt: int) -> Minted:
     try:
-        data = orjson.loads(response.content)
+        data = orjson.loads(response.body)
     except orjson.JSONDecodeError:
         raise UpstreamError(
             "OpenAI answered with something that is not JSON", code="upstream_bad_response"
@@ -231,7 +218,7 @@ def _minted(response: httpx.Response, elapsed_ms: float, attempt: int) -> Minted
         value,
         expires_at,
         session if isinstance(session, dict) else {},
-        response.status_code,
+        response.status,
         elapsed_ms,
         attempt,
     )

@@ -238,9 +238,9 @@ class TestJwtRotation:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """After the refresh interval, a token with a newly published kid is accepted."""
-        import service.auth
+        import service.jwt_auth
 
-        monkeypatch.setattr(service.auth, "JWKS_REFRESH_SECONDS", 0.0)
+        monkeypatch.setattr(service.jwt_auth, "JWKS_REFRESH_SECONDS", 0.0)
         settings = make_settings(
             auth_mode="jwt",
             auth_jwt_jwks_url=jwks.url,

@@ -176,10 +176,8 @@ class TestNetwork:
     ) -> None:
         """Through the production transport, a closed port is a 502, not a 504."""
         from service.app import create_app
-        from service.upstream import build_transport
-
         settings = make_settings(openai_base_url="http://127.0.0.1:9/v1", upstream_max_retries=0)
-        app = create_app(settings, transport=build_transport(settings))
+        app = create_app(settings)
         from asgi_lifespan import LifespanManager
 
         async with (

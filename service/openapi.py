@@ -1,0 +1,190 @@
+"""OpenAPI for the mint doors, from the real request and response models.
+
+The doors are served outside FastAPI's routing (`service.doors`), so FastAPI
+cannot see them; this adds them to `/openapi.json` (and so `/docs`) from the
+same pydantic models that validate the bodies, with examples. Nothing here
+reads settings: no key, policy text or secret can reach the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from service import ga
+from service.session import Session, SessionRequest
+
+REF = "#/components/schemas/{model}"
+
+
+class ClientSecret(BaseModel):
+    """The minted secret: give `value` to the browser; it expires at `expires_at`."""
+
+    value: str
+    expires_at: int
+
+
+class PolicyDecision(BaseModel):
+    """One thing the policy did: defaulted, pinned or clamped a field."""
+
+    param: str
+    action: Literal["default", "pinned", "clamped"]
+    reason: str
+    applied: Any = None
+
+
+class SessionCreated(Session):
+    """`POST /v1/realtime/sessions` 200: the effective Session plus its secret."""
+
+    model_config = ConfigDict(extra="allow", strict=False, frozen=False)
+    object: Literal["realtime.session"] = "realtime.session"
+    client_secret: ClientSecret
+    policy_decisions: list[PolicyDecision] = Field(default_factory=list)
+
+
+class ClientSecretCreated(BaseModel):
+    """`POST /v1/realtime/client_secrets` 200: OpenAI's GA response."""
+
+    value: str
+    expires_at: int
+    session: dict[str, Any]
+
+
+class DryRun(BaseModel):
+    """`?dry_run=true`: what would be minted, and why. Nothing is minted."""
+
+    model_config = ConfigDict(extra="allow")
+    dry_run: Literal[True]
+    session: dict[str, Any]
+    expires_after: dict[str, Any]
+    policy_decisions: list[PolicyDecision]
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error object."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """OpenAI's error envelope: every non-2xx answer."""
+
+    error: ErrorBody
+
+
+ERRORS = {
+    "400": "Invalid input (malformed JSON, unknown field, wrong type, out of range).",
+    "401": "Missing or invalid caller credentials.",
+    "403": "Policy violation; `error.violations` lists each field.",
+    "413": "Body larger than MAX_BODY_BYTES.",
+    "429": "Rate limit or quota exhausted (ours or OpenAI's); see Retry-After.",
+    "502": "OpenAI failed, refused the server's key, or answered without a secret.",
+    "503": "The rate-limit store is unavailable.",
+    "504": "OpenAI did not answer in time.",
+}
+SESSION_EXAMPLE = {
+    "model": "gpt-realtime",
+    "voice": "marin",
+    "turn_detection": {"type": "semantic_vad", "eagerness": "auto"},
+}
+GA_EXAMPLE = {
+    "expires_after": {"anchor": "created_at", "seconds": 300},
+    "session": {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "audio": {"output": {"voice": "marin"}},
+    },
+}
+
+
+def _operation(summary: str, request: str, example: dict[str, Any], created: str) -> dict[str, Any]:
+    def ref(name: str) -> dict[str, str]:
+        return {"$ref": REF.format(model=name)}
+
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "Minted (or, with dry_run, the decision).",
+            "headers": {"X-Policy-Decisions": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"anyOf": [ref(created), ref("DryRun")]}}},
+        },
+    }
+    for status, description in ERRORS.items():
+        responses[status] = {
+            "description": description,
+            "content": {"application/json": {"schema": ref("ErrorResponse")}},
+        }
+    return {
+        "post": {
+            "tags": ["mint"],
+            "summary": summary,
+            "operationId": summary.lower().replace(" ", "_"),
+            "parameters": [
+                {
+                    "name": "dry_run",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean", "default": False},
+                    "description": "Apply the policy, mint nothing.",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref(request), "example": example}},
+            },
+            "responses": responses,
+            "security": [{"bearer": []}, {"apiKey": []}, {}],
+        }
+    }
+
+
+def document_doors(app: FastAPI) -> None:
+    """Make `app.openapi()` include the doors, with their models and examples."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        models: list[type[BaseModel]] = [
+            SessionRequest,
+            ga.ClientSecretRequest,
+            SessionCreated,
+            ClientSecretCreated,
+            DryRun,
+            ErrorResponse,
+        ]
+        names, definitions = models_json_schema(
+            [(model, "validation") for model in models], ref_template=REF
+        )
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {}).update(definitions.get("$defs", {}))
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+        paths = schema.setdefault("paths", {})
+        paths["/v1/realtime/sessions"] = _operation(
+            "Create session",
+            names[(SessionRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
+            SESSION_EXAMPLE,
+            "SessionCreated",
+        )
+        paths["/v1/realtime/client_secrets"] = _operation(
+            "Create client secret",
+            names[(ga.ClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
+            GA_EXAMPLE,
+            "ClientSecretCreated",
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

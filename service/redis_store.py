@@ -1,0 +1,105 @@
+"""The Redis rate-limit store: every limit of a mint in one atomic round trip.
+
+One Lua script (EVALSHA, loaded once) reads the GCRA timestamps and quota
+counters, decides, and commits only if every limit allows, on Redis's own
+clock. Connect and read timeouts are short and redis-py's retries are off, so
+an unreachable Redis is reported at once (`StoreUnavailable`) instead of
+stalling mints; redis-py reconnects on the next call when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from service.ratelimit import Limit, StoreUnavailable
+
+# KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
+# Time is Redis's own clock, so every worker and replica agrees on it, and concurrent
+# requests are ordered by their arrival at Redis. A quota expires at the end of the UTC day.
+# Returns {retry_after_ms, remaining_1, reset_ms_1, remaining_2, reset_ms_2, ...}.
+LUA_HIT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local retry = 0
+local out = {}
+local commits = {}
+for i, key in ipairs(KEYS) do
+  local kind = ARGV[i * 3 - 1]
+  local count = tonumber(ARGV[i * 3])
+  local period = tonumber(ARGV[i * 3 + 1])
+  local stored = tonumber(redis.call('GET', key) or '0')
+  if kind == 'r' then
+    local interval = period / count
+    local tat = math.max(stored, now)
+    if tat - now > period - interval then
+      retry = math.max(retry, math.ceil(tat - now - (period - interval)))
+      out[#out + 1] = 0
+      out[#out + 1] = math.ceil(tat - now)
+    else
+      local new_tat = math.ceil(tat + interval)
+      commits[#commits + 1] = {key, 'r', new_tat, new_tat - now}
+      out[#out + 1] = math.floor((period - (new_tat - now)) / interval)
+      out[#out + 1] = new_tat - now
+    end
+  else
+    period = 86400000 - (now % 86400000)
+    if stored >= count then retry = math.max(retry, period) end
+    commits[#commits + 1] = {key, 'q', 0, period}
+    out[#out + 1] = math.max(0, count - stored - 1)
+    out[#out + 1] = period
+  end
+end
+if retry == 0 then
+  for _, c in ipairs(commits) do
+    if c[2] == 'r' then
+      redis.call('SET', c[1], c[3], 'PX', math.max(1, c[4]))
+    elseif redis.call('INCR', c[1]) == 1 then
+      redis.call('PEXPIRE', c[1], c[4])
+    end
+  end
+end
+table.insert(out, 1, retry)
+return out
+"""
+
+
+class RedisStore:
+    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, no retries."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._timeout = timeout
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._script = self._redis.register_script(LUA_HIT)
+
+    async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
+        args: list[int | str] = [now_ms]
+        for limit in limits:
+            args += ["r" if limit.kind == "rate" else "q", limit.count, limit.period_ms]
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                raw = await self._script(keys=[limit.key for limit in limits], args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
+        values = [int(v) for v in raw]
+        return values[0], [(values[i], values[i + 1]) for i in range(1, len(values), 2)]
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                return bool(await self._redis.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
