@@ -1,0 +1,85 @@
+"""Micro-benchmark: policy evaluation plus translation per mint (goal: <= 50 us).
+
+Runs the pure part of a mint (strict parse of the body, carriability check,
+policy, translation to the GA body, JSON encoding) in a loop for a few
+representative bodies and prints microseconds per mint. No network, no
+server: `uv run python bench/micro_policy.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from service import ga
+from service.auth import Caller
+from service.config import Settings
+from service.mint import Context, parse, plan
+from service.session import SessionRequest
+from service.translate import from_ga, ga_param
+
+GA_MINIMAL = orjson.dumps(
+    {
+        "session": {
+            "type": "realtime",
+            "model": "gpt-realtime",
+            "audio": {"output": {"voice": "marin"}},
+        }
+    }
+)
+BETA_FULL = orjson.dumps(
+    {
+        "model": "gpt-realtime",
+        "voice": "marin",
+        "modalities": ["text", "audio"],
+        "instructions": "Be brief.",
+        "input_audio_format": "g711_ulaw",
+        "turn_detection": {"type": "semantic_vad", "eagerness": "high"},
+        "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+        "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}}],
+        "tool_choice": "auto",
+        "max_response_output_tokens": 512,
+        "speed": 1.1,
+    }
+)
+
+
+def main() -> None:
+    settings = Settings(
+        _env_file=None,
+        auth_mode="none",
+        openai_api_key="sk-bench",
+        workers=1,
+        policy={"tools_mode": "client", "tracing": "auto", "max_output_tokens": 1024},
+    )
+    context = Context(settings, None, None, Caller("bench", "127.0.0.1"), {})  # type: ignore[arg-type]
+
+    def ga_minimal() -> None:
+        request = parse(ga.ClientSecretRequest, GA_MINIMAL)
+        session = from_ga(request.session or ga.GASession(type="realtime"))
+        orjson.dumps(plan(context, session, None, ga_param).body)
+
+    def beta_full() -> None:
+        orjson.dumps(plan(context, parse(SessionRequest, BETA_FULL), None).body)
+
+    cases: list[tuple[str, Callable[[], None]]] = [
+        ("GA door, minimal body", ga_minimal),
+        ("beta door, every rule", beta_full),
+    ]
+    print("policy + translation per mint (parse, check, decide, translate, encode)")
+    for name, case in cases:
+        for _ in range(2_000):
+            case()
+        rounds = 20_000
+        started = time.perf_counter()
+        for _ in range(rounds):
+            case()
+        micros = (time.perf_counter() - started) / rounds * 1e6
+        verdict = "met" if micros <= 50 else "MISSED"
+        print(f"  {name:<24} {micros:6.1f} us   (goal <= 50 us: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
