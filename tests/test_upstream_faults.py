@@ -170,21 +170,3 @@ class TestNetwork:
         )
         error_of(response, 504, "upstream_timeout")
         assert loop.time() - started < 5
-
-    async def test_real_refused_port_is_502(
-        self, client_for: Any, make_settings: MakeSettings
-    ) -> None:
-        """Through the production transport, a closed port is a 502, not a 504."""
-        from service.app import create_app
-        settings = make_settings(openai_base_url="http://127.0.0.1:9/v1", upstream_max_retries=0)
-        app = create_app(settings)
-        from asgi_lifespan import LifespanManager
-
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-            ) as client,
-        ):
-            response = await client.post(DOOR, json={})
-        error_of(response, 502, "upstream_unreachable")
