@@ -108,6 +108,7 @@ class Settings(BaseSettings):
         extra="ignore",
         env_nested_delimiter="_",
         env_nested_max_split=1,
+        env_ignore_empty=True,  # `VAR=` in .env means "not set", as .env.example writes it
         validate_default=True,
     )
 
