@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv on PATH, else the copy pip installs (run as a module: works wherever pip put it).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: setup run test lint typecheck unit bench clean
 
 ## setup: install uv if missing, then the locked dependencies into .venv
 setup:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user 'uv>=0.9' || python3 -m pip install --quiet 'uv>=0.9'
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet 'uv>=0.9'
 	@$(UV) sync --frozen --quiet
 
 ## run: start the service (against OpenAI with OPENAI_API_KEY from env or .env, else the emulator)
