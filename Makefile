@@ -36,9 +36,12 @@ unit: setup
 ## test: everything CI checks
 test: lint typecheck unit
 
-## bench: the load benchmark against the peers (see bench/README.md)
+## bench: the load benchmark against the peers, then the policy and limiter micro-benchmarks
 bench: setup
 	bash bench/run.sh
+	$(UV) run --frozen python bench/micro_policy.py
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	$(UV) run --frozen python bench/micro_limiter.py
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
