@@ -34,6 +34,22 @@ _PREFIX = os.urandom(8).hex()
 _sequence = itertools.count(1)
 
 
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send a complete JSON response (the doors' and the emulator's)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def request_id(scope: Scope) -> str:
     """The caller's X-Request-ID if sane (printable, at most 128 chars), else a new one.
 

@@ -19,7 +19,7 @@ import structlog
 
 from service.auth import Authenticator, client_ip
 from service.config import Settings
-from service.context import DOORS, ASGIApp, Receive, Scope, Send
+from service.context import DOORS, ASGIApp, Receive, Scope, Send, respond
 from service.errors import (
     InternalError,
     InvalidRequest,
@@ -74,22 +74,6 @@ def dry_run_of(scope: Scope) -> bool:
     if value in FALSE:
         return False
     raise InvalidRequest("Invalid value for 'dry_run': expected true or false.", param="dry_run")
-
-
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """Send a complete JSON response."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _mint_headers(planned: Plan) -> list[tuple[bytes, bytes]]:

@@ -18,20 +18,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 import structlog
 from pydantic import ValidationError
 
+from service.context import ASGIApp, Receive, Scope, Send, respond
 from service.ga import ClientSecretRequest
 from service.validation import invalid_request_from
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 log = structlog.get_logger("service.emulator")
 PATH = "/v1/realtime/client_secrets"
@@ -104,7 +99,7 @@ def answer(body: bytes, has_key: bool) -> tuple[int, bytes]:
     )
 
 
-def create_emulator(latency_ms: float = 0.0) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
     """The emulator as an ASGI app; `latency_ms` delays every answer (load tests)."""
     delay = latency_ms / 1000
     log.warning(
@@ -141,16 +136,6 @@ def create_emulator(latency_ms: float = 0.0) -> Callable[[Scope, Receive, Send],
             if delay:
                 await asyncio.sleep(delay)
             status, body = answer(b"".join(chunks), has_key)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, body, [])
 
     return app

@@ -14,14 +14,14 @@ https://platform.openai.com/docs/api-reference/realtime-sessions
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 """`pcm16` is 16-bit PCM, 24 kHz, mono, little-endian; the others are G.711."""
 
-SEED_MODELS: tuple[str, ...] = (
+SeedModel: TypeAlias = Literal[
     "gpt-realtime",
     "gpt-realtime-2025-08-28",
     "gpt-4o-realtime-preview",
@@ -30,38 +30,10 @@ SEED_MODELS: tuple[str, ...] = (
     "gpt-4o-realtime-preview-2025-06-03",
     "gpt-4o-mini-realtime-preview",
     "gpt-4o-mini-realtime-preview-2024-12-17",
-)
+]
 """The models the seed `Session.model` Literal names."""
 
-GA_MODELS: tuple[str, ...] = (
-    "gpt-realtime-1.5",
-    "gpt-realtime-2",
-    "gpt-realtime-2.1",
-    "gpt-realtime-2.1-mini",
-    "gpt-realtime-mini",
-    "gpt-realtime-mini-2025-10-06",
-    "gpt-realtime-mini-2025-12-15",
-    "gpt-audio-1.5",
-    "gpt-audio-mini",
-    "gpt-audio-mini-2025-10-06",
-    "gpt-audio-mini-2025-12-15",
-)
-"""Models the GA API added after the seed was generated.
-
-The seed predates them, but the GA endpoint this service mints on accepts them,
-and ops ask for them (`gpt-realtime-mini` for a cheap tier). They extend the
-seed's Literal; nothing else about the seed is widened.
-"""
-
-Model: TypeAlias = Literal[
-    "gpt-realtime",
-    "gpt-realtime-2025-08-28",
-    "gpt-4o-realtime-preview",
-    "gpt-4o-realtime-preview-2024-10-01",
-    "gpt-4o-realtime-preview-2024-12-17",
-    "gpt-4o-realtime-preview-2025-06-03",
-    "gpt-4o-mini-realtime-preview",
-    "gpt-4o-mini-realtime-preview-2024-12-17",
+GAModel: TypeAlias = Literal[
     "gpt-realtime-1.5",
     "gpt-realtime-2",
     "gpt-realtime-2.1",
@@ -74,7 +46,15 @@ Model: TypeAlias = Literal[
     "gpt-audio-mini-2025-10-06",
     "gpt-audio-mini-2025-12-15",
 ]
-KNOWN_MODELS: frozenset[str] = frozenset(SEED_MODELS + GA_MODELS)
+"""Models the GA API added after the seed was generated.
+
+The seed predates them, but the GA endpoint this service mints on accepts them,
+and ops ask for them (`gpt-realtime-mini` for a cheap tier). They extend the
+seed's Literal; nothing else about the seed is widened.
+"""
+
+Model: TypeAlias = Literal[SeedModel, GAModel]
+KNOWN_MODELS: frozenset[str] = frozenset(get_args(SeedModel) + get_args(GAModel))
 
 SEED_VOICES: tuple[str, ...] = (
     "alloy",

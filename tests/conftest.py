@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,19 @@ def fixture_upstream() -> respx.MockRouter:
     return router
 
 
-AppClient = Callable[..., Any]
+@asynccontextmanager
+async def serving(
+    app: Any, peer: tuple[str, int] = ("127.0.0.1", 123)
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on `app` with its lifespan running (ASGITransport alone skips it)."""
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app, client=peer),
+            base_url="http://proxy.test",
+        ) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(name="client_for")
@@ -97,22 +110,13 @@ async def fixture_client_for(
     upstream: respx.MockRouter,
 ) -> AsyncIterator[Callable[[Settings], Any]]:
     """Open an HTTP client on a fresh app for given Settings (lifespan included)."""
-    stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
+    async with AsyncExitStack() as stack:
 
-    async def open_client(settings: Settings) -> httpx.AsyncClient:
-        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
-        manager = LifespanManager(app)
-        await manager.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-        )
-        stack.append((manager, client))
-        return client
+        async def open_client(settings: Settings) -> httpx.AsyncClient:
+            app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+            return await stack.enter_async_context(serving(app))
 
-    yield open_client
-    for manager, client in reversed(stack):
-        await client.aclose()
-        await manager.__aexit__(None, None, None)
+        yield open_client
 
 
 @pytest.fixture(name="client")

@@ -14,14 +14,13 @@ import httpx
 import jwt
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from service.app import create_app
 from service.auth import new_api_key
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, serving
 from tests.servers import JwksServer
 
 pytestmark = pytest.mark.anyio
@@ -138,12 +137,7 @@ async def fixture_jwt_client(
         auth_jwt_audience=AUDIENCE,
     )
     app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-        ) as client,
-    ):
+    async with serving(app) as client:
         yield client
 
 
@@ -250,12 +244,7 @@ class TestJwtRotation:
         app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
         new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = RSAAlgorithm.to_jwk(new_key.public_key(), as_dict=True)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-            ) as client,
-        ):
+        async with serving(app) as client:
             jwks.document = {"keys": [*jwks.document["keys"], {**jwk, "kid": "k2"}]}
             token = jwt.encode(claims(), new_key, algorithm="RS256", headers={"kid": "k2"})
             response = await client.post(DOOR, json={}, headers=bearer(token))
@@ -316,37 +305,31 @@ class TestJwtSecret:
 class TestGateway:
     """AUTH_MODE=gateway: the identity header counts only from trusted proxies."""
 
-    async def open(
+    async def mint_from(
         self, make_settings: MakeSettings, upstream: respx.MockRouter, peer: str
-    ) -> tuple[LifespanManager, httpx.AsyncClient]:
+    ) -> httpx.Response:
         settings = make_settings(
             auth_mode="gateway", auth_gateway_header="X-Auth-User", trusted_proxies="10.0.0.0/8"
         )
         app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
-        manager = LifespanManager(app)
-        await manager.__aenter__()
-        transport = httpx.ASGITransport(app=manager.app, client=(peer, 40000))
-        return manager, httpx.AsyncClient(transport=transport, base_url="http://proxy.test")
+        async with serving(app, peer=(peer, 40000)) as client:
+            response: httpx.Response = await client.post(
+                DOOR, json={}, headers={"X-Auth-User": "bob"}
+            )
+        return response
 
     async def test_trusted_peer_header_is_the_identity(
         self, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """From a trusted proxy, the header names the caller."""
-        manager, client = await self.open(make_settings, upstream, "10.1.2.3")
-        async with client:
-            response = await client.post(DOOR, json={}, headers={"X-Auth-User": "bob"})
-        await manager.__aexit__(None, None, None)
+        response = await self.mint_from(make_settings, upstream, "10.1.2.3")
         assert response.status_code == 200
 
     async def test_untrusted_peer_header_is_ignored(
         self, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """From any other peer the header is ignored: 401."""
-        manager, client = await self.open(make_settings, upstream, "192.0.2.7")
-        async with client:
-            response = await client.post(DOOR, json={}, headers={"X-Auth-User": "bob"})
-        await manager.__aexit__(None, None, None)
-        assert_401(response)
+        assert_401(await self.mint_from(make_settings, upstream, "192.0.2.7"))
 
     def test_gateway_needs_trusted_proxies(self, make_settings: MakeSettings) -> None:
         """Gateway mode without TRUSTED_PROXIES stops start-up."""

@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from service.app import create_app
 from service.emulator import create_emulator
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
 
 pytestmark = pytest.mark.anyio
@@ -67,12 +66,7 @@ class TestEndToEnd:
         """No key, emulator on: a beta request is translated, validated and minted."""
         settings = make_settings(openai_api_key=None, upstream_emulator=True)
         app = create_app(settings)
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-            ) as client,
-        ):
+        async with serving(app) as client:
             response = await client.post(
                 "/v1/realtime/sessions",
                 json={

@@ -9,10 +9,9 @@ import time
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from service.app import create_app
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, serving
 from tests.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -24,12 +23,7 @@ class TestDraining:
     async def test_readyz_turns_unready_on_sigterm(self, make_settings: MakeSettings) -> None:
         """The first SIGTERM makes /readyz answer 503 while requests still drain."""
         app = create_app(make_settings())
-        async with (
-            LifespanManager(app) as manager,
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-            ) as client,
-        ):
+        async with serving(app) as client:
             assert (await client.get("/readyz")).status_code == 200
             os.kill(os.getpid(), signal.SIGTERM)  # the handler only marks draining here
             response = await client.get("/readyz")

@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from asgi_lifespan import LifespanManager
 
 from service.app import create_app
-from tests.conftest import API_KEY, MakeSettings
+from tests.conftest import API_KEY, MakeSettings, serving
 from tests.contract import assert_valid_ga_request
 from tests.servers import free_port
 
@@ -78,12 +77,7 @@ async def fixture_openai_port() -> AsyncIterator[int]:
 
 async def post(make_settings: MakeSettings, base_url: str, **settings: Any) -> httpx.Response:
     app = create_app(make_settings(openai_base_url=base_url, **settings))  # production sender
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://proxy.test"
-        ) as client,
-    ):
+    async with serving(app) as client:
         response = await client.post(
             "/v1/realtime/sessions", json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
         )
