@@ -52,7 +52,7 @@ LOG_DIR = RESULTS_DIR / "logs"
 
 HOST = "127.0.0.1"
 # Fake credentials: the emulator accepts any Bearer token, nothing leaves 127.0.0.1.
-OPENAI_API_KEY = "sk-bench-0000000000000000-not-a-real-key"
+OPENAI_API_KEY = "fake-bench-key-the-emulator-accepts-any"
 BENCH_CLIENT_KEY = "bench-client-key-0000000000000000"
 MINIMAL_BODY = (
     b'{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"marin"}}}}'
