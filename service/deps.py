@@ -13,19 +13,12 @@ from fastapi import Depends, Request
 from service.auth import Authenticator, Caller, client_ip
 from service.config import Settings
 from service.ratelimit import Limiter
-from service.upstream import Upstream
 
 
 async def get_settings(request: Request) -> Settings:
     """The process's settings, from the lifespan state."""
     settings: Settings = request.state.settings
     return settings
-
-
-async def get_upstream(request: Request) -> Upstream:
-    """The process's one upstream client."""
-    upstream: Upstream = request.state.upstream
-    return upstream
 
 
 async def get_log_fields(request: Request) -> dict[str, Any]:
@@ -57,5 +50,3 @@ async def get_limiter(request: Request) -> Limiter:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
-UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
-LogFieldsDep = Annotated[dict[str, Any], Depends(get_log_fields)]
