@@ -41,7 +41,7 @@ for i, key in ipairs(KEYS) do
       out[#out + 1] = 0
       out[#out + 1] = math.ceil(tat - now)
     else
-      local new_tat = math.ceil(tat + interval)
+      local new_tat = tat + interval
       commits[#commits + 1] = {key, 'r', new_tat, new_tat - now}
       out[#out + 1] = math.floor((period - (new_tat - now)) / interval)
       out[#out + 1] = new_tat - now
@@ -57,7 +57,8 @@ end
 if retry == 0 then
   for _, c in ipairs(commits) do
     if c[2] == 'r' then
-      redis.call('SET', c[1], c[3], 'PX', math.max(1, c[4]))
+      -- Microsecond precision: rounding to whole ms per step would tighten the limit.
+      redis.call('SET', c[1], string.format('%.3f', c[3]), 'PX', math.max(1, math.ceil(c[4])))
     elseif redis.call('INCR', c[1]) == 1 then
       redis.call('PEXPIRE', c[1], c[4])
     end

@@ -25,6 +25,8 @@ import random
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import orjson
 import structlog
@@ -41,7 +43,7 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from service.transport import AiohttpSender, HttpxSender, Reply, Sender, SendFailed
+from service.transport import AiohttpSender, Http1Sender, HttpxSender, Reply, Sender, SendFailed
 
 log = structlog.get_logger("service.upstream")
 RETRY_BASE_SECONDS = 0.05
@@ -83,7 +85,20 @@ def build_sender(settings: Settings, transport: httpx.AsyncBaseTransport | None 
         return HttpxSender(
             httpx.ASGITransport(app=create_emulator()), settings.upstream_timeout_seconds
         )
-    return AiohttpSender(settings.upstream_max_connections, settings.upstream_timeout_seconds)
+    base = settings.openai_base_url
+    if _proxied(base):
+        return AiohttpSender(settings.upstream_max_connections, settings.upstream_timeout_seconds)
+    url = base.rstrip("/") + "/realtime/client_secrets"
+    return Http1Sender(url, settings.upstream_max_connections, settings.upstream_timeout_seconds)
+
+
+def _proxied(url: str) -> bool:
+    """Whether HTTP(S)_PROXY / ALL_PROXY applies to `url` (and NO_PROXY does not exempt it)."""
+    parts = urlsplit(url)
+    proxies = getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass(parts.hostname or "")
 
 
 class Upstream:

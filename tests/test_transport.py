@@ -1,15 +1,22 @@
-"""The production sender (aiohttp) against a real local HTTP server playing OpenAI.
+"""The production senders against a real local HTTP server playing OpenAI.
 
 respx covers the upstream through the httpx sender; these tests send the same
-requests over real sockets through aiohttp's pool, so its error mapping is
-tested too: every fault gets its precise status and the key never leaks.
+requests over real sockets, through the lean HTTP/1.1 client (the default) and
+through aiohttp (used when a proxy is configured), so their error mapping is
+tested too: every fault gets its precise status and the key never leaks. The
+lean client's own concerns follow: keep-alive reuse, a server dropping idle
+connections, chunked answers and TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import ssl
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +38,8 @@ async def mint(request: web.Request) -> web.Response:
         return web.json_response({"error": {"message": "bad key"}}, status=401)
     body = await request.json()
     assert_valid_ga_request(body)
-    seen.append({"body": body, "request_id": request.headers.get("X-Request-ID")})
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    seen.append({"body": body, "request_id": request.headers.get("X-Request-ID"), "peer": peer})
     return web.json_response(
         {
             "value": "ek_real_socket_secret_0123456789",
@@ -53,6 +61,18 @@ async def fault(request: web.Request) -> web.StreamResponse:
         return web.Response(text="<html>proxy error</html>", content_type="text/html")
     if kind == "slow":
         await asyncio.sleep(10)
+    if kind == "chunked":
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in (
+            b'{"value": "ek_chunked_0123456789", ',
+            b'"expires_at": 1900000000, ',
+            b'"session": {"id": "sess_chunked"}}',
+        ):
+            await response.write(part)
+        await response.write_eof()
+        return response
     if kind == "drop":
         assert request.transport is not None
         request.transport.close()
@@ -60,33 +80,62 @@ async def fault(request: web.Request) -> web.StreamResponse:
     return web.Response(status=500)
 
 
-@pytest.fixture(name="openai_port")
-async def fixture_openai_port() -> AsyncIterator[int]:
+@asynccontextmanager
+async def fake_openai(
+    ssl_context: ssl.SSLContext | None = None, keepalive: float = 75.0
+) -> AsyncIterator[int]:
     """A local aiohttp server: /v1/... mints; /fault/<kind>/v1/... misbehaves."""
     app = web.Application()
     app.router.add_post("/v1/realtime/client_secrets", mint)
     app.router.add_post("/fault/{kind}/v1/realtime/client_secrets", fault)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive)
     await runner.setup()
     port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    yield port
-    await runner.cleanup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
 
 
-async def post(make_settings: MakeSettings, base_url: str, **settings: Any) -> httpx.Response:
+@pytest.fixture(name="openai_port")
+async def fixture_openai_port() -> AsyncIterator[int]:
+    """The fake OpenAI over plain HTTP."""
+    async with fake_openai() as port:
+        yield port
+
+
+@pytest.fixture(name="sender", params=["http1", "aiohttp"])
+def fixture_sender(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each production sender: the lean client, and aiohttp (as chosen behind a proxy)."""
+    import service.upstream
+
+    proxied = request.param == "aiohttp"
+    monkeypatch.setattr(service.upstream, "_proxied", lambda _url: proxied)
+    return str(request.param)
+
+
+async def post(
+    make_settings: MakeSettings,
+    base_url: str,
+    times: int = 1,
+    pause: float = 0.0,
+    **settings: Any,
+) -> httpx.Response:
     app = create_app(make_settings(openai_base_url=base_url, **settings))  # production sender
     async with serving(app) as client:
-        response = await client.post(
-            "/v1/realtime/sessions", json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
-        )
+        for _ in range(times):
+            response = await client.post(
+                "/v1/realtime/sessions", json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
+            )
+            await asyncio.sleep(pause)
     assert API_KEY not in response.text
     return response
 
 
-class TestAiohttpSender:
-    """Real sockets, each fault."""
+@pytest.mark.usefixtures("sender")
+class TestProductionSenders:
+    """Real sockets, each fault, through both production senders."""
 
     async def test_mint_over_a_real_socket(
         self, make_settings: MakeSettings, openai_port: int
@@ -130,6 +179,12 @@ class TestAiohttpSender:
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "upstream_unreachable"
 
+    async def test_chunked_answer(self, make_settings: MakeSettings, openai_port: int) -> None:
+        """A chunked answer is read whole."""
+        response = await post(make_settings, f"http://127.0.0.1:{openai_port}/fault/chunked/v1")
+        assert response.status_code == 200, response.text
+        assert response.json()["client_secret"]["value"] == "ek_chunked_0123456789"
+
     async def test_bad_server_key_is_502(
         self, make_settings: MakeSettings, openai_port: int
     ) -> None:
@@ -141,3 +196,80 @@ class TestAiohttpSender:
         )
         assert response.status_code == 502
         assert json.loads(response.text)["error"]["code"] == "upstream_auth_failed"
+
+
+class TestLeanClient:
+    """What the lean HTTP/1.1 client must get right beyond the faults above."""
+
+    async def test_keep_alive_reuses_one_connection(
+        self, make_settings: MakeSettings, openai_port: int
+    ) -> None:
+        """Sequential mints travel over one kept-alive connection."""
+        seen.clear()
+        await post(make_settings, f"http://127.0.0.1:{openai_port}/v1", times=5)
+        assert len(seen) == 5
+        assert len({item["peer"] for item in seen}) == 1
+
+    async def test_server_dropping_idle_connections(self, make_settings: MakeSettings) -> None:
+        """When the server closes an idle connection, the next mint opens a new one."""
+        seen.clear()
+        async with fake_openai(keepalive=0.1) as port:
+            response = await post(
+                make_settings,
+                f"http://127.0.0.1:{port}/v1",
+                times=3,
+                pause=0.4,
+                upstream_max_retries=0,
+            )
+        assert response.status_code == 200
+        assert len({item["peer"] for item in seen}) == 3
+
+    async def test_tls_with_verification(
+        self, make_settings: MakeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """HTTPS upstream: the certificate is verified against the trusted CAs, then it mints."""
+        cert, key = self_signed(tmp_path)
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ssl.load_cert_chain(cert, key)
+        async with fake_openai(ssl_context=server_ssl) as port:
+            untrusted = await post(
+                make_settings, f"https://localhost:{port}/v1", upstream_max_retries=0
+            )
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            trusted = await post(make_settings, f"https://localhost:{port}/v1")
+        assert untrusted.status_code == 502
+        assert trusted.status_code == 200, trusted.text
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost, made for this test."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
