@@ -1,8 +1,9 @@
 """The one upstream client: mints client secrets on OpenAI's GA endpoint.
 
 One instance per process, created in the app's lifespan, over one pooled
-connection pool (`service.transport`: aiohttp in production; an httpx
-transport for the in-process emulator and for respx in tests).
+connection pool (`service.transport`: the lean HTTP/1.1 client in production,
+aiohttp behind a proxy, an httpx transport for the in-process emulator and for
+respx in tests).
 
 Every way the upstream can fail is translated here, and only here, into the
 service's errors:
@@ -74,7 +75,7 @@ class _Retry(Exception):
 
 
 def build_sender(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Sender:
-    """aiohttp's pool in production; an httpx transport for the emulator or for tests."""
+    """The lean client in production (aiohttp behind a proxy); httpx for emulator and tests."""
     if transport is not None:
         return HttpxSender(transport, settings.upstream_timeout_seconds)
     if settings.upstream_emulator:
