@@ -228,6 +228,8 @@ class Settings(BaseSettings):
         """A real upstream needs a real key; only the emulator runs without one."""
         if not self.upstream_emulator:
             key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+            if key and any(c.isspace() or not c.isprintable() for c in key):
+                raise ValueError("OPENAI_API_KEY contains whitespace or control characters")
             if not key.strip():
                 raise ValueError(
                     "OPENAI_API_KEY is required (or set UPSTREAM_EMULATOR=true to run "

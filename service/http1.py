@@ -115,7 +115,8 @@ class Http1Pool:
         self._tls = parts.scheme == "https"
         self._port = parts.port or (443 if self._tls else 80)
         default_port = self._port == (443 if self._tls else 80)
-        self._host_header = self._host if default_port else f"{self._host}:{self._port}"
+        host = f"[{self._host}]" if ":" in self._host else self._host  # IPv6 literal
+        self._host_header = host if default_port else f"{host}:{self._port}"
         self._ssl = (ssl_context or ssl.create_default_context()) if self._tls else None
         self._connect_timeout = connect_timeout
         self._slots = asyncio.Semaphore(max_connections)

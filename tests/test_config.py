@@ -151,3 +151,15 @@ class TestEnvExample:
         settings = Settings(_env_file=ROOT / ".env.example")
         assert settings.auth_mode == "api_key"
         assert settings.policy.token_ttl_seconds == 60
+
+
+class TestKeyShape:
+    """The key goes into an HTTP header verbatim, so it must be one clean token."""
+
+    def test_key_with_a_newline_is_refused(self) -> None:
+        """A key with whitespace inside stops start-up instead of corrupting the header."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, auth_mode="none", openai_api_key="sk-abc\r\nX-Evil: 1")
+        message = describe(caught.value)
+        assert "OPENAI_API_KEY" in message
+        assert "X-Evil" not in message
