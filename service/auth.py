@@ -157,6 +157,18 @@ class GatewayAuth(_Stateless):
         return Caller(identity.strip(), ip)
 
 
+async def identify(
+    scope: MutableMapping[str, Any], networks: Networks, fields: dict[str, Any]
+) -> Caller:
+    """Authenticate the request's caller (401 otherwise), noting who and from where in the log."""
+    ip = client_ip(scope, networks)
+    fields["client_ip"] = ip
+    authenticator: Authenticator = scope["state"]["auth"]
+    caller = await authenticator.authenticate(scope, ip)
+    fields["identity"] = caller.identity
+    return caller
+
+
 def build_authenticator(settings: Settings) -> Authenticator:
     """The authenticator for `AUTH_MODE`."""
     if settings.auth_mode == "api_key":

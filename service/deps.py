@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from service.auth import Authenticator, Caller, client_ip
+from service.auth import Caller, identify
 from service.config import Settings
 from service.ratelimit import Limiter
 
@@ -33,12 +33,7 @@ async def get_caller(
     fields: Annotated[dict[str, Any], Depends(get_log_fields)],
 ) -> Caller:
     """The authenticated caller (401 otherwise), noted in the request's log line."""
-    ip = client_ip(request.scope, settings.trusted_proxies)
-    fields["client_ip"] = ip
-    authenticator: Authenticator = request.state.auth
-    caller = await authenticator.authenticate(request.scope, ip)
-    fields["identity"] = caller.identity
-    return caller
+    return await identify(request.scope, settings.trusted_proxies, fields)
 
 
 async def get_limiter(request: Request) -> Limiter:

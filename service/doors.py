@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 import structlog
 
-from service.auth import Authenticator, client_ip
+from service.auth import identify
 from service.config import Settings
 from service.context import DOORS, ASGIApp, Receive, Scope, Send, respond
 from service.errors import (
@@ -113,11 +113,7 @@ class Doors:
         fields: dict[str, Any] = state["log"]
         settings = self.settings
         dry_run = dry_run_of(scope)
-        ip = client_ip(scope, settings.trusted_proxies)
-        fields["client_ip"] = ip
-        authenticator: Authenticator = state["auth"]
-        caller = await authenticator.authenticate(scope, ip)
-        fields["identity"] = caller.identity
+        caller = await identify(scope, settings.trusted_proxies, fields)
         body = await read_body(scope, receive, settings.max_body_bytes)
         upstream: Upstream = state["upstream"]
         limiter: Limiter = state["limiter"]

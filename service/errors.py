@@ -105,14 +105,6 @@ class PayloadTooLarge(ServiceError):
     default_code = "request_too_large"
 
 
-class UnsupportedMediaType(ServiceError):
-    """415: the body is not JSON."""
-
-    status_code = 415
-    error_type = "invalid_request_error"
-    default_code = "unsupported_media_type"
-
-
 class RateLimited(ServiceError):
     """429: a rate limit or quota (ours or upstream's) is exhausted; see Retry-After."""
 
