@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.policy import CsvStr, Policy, split_csv
+from service.policy import CsvStr, Policy, csv_items, split_csv
 from service.profiles import Profiles, load_profiles
 
 
@@ -72,9 +72,7 @@ def parse_key_entries(value: object) -> object:
     if not isinstance(value, str):
         return value
     entries: dict[str, str] = {}
-    for item in value.split(","):
-        if not item.strip():
-            continue
+    for item in csv_items(value):
         name, _, digest = item.partition(":")
         digest = digest.strip().lower()
         if (
@@ -92,7 +90,7 @@ def parse_key_entries(value: object) -> object:
 def parse_pairs(value: object) -> object:
     """Read `a=b,c=d` from env as `{"a": "b", "c": "d"}`."""
     if isinstance(value, str):
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        pairs = [item.split("=", 1) for item in csv_items(value)]
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError("expected name=value pairs separated by commas")
         return {name.strip(): target.strip() for name, target in pairs}

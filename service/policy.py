@@ -20,11 +20,14 @@ from pydantic_settings import NoDecode
 from service.session import KNOWN_MODELS, SEED_VOICES, AudioFormat, MaxTokens, Tool
 
 
+def csv_items(text: str) -> tuple[str, ...]:
+    """`a, b ,,c` -> `("a", "b", "c")`: how every comma-separated env value is read."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def split_csv(value: object) -> object:
     """Read `a, b ,c` from env as `("a", "b", "c")`; leave lists from files alone."""
-    if isinstance(value, str):
-        return tuple(item.strip() for item in value.split(",") if item.strip())
-    return value
+    return csv_items(value) if isinstance(value, str) else value
 
 
 def empty_is_none(value: object) -> object:
