@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,9 +19,17 @@ if TYPE_CHECKING:
     from service.config import Settings
 
 
-def _serve() -> int:
+def _run(app: Any, **options: Any) -> None:
+    """uvicorn with the server options both commands share; a drained SIGTERM exits 0."""
     import uvicorn
 
+    # uvicorn re-raises the signal after its graceful shutdown; with the default
+    # handler that would end the process with 143. A drained stop is a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    uvicorn.run(app, loop="uvloop", http="httptools", log_config=None, access_log=False, **options)
+
+
+def _serve() -> int:
     from service.config import describe, load_settings
     from service.logs import configure
 
@@ -32,19 +40,11 @@ def _serve() -> int:
         return 2
     configure(settings.log_format, settings.log_level)
     _prepare_metrics(settings)
-    # uvicorn re-raises the signal after its graceful shutdown; with the default
-    # handler that would end the process with 143. A drained stop is a clean exit.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
+    _run(
         "service.main:app",
-        factory=False,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -66,8 +66,6 @@ def _prepare_metrics(settings: Settings) -> None:
 
 
 def _emulator(argv: list[str]) -> int:
-    import uvicorn
-
     from service.emulator import create_emulator
     from service.logs import configure
 
@@ -77,16 +75,7 @@ def _emulator(argv: list[str]) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     configure("json", "INFO")
-    signal.signal(signal.SIGTERM, lambda *_: None)  # a clean stop exits 0, as in _serve
-    uvicorn.run(
-        create_emulator(args.latency_ms),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-    )
+    _run(create_emulator(args.latency_ms), host=args.host, port=args.port)
     return 0
 
 
