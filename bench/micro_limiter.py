@@ -18,8 +18,9 @@ import subprocess
 import time
 
 from service.config import Settings
-from service.ratelimit import Limiter, MemoryStore, Store
-from service.redis_store import RedisStore
+from service.limits import Limiter, Store
+from service.limits.memory import MemoryStore
+from service.limits.redis import RedisStore
 
 CALLS = 5_000
 

@@ -13,12 +13,17 @@ from collections.abc import Callable
 
 import orjson
 
-from service import ga
+from service.api.mint import MintContext, plan
 from service.auth import Caller
 from service.config import Settings
-from service.mint import Context, parse, plan
-from service.session import SessionRequest
-from service.translate import from_ga, ga_param
+from service.contract import (
+    ClientSecretRequest,
+    GASession,
+    SessionRequest,
+    from_ga,
+    ga_param,
+    parse,
+)
 
 GA_MINIMAL = orjson.dumps(
     {
@@ -54,11 +59,11 @@ def main() -> None:
         workers=1,
         policy={"tools_mode": "client", "tracing": "auto", "max_output_tokens": 1024},
     )
-    context = Context(settings, None, None, Caller("bench", "127.0.0.1"), {})  # type: ignore[arg-type]
+    context = MintContext(settings, None, None, Caller("bench", "127.0.0.1"), {})  # type: ignore[arg-type]
 
     def ga_minimal() -> None:
-        request = parse(ga.ClientSecretRequest, GA_MINIMAL)
-        session = from_ga(request.session or ga.GASession(type="realtime"))
+        request = parse(ClientSecretRequest, GA_MINIMAL)
+        session = from_ga(request.session or GASession(type="realtime"))
         orjson.dumps(plan(context, session, None, ga_param).body)
 
     def beta_full() -> None:

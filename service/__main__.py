@@ -41,7 +41,7 @@ def _serve() -> int:
     configure(settings.log_format, settings.log_level)
     _prepare_metrics(settings)
     _run(
-        "service.main:app",
+        "service.asgi:app",
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
@@ -66,8 +66,8 @@ def _prepare_metrics(settings: Settings) -> None:
 
 
 def _emulator(argv: list[str]) -> int:
-    from service.emulator import create_emulator
     from service.logs import configure
+    from service.upstream.emulator import create_emulator
 
     parser = argparse.ArgumentParser(prog="python -m service emulator")
     parser.add_argument("--host", default="127.0.0.1")

@@ -27,8 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.policy import CsvStr, Policy, csv_items, split_csv
-from service.profiles import Profiles, load_profiles
+from service.policy import CsvStr, Policy, Profiles, csv_items, load_profiles, split_csv
 
 
 def available_cpus() -> int:
@@ -147,6 +146,7 @@ class Settings(BaseSettings):
     auth_jwt_audience: str | None = None
     auth_jwt_algorithms: CsvStr = ()
     auth_jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    auth_jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
     auth_gateway_header: str | None = None
     auth_profile_claim: str | None = None
     auth_hash_identities: bool = False

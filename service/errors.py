@@ -6,6 +6,12 @@ official `openai` SDKs map status codes to typed exceptions
 (`BadRequestError`, `PermissionDeniedError`, ...) and read the envelope, so a
 client pointed at this service gets the same errors it would from OpenAI.
 
+Each subclass also carries its `outcome` (the bounded label metrics count it
+under) and a one-line `summary` (what the OpenAPI document says about its
+status), so neither restates this table. `render` is the one place an error
+becomes an HTTP response: FastAPI's exception handlers and the request
+middleware (for the unexpected) both call it.
+
 Messages are written for the caller and never include credentials: the API key,
 client secrets and caller keys are never interpolated into an error.
 """
@@ -16,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
+from starlette.responses import Response
 
 
 class ServiceError(Exception):
@@ -24,6 +31,12 @@ class ServiceError(Exception):
     status_code: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    outcome: ClassVar[str] = "error"
+    """The bounded label metrics count this error under."""
+    summary: ClassVar[str] = "The service failed."
+    """What this status means, for the OpenAPI document."""
+    documented: ClassVar[bool] = True
+    """Whether a mint endpoint's caller can receive it (and so the OpenAPI lists it)."""
 
     def __init__(
         self,
@@ -63,6 +76,8 @@ class InvalidRequest(ServiceError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "invalid_value"
+    outcome = "invalid"
+    summary = "Invalid input (malformed JSON, unknown field, wrong type, out of range)."
 
 
 class Unauthenticated(ServiceError):
@@ -71,6 +86,8 @@ class Unauthenticated(ServiceError):
     status_code = 401
     error_type = "authentication_error"
     default_code = "invalid_api_key"
+    outcome = "unauthenticated"
+    summary = "Missing or invalid caller credentials."
 
 
 class PolicyViolation(ServiceError):
@@ -79,6 +96,8 @@ class PolicyViolation(ServiceError):
     status_code = 403
     error_type = "permission_error"
     default_code = "policy_violation"
+    outcome = "policy_violation"
+    summary = "Policy violation; `error.violations` lists each field."
 
 
 class NotFound(ServiceError):
@@ -87,6 +106,9 @@ class NotFound(ServiceError):
     status_code = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
+    documented = False
+    outcome = "not_found"
+    summary = "No such route."
 
 
 class MethodNotAllowed(ServiceError):
@@ -95,6 +117,8 @@ class MethodNotAllowed(ServiceError):
     status_code = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
+    outcome = "method_not_allowed"
+    summary = "The route does not take this method."
 
 
 class PayloadTooLarge(ServiceError):
@@ -103,6 +127,23 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
     error_type = "invalid_request_error"
     default_code = "request_too_large"
+    outcome = "too_large"
+    summary = "Body larger than MAX_BODY_BYTES."
+
+
+class ClientDisconnected(ServiceError):
+    """499: the client closed the connection before its request was complete.
+
+    Nobody reads the answer; the status exists for the log line and metrics
+    (nginx's convention), and to stop the request before anything is minted.
+    """
+
+    status_code = 499
+    error_type = "invalid_request_error"
+    default_code = "client_closed_request"
+    outcome = "client_closed"
+    summary = "The client closed the connection early."
+    documented = False
 
 
 class RateLimited(ServiceError):
@@ -111,6 +152,8 @@ class RateLimited(ServiceError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+    outcome = "rate_limited"
+    summary = "Rate limit or quota exhausted (ours or OpenAI's); see Retry-After."
 
 
 class UpstreamError(ServiceError):
@@ -119,6 +162,8 @@ class UpstreamError(ServiceError):
     status_code = 502
     error_type = "upstream_error"
     default_code = "upstream_error"
+    outcome = "upstream_error"
+    summary = "OpenAI failed, refused the server's key, or answered without a secret."
 
 
 class ServiceUnavailable(ServiceError):
@@ -127,6 +172,8 @@ class ServiceUnavailable(ServiceError):
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
+    outcome = "unavailable"
+    summary = "The rate-limit store is unavailable."
 
 
 class UpstreamTimeout(ServiceError):
@@ -135,6 +182,8 @@ class UpstreamTimeout(ServiceError):
     status_code = 504
     error_type = "upstream_error"
     default_code = "upstream_timeout"
+    outcome = "upstream_timeout"
+    summary = "OpenAI did not answer in time."
 
 
 class InternalError(ServiceError):
@@ -143,3 +192,26 @@ class InternalError(ServiceError):
     status_code = 500
     error_type = "server_error"
     default_code = "internal_error"
+    outcome = "internal_error"
+    summary = "A bug in this service; the log has the details."
+
+
+def render(error: ServiceError) -> Response:
+    """The one place an error becomes an HTTP response: OpenAI's envelope, as JSON."""
+    return Response(
+        error.body(),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+def caller_errors() -> list[type[ServiceError]]:
+    """Every error class, in status order (`documented` says which a caller can see)."""
+    found: list[type[ServiceError]] = []
+    pending = list(ServiceError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.status_code)

@@ -7,8 +7,9 @@ numbers are the service's, not one worker's. `METRICS_PORT` serves them on a
 separate port from the supervisor process, so a gateway routing to the API
 port never exposes them.
 
-Label values are bounded (doors, outcomes, field names, error kinds); never
-identities, which are unbounded and personal.
+Label values are bounded (endpoints, outcomes, field names, error kinds);
+never identities, which are unbounded and personal. Outcomes are the error
+classes' own labels (`service.errors`), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from prometheus_client import (
     start_http_server,
 )
 
+from service.errors import caller_errors
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-MINTS = Counter("rtp_mints_total", "Mint requests by door and outcome.", ["door", "outcome"])
+MINTS = Counter(
+    "rtp_mints_total", "Mint requests by endpoint and outcome.", ["endpoint", "outcome"]
+)
 POLICY_VIOLATIONS = Counter(
     "rtp_policy_violations_total", "Policy violations (rejected or clamped) by field.", ["field"]
 )
@@ -43,23 +48,13 @@ IN_FLIGHT = Gauge(
     "rtp_requests_in_flight", "HTTP requests being served.", multiprocess_mode="livesum"
 )
 
-OUTCOMES = {
-    200: "minted",
-    400: "invalid",
-    401: "unauthenticated",
-    403: "policy_violation",
-    413: "too_large",
-    429: "rate_limited",
-    502: "upstream_error",
-    503: "unavailable",
-    504: "upstream_timeout",
-}
+OUTCOMES = {error.status_code: error.outcome for error in caller_errors()}
 
 
 def outcome_of(status: int, dry_run: bool) -> str:
-    """A bounded outcome label for a door's response status."""
-    if dry_run and status == 200:
-        return "dry_run"
+    """A bounded outcome label for a mint endpoint's response status."""
+    if status == 200:
+        return "dry_run" if dry_run else "minted"
     return OUTCOMES.get(status, "other")
 
 

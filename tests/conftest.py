@@ -14,7 +14,7 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.api import create_app
 from service.config import Settings
 from service.logs import configure
 from service.policy import Policy

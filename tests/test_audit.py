@@ -37,7 +37,7 @@ class TestAuditLine:
             for k in (
                 "identity",
                 "profile",
-                "door",
+                "endpoint",
                 "model",
                 "voice",
                 "upstream_session_id",
@@ -47,7 +47,7 @@ class TestAuditLine:
         } == {
             "identity": "kiosk",
             "profile": "default",
-            "door": "sessions",
+            "endpoint": "sessions",
             "model": "gpt-realtime",
             "voice": "ash",
             "upstream_session_id": "sess_test_1",

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from service.app import create_app
+from service.api import create_app
 from service.auth import new_api_key
 from tests.conftest import MakeSettings, serving
 from tests.servers import JwksServer
@@ -229,14 +229,11 @@ class TestJwtRotation:
         make_settings: MakeSettings,
         upstream: respx.MockRouter,
         jwks: JwksServer,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """After the refresh interval, a token with a newly published kid is accepted."""
-        import service.jwt_auth
-
-        monkeypatch.setattr(service.jwt_auth, "JWKS_REFRESH_SECONDS", 0.0)
         settings = make_settings(
             auth_mode="jwt",
+            auth_jwt_jwks_refresh_seconds=0.0,
             auth_jwt_jwks_url=jwks.url,
             auth_jwt_issuer=ISSUER,
             auth_jwt_audience=AUDIENCE,

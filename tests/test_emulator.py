@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.app import create_app
-from service.emulator import create_emulator
+from service.api import create_app
+from service.upstream.emulator import create_emulator
 from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
 

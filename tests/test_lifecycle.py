@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from service.app import create_app
+from service.api import create_app
 from tests.conftest import MakeSettings, serving
 from tests.servers import ServiceProcess, free_port
 

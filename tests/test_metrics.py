@@ -34,22 +34,22 @@ async def scrape(client: httpx.AsyncClient) -> str:
 class TestMetrics:
     """Counters move with what happens."""
 
-    async def test_mints_counted_by_door_and_outcome(self, client: httpx.AsyncClient) -> None:
+    async def test_mints_counted_by_endpoint_and_outcome(self, client: httpx.AsyncClient) -> None:
         """A mint, a dry run and a policy refusal each count under their outcome."""
         before = await scrape(client)
         await client.post("/v1/realtime/sessions", json={})
         await client.post("/v1/realtime/client_secrets?dry_run=true", json={})
         await client.post("/v1/realtime/sessions", json={"voice": "robot"})
         after = await scrape(client)
-        for door, outcome in [
+        for endpoint, outcome in [
             ("sessions", "minted"),
             ("client_secrets", "dry_run"),
             ("sessions", "policy_violation"),
         ]:
-            delta = sample(after, "rtp_mints_total", door=door, outcome=outcome) - sample(
-                before, "rtp_mints_total", door=door, outcome=outcome
+            delta = sample(after, "rtp_mints_total", endpoint=endpoint, outcome=outcome) - sample(
+                before, "rtp_mints_total", endpoint=endpoint, outcome=outcome
             )
-            assert delta == 1, (door, outcome)
+            assert delta == 1, (endpoint, outcome)
 
     async def test_violations_counted_by_field(self, client: httpx.AsyncClient) -> None:
         """Each violating field is counted."""
@@ -132,7 +132,7 @@ class TestMultiprocess:
 
             asyncio.run(run())
             text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-            assert sample(text, "rtp_mints_total", door="sessions", outcome="minted") == 20
+            assert sample(text, "rtp_mints_total", endpoint="sessions", outcome="minted") == 20
             assert httpx.get(f"{service.url}/metrics", timeout=5).status_code == 404
         finally:
             assert service.stop() == 0

@@ -11,7 +11,7 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 
-from service.app import create_app
+from service.api import create_app
 from tests.conftest import CLIENT_SECRET, MakeSettings, sent_body
 
 pytestmark = pytest.mark.anyio

@@ -65,24 +65,13 @@ class TestUpstreamStatuses:
         assert response.headers["retry-after"] == "7"
         assert upstream.routes["mint"].call_count == 1
 
-    async def test_5xx_is_retried_then_502(
+    async def test_5xx_is_502_and_not_retried(
         self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
-        """A persistent 5xx is retried UPSTREAM_MAX_RETRIES times, then 502."""
+        """A 5xx means the request reached OpenAI: 502 at once, never a second mint."""
         response = await mint_against(client_for, make_settings, upstream, httpx.Response(503))
         error_of(response, 502, "upstream_server_error")
-        assert upstream.routes["mint"].call_count == 3
-
-    async def test_5xx_then_success_mints(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
-    ) -> None:
-        """A transient 5xx followed by success is invisible to the caller."""
-        ok = httpx.Response(200, json={"value": "ek_x_123456", "expires_at": 1, "session": {}})
-        response = await mint_against(
-            client_for, make_settings, upstream, [httpx.Response(500), ok]
-        )
-        assert response.status_code == 200
-        assert upstream.routes["mint"].call_count == 2
+        assert upstream.routes["mint"].call_count == 1
 
     async def test_upstream_400_is_relayed(
         self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
@@ -152,6 +141,27 @@ class TestNetwork:
             client_for, make_settings, upstream, httpx.ReadTimeout("slow")
         )
         error_of(response, 504, "upstream_timeout")
+        assert upstream.routes["mint"].call_count == 1
+
+    async def test_connect_error_then_success_mints(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A request that never left is retried, and the retry's secret reaches the caller."""
+        ok = httpx.Response(200, json={"value": "ek_x_123456", "expires_at": 1, "session": {}})
+        response = await mint_against(
+            client_for, make_settings, upstream, [httpx.ConnectError("refused"), ok]
+        )
+        assert response.status_code == 200
+        assert upstream.routes["mint"].call_count == 2
+
+    async def test_broken_exchange_is_502_and_not_retried(
+        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A connection that broke after the body was sent is a 502, never a second mint."""
+        response = await mint_against(
+            client_for, make_settings, upstream, httpx.RemoteProtocolError("dropped")
+        )
+        error_of(response, 502, "upstream_connection")
         assert upstream.routes["mint"].call_count == 1
 
     async def test_hanging_upstream_is_cut_at_the_deadline(

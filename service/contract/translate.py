@@ -1,6 +1,6 @@
-"""Translate between the seed Session (beta shape) and OpenAI's GA session shape.
+"""Translate between the beta Session (the seed file's shape) and OpenAI's GA session shape.
 
-Mapping (seed -> GA `POST /v1/realtime/client_secrets`):
+Mapping (beta -> GA `POST /v1/realtime/client_secrets`):
 
 - `input_audio_format` / `output_audio_format` -> `audio.input.format` /
   `audio.output.format`, as objects: `pcm16` = `{"type": "audio/pcm", "rate": 24000}`,
@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service import ga
+from service.contract import ga
+from service.contract.beta import InputAudioTranscription, Session, Tool, TurnDetection
 from service.errors import InvalidRequest
-from service.session import InputAudioTranscription, Session, Tool, TurnDetection
 
 FORMAT_TO_GA: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
@@ -63,13 +63,13 @@ GA_PARAMS: dict[str, str] = {
 }
 
 
-def seed_param(param: str) -> str:
-    """Name a parameter as the beta door's callers wrote it (the seed's own path)."""
+def beta_param(param: str) -> str:
+    """Name a parameter as the beta endpoint's callers wrote it."""
     return param.replace("expires_after.", "client_secret.expires_after.")
 
 
 def ga_param(param: str) -> str:
-    """Name a seed parameter as the GA door's callers wrote it."""
+    """Name a beta parameter as the GA endpoint's callers wrote it."""
     head, dot, rest = param.partition(".")
     return GA_PARAMS.get(head, head) + dot + rest
 
@@ -80,8 +80,8 @@ def _unsupported(param: str, why: str) -> InvalidRequest:
     )
 
 
-def check_carriable(session: Session, name: Callable[[str], str] = seed_param) -> None:
-    """Refuse seed fields the GA API cannot express, before any policy runs."""
+def check_carriable(session: Session, name: Callable[[str], str] = beta_param) -> None:
+    """Refuse beta fields the GA API cannot express, before any policy runs."""
     if session.temperature is not None:
         raise _unsupported(
             "temperature",
@@ -126,7 +126,7 @@ def _turn_detection(td: TurnDetection) -> dict[str, Any]:
 
 
 def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The GA `session` object for an effective seed Session."""
+    """The GA `session` object for an effective beta Session."""
     s = session
     out: dict[str, Any] = {"type": "realtime"}
     if s.model is not None:
@@ -174,7 +174,7 @@ def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[
 
 
 def from_ga(session: ga.GASession) -> Session:
-    """The seed Session a GA door request asks for, so one policy governs both doors."""
+    """The beta Session a GA request asks for, so one policy governs both endpoints."""
     fields: dict[str, Any] = {}
     g = session
     for name in ("model", "instructions", "tools", "tracing"):
@@ -218,10 +218,10 @@ def _format_from_ga(value: Any) -> str | None:
     return None
 
 
-def seed_view(
+def beta_view(
     ga_session: Mapping[str, Any], reverse_model_map: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The seed-shaped Session for an upstream GA session (beta door responses).
+    """The beta-shaped Session for an upstream GA session (beta endpoint responses).
 
     Lenient by design: this reads OpenAI's answer, which may carry fields newer
     than this code; unknown ones are left out of the beta view, never errors.
@@ -252,7 +252,7 @@ def seed_view(
             if isinstance(transcription, Mapping)
             else None
         ),
-        "turn_detection": _seed_turn_detection(audio_in.get("turn_detection")),
+        "turn_detection": _beta_turn_detection(audio_in.get("turn_detection")),
         "output_audio_format": _format_from_ga(audio_out.get("format")),
         "voice": voice.get("id") if isinstance(voice, Mapping) else voice,
         "speed": audio_out.get("speed"),
@@ -263,7 +263,7 @@ def seed_view(
     return out
 
 
-def _seed_turn_detection(value: Any) -> dict[str, Any] | None:
+def _beta_turn_detection(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
         return None
     keep = set(TurnDetection.model_fields)

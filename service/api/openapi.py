@@ -1,9 +1,11 @@
-"""OpenAPI for the mint doors, from the real request and response models.
+"""OpenAPI for the mint endpoints, from the real request, response and error models.
 
-The doors are served outside FastAPI's routing (`service.doors`), so FastAPI
-cannot see them; this adds them to `/openapi.json` (and so `/docs`) from the
-same pydantic models that validate the bodies, with examples. Nothing here
-reads settings: no key, policy text or secret can reach the document.
+The mint endpoints are plain ASGI routes (`service.api.routes.realtime`), so
+FastAPI cannot describe them; this adds them to `/openapi.json` (and so
+`/docs`) from the same pydantic models that validate the bodies, with
+examples, and lists every error status from the error classes themselves.
+Nothing here reads settings: no key, policy text or secret can reach the
+document.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from service import ga
-from service.session import Session, SessionRequest
+from service.api.routes.realtime import CLIENT_SECRETS_PATH, SESSIONS_PATH
+from service.contract import ClientSecretRequest, Session, SessionRequest
+from service.errors import caller_errors
 
 REF = "#/components/schemas/{model}"
 
@@ -80,16 +83,6 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-ERRORS = {
-    "400": "Invalid input (malformed JSON, unknown field, wrong type, out of range).",
-    "401": "Missing or invalid caller credentials.",
-    "403": "Policy violation; `error.violations` lists each field.",
-    "413": "Body larger than MAX_BODY_BYTES.",
-    "429": "Rate limit or quota exhausted (ours or OpenAI's); see Retry-After.",
-    "502": "OpenAI failed, refused the server's key, or answered without a secret.",
-    "503": "The rate-limit store is unavailable.",
-    "504": "OpenAI did not answer in time.",
-}
 SESSION_EXAMPLE = {
     "model": "gpt-realtime",
     "voice": "marin",
@@ -116,9 +109,11 @@ def _operation(summary: str, request: str, example: dict[str, Any], created: str
             "content": {"application/json": {"schema": {"anyOf": [ref(created), ref("DryRun")]}}},
         },
     }
-    for status, description in ERRORS.items():
-        responses[status] = {
-            "description": description,
+    for error in caller_errors():
+        if not error.documented:
+            continue
+        responses[str(error.status_code)] = {
+            "description": error.summary,
             "content": {"application/json": {"schema": ref("ErrorResponse")}},
         }
     return {
@@ -145,8 +140,8 @@ def _operation(summary: str, request: str, example: dict[str, Any], created: str
     }
 
 
-def document_doors(app: FastAPI) -> None:
-    """Make `app.openapi()` include the doors, with their models and examples."""
+def document_mint_endpoints(app: FastAPI) -> None:
+    """Make `app.openapi()` include the mint endpoints, with their models and examples."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -156,7 +151,7 @@ def document_doors(app: FastAPI) -> None:
         )
         models: list[type[BaseModel]] = [
             SessionRequest,
-            ga.ClientSecretRequest,
+            ClientSecretRequest,
             SessionCreated,
             ClientSecretCreated,
             DryRun,
@@ -172,15 +167,15 @@ def document_doors(app: FastAPI) -> None:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }
         paths = schema.setdefault("paths", {})
-        paths["/v1/realtime/sessions"] = _operation(
+        paths[SESSIONS_PATH] = _operation(
             "Create session",
             names[(SessionRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
             SESSION_EXAMPLE,
             "SessionCreated",
         )
-        paths["/v1/realtime/client_secrets"] = _operation(
+        paths[CLIENT_SECRETS_PATH] = _operation(
             "Create client secret",
-            names[(ga.ClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
+            names[(ClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
             GA_EXAMPLE,
             "ClientSecretCreated",
         )

@@ -1,10 +1,15 @@
-"""The request context: request id in and out, metrics, and one canonical log line.
+"""The request middleware: request id in and out, metrics, one canonical log line.
 
-A plain ASGI middleware, outermost, so every response (doors, FastAPI routes,
-errors, CORS preflights) gets an `X-Request-ID` and exactly one log line. It
-adds no per-request task or body copy: it costs microseconds on the hot path.
-Handlers add fields to `scope["state"]["log"]`; the line is written when the
-response is done, with status and total latency.
+A plain ASGI middleware, the outermost of the app's own, so every response
+(mint endpoints, FastAPI routes, errors, CORS preflights) gets an
+`X-Request-ID` and exactly one log line. It adds no per-request task or body
+copy: it costs microseconds on the hot path. Handlers add fields to
+`scope["state"]["log"]`; the line is written when the response is done,
+with status and total latency.
+
+It is also where an unexpected exception ends: the exception handlers
+render every `ServiceError`; anything else is logged here with its
+traceback and answered as a 500 in OpenAI's envelope, with the request id.
 """
 
 from __future__ import annotations
@@ -12,42 +17,18 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from service.api.routes.realtime import ENDPOINTS
+from service.errors import InternalError, render
 
 log = structlog.get_logger("service.request")
-DOORS = {"/v1/realtime/sessions": "sessions", "/v1/realtime/client_secrets": "client_secrets"}
-"""The mint endpoints, by path: the hot path, counted per door in metrics."""
-
-
 _PREFIX = os.urandom(8).hex()
 _sequence = itertools.count(1)
-
-
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    """Send a complete JSON response (the doors' and the emulator's)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def request_id(scope: Scope) -> str:
@@ -65,8 +46,8 @@ def request_id(scope: Scope) -> str:
     return f"{_PREFIX}{next(_sequence):016x}"
 
 
-class RequestContext:
-    """Wraps the whole service; see the module docstring."""
+class RequestMiddleware:
+    """Wraps the app; see the module docstring."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -79,7 +60,7 @@ class RequestContext:
         rid = request_id(scope)
         fields: dict[str, Any] = {"request_id": rid}
         scope.setdefault("state", {})["log"] = fields
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -88,15 +69,22 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        door = DOORS.get(scope["path"])
+        endpoint = ENDPOINTS.get(scope["path"])
         metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.exception("unhandled_error", request_id=rid, error_type=type(exc).__name__)
+            if status:
+                raise  # the response has started: nothing left to render
+            await render(InternalError("The service failed unexpectedly."))(
+                scope, receive, send_with_id
+            )
         finally:
             metrics.IN_FLIGHT.dec()
-            if door is not None and scope["method"] == "POST":
+            if endpoint is not None and scope["method"] == "POST":
                 outcome = metrics.outcome_of(status, fields.get("outcome") == "dry_run")
-                metrics.MINTS.labels(door, outcome).inc()
+                metrics.MINTS.labels(endpoint, outcome).inc()
             fields["method"] = scope["method"]
             fields["path"] = scope["path"]
             fields["status"] = status

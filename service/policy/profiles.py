@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from service.policy import Policy
+from service.policy.model import Policy
 
 DEFAULT = "default"
 """The name under which the env policy is reported when no profile applies."""

@@ -23,10 +23,9 @@ from typing import Any
 import orjson
 import structlog
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.context import ASGIApp, Receive, Scope, Send, respond
-from service.ga import ClientSecretRequest
-from service.validation import invalid_request_from
+from service.contract import ClientSecretRequest, invalid_request_from
 
 log = structlog.get_logger("service.emulator")
 PATH = "/v1/realtime/client_secrets"
@@ -56,6 +55,21 @@ DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
     },
     "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
 }
+
+
+async def respond(send: Send, status: int, body: bytes) -> None:
+    """Send a complete JSON response."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _error(status: int, message: str, param: str | None, code: str | None) -> tuple[int, bytes]:
@@ -136,6 +150,6 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
             if delay:
                 await asyncio.sleep(delay)
             status, body = answer(b"".join(chunks), has_key)
-        await respond(send, status, body, [])
+        await respond(send, status, body)
 
     return app

@@ -3,11 +3,11 @@
 `POST /v1/realtime/client_secrets` (GA) nests audio settings, writes audio
 formats as objects and names `output_modalities` and `max_output_tokens`; see
 OpenAI's `RealtimeCreateClientSecretRequest` schema. These models parse the GA
-door's input and the emulator's, as strictly as the live API: unknown
+endpoint's input and the emulator's, as strictly as the live API: unknown
 parameters are refused.
 
-Only GA fields that map onto the seed `Session` are modelled, because the
-policy is written against the seed. GA-only features (prompts, reasoning,
+Only GA fields that map onto the beta `Session` are modelled, because the
+policy is written against the beta shape. GA-only features (prompts, reasoning,
 truncation, MCP tools, custom voices, ...) are listed in `GA_ONLY_FIELDS` and
 refused with a message that says why, instead of being forwarded unchecked.
 """
@@ -18,7 +18,7 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field
 
-from service.session import (
+from service.contract.beta import (
     InputAudioNoiseReduction,
     InputAudioTranscription,
     MaxTokens,
@@ -44,24 +44,24 @@ GA_ONLY_FIELDS: frozenset[str] = frozenset(
         "connector_id",
     }
 )
-"""GA parameters with no seed counterpart: refused by name so callers know why."""
+"""GA parameters with no beta counterpart: refused by name so callers know why."""
 
 
 class PcmFormat(StrictModel):
-    """`pcm16` in the seed: 16-bit PCM at 24 kHz."""
+    """`pcm16` in the beta shape: 16-bit PCM at 24 kHz."""
 
     type: Literal["audio/pcm"]
     rate: Literal[24000] | None = None
 
 
 class PcmuFormat(StrictModel):
-    """`g711_ulaw` in the seed."""
+    """`g711_ulaw` in the beta shape."""
 
     type: Literal["audio/pcmu"]
 
 
 class PcmaFormat(StrictModel):
-    """`g711_alaw` in the seed."""
+    """`g711_alaw` in the beta shape."""
 
     type: Literal["audio/pcma"]
 
@@ -130,7 +130,7 @@ OutputModalities: TypeAlias = Annotated[
 
 
 class GASession(StrictModel):
-    """`RealtimeSessionCreateRequestGA`, restricted to what the seed can express."""
+    """`RealtimeSessionCreateRequestGA`, restricted to what the beta shape can express."""
 
     type: Literal["realtime"]
     model: Model | None = None
@@ -151,7 +151,7 @@ class ExpiresAfter(StrictModel):
 
 
 class ClientSecretRequest(StrictModel):
-    """`RealtimeCreateClientSecretRequest`: the GA door's body and the emulator's."""
+    """`RealtimeCreateClientSecretRequest`: the GA endpoint's body and the emulator's."""
 
     expires_after: ExpiresAfter | None = None
     session: GASession | None = None

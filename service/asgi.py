@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 
-from service.app import create_app
+from service.api import create_app
 from service.config import load_settings
 from service.logs import configure
 

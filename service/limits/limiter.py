@@ -22,27 +22,17 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
 
 import structlog
 
 from service import metrics
 from service.config import Rate, Settings
 from service.errors import RateLimited, ServiceUnavailable
+from service.limits.memory import MemoryStore
+from service.limits.store import Limit, Store, StoreUnavailable
 
-log = structlog.get_logger("service.ratelimit")
+log = structlog.get_logger("service.limits")
 DAY_MS = 86_400_000
-Kind = Literal["rate", "quota"]
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One limit to check: a GCRA rate, or a quota counter expiring at `period_ms`."""
-
-    key: str
-    kind: Kind
-    count: int
-    period_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,75 +55,6 @@ class Verdict:
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after_s)
         return headers
-
-
-class StoreUnavailable(Exception):
-    """The store could not answer in time."""
-
-
-class Store(Protocol):
-    """Checks and commits a set of limits atomically; returns remaining/reset per limit."""
-
-    async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
-        """`(retry_after_ms, [(remaining, reset_ms), ...])`; retry 0 means allowed."""
-        ...
-
-    async def ping(self) -> bool: ...
-
-    async def aclose(self) -> None: ...
-
-
-def evaluate_gcra(tat: float, now: int, count: int, period: int) -> tuple[int, int, float]:
-    """One GCRA step: `(retry_after_ms, remaining, new_tat)`; the Lua script mirrors it."""
-    interval = period / count
-    tat = max(tat, now)
-    if tat - now > period - interval:
-        return math.ceil(tat - now - (period - interval)), 0, tat
-    new_tat = tat + interval
-    return 0, math.floor((period - (new_tat - now)) / interval), new_tat
-
-
-class MemoryStore:
-    """Exact for one process: the event loop serialises every check."""
-
-    SWEEP_EVERY = 10_000
-
-    def __init__(self) -> None:
-        self._values: dict[str, tuple[float, int]] = {}
-        self._ops = 0
-
-    async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
-        self._sweep(now_ms)
-        retry, results, updates = 0, [], []
-        for limit in limits:
-            value, expires = self._values.get(limit.key, (0.0, 0))
-            if expires <= now_ms:
-                value = 0.0
-            if limit.kind == "rate":
-                wait, remaining, new_tat = evaluate_gcra(
-                    value, now_ms, limit.count, limit.period_ms
-                )
-                updates.append((limit.key, (new_tat, math.ceil(new_tat))))
-                results.append((remaining, math.ceil(new_tat - now_ms)))
-            else:
-                wait = limit.period_ms if value >= limit.count else 0
-                updates.append((limit.key, (value + 1, now_ms + limit.period_ms)))
-                results.append((max(0, limit.count - int(value) - 1), limit.period_ms))
-            retry = max(retry, wait)
-        if retry == 0:
-            self._values.update(updates)
-        return retry, results
-
-    def _sweep(self, now_ms: int) -> None:
-        self._ops += 1
-        if self._ops % self.SWEEP_EVERY == 0:
-            self._values = {k: v for k, v in self._values.items() if v[1] > now_ms}
-
-    async def ping(self) -> bool:
-        return True
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _key_part(value: str) -> str:
@@ -226,7 +147,7 @@ class Limiter:
 def build_store(settings: Settings) -> Store:
     """Redis when REDIS_URL is set, else process memory."""
     if settings.redis_url:
-        from service.redis_store import RedisStore  # redis-py: only imported when used
+        from service.limits.redis import RedisStore  # redis-py: only imported when used
 
         return RedisStore(settings.redis_url, settings.redis_timeout_seconds)
     return MemoryStore()

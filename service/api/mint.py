@@ -1,15 +1,15 @@
-"""The mint pipeline both doors share: parse, check, decide, translate, mint.
+"""The mint pipeline both endpoints share: parse, check, decide, translate, mint.
 
 A request's path through the service, in order:
 
-1. parse the door's body strictly (400 naming the field);
+1. parse the endpoint's body strictly (400 naming the field);
 2. refuse what the GA API cannot carry (400, `unsupported_parameter`);
 3. apply the policy (403 listing every violation, or clamp and report);
 4. translate the effective Session to OpenAI's GA body;
 5. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
 
-Both doors run exactly this, so a violation answers the same on either, and
-a dry run answers exactly as the real request would up to step 5.
+Both endpoints run exactly this, so a violation answers the same on either,
+and a dry run answers exactly as the real request would up to step 5.
 """
 
 from __future__ import annotations
@@ -17,44 +17,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from service import ga, metrics
+from service import metrics
 from service.auth import Caller
 from service.config import Settings
-from service.decide import Outcome, evaluate
-from service.errors import InvalidRequest, PolicyViolation
-from service.policy import Policy
-from service.ratelimit import Limiter
-from service.session import Session, SessionRequest
-from service.translate import (
+from service.contract import (
+    ClientSecretRequest,
+    GASession,
+    Session,
+    SessionRequest,
+    beta_param,
+    beta_view,
     check_carriable,
     from_ga,
     ga_param,
-    seed_param,
-    seed_view,
+    parse,
     to_ga,
 )
+from service.errors import PolicyViolation
+from service.limits import Limiter
+from service.policy import Outcome, Policy, evaluate
 from service.upstream import Minted, Upstream
-from service.validation import invalid_request_from
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], body: bytes) -> M:
-    """Strict JSON validation of a body; every failure is a 400 naming the field."""
-    if not body.strip():
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        return model.model_validate_json(body, strict=True)
-    except ValidationError as exc:
-        raise invalid_request_from(exc) from None
-    except RecursionError:
-        raise InvalidRequest(
-            "The request body is nested too deeply.", code="invalid_json"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +60,8 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
-class Context:
-    """Everything one mint needs, wired by the route's dependencies."""
+class MintContext:
+    """Everything one mint needs, wired by the endpoint from the lifespan state."""
 
     settings: Settings
     upstream: Upstream
@@ -100,10 +84,10 @@ class Context:
 
 
 def plan(
-    context: Context,
+    context: MintContext,
     session: Session,
     ttl_seconds: int | None,
-    name: Callable[[str], str] = seed_param,
+    name: Callable[[str], str] = beta_param,
 ) -> Plan:
     """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
     check_carriable(session, name)
@@ -123,21 +107,21 @@ def plan(
     return Plan(outcome, body)
 
 
-def _effective_seed(outcome: Outcome) -> dict[str, Any]:
+def _effective_beta(outcome: Outcome) -> dict[str, Any]:
     return outcome.session.model_dump(mode="json", exclude_unset=True, exclude={"client_secret"})
 
 
-def _log(fields: dict[str, Any], door: str, planned: Plan) -> None:
+def _log(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
     session = planned.outcome.session
     fields.update(
-        door=door,
+        endpoint=endpoint,
         model=session.model,
         voice=session.voice,
         decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions],
     )
 
 
-async def _mint(context: Context, planned: Plan) -> Minted:
+async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
     """Step 5: count the mint against the caller's limits, then mint upstream."""
     fields = context.fields
     verdict = await context.limiter.check(context.caller.identity, context.caller.ip)
@@ -160,8 +144,8 @@ def _reverse_map(settings: Settings) -> dict[str, str]:
     return {target: name for name, target in settings.upstream_model_map.items()}
 
 
-async def sessions_door(
-    context: Context, body: bytes, dry_run: bool
+async def create_session(
+    context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
     request = parse(SessionRequest, body)
@@ -172,15 +156,15 @@ async def sessions_door(
         context.fields["outcome"] = "dry_run"
         return {
             "dry_run": True,
-            "session": _effective_seed(planned.outcome),
+            "session": _effective_beta(planned.outcome),
             "expires_after": planned.body["expires_after"],
             "policy_decisions": planned.decisions(),
         }, planned
-    minted = await _mint(context, planned)
+    minted = await mint_upstream(context, planned)
     view = (
-        seed_view(minted.session, _reverse_map(context.settings))
+        beta_view(minted.session, _reverse_map(context.settings))
         if minted.session
-        else _effective_seed(planned.outcome)
+        else _effective_beta(planned.outcome)
     )
     return {
         **view,
@@ -189,19 +173,19 @@ async def sessions_door(
     }, planned
 
 
-async def client_secrets_door(
-    context: Context, body: bytes, dry_run: bool
+async def create_client_secret(
+    context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
-    request = parse(ga.ClientSecretRequest, body)
-    session = from_ga(request.session or ga.GASession(type="realtime"))
+    request = parse(ClientSecretRequest, body)
+    session = from_ga(request.session or GASession(type="realtime"))
     seconds = request.expires_after.seconds if request.expires_after else None
     planned = plan(context, session, seconds, ga_param)
     _log(context.fields, "client_secrets", planned)
     if dry_run:
         context.fields["outcome"] = "dry_run"
         return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}, planned
-    minted = await _mint(context, planned)
+    minted = await mint_upstream(context, planned)
     return {
         "value": minted.value,
         "expires_at": minted.expires_at,

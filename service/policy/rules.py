@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from service.errors import PolicyViolation
-from service.policy import Policy
-from service.session import (
+from service.contract.beta import (
     InputAudioTranscription,
     Session,
     Tool,
     TracingConfiguration,
     TurnDetection,
 )
+from service.errors import PolicyViolation
+from service.policy.model import Policy
 
 Action = Literal["default", "pinned", "clamped"]
 TOOL_CHOICE_OPTIONS = frozenset({"auto", "none", "required"})
@@ -305,8 +305,8 @@ def evaluate(
 ) -> Outcome:
     """Merge `request` into `policy`: the effective session, or a `PolicyViolation`.
 
-    `name` spells parameters the way the caller's door does (`voice` on the beta
-    door, `session.audio.output.voice` on the GA door).
+    `name` spells parameters the way the caller's endpoint does (`voice` on the beta
+    endpoint, `session.audio.output.voice` on the GA endpoint).
     """
     m = _Merge(policy, request)
     for rule in RULES:

@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from service.ratelimit import Limit, StoreUnavailable
+from service.limits.store import Limit, StoreUnavailable
 
 # KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
 # Time is Redis's own clock, so every worker and replica agrees on it, and concurrent

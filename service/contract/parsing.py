@@ -1,4 +1,4 @@
-"""Turn pydantic's validation errors into OpenAI-style 400s naming the field.
+"""Parse request bodies strictly, and word every failure as OpenAI's 400 naming the field.
 
 pydantic reports where an error is as a location tuple that also holds union
 branch tags (`constrained-int`, `literal['inf']`, `server_vad`, ...). Callers
@@ -9,13 +9,15 @@ need the field's dotted path (`audio.input.turn_detection.threshold`,
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from service.contract.ga import GA_ONLY_FIELDS
 from service.errors import InvalidRequest
-from service.ga import GA_ONLY_FIELDS
+
+M = TypeVar("M", bound=BaseModel)
 
 FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
 TAGS = frozenset(
@@ -69,3 +71,17 @@ def invalid_request_from(exc: ValidationError, prefix: str = "") -> InvalidReque
         if others:
             message += f" Also invalid: {', '.join(repr(p) for p in others[:5])}."
     return InvalidRequest(message, param=param, code=code)
+
+
+def parse(model: type[M], body: bytes) -> M:
+    """Strict JSON validation of a body; every failure is a 400 naming the field."""
+    if not body.strip():
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
+    except RecursionError:
+        raise InvalidRequest(
+            "The request body is nested too deeply.", code="invalid_json"
+        ) from None

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 """`pcm16` is 16-bit PCM, 24 kHz, mono, little-endian; the others are G.711."""
 
-SeedModel: TypeAlias = Literal[
+BetaModel: TypeAlias = Literal[
     "gpt-realtime",
     "gpt-realtime-2025-08-28",
     "gpt-4o-realtime-preview",
@@ -53,10 +53,10 @@ and ops ask for them (`gpt-realtime-mini` for a cheap tier). They extend the
 seed's Literal; nothing else about the seed is widened.
 """
 
-Model: TypeAlias = Literal[SeedModel, GAModel]
-KNOWN_MODELS: frozenset[str] = frozenset(get_args(SeedModel) + get_args(GAModel))
+Model: TypeAlias = Literal[BetaModel, GAModel]
+KNOWN_MODELS: frozenset[str] = frozenset(get_args(BetaModel) + get_args(GAModel))
 
-SEED_VOICES: tuple[str, ...] = (
+BETA_VOICES: tuple[str, ...] = (
     "alloy",
     "ash",
     "ballad",

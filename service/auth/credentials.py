@@ -22,75 +22,28 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import MutableMapping
-from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, Protocol
 
 import structlog
 
+from service.auth.callers import (
+    Caller,
+    Networks,
+    bearer_token,
+    client_ip,
+    header,
+    trusted,
+    unauthenticated,
+)
 from service.config import Settings
-from service.errors import Unauthenticated
 
 log = structlog.get_logger("service.auth")
-Networks = tuple[IPv4Network | IPv6Network, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated caller: who, what selects their profile, and from where."""
-
-    identity: str
-    ip: str
-    claim: str | None = None
 
 
 def new_api_key(name: str) -> tuple[str, str]:
     """A fresh random key and its `AUTH_API_KEYS` entry (`name:sha256hex`)."""
     key = f"rtp_{secrets.token_urlsafe(32)}"
     return key, f"{name}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def _trusted(address: str, networks: Networks) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_ip(scope: MutableMapping[str, Any], networks: Networks) -> str:
-    """The caller's address: the peer, or behind trusted proxies the first untrusted hop."""
-    peer = scope["client"][0] if scope.get("client") else "unknown"
-    if not networks or not _trusted(peer, networks):
-        return str(peer)
-    forwarded = _header(scope, b"x-forwarded-for")
-    hops = [hop.strip() for hop in forwarded.split(",")] if forwarded else []
-    for hop in reversed(hops):
-        if hop and not _trusted(hop, networks):
-            return hop
-    return str(peer)
-
-
-def _header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def bearer_token(scope: MutableMapping[str, Any]) -> str | None:
-    value = _header(scope, b"authorization")
-    if value and value[:7].lower() == "bearer ":
-        return value[7:].strip() or None
-    return None
-
-
-def unauthenticated(message: str, error: str | None = None) -> Unauthenticated:
-    """A 401 whose WWW-Authenticate tells clients how to authenticate."""
-    challenge = 'Bearer realm="realtime-token-proxy"'
-    if error:
-        challenge += f', error="{error}"'
-    return Unauthenticated(message, headers={"WWW-Authenticate": challenge})
 
 
 class Authenticator(Protocol):
@@ -129,7 +82,7 @@ class ApiKeyAuth(_Stateless):
         self._entries = [(name, bytes.fromhex(digest)) for name, digest in entries.items()]
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
-        key = bearer_token(scope) or _header(scope, b"x-api-key")
+        key = bearer_token(scope) or header(scope, b"x-api-key")
         if not key:
             raise unauthenticated("Missing API key: send it as 'Authorization: Bearer <key>'.")
         digest = hashlib.sha256(key.encode()).digest()
@@ -151,7 +104,7 @@ class GatewayAuth(_Stateless):
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
         peer = scope["client"][0] if scope.get("client") else ""
-        identity = _header(scope, self._header) if _trusted(peer, self._networks) else None
+        identity = header(scope, self._header) if trusted(peer, self._networks) else None
         if not identity or not identity.strip():
             raise unauthenticated("Not authenticated by the gateway.")
         return Caller(identity.strip(), ip)
@@ -174,7 +127,7 @@ def build_authenticator(settings: Settings) -> Authenticator:
     if settings.auth_mode == "api_key":
         return ApiKeyAuth(settings.auth_api_keys)
     if settings.auth_mode == "jwt":
-        from service.jwt_auth import JwtAuth  # imports cryptography: only when used
+        from service.auth.jwt import JwtAuth  # imports cryptography: only when used
 
         return JwtAuth(settings)
     if settings.auth_mode == "gateway":

@@ -1,11 +1,12 @@
-"""The production senders against a real local HTTP server playing OpenAI.
+"""The production upstream client against real local servers playing OpenAI.
 
-respx covers the upstream through the httpx sender; these tests send the same
-requests over real sockets, through the lean HTTP/1.1 client (the default) and
-through aiohttp (used when a proxy is configured), so their error mapping is
-tested too: every fault gets its precise status and the key never leaks. The
-lean client's own concerns follow: keep-alive reuse, a server dropping idle
-connections, chunked answers and TLS.
+respx covers the upstream through a mock transport; these tests send the
+same requests over real sockets through the client production builds (httpx
+over the aiohttp transport), so its error mapping is tested too: every fault
+gets its precise status, nothing that may have reached OpenAI is sent twice,
+and the key never leaks. Then what a pooled client must get right:
+keep-alive reuse, a server dropping idle connections, chunked, oversized
+and interim (1xx) answers, TLS, and proxies from the environment.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncio
 import datetime
 import json
 import ssl
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,10 @@ import httpx
 import pytest
 from aiohttp import web
 
-from service.app import create_app
+from service.api import create_app
 from tests.conftest import API_KEY, MakeSettings, serving
 from tests.contract import assert_valid_ga_request
-from tests.servers import free_port
+from tests.servers import free_port, require, wait_for_port
 
 pytestmark = pytest.mark.anyio
 seen: list[dict[str, Any]] = []
@@ -39,7 +41,14 @@ async def mint(request: web.Request) -> web.Response:
     body = await request.json()
     assert_valid_ga_request(body)
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    seen.append({"body": body, "request_id": request.headers.get("X-Request-ID"), "peer": peer})
+    seen.append(
+        {
+            "body": body,
+            "request_id": request.headers.get("X-Request-ID"),
+            "peer": peer,
+            "via": request.headers.get("Via", ""),
+        }
+    )
     return web.json_response(
         {
             "value": "ek_real_socket_secret_0123456789",
@@ -51,6 +60,7 @@ async def mint(request: web.Request) -> web.Response:
 
 async def fault(request: web.Request) -> web.StreamResponse:
     kind = request.match_info["kind"]
+    seen.append({"fault": kind})
     if kind == "503":
         return web.json_response({"error": {"message": "down"}}, status=503)
     if kind == "429":
@@ -77,6 +87,15 @@ async def fault(request: web.Request) -> web.StreamResponse:
         assert request.transport is not None
         request.transport.close()
         await asyncio.sleep(1)
+    if kind == "huge":
+        return web.Response(body=b"x" * (2 << 20), content_type="application/json")
+    if kind == "endless":
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(1024):
+            await response.write(b" " * 65536)
+        return response
     return web.Response(status=500)
 
 
@@ -105,16 +124,6 @@ async def fixture_openai_port() -> AsyncIterator[int]:
         yield port
 
 
-@pytest.fixture(name="sender", params=["http1", "aiohttp"])
-def fixture_sender(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each production sender: the lean client, and aiohttp (as chosen behind a proxy)."""
-    import service.upstream
-
-    proxied = request.param == "aiohttp"
-    monkeypatch.setattr(service.upstream, "_proxied", lambda _url: proxied)
-    return str(request.param)
-
-
 async def post(
     make_settings: MakeSettings,
     base_url: str,
@@ -122,7 +131,7 @@ async def post(
     pause: float = 0.0,
     **settings: Any,
 ) -> httpx.Response:
-    app = create_app(make_settings(openai_base_url=base_url, **settings))  # production sender
+    app = create_app(make_settings(openai_base_url=base_url, **settings))  # production client
     async with serving(app) as client:
         for _ in range(times):
             response = await client.post(
@@ -133,9 +142,8 @@ async def post(
     return response
 
 
-@pytest.mark.usefixtures("sender")
-class TestProductionSenders:
-    """Real sockets, each fault, through both production senders."""
+class TestFaults:
+    """Real sockets, each fault, through the production client."""
 
     async def test_mint_over_a_real_socket(
         self, make_settings: MakeSettings, openai_port: int
@@ -156,12 +164,15 @@ class TestProductionSenders:
             ("garbage", 502, "upstream_bad_response"),
             ("drop", 502, "upstream_connection"),
             ("slow", 504, "upstream_timeout"),
+            ("huge", 502, "upstream_bad_response"),
+            ("endless", 502, "upstream_bad_response"),
         ],
     )
     async def test_fault(
         self, make_settings: MakeSettings, openai_port: int, kind: str, status: int, code: str
     ) -> None:
-        """Each misbehaviour maps to its status and code, never a 500 or a hang."""
+        """Each misbehaviour maps to its status and code, and is never sent a second time."""
+        seen.clear()
         response = await post(
             make_settings,
             f"http://127.0.0.1:{openai_port}/fault/{kind}/v1",
@@ -170,11 +181,12 @@ class TestProductionSenders:
         )
         assert response.status_code == status, response.text
         assert response.json()["error"]["code"] == code
+        assert seen == [{"fault": kind}]
         if kind == "429":
             assert response.headers["retry-after"] == "11"
 
     async def test_refused_port_is_502(self, make_settings: MakeSettings) -> None:
-        """Nothing listening: 502 upstream_unreachable after the retries."""
+        """Nothing listening (the request provably never left): retried, then 502."""
         response = await post(make_settings, f"http://127.0.0.1:{free_port()}/v1")
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "upstream_unreachable"
@@ -198,8 +210,8 @@ class TestProductionSenders:
         assert json.loads(response.text)["error"]["code"] == "upstream_auth_failed"
 
 
-class TestLeanClient:
-    """What the lean HTTP/1.1 client must get right beyond the faults above."""
+class TestPool:
+    """What the pooled client must get right beyond the faults above."""
 
     async def test_keep_alive_reuses_one_connection(
         self, make_settings: MakeSettings, openai_port: int
@@ -273,3 +285,137 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+@asynccontextmanager
+async def early_hints_openai() -> AsyncIterator[int]:
+    """A server that sends `103 Early Hints` before each answer, each answer its own secret.
+
+    Raw bytes on purpose: no server framework emits interim responses on demand.
+    """
+    served = 0
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            served += 1
+            body = json.dumps(
+                {"value": f"ek_caller_{served}_0123456789", "expires_at": 1_900_000_000}
+            ).encode()
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await talk(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+class TestInterimResponses:
+    """An interim `1xx` answer must never be taken for the answer."""
+
+    async def test_each_caller_gets_their_own_secret(self, make_settings: MakeSettings) -> None:
+        """Across mints on one kept-alive connection, caller N receives secret N, not N-1's."""
+        async with early_hints_openai() as port:
+            app = create_app(make_settings(openai_base_url=f"http://127.0.0.1:{port}/v1"))
+            async with serving(app) as client:
+                secrets = [
+                    (await client.post("/v1/realtime/client_secrets", json={})).json()["value"]
+                    for _ in range(3)
+                ]
+        assert secrets == [f"ek_caller_{n}_0123456789" for n in (1, 2, 3)]
+
+
+@pytest.fixture(name="forward_proxy")
+def fixture_forward_proxy(tmp_path: Path) -> Iterator[int]:
+    """A real forward proxy (tinyproxy) on loopback, which marks what it forwards with `Via`."""
+    binary = require("tinyproxy", "REQUIRE_DEPLOY_TOOLS")
+    port = free_port()
+    config = tmp_path / "tinyproxy.conf"
+    config.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 30\nAllow 127.0.0.1\n"
+        f'ViaProxyName "test-proxy"\nLogFile "{tmp_path / "proxy.log"}"\nLogLevel Info\n'
+        f'PidFile "{tmp_path / "proxy.pid"}"\nMaxClients 50\n'
+    )
+    process = subprocess.Popen([binary, "-d", "-c", str(config)])
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+class TestProxy:
+    """HTTP(S)_PROXY and NO_PROXY from the environment, through a real forward proxy."""
+
+    async def test_mint_goes_through_http_proxy(
+        self,
+        make_settings: MakeSettings,
+        openai_port: int,
+        forward_proxy: int,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With HTTP_PROXY set, the mint reaches OpenAI through the proxy."""
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{forward_proxy}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        seen.clear()
+        response = await post(make_settings, f"http://127.0.0.1:{openai_port}/v1")
+        assert response.status_code == 200, response.text
+        assert "test-proxy" in seen[-1]["via"]
+
+    async def test_https_goes_through_the_proxy_tunnel(
+        self,
+        make_settings: MakeSettings,
+        forward_proxy: int,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With HTTPS_PROXY set, TLS to OpenAI is tunnelled (CONNECT) and still verified."""
+        cert, key = self_signed(tmp_path)
+        server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ssl.load_cert_chain(cert, key)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{forward_proxy}")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with fake_openai(ssl_context=server_ssl) as port:
+            response = await post(make_settings, f"https://localhost:{port}/v1")
+        assert response.status_code == 200, response.text
+        log = (tmp_path / "proxy.log").read_text()
+        assert f"CONNECT localhost:{port} HTTP/1.1" in log
+
+    async def test_no_proxy_exempts_the_host(
+        self,
+        make_settings: MakeSettings,
+        openai_port: int,
+        forward_proxy: int,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A host listed in NO_PROXY is reached directly."""
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{forward_proxy}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        seen.clear()
+        response = await post(make_settings, f"http://127.0.0.1:{openai_port}/v1")
+        assert response.status_code == 200, response.text
+        assert seen[-1]["via"] == ""

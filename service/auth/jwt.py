@@ -4,8 +4,11 @@ Signature, `exp` (required, small leeway), `sub`, issuer and audience are all
 verified. The accepted algorithms are fixed by configuration, never taken from
 the token, which rules out `alg: none` and algorithm confusion (an HS256 token
 "signed" with an RSA public key). JWKS keys are cached and refetched at most
-once per `JWKS_REFRESH_SECONDS` when an unknown `kid` appears, so a flood of
-bad tokens cannot hammer the identity provider.
+once per `AUTH_JWT_JWKS_REFRESH_SECONDS` when an unknown `kid` appears, so a
+flood of bad tokens cannot hammer the identity provider. Only a successful
+fetch starts that interval: a failed one (the provider down at start-up) is
+retried after a short, growing backoff, so valid tokens are accepted within
+seconds of the provider's return rather than a minute later.
 
 Its own module because PyJWT pulls in `cryptography`: processes in other auth
 modes never import it.
@@ -22,11 +25,12 @@ import httpx
 import jwt
 import structlog
 
-from service.auth import Caller, bearer_token, unauthenticated
+from service.auth.callers import Caller, bearer_token, unauthenticated
 from service.config import Settings
 
 log = structlog.get_logger("service.auth")
-JWKS_REFRESH_SECONDS = 60.0
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
 
 
 class JwtAuth:
@@ -42,8 +46,11 @@ class JwtAuth:
         self._secret = secret.get_secret_value().encode() if secret else None
         self._jwks_url = settings.auth_jwt_jwks_url
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        self._refresh_seconds = settings.auth_jwt_jwks_refresh_seconds
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
+        self._retry_at = float("-inf")
+        self._retry_seconds = RETRY_FIRST_SECONDS
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -55,20 +62,32 @@ class JwtAuth:
         await self._http.aclose()
 
     async def refresh(self, force: bool = False) -> None:
-        """Fetch the JWKS, at most once per JWKS_REFRESH_SECONDS unless forced."""
+        """Fetch the JWKS, unless forced at most once per refresh interval after a success.
+
+        A failure does not start that interval; it is retried after a backoff
+        that doubles from RETRY_FIRST_SECONDS up to RETRY_MAX_SECONDS.
+        """
         if self._jwks_url is None:
             return
         async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS:
+            now = time.monotonic()
+            if not force and (
+                now - self._fetched_at < self._refresh_seconds or now < self._retry_at
+            ):
                 return
-            self._fetched_at = time.monotonic()
             try:
                 response = await self._http.get(self._jwks_url)
                 response.raise_for_status()
                 keys = jwt.PyJWKSet.from_dict(response.json()).keys
             except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                log.warning("jwks_fetch_failed", error=type(exc).__name__)
+                self._retry_at = time.monotonic() + self._retry_seconds
+                log.warning(
+                    "jwks_fetch_failed", error=type(exc).__name__, retry_in_s=self._retry_seconds
+                )
+                self._retry_seconds = min(self._retry_seconds * 2, RETRY_MAX_SECONDS)
                 return
+            self._fetched_at = time.monotonic()
+            self._retry_seconds = RETRY_FIRST_SECONDS
             self._keys = {key.key_id: key for key in keys}
             log.info("jwks_fetched", keys=len(self._keys))
 

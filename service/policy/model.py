@@ -5,7 +5,7 @@ Ops set it through `POLICY_*` environment variables (see `.env.example`);
 policy that contradicts itself (a default outside its allowed list, malformed
 tools JSON, an unknown mode) fails validation, so the process refuses to start
 instead of failing at the first mint. Applying it to a request lives in
-`service.decide`.
+`service.policy.rules`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self, TypeAlias
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import NoDecode
 
-from service.session import KNOWN_MODELS, SEED_VOICES, AudioFormat, MaxTokens, Tool
+from service.contract.beta import BETA_VOICES, KNOWN_MODELS, AudioFormat, MaxTokens, Tool
 
 
 def csv_items(text: str) -> tuple[str, ...]:
@@ -71,7 +71,7 @@ CsvNoiseReduction: TypeAlias = Annotated[
 ]
 Speed: TypeAlias = Annotated[float, Field(ge=0.25, le=1.5)]
 Ttl: TypeAlias = Annotated[int, Field(ge=10, le=7200)]
-ALL_VOICES: tuple[str, ...] = (*SEED_VOICES, "marin", "cedar")
+ALL_VOICES: tuple[str, ...] = (*BETA_VOICES, "marin", "cedar")
 
 
 class Policy(BaseModel):

@@ -1,0 +1,140 @@
+"""Build the app: lifespan resources, routes, middleware, exception handlers.
+
+Resources live for the process (one upstream HTTP client, the limiter's
+store, the authenticator) and reach requests through the typed lifespan
+state (`service.api.deps.State`), never through module globals, so tests
+build as many apps as they like from explicit `Settings`. Every
+`ServiceError`, and the framework's own 404/405/422, is rendered by the
+handlers registered here through `service.errors.render`; an unexpected
+exception ends in the request middleware, which renders it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import logs, metrics
+from service.api.deps import State
+from service.api.lifecycle import Lifecycle
+from service.api.middleware import RequestMiddleware
+from service.api.openapi import document_mint_endpoints
+from service.api.routes import health, policy, realtime
+from service.auth import build_authenticator
+from service.config import Settings
+from service.contract import param_of
+from service.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
+from service.limits import Limiter, build_store
+from service.upstream import Upstream, build_http_client
+
+log = structlog.get_logger("service.app")
+DEMO_DIR = Path(__file__).parents[1] / "static" / "demo"
+CORS_EXPOSED = [
+    "X-Request-ID",
+    "X-Policy-Decisions",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
+
+
+async def _service_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
+    return render(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 (a FastAPI route's invalid parameter) remapped to OpenAI's 400."""
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    first: dict[str, Any] = next(iter(exc.errors()), {})
+    loc = tuple(part for part in first.get("loc", ()) if part not in ("query", "body", "path"))
+    param = param_of(loc)
+    message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
+    return render(InvalidRequest(message, param=param))
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    if exc.status_code == 405:
+        return render(MethodNotAllowed("Method not allowed for this URL."))
+    return render(NotFound("Invalid URL: no such route."))
+
+
+async def _metrics() -> Response:
+    """Prometheus exposition (all workers' samples in multiprocess mode)."""
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The service for `settings`; `transport` replaces the upstream network (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
+        upstream = Upstream(settings, build_http_client(settings, transport))
+        auth = build_authenticator(settings)
+        limiter = Limiter(settings, build_store(settings))
+        if limiter.enabled and settings.workers > 1 and not settings.redis_url:
+            log.warning(
+                "rate_limits_per_process",
+                note="WORKERS>1 without REDIS_URL: each worker counts its own limits",
+            )
+        await auth.start()
+        lifecycle = Lifecycle()
+        lifecycle.watch_signals()
+        try:
+            yield {
+                "settings": settings,
+                "upstream": upstream,
+                "auth": auth,
+                "limiter": limiter,
+                "lifecycle": lifecycle,
+            }
+        finally:
+            logs.flush()
+            lifecycle.restore()
+            await upstream.aclose()
+            await limiter.store.aclose()
+            await auth.aclose()
+
+    app = FastAPI(
+        title="realtime-token-proxy",
+        version="0.1.0",
+        summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",
+        lifespan=lifespan,
+    )
+    app.router.routes.extend(realtime.routes)
+    app.include_router(policy.router)
+    app.include_router(health.router)
+    if settings.metrics_enabled and settings.metrics_port is None:
+        app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    if settings.demo_page:
+        app.mount("/demo", StaticFiles(directory=DEMO_DIR, html=True), name="demo")
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(RequestMiddleware)
+    document_mint_endpoints(app)
+    return app

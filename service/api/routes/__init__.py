@@ -1,0 +1,1 @@
+"""The routes, one module per resource: the mint endpoints, the policy view, health."""

@@ -1,0 +1,42 @@
+"""Health: `/healthz` (alive) and `/readyz` (ready to mint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.api.deps import LifecycleDep, LimiterDep, SettingsDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """Alive: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(
+    settings: SettingsDep, limiter: LimiterDep, lifecycle: LifecycleDep
+) -> JSONResponse:
+    """Ready to mint: configuration loaded, upstream client open, rate-limit store reachable.
+
+    With RATE_LIMIT_ON_STORE_ERROR=open an unreachable Redis is reported but
+    does not make the pod unready: it would still mint.
+    """
+    body: dict[str, Any] = {
+        "status": "ready",
+        "upstream": "emulator" if settings.upstream_emulator else "openai",
+    }
+    status = 200
+    if lifecycle.draining:
+        body["status"], status = "draining", 503
+    if settings.redis_url:
+        up = await limiter.store.ping()
+        body["redis"] = "ok" if up else "unreachable"
+        if not up and settings.rate_limit_on_store_error == "closed":
+            body["status"], status = "unready", 503
+    return JSONResponse(body, status_code=status)

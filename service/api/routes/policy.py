@@ -1,0 +1,17 @@
+"""`GET /v1/policy`: what this caller may choose, for building a UI."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.api.deps import CallerDep, SettingsDep
+
+router = APIRouter(tags=["policy"])
+
+
+@router.get("/v1/policy")
+async def get_policy(settings: SettingsDep, caller: CallerDep) -> JSONResponse:
+    """What this caller may choose (their profile's models, voices, limits); never instructions."""
+    profile, policy = settings.profiles.for_caller(caller.identity, caller.claim)
+    return JSONResponse(policy.public_view(profile))

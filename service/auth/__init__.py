@@ -1,0 +1,17 @@
+"""Who is calling: caller authentication for each `AUTH_MODE`, and the caller's address.
+
+`build_authenticator` picks the mode's authenticator at start-up; `identify`
+runs it for one request and yields a `Caller` (or a 401).
+"""
+
+from service.auth.callers import Caller, client_ip
+from service.auth.credentials import Authenticator, build_authenticator, identify, new_api_key
+
+__all__ = [
+    "Authenticator",
+    "Caller",
+    "build_authenticator",
+    "client_ip",
+    "identify",
+    "new_api_key",
+]

@@ -1,0 +1,21 @@
+"""The server-side session policy: what ops allow (`model`), per-caller `profiles`, and the `rules`.
+
+`Policy` is validated once at start-up; `evaluate` merges a requested Session
+into it, purely, and says what it decided and why.
+"""
+
+from service.policy.model import CsvStr, Policy, csv_items, split_csv
+from service.policy.profiles import Profiles, load_profiles
+from service.policy.rules import Decision, Outcome, evaluate
+
+__all__ = [
+    "CsvStr",
+    "Decision",
+    "Outcome",
+    "Policy",
+    "Profiles",
+    "csv_items",
+    "evaluate",
+    "load_profiles",
+    "split_csv",
+]
