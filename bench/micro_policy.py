@@ -70,8 +70,8 @@ def main() -> None:
         orjson.dumps(plan(context, parse(SessionRequest, BETA_FULL), None).body)
 
     cases: list[tuple[str, Callable[[], None]]] = [
-        ("GA door, minimal body", ga_minimal),
-        ("beta door, every rule", beta_full),
+        ("GA endpoint, minimal body", ga_minimal),
+        ("beta endpoint, every rule", beta_full),
     ]
     print("policy + translation per mint (parse, check, decide, translate, encode)")
     for name, case in cases:

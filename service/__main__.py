@@ -38,7 +38,7 @@ def _serve() -> int:
     except ValidationError as exc:
         print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
         return 2
-    configure(settings.log_format, settings.log_level)
+    configure(settings.log_format, settings.log_level, scrub_secrets=settings.log_scrub)
     _prepare_metrics(settings)
     _run(
         "service.asgi:app",

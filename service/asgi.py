@@ -22,7 +22,7 @@ from service.logs import configure
 GC_GEN0_THRESHOLD = 20_000
 
 settings = load_settings()
-configure(settings.log_format, settings.log_level)
+configure(settings.log_format, settings.log_level, scrub_secrets=settings.log_scrub)
 app = create_app(settings)
 gc.freeze()
 gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)

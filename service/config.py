@@ -53,6 +53,11 @@ class Rate:
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
+def upper_case(value: object) -> object:
+    """`info` means `INFO`: log levels are case-insensitive, as uvicorn's are."""
+    return value.upper() if isinstance(value, str) else value
+
+
 def parse_rate(value: object) -> object:
     """Read `RATE_LIMIT_*` as `N/unit`; empty means no limit."""
     if value is None or isinstance(value, Rate):
@@ -130,7 +135,10 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     log_format: Literal["json", "console"] = "json"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(upper_case)
+    ] = "INFO"
+    log_scrub: bool = True
 
     policy: Policy = Field(default_factory=Policy)
     policy_profiles_file: Path | None = None

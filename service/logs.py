@@ -1,4 +1,4 @@
-"""Logging: JSON lines on stdout (or console output for humans), secrets scrubbed.
+"""Logging: JSON lines on stdout (or console output for humans), secrets scrubbed in both.
 
 structlog renders each event once, with orjson; one canonical line per request
 is the main product (see `service.context`). Two choices keep it cheap on the
@@ -11,6 +11,10 @@ processor that scrubbed every field and a write+flush per line:
   secrets in the first place.
 - JSON lines go to a `LineBuffer` that a background thread writes out every
   `FLUSH_SECONDS` (and at exit), instead of a syscall per line.
+
+`LOG_SCRUB=false` turns the mask off. Only the test suite does that: it
+scans every line it produced for secrets, which must show that the code
+never logs one, not that the mask hid it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,19 @@ def scrub(line: bytes) -> bytes:
 
 def _render(_logger: Any, _name: str, event: Any) -> bytes:
     return scrub(orjson.dumps(event, default=str))
+
+
+def _render_unscrubbed(_logger: Any, _name: str, event: Any) -> bytes:
+    return orjson.dumps(event, default=str)
+
+
+def _scrubbed_text(render: Any) -> Any:
+    """A text renderer (the console's) whose output is masked like the JSON lines."""
+
+    def scrubbed(logger: Any, name: str, event: Any) -> str:
+        return scrub(str(render(logger, name, event)).encode()).decode()
+
+    return scrubbed
 
 
 class Sink(Protocol):
@@ -101,22 +118,30 @@ def flush() -> None:
         _buffer.flush()
 
 
-def configure(log_format: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
+def configure(
+    log_format: str = "json",
+    level: str = "INFO",
+    stream: TextIO | None = None,
+    *,
+    scrub_secrets: bool = True,
+) -> None:
     """Set up structlog and route the stdlib's (uvicorn's) records through it."""
     global _buffer
     stream = stream or sys.stdout
+    level = level.upper()
     shared: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if log_format == "console":
-        renderer: Any = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        console = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        renderer: Any = _scrubbed_text(console) if scrub_secrets else console
         factory: Any = structlog.WriteLoggerFactory(stream)
     else:
         flush()
         _buffer = LineBuffer(stream.buffer if hasattr(stream, "buffer") else _Binary(stream))
         buffer = _buffer
-        renderer = _render
+        renderer = _render if scrub_secrets else _render_unscrubbed
         factory = lambda *_: _BufferedLogger(buffer)  # noqa: E731 - structlog wants a callable
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
@@ -124,16 +149,22 @@ def configure(log_format: str = "json", level: str = "INFO", stream: TextIO | No
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    _route_stdlib(stream, shared, log_format, level)
+    _route_stdlib(stream, shared, log_format, level, scrub_secrets)
 
 
-def _route_stdlib(stream: TextIO, shared: list[Any], log_format: str, level: str) -> None:
+def _route_stdlib(
+    stream: TextIO, shared: list[Any], log_format: str, level: str, scrub_secrets: bool
+) -> None:
     """uvicorn and other libraries log through the stdlib: render them the same way."""
+    render = _render if scrub_secrets else _render_unscrubbed
 
     def as_text(logger: Any, name: str, event: Any) -> str:
-        return _render(logger, name, event).decode()
+        return render(logger, name, event).decode()
 
-    renderer = structlog.dev.ConsoleRenderer(colors=False) if log_format == "console" else as_text
+    console = structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (_scrubbed_text(console) if scrub_secrets else console) if (
+        log_format == "console"
+    ) else as_text
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,25 +24,35 @@ API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
 UPSTREAM_URL = f"{BASE_URL}/realtime/client_secrets"
 CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
+SERVER_INSTRUCTIONS = "TOP-SECRET-PROMPT: you are Acme's agent."
+"""Server instructions: sent upstream, never shown to callers or written to a log."""
 
 MakeSettings = Callable[..., Settings]
+ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]
+"""Opens an HTTP client on a fresh app built from the given Settings."""
 
 
 LOG_DIR_ENV = "RTP_TEST_LOG_DIR"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the log scan (`@pytest.mark.after_suite`) last, after every line it reads was written."""
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
 
 
 @pytest.fixture(name="suite_logs", scope="session", autouse=True)
 def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every log line of the whole suite, in-process and from subprocesses, kept for a scan.
 
-    The service's own JSON logging is configured to write into a file here, and
-    the services tests start as processes log into the same folder
-    (`tests/test_zz_log_scan.py` reads them all at the end).
+    The service's own JSON logging is configured to write into a file here,
+    unscrubbed, and the services tests start as processes log into the same
+    folder (`LOG_SCRUB=false`); `tests/test_log_scan.py` reads them all at the
+    end, so a secret that code logged would show rather than be masked.
     """
     folder = tmp_path_factory.mktemp("suite-logs")
     os.environ[LOG_DIR_ENV] = str(folder)
     with (folder / "in-process.jsonl").open("a", encoding="utf-8") as stream:
-        configure("json", "DEBUG", stream=stream)
+        configure("json", "DEBUG", stream=stream, scrub_secrets=False)
         yield folder
         stream.flush()
 
@@ -106,9 +116,7 @@ async def serving(
 
 
 @pytest.fixture(name="client_for")
-async def fixture_client_for(
-    upstream: respx.MockRouter,
-) -> AsyncIterator[Callable[[Settings], Any]]:
+async def fixture_client_for(upstream: respx.MockRouter) -> AsyncIterator[ClientFor]:
     """Open an HTTP client on a fresh app for given Settings (lifespan included)."""
     async with AsyncExitStack() as stack:
 
@@ -120,12 +128,9 @@ async def fixture_client_for(
 
 
 @pytest.fixture(name="client")
-async def fixture_client(
-    client_for: Callable[[Settings], Any], make_settings: MakeSettings
-) -> httpx.AsyncClient:
+async def fixture_client(client_for: ClientFor, make_settings: MakeSettings) -> httpx.AsyncClient:
     """A client on the service with the default policy."""
-    client: httpx.AsyncClient = await client_for(make_settings())
-    return client
+    return await client_for(make_settings())
 
 
 def sent_body(upstream: respx.MockRouter) -> dict[str, Any]:

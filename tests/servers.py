@@ -166,6 +166,7 @@ class ServiceProcess:
                     "HOST": "127.0.0.1",
                     "PORT": str(self.port),
                     "SECRETS_DIR": "/none",
+                    "LOG_SCRUB": "false",  # the suite's log scan must see what code wrote
                     **env,
                 },
                 cwd=ROOT / "tests",

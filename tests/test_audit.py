@@ -8,7 +8,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from service.auth import new_api_key
-from tests.conftest import API_KEY, CLIENT_SECRET, MakeSettings
+from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings
+from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -17,14 +18,14 @@ class TestAuditLine:
     """The canonical request line of a mint is its audit line."""
 
     async def test_mint_line_has_attribution_and_no_secret(
-        self, client_for: Any, make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
-        """Identity, profile, door, model, voice, decisions, session id and expiry; no secrets."""
+        """Identity, profile, endpoint, model, voice, decisions, session id, expiry; no secret."""
         key, entry = new_api_key("kiosk")
         client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
         with capture_logs() as logs:
             response = await client.post(
-                "/v1/realtime/sessions",
+                SESSIONS,
                 json={"voice": "ash"},
                 headers={"Authorization": f"Bearer {key}"},
             )
@@ -62,6 +63,6 @@ class TestAuditLine:
     async def test_refused_mint_is_logged_with_status(self, client: Any) -> None:
         """A policy refusal still writes its one line, with the status."""
         with capture_logs() as logs:
-            await client.post("/v1/realtime/sessions", json={"voice": "robot"})
+            await client.post(SESSIONS, json={"voice": "robot"})
         lines = [line for line in logs if line["event"] == "request"]
         assert [line["status"] for line in lines] == [403]

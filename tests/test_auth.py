@@ -1,4 +1,4 @@
-"""Caller authentication on the doors and /v1/policy, for each AUTH_MODE."""
+"""Caller authentication on the endpoints and /v1/policy, for each AUTH_MODE."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -20,11 +20,11 @@ from jwt.algorithms import RSAAlgorithm
 
 from service.api import create_app
 from service.auth import new_api_key
-from tests.conftest import MakeSettings, serving
+from tests.conftest import ClientFor, MakeSettings, serving
+from tests.paths import POLICY, SESSIONS
 from tests.servers import JwksServer
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 ISSUER = "https://issuer.test/"
 AUDIENCE = "realtime-token-proxy"
 SECRET = "hs256-shared-secret-for-tests-0123456789"
@@ -53,7 +53,7 @@ class TestApiKey:
 
     @pytest.fixture(name="keyed")
     async def fixture_keyed(
-        self, client_for: Any, make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> tuple[httpx.AsyncClient, str]:
         key, entry = new_api_key("mobile")
         client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
@@ -62,13 +62,13 @@ class TestApiKey:
     async def test_bearer_key_mints(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
         """The key as a Bearer token (what the SDKs send) is accepted."""
         client, key = keyed
-        response = await client.post(DOOR, json={}, headers={"Authorization": f"Bearer {key}"})
+        response = await client.post(SESSIONS, json={}, headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200
 
     async def test_x_api_key_mints(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
         """The key in X-API-Key is accepted."""
         client, key = keyed
-        response = await client.post(DOOR, json={}, headers={"X-API-Key": key})
+        response = await client.post(SESSIONS, json={}, headers={"X-API-Key": key})
         assert response.status_code == 200
 
     async def test_missing_key_is_401(
@@ -76,21 +76,21 @@ class TestApiKey:
     ) -> None:
         """No key: 401 with WWW-Authenticate, nothing minted."""
         client, _ = keyed
-        assert_401(await client.post(DOOR, json={}))
+        assert_401(await client.post(SESSIONS, json={}))
         assert not upstream.routes["mint"].called
 
     async def test_wrong_key_is_401(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
         """A key whose hash is not configured is refused, and not echoed."""
         client, key = keyed
-        response = await client.post(DOOR, json={}, headers={"X-API-Key": key + "x"})
+        response = await client.post(SESSIONS, json={}, headers={"X-API-Key": key + "x"})
         assert_401(response)
         assert key not in response.text
 
     async def test_policy_view_needs_auth(self, keyed: tuple[httpx.AsyncClient, str]) -> None:
         """GET /v1/policy is per caller, so it is authenticated too."""
         client, key = keyed
-        assert_401(await client.get("/v1/policy"))
-        response = await client.get("/v1/policy", headers={"X-API-Key": key})
+        assert_401(await client.get(POLICY))
+        response = await client.get(POLICY, headers={"X-API-Key": key})
         assert response.status_code == 200
 
     def test_plaintext_key_in_config_is_refused(self, make_settings: MakeSettings) -> None:
@@ -157,7 +157,7 @@ class TestJwt:
     ) -> None:
         """A correctly signed, unexpired token for our audience is accepted."""
         token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
-        response = await jwt_client.post(DOOR, json={}, headers=bearer(token))
+        response = await jwt_client.post(SESSIONS, json={}, headers=bearer(token))
         assert response.status_code == 200
 
     @pytest.mark.parametrize(
@@ -176,13 +176,13 @@ class TestJwt:
         """Expired, wrong issuer, wrong audience, no exp or no sub: 401."""
         payload = {k: v for k, v in claims(**bad_claims).items() if v is not None}
         token = jwt.encode(payload, rsa_key, algorithm="RS256", headers={"kid": "k1"})
-        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+        assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer(token)))
 
     async def test_alg_none_is_401(self, jwt_client: httpx.AsyncClient) -> None:
         """An unsigned token (`alg: none`) is refused."""
         header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
         token = f"{header}.{b64(json.dumps(claims()).encode())}."
-        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+        assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer(token)))
 
     async def test_algorithm_confusion_is_401(
         self, jwt_client: httpx.AsyncClient, rsa_key: rsa.RSAPrivateKey
@@ -197,17 +197,17 @@ class TestJwt:
         )
         signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         token = f"{signing_input}.{b64(signature)}"
-        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+        assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer(token)))
 
     async def test_unknown_kid_is_401(self, jwt_client: httpx.AsyncClient) -> None:
         """A token from a key the JWKS does not publish is refused."""
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         token = jwt.encode(claims(), other, algorithm="RS256", headers={"kid": "k9"})
-        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+        assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer(token)))
 
     async def test_garbage_token_is_401(self, jwt_client: httpx.AsyncClient) -> None:
         """A token that is not a JWT at all is a 401, not a 500."""
-        assert_401(await jwt_client.post(DOOR, json={}, headers=bearer("not.a.jwt")))
+        assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer("not.a.jwt")))
 
     async def test_unknown_kid_refetches_at_most_once_a_minute(
         self, jwt_client: httpx.AsyncClient, jwks: JwksServer
@@ -217,7 +217,7 @@ class TestJwt:
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         token = jwt.encode(claims(), other, algorithm="RS256", headers={"kid": "k9"})
         for _ in range(5):
-            assert_401(await jwt_client.post(DOOR, json={}, headers=bearer(token)))
+            assert_401(await jwt_client.post(SESSIONS, json={}, headers=bearer(token)))
         assert jwks.fetches - before <= 1
 
 
@@ -244,7 +244,7 @@ class TestJwtRotation:
         async with serving(app) as client:
             jwks.document = {"keys": [*jwks.document["keys"], {**jwk, "kid": "k2"}]}
             token = jwt.encode(claims(), new_key, algorithm="RS256", headers={"kid": "k2"})
-            response = await client.post(DOOR, json={}, headers=bearer(token))
+            response = await client.post(SESSIONS, json={}, headers=bearer(token))
         assert response.status_code == 200
 
 
@@ -252,7 +252,7 @@ class TestJwtSecret:
     """AUTH_MODE=jwt with AUTH_JWT_SECRET (HS256)."""
 
     async def test_hs256_token_mints_and_names_the_caller(
-        self, client_for: Callable[..., Any], make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """A token signed with the shared secret is accepted; `sub` is the identity."""
         client = await client_for(
@@ -265,13 +265,13 @@ class TestJwtSecret:
             )
         )
         token = jwt.encode(claims(sub="alice"), SECRET, algorithm="HS256")
-        response = await client.post(DOOR, json={}, headers=bearer(token))
+        response = await client.post(SESSIONS, json={}, headers=bearer(token))
         assert response.status_code == 200
         assert response.json()["tracing"]["metadata"] == {"caller": "alice"}
 
     async def test_rs256_token_is_refused_in_secret_mode(
         self,
-        client_for: Callable[..., Any],
+        client_for: ClientFor,
         make_settings: MakeSettings,
         rsa_key: rsa.RSAPrivateKey,
     ) -> None:
@@ -285,7 +285,7 @@ class TestJwtSecret:
             )
         )
         token = jwt.encode(claims(), rsa_key, algorithm="RS256")
-        assert_401(await client.post(DOOR, json={}, headers=bearer(token)))
+        assert_401(await client.post(SESSIONS, json={}, headers=bearer(token)))
 
     def test_jwks_with_hs256_is_refused(self, make_settings: MakeSettings) -> None:
         """Configuring HS256 next to a JWKS (confusion-prone) stops start-up."""
@@ -311,7 +311,7 @@ class TestGateway:
         app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
         async with serving(app, peer=(peer, 40000)) as client:
             response: httpx.Response = await client.post(
-                DOOR, json={}, headers={"X-Auth-User": "bob"}
+                SESSIONS, json={}, headers={"X-Auth-User": "bob"}
             )
         return response
 

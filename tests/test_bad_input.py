@@ -1,4 +1,4 @@
-"""Bad input on the doors: a 4xx in OpenAI's envelope, and nothing sent upstream."""
+"""Bad input on the endpoints: a 4xx in OpenAI's envelope, and nothing sent upstream."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import httpx
 import pytest
 import respx
 
+from tests.paths import CLIENT_SECRETS, SESSIONS
+
 pytestmark = pytest.mark.anyio
-DOORS = ["/v1/realtime/sessions", "/v1/realtime/client_secrets"]
+MINT_ENDPOINTS = [SESSIONS, CLIENT_SECRETS]
 
 
 def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
@@ -19,7 +21,7 @@ def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
     return error
 
 
-@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("endpoint", MINT_ENDPOINTS)
 class TestMalformedBodies:
     """Bodies that are not a JSON object of the right shape."""
 
@@ -28,32 +30,32 @@ class TestMalformedBodies:
         [b"{", b"", b"   ", b"null", b"[]", b'"session"', b"42", b"\xff\xfe{}", b'{"a":1}{'],
     )
     async def test_not_a_json_object(
-        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str, content: bytes
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, endpoint: str, content: bytes
     ) -> None:
         """Malformed JSON, non-objects and invalid UTF-8 are 400s; OpenAI is not called."""
-        error = assert_envelope(await client.post(door, content=content), 400)
+        error = assert_envelope(await client.post(endpoint, content=content), 400)
         assert error["type"] == "invalid_request_error"
         assert not upstream.routes["mint"].called
 
     async def test_deeply_nested_body(
-        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, endpoint: str
     ) -> None:
         """Pathological nesting is refused without a crash."""
         content = b'{"tools":' + b"[" * 5000 + b"]" * 5000 + b"}"
-        assert_envelope(await client.post(door, content=content), 400)
+        assert_envelope(await client.post(endpoint, content=content), 400)
         assert not upstream.routes["mint"].called
 
     async def test_huge_body_is_413(
-        self, client: httpx.AsyncClient, upstream: respx.MockRouter, door: str
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter, endpoint: str
     ) -> None:
         """A body over 64 KiB is refused before it is parsed."""
         content = b'{"instructions": "' + b"x" * 70_000 + b'"}'
-        error = assert_envelope(await client.post(door, content=content), 413)
+        error = assert_envelope(await client.post(endpoint, content=content), 413)
         assert error["code"] == "request_too_large"
         assert not upstream.routes["mint"].called
 
     async def test_huge_streamed_body_without_length_is_413(
-        self, client: httpx.AsyncClient, door: str
+        self, client: httpx.AsyncClient, endpoint: str
     ) -> None:
         """A chunked body is counted as it arrives and cut off at the limit."""
 
@@ -61,7 +63,7 @@ class TestMalformedBodies:
             for _ in range(100):
                 yield b"x" * 1024
 
-        assert_envelope(await client.post(door, content=chunks()), 413)
+        assert_envelope(await client.post(endpoint, content=chunks()), 413)
 
 
 class TestFieldErrors:
@@ -117,46 +119,46 @@ class TestFieldErrors:
         code: str,
     ) -> None:
         """Wrong types and out-of-range values are 400s naming the field."""
-        error = assert_envelope(await client.post(DOORS[0], json=body), 400)
+        error = assert_envelope(await client.post(MINT_ENDPOINTS[0], json=body), 400)
         assert error["param"] == param
         assert error["code"] == code
         assert not upstream.routes["mint"].called
 
     @pytest.mark.parametrize(
-        ("door", "body", "param"),
+        ("endpoint", "body", "param"),
         [
-            (DOORS[0], {"voices": "alloy"}, "voices"),
+            (MINT_ENDPOINTS[0], {"voices": "alloy"}, "voices"),
             (
-                DOORS[0],
+                MINT_ENDPOINTS[0],
                 {"turn_detection": {"type": "server_vad", "sensitivity": 3}},
                 "turn_detection.sensitivity",
             ),
-            (DOORS[0], {"tools": [{"name": "f", "strict": True}]}, "tools[0].strict"),
+            (MINT_ENDPOINTS[0], {"tools": [{"name": "f", "strict": True}]}, "tools[0].strict"),
             (
-                DOORS[1],
+                MINT_ENDPOINTS[1],
                 {"session": {"type": "realtime", "audio": {"output": {"pitch": 2}}}},
                 "session.audio.output.pitch",
             ),
-            (DOORS[1], {"sesion": {}}, "sesion"),
+            (MINT_ENDPOINTS[1], {"sesion": {}}, "sesion"),
         ],
     )
     async def test_unknown_field_is_named(
         self,
         client: httpx.AsyncClient,
         upstream: respx.MockRouter,
-        door: str,
+        endpoint: str,
         body: dict[str, object],
         param: str,
     ) -> None:
         """Unknown and nested unknown fields are 400s naming the path."""
-        error = assert_envelope(await client.post(door, json=body), 400)
+        error = assert_envelope(await client.post(endpoint, json=body), 400)
         assert error["param"] == param
         assert error["code"] == "unknown_parameter"
         assert not upstream.routes["mint"].called
 
     async def test_nan_is_refused(self, client: httpx.AsyncClient) -> None:
         """NaN is not a number the API accepts."""
-        response = await client.post(DOORS[0], content=b'{"speed": NaN}')
+        response = await client.post(MINT_ENDPOINTS[0], content=b'{"speed": NaN}')
         assert_envelope(response, 400)
 
 
@@ -168,5 +170,5 @@ class TestRoutes:
         assert_envelope(await client.post("/v1/realtime/session", json={}), 404)
 
     async def test_wrong_method_is_405_envelope(self, client: httpx.AsyncClient) -> None:
-        """GET on a door is a 405 in the envelope."""
-        assert_envelope(await client.get(DOORS[0]), 405)
+        """GET on a endpoint is a 405 in the envelope."""
+        assert_envelope(await client.get(MINT_ENDPOINTS[0]), 405)

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from service.auth import new_api_key
+from tests.paths import POLICY, SESSIONS
 from tests.servers import ROOT, ServiceProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -33,7 +34,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 DEMO_DIR = ROOT / "service" / "static" / "demo"
-DOOR = "/v1/realtime/sessions"
 EMULATOR_NOTICE = "WebRTC needs a real OpenAI key: this server uses the emulator"
 
 
@@ -133,7 +133,7 @@ def demo_url(page_origin: str, service: ServiceProcess) -> str:
 
 def service_error(service: ServiceProcess, headers: dict[str, str], body: dict[str, Any]) -> str:
     """The service's own wording of the error for this request (a dry run: nothing minted)."""
-    response = httpx.post(f"{service.url}{DOOR}?dry_run=true", json=body, headers=headers)
+    response = httpx.post(f"{service.url}{SESSIONS}?dry_run=true", json=body, headers=headers)
     assert response.status_code >= 400
     message: str = response.json()["error"]["message"]
     return message
@@ -147,7 +147,7 @@ def load_policy(page: Page, key: str) -> None:
 
 
 def is_mint(request: Request) -> bool:
-    return request.method == "POST" and request.url.endswith(DOOR)
+    return request.method == "POST" and request.url.endswith(SESSIONS)
 
 
 def screenshot(page: Page, path: Path) -> None:
@@ -198,7 +198,7 @@ class TestDemoPage:
         page.goto(demo_url(page_origin, service))
         load_policy(page, api_key[0])
         policy = httpx.get(
-            f"{service.url}/v1/policy", headers={"Authorization": f"Bearer {api_key[0]}"}
+            f"{service.url}{POLICY}", headers={"Authorization": f"Bearer {api_key[0]}"}
         ).json()
         for select in ("model", "voice"):
             options = page.locator(f"#{select} option")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.conftest import MakeSettings
+from tests.conftest import ClientFor, MakeSettings
+from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 ALLOWED = "https://app.example.com"
 
 
 @pytest.fixture(name="cors_client")
-async def fixture_cors_client(client_for: Any, make_settings: MakeSettings) -> httpx.AsyncClient:
+async def fixture_cors_client(
+    client_for: ClientFor, make_settings: MakeSettings
+) -> httpx.AsyncClient:
     """The service allowing one origin."""
     client: httpx.AsyncClient = await client_for(make_settings(cors_allow_origins=ALLOWED))
     return client
@@ -34,7 +34,7 @@ class TestCors:
 
     async def test_preflight_from_allowed_origin(self, cors_client: httpx.AsyncClient) -> None:
         """An allowed origin's preflight succeeds and allows the auth header."""
-        response = await cors_client.options(DOOR, headers=preflight(ALLOWED))
+        response = await cors_client.options(SESSIONS, headers=preflight(ALLOWED))
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == ALLOWED
         assert "authorization" in response.headers["access-control-allow-headers"].lower()
@@ -44,26 +44,28 @@ class TestCors:
         self, cors_client: httpx.AsyncClient
     ) -> None:
         """The mint answers with the origin allowed and our headers readable by JS."""
-        response = await cors_client.post(DOOR, json={}, headers={"Origin": ALLOWED})
+        response = await cors_client.post(SESSIONS, json={}, headers={"Origin": ALLOWED})
         assert response.headers["access-control-allow-origin"] == ALLOWED
         assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
 
     async def test_errors_are_readable_cross_origin(self, cors_client: httpx.AsyncClient) -> None:
         """A policy error carries the CORS header too, so the page can show it."""
         response = await cors_client.post(
-            DOOR, json={"voice": "robot"}, headers={"Origin": ALLOWED}
+            SESSIONS, json={"voice": "robot"}, headers={"Origin": ALLOWED}
         )
         assert response.status_code == 403
         assert response.headers["access-control-allow-origin"] == ALLOWED
 
     async def test_preflight_from_denied_origin(self, cors_client: httpx.AsyncClient) -> None:
         """Another origin's preflight gets no Access-Control-Allow-Origin."""
-        response = await cors_client.options(DOOR, headers=preflight("https://evil.example"))
+        response = await cors_client.options(SESSIONS, headers=preflight("https://evil.example"))
         assert "access-control-allow-origin" not in response.headers
 
     async def test_request_from_denied_origin(self, cors_client: httpx.AsyncClient) -> None:
         """A simple request from another origin gets no Access-Control-Allow-Origin."""
-        response = await cors_client.post(DOOR, json={}, headers={"Origin": "https://evil.example"})
+        response = await cors_client.post(
+            SESSIONS, json={}, headers={"Origin": "https://evil.example"}
+        )
         assert "access-control-allow-origin" not in response.headers
 
     def test_wildcard_with_credentials_is_refused(self, make_settings: MakeSettings) -> None:

@@ -11,6 +11,7 @@ from service.api import create_app
 from service.upstream.emulator import create_emulator
 from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
+from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer sk-anything"}
@@ -68,7 +69,7 @@ class TestEndToEnd:
         app = create_app(settings)
         async with serving(app) as client:
             response = await client.post(
-                "/v1/realtime/sessions",
+                SESSIONS,
                 json={
                     "voice": "coral",
                     "input_audio_format": "g711_alaw",

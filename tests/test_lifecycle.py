@@ -12,6 +12,7 @@ import pytest
 
 from service.api import create_app
 from tests.conftest import MakeSettings, serving
+from tests.paths import SESSIONS
 from tests.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -57,9 +58,7 @@ class TestSigterm:
             result: dict[str, httpx.Response] = {}
 
             def mint() -> None:
-                result["response"] = httpx.post(
-                    f"{service.url}/v1/realtime/sessions", json={}, timeout=15
-                )
+                result["response"] = httpx.post(f"{service.url}{SESSIONS}", json={}, timeout=15)
 
             worker = threading.Thread(target=mint)
             worker.start()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 import respx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import MakeSettings
+from tests.conftest import ClientFor, MakeSettings
+from tests.paths import CLIENT_SECRETS, SESSIONS
 from tests.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -37,9 +37,9 @@ class TestMetrics:
     async def test_mints_counted_by_endpoint_and_outcome(self, client: httpx.AsyncClient) -> None:
         """A mint, a dry run and a policy refusal each count under their outcome."""
         before = await scrape(client)
-        await client.post("/v1/realtime/sessions", json={})
-        await client.post("/v1/realtime/client_secrets?dry_run=true", json={})
-        await client.post("/v1/realtime/sessions", json={"voice": "robot"})
+        await client.post(SESSIONS, json={})
+        await client.post(f"{CLIENT_SECRETS}?dry_run=true", json={})
+        await client.post(SESSIONS, json={"voice": "robot"})
         after = await scrape(client)
         for endpoint, outcome in [
             ("sessions", "minted"),
@@ -54,7 +54,7 @@ class TestMetrics:
     async def test_violations_counted_by_field(self, client: httpx.AsyncClient) -> None:
         """Each violating field is counted."""
         before = sample(await scrape(client), "rtp_policy_violations_total", field="voice")
-        await client.post("/v1/realtime/sessions", json={"voice": "robot"})
+        await client.post(SESSIONS, json={"voice": "robot"})
         after = sample(await scrape(client), "rtp_policy_violations_total", field="voice")
         assert after - before == 1
 
@@ -63,9 +63,9 @@ class TestMetrics:
     ) -> None:
         """Successful mints feed the latency histogram; failures count by kind."""
         before = await scrape(client)
-        await client.post("/v1/realtime/sessions", json={})
+        await client.post(SESSIONS, json={})
         upstream.routes["mint"].mock(return_value=httpx.Response(401))
-        await client.post("/v1/realtime/sessions", json={})
+        await client.post(SESSIONS, json={})
         after = await scrape(client)
         assert (
             sample(after, "rtp_upstream_latency_seconds_count")
@@ -77,13 +77,13 @@ class TestMetrics:
         ) == 1
 
     async def test_rate_limit_rejections(
-        self, client_for: Any, make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """A caller refused by a limit is counted."""
         client = await client_for(make_settings(rate_limit_per_identity="1/hour"))
         before = sample(await scrape(client), "rtp_rate_limited_total", source="caller")
-        await client.post("/v1/realtime/sessions", json={})
-        await client.post("/v1/realtime/sessions", json={})
+        await client.post(SESSIONS, json={})
+        await client.post(SESSIONS, json={})
         after = sample(await scrape(client), "rtp_rate_limited_total", source="caller")
         assert after - before == 1
 
@@ -92,14 +92,14 @@ class TestMetrics:
         assert sample(await scrape(client), "rtp_requests_in_flight") >= 1
 
     async def test_metrics_can_be_disabled(
-        self, client_for: Any, make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """METRICS_ENABLED=false removes the endpoint."""
         client = await client_for(make_settings(metrics_enabled=False))
         assert (await client.get("/metrics")).status_code == 404
 
     async def test_separate_port_keeps_metrics_off_the_api(
-        self, client_for: Any, make_settings: MakeSettings
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """With METRICS_PORT set, the API port does not serve /metrics."""
         client = await client_for(make_settings(metrics_port=9999))
@@ -126,9 +126,7 @@ class TestMultiprocess:
             async def run() -> None:
                 limits = httpx.Limits(max_keepalive_connections=0)
                 async with httpx.AsyncClient(base_url=service.url, limits=limits) as client:
-                    await asyncio.gather(
-                        *(client.post("/v1/realtime/sessions", json={}) for _ in range(20))
-                    )
+                    await asyncio.gather(*(client.post(SESSIONS, json={}) for _ in range(20)))
 
             asyncio.run(run())
             text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text

@@ -1,4 +1,4 @@
-"""/openapi.json and /docs describe both doors, hold no secret, and survive schemathesis."""
+"""/openapi.json and /docs describe both endpoints, hold no secret, and survive schemathesis."""
 
 from __future__ import annotations
 
@@ -12,20 +12,23 @@ import httpx
 import pytest
 
 from service.auth import new_api_key
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, SERVER_INSTRUCTIONS, ClientFor
+from tests.paths import CLIENT_SECRETS, SESSIONS
 from tests.servers import ServiceProcess, log_file
 
 pytestmark = pytest.mark.anyio
 
 
 class TestDocument:
-    """The OpenAPI document describes the doors from the validating models."""
+    """The OpenAPI document describes the endpoints from the validating models."""
 
-    async def test_doors_are_documented_with_models(self, client: httpx.AsyncClient) -> None:
-        """Both doors have request and response schemas and examples."""
+    async def test_mint_endpoints_are_documented_with_models(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """Both endpoints have request and response schemas and examples."""
         document = (await client.get("/openapi.json")).json()
-        sessions = document["paths"]["/v1/realtime/sessions"]["post"]
-        secrets = document["paths"]["/v1/realtime/client_secrets"]["post"]
+        sessions = document["paths"][SESSIONS]["post"]
+        secrets = document["paths"][CLIENT_SECRETS]["post"]
         assert sessions["requestBody"]["content"]["application/json"]["example"]["voice"]
         assert secrets["requestBody"]["content"]["application/json"]["example"]["session"]
         schemas = document["components"]["schemas"]
@@ -43,12 +46,14 @@ class TestDocument:
             "$ref": "#/components/schemas/ErrorResponse"
         }
 
-    async def test_no_secret_in_the_document(self, client_for: Any, make_settings: Any) -> None:
+    async def test_no_secret_in_the_document(
+        self, client_for: ClientFor, make_settings: Any
+    ) -> None:
         """Neither the API key nor the server's instructions appear in the document."""
-        client = await client_for(make_settings(policy={"instructions": "TOP-SECRET-PROMPT"}))
+        client = await client_for(make_settings(policy={"instructions": SERVER_INSTRUCTIONS}))
         text = (await client.get("/openapi.json")).text
         assert API_KEY not in text
-        assert "TOP-SECRET-PROMPT" not in text
+        assert SERVER_INSTRUCTIONS not in text
 
     async def test_docs_page_is_served(self, client: httpx.AsyncClient) -> None:
         """/docs renders the interactive documentation."""

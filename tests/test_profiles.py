@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
 import respx
 
 from service.auth import new_api_key
-from tests.conftest import MakeSettings, sent_body
+from tests.conftest import ClientFor, MakeSettings, sent_body
+from tests.paths import POLICY, SESSIONS
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 PROFILES_TOML = """
 [callers]
 free-app = "free"
@@ -53,7 +52,7 @@ class TestApiKeyProfiles:
 
     async def test_free_key_gets_the_free_profile(
         self,
-        client_for: Any,
+        client_for: ClientFor,
         make_settings: MakeSettings,
         tmp_path: Path,
         upstream: respx.MockRouter,
@@ -70,18 +69,18 @@ class TestApiKeyProfiles:
             )
         )
         free = {"X-API-Key": free_key}
-        assert (await client.post(DOOR, json={}, headers=free)).status_code == 200
+        assert (await client.post(SESSIONS, json={}, headers=free)).status_code == 200
         assert sent_body(upstream)["session"]["model"] == "gpt-realtime-mini"
         assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == "marin"
-        refused = await client.post(DOOR, json={"model": "gpt-realtime"}, headers=free)
+        refused = await client.post(SESSIONS, json={"model": "gpt-realtime"}, headers=free)
         assert refused.status_code == 403
         staff = await client.post(
-            DOOR, json={"instructions": "Hi"}, headers={"X-API-Key": staff_key}
+            SESSIONS, json={"instructions": "Hi"}, headers={"X-API-Key": staff_key}
         )
         assert staff.status_code == 403  # staff-app is not assigned: the env policy applies
 
     async def test_policy_endpoint_shows_the_callers_profile(
-        self, client_for: Any, make_settings: MakeSettings, tmp_path: Path
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
     ) -> None:
         """GET /v1/policy answers with the caller's effective profile."""
         key, entry = new_api_key("free-app")
@@ -92,13 +91,13 @@ class TestApiKeyProfiles:
                 policy_profiles_file=profiles_file(tmp_path),
             )
         )
-        body = (await client.get("/v1/policy", headers={"X-API-Key": key})).json()
+        body = (await client.get(POLICY, headers={"X-API-Key": key})).json()
         assert body["profile"] == "free"
         assert body["models"] == {"allowed": ["gpt-realtime-mini"], "default": "gpt-realtime-mini"}
         assert body["token_ttl_seconds"] == {"default": 60, "max": 60}
 
     async def test_yaml_profiles_work_too(
-        self, client_for: Any, make_settings: MakeSettings, tmp_path: Path
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
     ) -> None:
         """A .yaml profiles file is read like the TOML one."""
         key, entry = new_api_key("free-app")
@@ -109,7 +108,7 @@ class TestApiKeyProfiles:
                 policy_profiles_file=profiles_file(tmp_path, PROFILES_YAML, ".yaml"),
             )
         )
-        body = (await client.get("/v1/policy", headers={"X-API-Key": key})).json()
+        body = (await client.get(POLICY, headers={"X-API-Key": key})).json()
         assert body["voices"]["default"] == "marin"
 
 
@@ -118,7 +117,7 @@ class TestClaimProfiles:
 
     async def test_tier_claim_selects_profile(
         self,
-        client_for: Any,
+        client_for: ClientFor,
         make_settings: MakeSettings,
         tmp_path: Path,
         upstream: respx.MockRouter,
@@ -143,7 +142,7 @@ class TestClaimProfiles:
             algorithm="HS256",
         )
         response = await client.post(
-            DOOR, json={"instructions": "Mine."}, headers={"Authorization": f"Bearer {token}"}
+            SESSIONS, json={"instructions": "Mine."}, headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 200
         assert sent_body(upstream)["session"]["instructions"] == "Mine."

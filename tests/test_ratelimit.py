@@ -12,16 +12,18 @@ import pytest
 import respx
 
 from service.auth import new_api_key
-from tests.conftest import MakeSettings
+from tests.conftest import ClientFor, MakeSettings
+from tests.paths import SESSIONS
 from tests.servers import RedisServer, ServiceProcess, redis_server
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 
 
 async def burst(client: httpx.AsyncClient, count: int, **kwargs: Any) -> list[httpx.Response]:
     """`count` concurrent mints."""
-    return list(await asyncio.gather(*(client.post(DOOR, json={}, **kwargs) for _ in range(count))))
+    return list(
+        await asyncio.gather(*(client.post(SESSIONS, json={}, **kwargs) for _ in range(count)))
+    )
 
 
 def statuses(responses: list[httpx.Response]) -> list[int]:
@@ -49,7 +51,7 @@ class TestLimits:
     """The same behaviour on both stores."""
 
     async def test_n_plus_k_gives_exactly_n(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """With 5/minute per identity, 8 concurrent mints give exactly 5 successes."""
         client = await client_for(make_settings(rate_limit_per_identity="5/minute", **store))
@@ -57,15 +59,15 @@ class TestLimits:
 
     async def test_429_carries_retry_after_and_ratelimit_headers(
         self,
-        client_for: Any,
+        client_for: ClientFor,
         make_settings: MakeSettings,
         store: dict[str, Any],
         upstream: respx.MockRouter,
     ) -> None:
         """Over the limit: 429 with Retry-After and RateLimit-*, and nothing minted."""
         client = await client_for(make_settings(rate_limit_per_identity="1/hour", **store))
-        await client.post(DOOR, json={})
-        refused = await client.post(DOOR, json={})
+        await client.post(SESSIONS, json={})
+        refused = await client.post(SESSIONS, json={})
         assert refused.status_code == 429
         assert refused.json()["error"]["type"] == "rate_limit_error"
         assert 3500 <= int(refused.headers["retry-after"]) <= 3600
@@ -74,17 +76,17 @@ class TestLimits:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_success_reports_remaining(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """Each successful mint says how many remain."""
         client = await client_for(make_settings(rate_limit_per_identity="3/minute", **store))
         remaining = [
-            (await client.post(DOOR, json={})).headers["ratelimit-remaining"] for _ in range(3)
+            (await client.post(SESSIONS, json={})).headers["ratelimit-remaining"] for _ in range(3)
         ]
         assert remaining == ["2", "1", "0"]
 
     async def test_limits_are_per_identity(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """One caller's exhausted limit does not touch another's."""
         key_a, entry_a = new_api_key("a")
@@ -97,73 +99,79 @@ class TestLimits:
                 **store,
             )
         )
-        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_a})).status_code == 200
-        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_a})).status_code == 429
-        assert (await client.post(DOOR, json={}, headers={"X-API-Key": key_b})).status_code == 200
+        assert (
+            await client.post(SESSIONS, json={}, headers={"X-API-Key": key_a})
+        ).status_code == 200
+        assert (
+            await client.post(SESSIONS, json={}, headers={"X-API-Key": key_a})
+        ).status_code == 429
+        assert (
+            await client.post(SESSIONS, json={}, headers={"X-API-Key": key_b})
+        ).status_code == 200
 
     async def test_per_ip_limit(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """RATE_LIMIT_PER_IP limits an address whatever the identity."""
         client = await client_for(make_settings(rate_limit_per_ip="2/second", **store))
         assert statuses(await burst(client, 3)) == [200, 200, 429]
 
     async def test_daily_quota(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """QUOTA_MINTS_PER_DAY caps mints per identity per UTC day."""
         client = await client_for(make_settings(quota_mints_per_day=2, **store))
-        responses = [await client.post(DOOR, json={}) for _ in range(3)]
+        responses = [await client.post(SESSIONS, json={}) for _ in range(3)]
         assert [r.status_code for r in responses] == [200, 200, 429]
         assert int(responses[2].headers["retry-after"]) <= 86400
 
     async def test_refusal_by_one_limit_consumes_none(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """A mint refused by the rate limit does not use up quota."""
         client = await client_for(
             make_settings(rate_limit_per_identity="1/second", quota_mints_per_day=2, **store)
         )
-        await client.post(DOOR, json={})
-        assert (await client.post(DOOR, json={})).status_code == 429
+        await client.post(SESSIONS, json={})
+        assert (await client.post(SESSIONS, json={})).status_code == 429
         await asyncio.sleep(1.1)
-        assert (await client.post(DOOR, json={})).status_code == 200
+        assert (await client.post(SESSIONS, json={})).status_code == 200
 
     async def test_dry_runs_and_bad_requests_are_not_counted(
-        self, client_for: Any, make_settings: MakeSettings, store: dict[str, Any]
+        self, client_for: ClientFor, make_settings: MakeSettings, store: dict[str, Any]
     ) -> None:
         """Only requests that reach OpenAI count as mints."""
         client = await client_for(make_settings(rate_limit_per_identity="1/minute", **store))
-        await client.post(f"{DOOR}?dry_run=true", json={})
-        await client.post(DOOR, json={"voice": 1})
-        await client.post(DOOR, json={"voice": "robot"})
-        assert (await client.post(DOOR, json={})).status_code == 200
+        await client.post(f"{SESSIONS}?dry_run=true", json={})
+        await client.post(SESSIONS, json={"voice": 1})
+        await client.post(SESSIONS, json={"voice": "robot"})
+        assert (await client.post(SESSIONS, json={})).status_code == 200
 
 
 class TestRedisOutage:
     """Redis killed mid-run, then restarted."""
 
     async def test_closed_answers_503_fast_then_recovers(
-        self, client_for: Any, make_settings: MakeSettings, redis: RedisServer
+        self, client_for: ClientFor, make_settings: MakeSettings, redis: RedisServer
     ) -> None:
         """Closed (default): 503 within the timeout while Redis is down; minting resumes after."""
         client = await client_for(
             make_settings(redis_url=redis.url, rate_limit_per_identity="100/minute")
         )
-        assert (await client.post(DOOR, json={})).status_code == 200
+        assert (await client.post(SESSIONS, json={})).status_code == 200
         redis.stop()
         started = time.monotonic()
-        down = await client.post(DOOR, json={})
+        down = await client.post(SESSIONS, json={})
         assert down.status_code == 503
         assert down.json()["error"]["code"] == "service_unavailable"
         assert time.monotonic() - started < 1.0
         assert (await client.get("/readyz")).status_code == 503
         redis.start()
-        assert (await client.post(DOOR, json={})).status_code == 200
+        assert (await client.post(SESSIONS, json={})).status_code == 200
         assert (await client.get("/readyz")).json()["redis"] == "ok"
 
     async def test_open_mints_while_redis_is_down(
-        self, client_for: Any, make_settings: MakeSettings, redis: RedisServer
+        self, client_for: ClientFor, make_settings: MakeSettings, redis: RedisServer
     ) -> None:
         """Open: mints go on without limits while Redis is unreachable."""
         client = await client_for(

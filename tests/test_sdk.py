@@ -37,12 +37,12 @@ async def fixture_sdk(
 
 
 class TestOfficialSdk:
-    """Both doors through the SDK, and its typed errors."""
+    """Both endpoints through the SDK, and its typed errors."""
 
     async def test_ga_client_secrets_create(
         self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
     ) -> None:
-        """`client.realtime.client_secrets.create` mints through the GA door."""
+        """`client.realtime.client_secrets.create` mints through the GA endpoint."""
         secret = await sdk.realtime.client_secrets.create(
             session={
                 "type": "realtime",
@@ -56,7 +56,7 @@ class TestOfficialSdk:
         assert sent_body(upstream)["expires_after"]["seconds"] == 300
 
     async def test_beta_sessions_create(self, sdk: openai.AsyncOpenAI) -> None:
-        """`client.beta.realtime.sessions.create` mints through the beta door."""
+        """`client.beta.realtime.sessions.create` mints through the beta endpoint."""
         session = await sdk.beta.realtime.sessions.create(model="gpt-realtime", voice="ash")
         assert session.client_secret.value == CLIENT_SECRET
         assert session.voice == "ash"

@@ -9,14 +9,14 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import API_KEY, MakeSettings
+from tests.conftest import API_KEY, ClientFor, MakeSettings
+from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 
 
 async def mint_against(
-    client_for: Any,
+    client_for: ClientFor,
     make_settings: MakeSettings,
     upstream: respx.MockRouter,
     side_effect: Any,
@@ -24,7 +24,7 @@ async def mint_against(
 ) -> httpx.Response:
     upstream.routes["mint"].mock(side_effect=side_effect)
     client = await client_for(make_settings(**settings))
-    response: httpx.Response = await client.post(DOOR, json={})
+    response: httpx.Response = await client.post(SESSIONS, json={})
     assert API_KEY not in response.text
     assert "SERVERKEY" not in str(response.headers)
     return response
@@ -42,7 +42,11 @@ class TestUpstreamStatuses:
 
     @pytest.mark.parametrize("status", [401, 403])
     async def test_key_refused_is_502(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter, status: int
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        upstream: respx.MockRouter,
+        status: int,
     ) -> None:
         """OpenAI refusing the server's key is the server's fault: 502, not 401."""
         response = await mint_against(
@@ -55,7 +59,7 @@ class TestUpstreamStatuses:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_429_passes_retry_after(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """OpenAI's rate limit reaches the caller as 429 with its Retry-After."""
         response = await mint_against(
@@ -66,7 +70,7 @@ class TestUpstreamStatuses:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_5xx_is_502_and_not_retried(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """A 5xx means the request reached OpenAI: 502 at once, never a second mint."""
         response = await mint_against(client_for, make_settings, upstream, httpx.Response(503))
@@ -74,7 +78,7 @@ class TestUpstreamStatuses:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_upstream_400_is_relayed(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """OpenAI refusing the session comes back as a 400 with OpenAI's reason."""
         refused = httpx.Response(
@@ -110,7 +114,7 @@ class TestBadAnswers:
     )
     async def test_unusable_answer_is_502(
         self,
-        client_for: Any,
+        client_for: ClientFor,
         make_settings: MakeSettings,
         upstream: respx.MockRouter,
         answer: httpx.Response,
@@ -124,7 +128,7 @@ class TestNetwork:
     """Connection failures and timeouts."""
 
     async def test_connect_error_is_retried_then_502(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """An unreachable upstream is retried, then 502."""
         response = await mint_against(
@@ -134,7 +138,7 @@ class TestNetwork:
         assert upstream.routes["mint"].call_count == 3
 
     async def test_read_timeout_is_504(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """A read timeout is a 504 and is not retried (the mint may have happened)."""
         response = await mint_against(
@@ -144,7 +148,7 @@ class TestNetwork:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_connect_error_then_success_mints(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """A request that never left is retried, and the retry's secret reaches the caller."""
         ok = httpx.Response(200, json={"value": "ek_x_123456", "expires_at": 1, "session": {}})
@@ -155,7 +159,7 @@ class TestNetwork:
         assert upstream.routes["mint"].call_count == 2
 
     async def test_broken_exchange_is_502_and_not_retried(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """A connection that broke after the body was sent is a 502, never a second mint."""
         response = await mint_against(
@@ -165,7 +169,7 @@ class TestNetwork:
         assert upstream.routes["mint"].call_count == 1
 
     async def test_hanging_upstream_is_cut_at_the_deadline(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """An upstream that never answers yields 504 at UPSTREAM_TIMEOUT_SECONDS."""
 

@@ -28,6 +28,7 @@ from aiohttp import web
 from service.api import create_app
 from tests.conftest import API_KEY, MakeSettings, serving
 from tests.contract import assert_valid_ga_request
+from tests.paths import CLIENT_SECRETS, SESSIONS
 from tests.servers import free_port, require, wait_for_port
 
 pytestmark = pytest.mark.anyio
@@ -105,7 +106,7 @@ async def fake_openai(
 ) -> AsyncIterator[int]:
     """A local aiohttp server: /v1/... mints; /fault/<kind>/v1/... misbehaves."""
     app = web.Application()
-    app.router.add_post("/v1/realtime/client_secrets", mint)
+    app.router.add_post(CLIENT_SECRETS, mint)
     app.router.add_post("/fault/{kind}/v1/realtime/client_secrets", fault)
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive)
     await runner.setup()
@@ -135,7 +136,7 @@ async def post(
     async with serving(app) as client:
         for _ in range(times):
             response = await client.post(
-                "/v1/realtime/sessions", json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
+                SESSIONS, json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
             )
             await asyncio.sleep(pause)
     assert API_KEY not in response.text
@@ -339,8 +340,7 @@ class TestInterimResponses:
             app = create_app(make_settings(openai_base_url=f"http://127.0.0.1:{port}/v1"))
             async with serving(app) as client:
                 secrets = [
-                    (await client.post("/v1/realtime/client_secrets", json={})).json()["value"]
-                    for _ in range(3)
+                    (await client.post(CLIENT_SECRETS, json={})).json()["value"] for _ in range(3)
                 ]
         assert secrets == [f"ek_caller_{n}_0123456789" for n in (1, 2, 3)]
 

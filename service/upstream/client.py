@@ -90,6 +90,32 @@ class Minted:
         return f"Minted(value='ek_***', expires_at={self.expires_at}, attempts={self.attempts})"
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: OpenAI's API sets no cookie a mint needs.
+
+    httpx files every response's cookies into the client's jar, building
+    urllib-style request and response wrappers for it each time: ~12% of a
+    mint's CPU here. Keeping none also means no state shared between callers.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class UpstreamHttpClient(HttpxAiohttpClient):
+    """httpx's client over the aiohttp transport, without a cookie jar."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, _cookies: object) -> None:
+        return None
+
+
 class _NeverSent(Exception):
     """The request provably never reached the upstream: safe to try again."""
 
@@ -112,7 +138,7 @@ def build_http_client(
         from service.upstream.emulator import create_emulator
 
         transport = httpx.ASGITransport(app=create_emulator())
-    return HttpxAiohttpClient(
+    return UpstreamHttpClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         limits=httpx.Limits(

@@ -1,8 +1,10 @@
 """Last in the suite: no secret ever reached a log line, in-process or in a subprocess.
 
-Runs after every other test module (pytest orders modules by name) and reads
-all the log output the suite produced: the in-process JSON log configured by
-`conftest.py` and the output of every service started as a process.
+Marked `after_suite`, which `conftest.py`'s collection hook moves to the end,
+it reads all the log output the suite produced, unscrubbed: the in-process
+JSON log configured by `conftest.py` and the output of every service started
+as a process (`LOG_SCRUB=false`). The mask in `service.logs` is a second line
+of defence; this shows the first holds.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import API_KEY
+import pytest
+
+from tests.conftest import API_KEY, SERVER_INSTRUCTIONS
 
 SECRET_SHAPES = {
     "server API key": re.compile(re.escape(API_KEY) + r"|\bsk-[A-Za-z0-9_\-]{10,}"),
     "client secret": re.compile(r"\bek_[A-Za-z0-9_\-]{6,}"),
     "caller key": re.compile(r"rtp_[A-Za-z0-9_\-]{40,}"),
     "caller JWT": re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+"),
+    "server instructions": re.compile(re.escape(SERVER_INSTRUCTIONS)),
 }
 
 
+@pytest.mark.after_suite
 class TestSuiteLogs:
     """The whole suite's logs."""
 

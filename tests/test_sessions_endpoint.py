@@ -1,4 +1,4 @@
-"""POST /v1/realtime/sessions: the beta-shaped door, translated to GA upstream."""
+"""POST /v1/realtime/sessions: the beta-shaped endpoint, translated to GA upstream."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import API_KEY, CLIENT_SECRET, MakeSettings, sent_body
+from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body
+from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/sessions"
 
 
 async def mint(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
-    return await client.post(DOOR, json=body)
+    return await client.post(SESSIONS, json=body)
 
 
 class TestTranslation:
@@ -126,7 +126,7 @@ class TestTranslation:
         }
 
     async def test_tool_choice_naming_a_function(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """A function name in tool_choice becomes GA's function object."""
         client = await client_for(make_settings(policy={"tools_mode": "client"}))
@@ -158,7 +158,7 @@ class TestTranslation:
         assert not upstream.routes["mint"].called
 
     async def test_azure_uses_api_key_header_and_deployment_name(
-        self, client_for: Any, make_settings: MakeSettings, upstream: respx.MockRouter
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
     ) -> None:
         """Azure mode sends `api-key` and the deployment name, and maps it back."""
         settings = make_settings(
@@ -194,7 +194,7 @@ class TestResponse:
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
         """The caller's X-Request-ID comes back and reaches OpenAI."""
-        response = await client.post(DOOR, json={}, headers={"X-Request-ID": "req-42"})
+        response = await client.post(SESSIONS, json={}, headers={"X-Request-ID": "req-42"})
         assert response.headers["x-request-id"] == "req-42"
         assert upstream.routes["mint"].calls.last.request.headers["x-request-id"] == "req-42"
 
@@ -215,7 +215,7 @@ class TestDryRun:
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
         """The effective session and decisions come back; OpenAI is not called."""
-        response = await client.post(f"{DOOR}?dry_run=true", json={"voice": "sage"})
+        response = await client.post(f"{SESSIONS}?dry_run=true", json={"voice": "sage"})
         body = response.json()
         assert response.status_code == 200
         assert body["dry_run"] is True
@@ -233,12 +233,12 @@ class TestDryRun:
     ) -> None:
         """A dry run of a forbidden voice gets the same 403 as the mint."""
         real = await mint(client, {"voice": "robot"})
-        dry = await client.post(f"{DOOR}?dry_run=true", json={"voice": "robot"})
+        dry = await client.post(f"{SESSIONS}?dry_run=true", json={"voice": "robot"})
         assert dry.status_code == real.status_code == 403
         assert dry.json() == real.json()
 
     async def test_bad_dry_run_value_is_a_400(self, client: httpx.AsyncClient) -> None:
         """A query value that is not a boolean is named in the envelope."""
-        response = await client.post(f"{DOOR}?dry_run=maybe", json={})
+        response = await client.post(f"{SESSIONS}?dry_run=maybe", json={})
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "dry_run"

@@ -8,11 +8,11 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import CLIENT_SECRET, MakeSettings, sent_body
+from tests.conftest import CLIENT_SECRET, ClientFor, MakeSettings, sent_body
 from tests.contract import ga_errors
+from tests.paths import CLIENT_SECRETS, SESSIONS
 
 pytestmark = pytest.mark.anyio
-DOOR = "/v1/realtime/client_secrets"
 GA_REQUEST: dict[str, Any] = {
     "expires_after": {"anchor": "created_at", "seconds": 120},
     "session": {
@@ -35,20 +35,20 @@ GA_REQUEST: dict[str, Any] = {
 }
 
 
-class TestGaDoor:
+class TestGaEndpoint:
     """GA request in, GA response out."""
 
     async def test_ga_request_is_forwarded_unchanged(
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
         """A GA body the policy allows reaches OpenAI exactly as sent."""
-        response = await client.post(DOOR, json=GA_REQUEST)
+        response = await client.post(CLIENT_SECRETS, json=GA_REQUEST)
         assert response.status_code == 200
         assert sent_body(upstream) == GA_REQUEST
 
     async def test_ga_response_shape(self, client: httpx.AsyncClient) -> None:
         """The answer is OpenAI's: value, expires_at, session."""
-        body = (await client.post(DOOR, json=GA_REQUEST)).json()
+        body = (await client.post(CLIENT_SECRETS, json=GA_REQUEST)).json()
         assert body["value"] == CLIENT_SECRET
         assert body["expires_at"] == 1_900_000_000
         assert body["session"]["id"] == "sess_test_1"
@@ -58,7 +58,7 @@ class TestGaDoor:
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
         """`{}` mints a realtime session with the policy's defaults."""
-        await client.post(DOOR, json={})
+        await client.post(CLIENT_SECRETS, json={})
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
             "model": "gpt-realtime",
@@ -66,22 +66,23 @@ class TestGaDoor:
         }
 
     async def test_violation_names_the_ga_param(self, client: httpx.AsyncClient) -> None:
-        """Policy errors on this door use GA paths."""
+        """Policy errors on this endpoint use GA paths."""
         response = await client.post(
-            DOOR, json={"session": {"type": "realtime", "audio": {"output": {"voice": "robot"}}}}
+            CLIENT_SECRETS,
+            json={"session": {"type": "realtime", "audio": {"output": {"voice": "robot"}}}},
         )
         assert response.status_code == 403
         assert response.json()["error"]["param"] == "session.audio.output.voice"
 
-    async def test_same_policy_as_beta_door(
-        self, client_for: Any, make_settings: MakeSettings
+    async def test_same_policy_as_beta_endpoint(
+        self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
-        """A rule applies to both doors alike."""
+        """A rule applies to both endpoints alike."""
         client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime"}))
         ga = await client.post(
-            DOOR, json={"session": {"type": "realtime", "model": "gpt-realtime-mini"}}
+            CLIENT_SECRETS, json={"session": {"type": "realtime", "model": "gpt-realtime-mini"}}
         )
-        beta = await client.post("/v1/realtime/sessions", json={"model": "gpt-realtime-mini"})
+        beta = await client.post(SESSIONS, json={"model": "gpt-realtime-mini"})
         assert ga.status_code == beta.status_code == 403
 
     async def test_ga_only_feature_is_refused_by_name(
@@ -89,7 +90,7 @@ class TestGaDoor:
     ) -> None:
         """A GA parameter with no seed equivalent is a 400 that says why."""
         response = await client.post(
-            DOOR, json={"session": {"type": "realtime", "prompt": {"id": "pmpt_1"}}}
+            CLIENT_SECRETS, json={"session": {"type": "realtime", "prompt": {"id": "pmpt_1"}}}
         )
         assert response.status_code == 400
         error = response.json()["error"]
@@ -99,14 +100,15 @@ class TestGaDoor:
 
     async def test_transcription_sessions_are_refused(self, client: httpx.AsyncClient) -> None:
         """Only realtime sessions are minted here."""
-        response = await client.post(DOOR, json={"session": {"type": "transcription"}})
+        response = await client.post(CLIENT_SECRETS, json={"session": {"type": "transcription"}})
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "session.type"
 
     async def test_both_modalities_are_refused(self, client: httpx.AsyncClient) -> None:
         """GA accepts one output modality, as the live API does."""
         response = await client.post(
-            DOOR, json={"session": {"type": "realtime", "output_modalities": ["audio", "text"]}}
+            CLIENT_SECRETS,
+            json={"session": {"type": "realtime", "output_modalities": ["audio", "text"]}},
         )
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "session.output_modalities"
@@ -115,7 +117,7 @@ class TestGaDoor:
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
         """A GA dry run returns the exact body that would be sent, and mints nothing."""
-        response = await client.post(f"{DOOR}?dry_run=true", json=GA_REQUEST)
+        response = await client.post(f"{CLIENT_SECRETS}?dry_run=true", json=GA_REQUEST)
         body = response.json()
         assert body["dry_run"] is True
         assert body["session"] == GA_REQUEST["session"]
@@ -124,5 +126,5 @@ class TestGaDoor:
 
     async def test_policy_decisions_travel_in_a_header(self, client: httpx.AsyncClient) -> None:
         """The GA body stays OpenAI's; what the policy did is in X-Policy-Decisions."""
-        response = await client.post(DOOR, json={"session": {"type": "realtime"}})
+        response = await client.post(CLIENT_SECRETS, json={"session": {"type": "realtime"}})
         assert response.headers["x-policy-decisions"] == "model=default, voice=default"
