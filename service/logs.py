@@ -162,9 +162,11 @@ def _route_stdlib(
         return render(logger, name, event).decode()
 
     console = structlog.dev.ConsoleRenderer(colors=False)
-    renderer: Any = (_scrubbed_text(console) if scrub_secrets else console) if (
-        log_format == "console"
-    ) else as_text
+    renderer: Any = (
+        (_scrubbed_text(console) if scrub_secrets else console)
+        if (log_format == "console")
+        else as_text
+    )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -19,6 +19,7 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import Field
 
 from service.contract.beta import (
+    ExpiresAfter,
     InputAudioNoiseReduction,
     InputAudioTranscription,
     MaxTokens,
@@ -96,17 +97,24 @@ class AudioInput(StrictModel):
     """`audio.input`: format, noise reduction, transcription, turn detection."""
 
     format: AudioFormat | None = None
+    """The input audio's format (`input_audio_format` in the beta shape)."""
     noise_reduction: InputAudioNoiseReduction | None = None
+    """Noise reduction before VAD and the model; null leaves it off."""
     transcription: InputAudioTranscription | None = None
+    """Asynchronous transcription of the input; null leaves it off."""
     turn_detection: TurnDetection | None = None
+    """Server or semantic VAD; an explicit null turns turn detection off."""
 
 
 class AudioOutput(StrictModel):
     """`audio.output`: format, voice, speed."""
 
     format: AudioFormat | None = None
+    """The output audio's format."""
     voice: str | None = None
+    """The voice the model speaks with."""
     speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
+    """Spoken response speed, 0.25 to 1.5."""
 
 
 class Audio(StrictModel):
@@ -141,13 +149,6 @@ class GASession(StrictModel):
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
     tracing: Tracing | None = None
-
-
-class ExpiresAfter(StrictModel):
-    """How long the client secret lives."""
-
-    anchor: Literal["created_at"] = "created_at"
-    seconds: Annotated[int, Field(ge=10, le=7200)] | None = None
 
 
 class ClientSecretRequest(StrictModel):

@@ -96,24 +96,22 @@ def _allowed(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "none"
 
 
+def _choose(
+    m: _Merge, param: str, asked: str | None, allowed: tuple[str, ...], default: str
+) -> None:
+    """A named choice (model, voice): the server's default, or one from the allowed list."""
+    if asked is None:
+        m.default(param, default, f"server default {param}")
+    elif asked not in allowed:
+        m.violate(
+            param, f"{param} '{asked}' is not allowed (allowed: {_allowed(allowed)})", default
+        )
+
+
 def _model_and_voice(m: _Merge) -> None:
     p, r = m.policy, m.request
-    if r.model is None:
-        m.default("model", p.default_model, "server default model")
-    elif r.model not in p.allowed_models:
-        m.violate(
-            "model",
-            f"model '{r.model}' is not allowed (allowed: {_allowed(p.allowed_models)})",
-            p.default_model,
-        )
-    if r.voice is None:
-        m.default("voice", p.default_voice, "server default voice")
-    elif r.voice not in p.allowed_voices:
-        m.violate(
-            "voice",
-            f"voice '{r.voice}' is not allowed (allowed: {_allowed(p.allowed_voices)})",
-            p.default_voice,
-        )
+    _choose(m, "model", r.model, p.allowed_models, p.default_model)
+    _choose(m, "voice", r.voice, p.allowed_voices, p.default_voice)
 
 
 def _instructions(m: _Merge) -> None:
