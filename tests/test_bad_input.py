@@ -156,6 +156,16 @@ class TestFieldErrors:
         assert error["code"] == "unknown_parameter"
         assert not upstream.routes["mint"].called
 
+    async def test_integral_number_is_an_integer(self, client: httpx.AsyncClient) -> None:
+        """`300.0` is the integer 300, as JSON Schema reads it; `300.5` is not."""
+        whole = await client.post(
+            f"{MINT_ENDPOINTS[1]}?dry_run=true", json={"expires_after": {"seconds": 300.0}}
+        )
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["expires_after"]["seconds"] == 300
+        half = await client.post(MINT_ENDPOINTS[1], json={"expires_after": {"seconds": 300.5}})
+        assert assert_envelope(half, 400)["param"] == "expires_after.seconds"
+
     async def test_nan_is_refused(self, client: httpx.AsyncClient) -> None:
         """NaN is not a number the API accepts."""
         response = await client.post(MINT_ENDPOINTS[0], content=b'{"speed": NaN}')
@@ -170,5 +180,13 @@ class TestRoutes:
         assert_envelope(await client.post("/v1/realtime/session", json={}), 404)
 
     async def test_wrong_method_is_405_envelope(self, client: httpx.AsyncClient) -> None:
-        """GET on a endpoint is a 405 in the envelope."""
-        assert_envelope(await client.get(MINT_ENDPOINTS[0]), 405)
+        """GET on a mint endpoint is a 405 in the envelope, with the Allow header RFC 9110 asks."""
+        response = await client.get(MINT_ENDPOINTS[0])
+        assert_envelope(response, 405)
+        assert response.headers["allow"] == "POST"
+
+    @pytest.mark.parametrize("value", ["1", "yes", "", "TRUE"])
+    async def test_dry_run_is_true_or_false(self, client: httpx.AsyncClient, value: str) -> None:
+        """`dry_run` is the boolean the OpenAPI document declares: anything else is a 400."""
+        response = await client.post(f"{MINT_ENDPOINTS[0]}?dry_run={value}", json={})
+        assert assert_envelope(response, 400)["param"] == "dry_run"

@@ -68,7 +68,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     if exc.status_code == 405:
-        return render(MethodNotAllowed("Method not allowed for this URL."))
+        return render(MethodNotAllowed("Method not allowed for this URL.", headers=exc.headers))
     return render(NotFound("Invalid URL: no such route."))
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 """`pcm16` is 16-bit PCM, 24 kHz, mono, little-endian; the others are G.711."""
@@ -67,6 +68,20 @@ BETA_VOICES: tuple[str, ...] = (
     "verse",
 )
 """The voices the seed documents; `voice` itself is any string (new voices appear)."""
+
+
+def _json_integer(value: object) -> object:
+    """`300.0` is the integer 300: JSON has one number type, and JSON Schema says so."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""Last in an integer's `Annotated`, so its JSON Schema keeps the bounds before it."""
+INT64_MAX = 2**63 - 1
+DurationMs: TypeAlias = Annotated[int, Field(ge=0, le=INT64_MAX), JSON_INTEGER]
+"""Milliseconds: non-negative, within 64 bits as OpenAI's integers are."""
 
 
 class StrictModel(BaseModel):
@@ -121,8 +136,37 @@ Tracing: TypeAlias = Literal["auto"] | TracingConfiguration
 """`auto` traces with default names; null disables; once on it cannot be changed."""
 
 
+SERVER_VAD_ONLY = ("prefix_padding_ms", "silence_duration_ms", "threshold")
+SEMANTIC_VAD_ONLY = ("eagerness",)
+
+
+def _one_vad_type(schema: dict[str, Any]) -> None:
+    """Document what the GA translation enforces: one VAD type's fields, never both.
+
+    The beta model has one flat object with `type` optional (server VAD when
+    absent); GA's VAD types are disjoint, so fields of the other type are
+    refused. The schema says the same with one branch per type.
+    """
+    fields = schema.pop("properties")
+    schema.pop("additionalProperties", None)  # each branch closes itself
+    null = {"type": "null"}
+
+    def branch(own: tuple[str, ...], other: tuple[str, ...], kind: Any) -> dict[str, Any]:
+        properties = {name: fields[name] for name in fields if name not in other}
+        properties.update({name: null for name in other})
+        properties["type"] = kind
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
+    server = branch(SERVER_VAD_ONLY, SEMANTIC_VAD_ONLY, {"enum": ["server_vad", None]})
+    semantic = branch(SEMANTIC_VAD_ONLY, SERVER_VAD_ONLY, {"const": "semantic_vad"})
+    semantic["required"] = ["type"]
+    schema["oneOf"] = [server, semantic]
+
+
 class TurnDetection(StrictModel):
     """Server VAD (volume based) or semantic VAD (a turn-end model) settings."""
+
+    model_config = ConfigDict(json_schema_extra=_one_vad_type)
 
     create_response: bool | None = None
     """Generate a response automatically when a VAD stop event occurs."""
@@ -130,9 +174,9 @@ class TurnDetection(StrictModel):
     """`semantic_vad` only: how soon to respond; `auto` equals `medium`."""
     interrupt_response: bool | None = None
     """Interrupt an ongoing response when a VAD start event occurs."""
-    prefix_padding_ms: Annotated[int, Field(ge=0)] | None = None
+    prefix_padding_ms: DurationMs | None = None
     """`server_vad` only: audio kept before detected speech, in ms (default 300)."""
-    silence_duration_ms: Annotated[int, Field(ge=0)] | None = None
+    silence_duration_ms: DurationMs | None = None
     """`server_vad` only: silence that ends speech, in ms (default 500)."""
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     """`server_vad` only: activation threshold, 0.0 to 1.0 (default 0.5)."""
@@ -140,7 +184,7 @@ class TurnDetection(StrictModel):
     """The kind of turn detection; the API's default is `server_vad`."""
 
 
-MaxTokens: TypeAlias = Annotated[int, Field(ge=1, le=4096)] | Literal["inf"]
+MaxTokens: TypeAlias = Annotated[int, Field(ge=1, le=4096), JSON_INTEGER] | Literal["inf"]
 """1 to 4096 output tokens per response, or `inf` for the model's maximum."""
 
 
@@ -153,8 +197,8 @@ class Session(StrictModel):
     kept in `model_fields_set`.
     """
 
-    id: str | None = None
-    """`sess_...`; assigned by OpenAI, so clients may not send it."""
+    id: SkipJsonSchema[str | None] = None
+    """`sess_...`; assigned by OpenAI, so clients may not send it (refused, undocumented)."""
     input_audio_format: AudioFormat | None = None
     """The format of input audio."""
     input_audio_noise_reduction: InputAudioNoiseReduction | None = None
@@ -165,7 +209,7 @@ class Session(StrictModel):
     """System instructions prepended to model calls."""
     max_response_output_tokens: MaxTokens | None = None
     """Cap on output tokens per response, tool calls included; default `inf`."""
-    modalities: list[Literal["text", "audio"]] | None = None
+    modalities: Annotated[list[Literal["text", "audio"]], Field(min_length=1)] | None = None
     """What the model responds with; `["text"]` disables audio."""
     model: Model | None = None
     """The Realtime model."""
@@ -173,8 +217,8 @@ class Session(StrictModel):
     """The format of output audio (24 kHz for `pcm16`)."""
     speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
     """Spoken response speed, 0.25 to 1.5; 1.0 is the default."""
-    temperature: Annotated[float, Field(ge=0.6, le=1.2)] | None = None
-    """Sampling temperature, 0.6 to 1.2 (0.8 recommended for audio)."""
+    temperature: SkipJsonSchema[Annotated[float, Field(ge=0.6, le=1.2)] | None] = None
+    """Sampling temperature, 0.6 to 1.2: the GA API has none, so it is refused (undocumented)."""
     tool_choice: str | None = None
     """`auto`, `none`, `required`, or the name of a function."""
     tools: list[Tool] | None = None
@@ -192,7 +236,7 @@ class ExpiresAfter(StrictModel):
 
     anchor: Literal["created_at"] = "created_at"
     """The only anchor OpenAI supports."""
-    seconds: Annotated[int, Field(ge=10, le=7200)] | None = None
+    seconds: Annotated[int, Field(ge=10, le=7200), JSON_INTEGER] | None = None
     """10 to 7200 seconds; the policy's default TTL when absent, capped by its maximum."""
 
 

@@ -19,6 +19,7 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import Field
 
 from service.contract.beta import (
+    DurationMs,
     ExpiresAfter,
     InputAudioNoiseReduction,
     InputAudioTranscription,
@@ -76,8 +77,8 @@ class ServerVad(StrictModel):
     type: Literal["server_vad"]
     create_response: bool | None = None
     interrupt_response: bool | None = None
-    prefix_padding_ms: Annotated[int, Field(ge=0)] | None = None
-    silence_duration_ms: Annotated[int, Field(ge=0)] | None = None
+    prefix_padding_ms: DurationMs | None = None
+    silence_duration_ms: DurationMs | None = None
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
 
 

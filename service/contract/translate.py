@@ -28,7 +28,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.contract import ga
-from service.contract.beta import InputAudioTranscription, Session, Tool, TurnDetection
+from service.contract.beta import (
+    SERVER_VAD_ONLY,
+    InputAudioTranscription,
+    Session,
+    Tool,
+    TurnDetection,
+)
 from service.errors import InvalidRequest
 
 FORMAT_TO_GA: dict[str, dict[str, Any]] = {
@@ -42,7 +48,6 @@ FORMAT_FROM_GA: dict[str, str] = {
     "audio/pcma": "g711_alaw",
 }
 EMPTY_SESSION = Session()
-SERVER_VAD_ONLY = ("prefix_padding_ms", "silence_duration_ms", "threshold")
 
 
 GA_PARAMS: dict[str, str] = {
@@ -90,8 +95,6 @@ def check_carriable(session: Session, name: Callable[[str], str] = beta_param) -
         )
     if session.id is not None:
         raise _unsupported("id", "the session id is assigned by OpenAI")
-    if session.modalities is not None and not session.modalities:
-        raise InvalidRequest("'modalities' must name 'audio' or 'text'", param="modalities")
     td = session.turn_detection
     if td is not None:
         if td.type == "semantic_vad":
