@@ -23,8 +23,11 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.policy import CsvStr, Policy, Profiles, csv_items, load_profiles, split_csv
@@ -110,17 +113,16 @@ class Settings(BaseSettings):
         extra="ignore",
         env_nested_delimiter="_",
         env_nested_max_split=1,
-        env_ignore_empty=True,  # `VAR=` in .env means "not set", as .env.example writes it
         validate_default=True,
     )
 
+    upstream_emulator: bool = False
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     upstream_api_type: Literal["openai", "azure"] = "openai"
     upstream_model_map: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_pairs)] = Field(
         default_factory=dict
     )
-    upstream_emulator: bool = False
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     upstream_max_retries: Annotated[int, Field(ge=0, le=5)] = 2
     upstream_max_connections: Annotated[int, Field(ge=1)] = 512
@@ -152,7 +154,9 @@ class Settings(BaseSettings):
     auth_jwt_secret: SecretStr | None = None
     auth_jwt_issuer: str | None = None
     auth_jwt_audience: str | None = None
-    auth_jwt_algorithms: CsvStr = ()
+    auth_jwt_algorithms: Annotated[
+        tuple[str, ...] | None, NoDecode, BeforeValidator(split_csv)
+    ] = None
     auth_jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
     auth_jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
     auth_gateway_header: str | None = None
@@ -171,6 +175,22 @@ class Settings(BaseSettings):
     rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
     quota_mints_per_day: Annotated[int, Field(ge=1)] | None = None
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_values(cls, data: Any) -> Any:
+        """`VAR=` sets an empty list where the variable is a list, and means unset elsewhere.
+
+        An explicitly empty allow-list (`POLICY_ALLOWED_NOISE_REDUCTION=`) allows
+        nothing; it must never read as "unset" and so fall back to the wider
+        default. For a scalar (`REDIS_URL=`) empty has no other sensible meaning.
+        """
+        if not isinstance(data, dict):
+            return data
+        data = _without_empty_scalars(data, cls.model_fields)
+        if isinstance(data.get("policy"), dict):
+            data["policy"] = _without_empty_scalars(data["policy"], Policy.model_fields)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -195,10 +215,13 @@ class Settings(BaseSettings):
                 )
             if not (self.auth_jwt_issuer and self.auth_jwt_audience):
                 problems.append("AUTH_MODE=jwt needs AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE")
-            symmetric = [a for a in self.auth_jwt_algorithms if a.startswith("HS")]
+            algorithms = self.jwt_algorithms
+            if not algorithms:
+                problems.append("AUTH_JWT_ALGORITHMS is empty: no token could ever verify")
+            symmetric = [a for a in algorithms if a.startswith("HS")]
             if self.auth_jwt_jwks_url and symmetric:
                 problems.append("AUTH_JWT_ALGORITHMS: HS* algorithms cannot be used with a JWKS")
-            if self.auth_jwt_secret and len(symmetric) != len(self.auth_jwt_algorithms):
+            if self.auth_jwt_secret and len(symmetric) != len(algorithms):
                 problems.append("AUTH_JWT_ALGORITHMS: only HS* algorithms work with a secret")
         if self.auth_mode == "gateway" and not (self.auth_gateway_header and self.trusted_proxies):
             problems.append("AUTH_MODE=gateway needs AUTH_GATEWAY_HEADER and TRUSTED_PROXIES")
@@ -225,23 +248,37 @@ class Settings(BaseSettings):
     @property
     def jwt_algorithms(self) -> tuple[str, ...]:
         """The JWT algorithms accepted: configured, or the safe default for the key source."""
-        if self.auth_jwt_algorithms:
+        if self.auth_jwt_algorithms is not None:
             return self.auth_jwt_algorithms
         return ("HS256",) if self.auth_jwt_secret else ("RS256", "ES256")
 
-    @model_validator(mode="after")
-    def _key_or_emulator(self) -> Self:
-        """A real upstream needs a real key; only the emulator runs without one."""
-        if not self.upstream_emulator:
-            key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
-            if key and any(c.isspace() or not c.isprintable() for c in key):
-                raise ValueError("OPENAI_API_KEY contains whitespace or control characters")
-            if not key.strip():
-                raise ValueError(
-                    "OPENAI_API_KEY is required (or set UPSTREAM_EMULATOR=true to run "
-                    "against the built-in emulator)"
-                )
-        return self
+    @field_validator("openai_api_key")
+    @classmethod
+    def _key_or_emulator(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A real upstream needs a real key; only the emulator runs without one.
+
+        A field check (not a model check), so that a missing key is reported
+        together with every other missing or invalid variable.
+        """
+        if info.data.get("upstream_emulator"):
+            return key
+        value = key.get_secret_value() if key else ""
+        if value and any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("contains whitespace or control characters")
+        if not value.strip():
+            raise ValueError(
+                "is required (or set UPSTREAM_EMULATOR=true to run against the built-in emulator)"
+            )
+        return key
+
+
+def _without_empty_scalars(values: dict[str, Any], fields: dict[str, FieldInfo]) -> dict[str, Any]:
+    """`values` less the empty strings given for fields that are not env lists (`NoDecode`)."""
+    return {
+        name: value
+        for name, value in values.items()
+        if not (value == "" and name in fields and NoDecode not in fields[name].metadata)
+    }
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:
@@ -255,6 +292,8 @@ def describe(error: ValidationError) -> str:
     for item in error.errors(include_input=False, include_url=False):
         name = env_name(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required"
         lines.append(f"{name}: {message}" if name else message)
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import NoDecode
 
 from service.config import Settings, describe
 from service.policy import Policy
@@ -118,6 +122,13 @@ class TestCommandLine:
         assert result.returncode == 2
         assert "OPENAI_API_KEY" in result.stderr
 
+    def test_every_missing_variable_in_one_message(self) -> None:
+        """With nothing set, one run names both AUTH_MODE and OPENAI_API_KEY, then exits 2."""
+        result = self.run()
+        assert result.returncode == 2
+        assert "AUTH_MODE: is required" in result.stderr
+        assert "OPENAI_API_KEY: is required" in result.stderr
+
     def test_bad_policy_exits_naming_the_variable(self) -> None:
         """A contradictory policy stops start-up naming the variable, not echoing the key."""
         result = self.run(
@@ -141,7 +152,7 @@ class TestEnvExample:
         text = (ROOT / ".env.example").read_text()
         names = [name.upper() for name in Settings.model_fields if name != "policy"]
         names += [f"POLICY_{name.upper()}" for name in Policy.model_fields]
-        missing = [name for name in names if f"\n{name}=" not in text]
+        missing = [name for name in names if not re.search(rf"^(# )?{name}=", text, re.M)]
         assert not missing
 
     def test_example_loads(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,3 +174,85 @@ class TestKeyShape:
         message = describe(caught.value)
         assert "OPENAI_API_KEY" in message
         assert "X-Evil" not in message
+
+
+CANNOT_BE_EMPTY = frozenset(
+    {
+        "AUTH_JWT_ALGORITHMS",
+        "POLICY_ALLOWED_MODELS",
+        "POLICY_ALLOWED_VOICES",
+        "POLICY_ALLOWED_OUTPUT_MODALITIES",
+        "POLICY_ALLOWED_AUDIO_FORMATS",
+        "POLICY_ALLOWED_TURN_DETECTION",
+    }
+)
+"""Lists whose emptiness contradicts the rest of the configuration."""
+
+
+def env_lists() -> list[tuple[str, str, FieldInfo]]:
+    """Every comma-separated (list or mapping) variable: (env name, field, its FieldInfo)."""
+    from service.policy import Policy
+
+    found = [
+        (name.upper(), name, info)
+        for name, info in Settings.model_fields.items()
+        if NoDecode in info.metadata
+    ]
+    found += [
+        (f"POLICY_{name.upper()}", name, info)
+        for name, info in Policy.model_fields.items()
+        if NoDecode in info.metadata
+    ]
+    return found
+
+
+class TestEmptyLists:
+    """`VAR=` in the environment is an empty list, never "unset" (the wider default)."""
+
+    @pytest.mark.parametrize(
+        ("variable", "field"),
+        [(env, field) for env, field, _ in env_lists() if env not in CANNOT_BE_EMPTY],
+    )
+    def test_empty_list_variable_allows_nothing(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, field: str
+    ) -> None:
+        """Each list variable set empty in the environment is read as empty."""
+        monkeypatch.setenv(variable, "")
+        settings = Settings(_env_file=None, auth_mode="none", upstream_emulator=True)
+        holder = settings.policy if variable.startswith("POLICY_") else settings
+        assert getattr(holder, field) in ((), {}), f"{variable}= must mean none"
+
+    @pytest.mark.parametrize("variable", sorted(CANNOT_BE_EMPTY))
+    def test_list_that_cannot_be_empty_stops_start_up(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str
+    ) -> None:
+        """A list the service cannot work without, set empty, stops start-up naming it."""
+        monkeypatch.setenv(variable, "")
+        auth: dict[str, Any] = {"auth_mode": "none"}
+        if "JWT" in variable:
+            auth = {"auth_mode": "jwt", "auth_jwt_secret": "s" * 32}
+        with pytest.raises(ValidationError) as refused:
+            Settings(
+                _env_file=None,
+                upstream_emulator=True,
+                auth_jwt_issuer="https://issuer.test",
+                auth_jwt_audience="rtp",
+                **auth,
+            )
+        assert variable in describe(refused.value)
+
+    def test_empty_scalar_means_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`REDIS_URL=` and `POLICY_INSTRUCTIONS=` are unset: the default applies."""
+        monkeypatch.setenv("REDIS_URL", "")
+        monkeypatch.setenv("POLICY_INSTRUCTIONS", "")
+        settings = Settings(_env_file=None, auth_mode="none", upstream_emulator=True)
+        assert settings.redis_url is None
+        assert settings.policy.instructions is None
+
+    def test_empty_transcription_models_refuse_transcription(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """POLICY_ALLOWED_TRANSCRIPTION_MODELS= disables transcription, as documented."""
+        monkeypatch.setenv("POLICY_ALLOWED_TRANSCRIPTION_MODELS", "")
+        settings = Settings(_env_file=None, auth_mode="none", upstream_emulator=True)
+        assert settings.policy.allowed_transcription_models == ()
