@@ -154,9 +154,9 @@ class Settings(BaseSettings):
     auth_jwt_secret: SecretStr | None = None
     auth_jwt_issuer: str | None = None
     auth_jwt_audience: str | None = None
-    auth_jwt_algorithms: Annotated[
-        tuple[str, ...] | None, NoDecode, BeforeValidator(split_csv)
-    ] = None
+    auth_jwt_algorithms: Annotated[tuple[str, ...] | None, NoDecode, BeforeValidator(split_csv)] = (
+        None
+    )
     auth_jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
     auth_jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
     auth_gateway_header: str | None = None

@@ -8,18 +8,20 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from ipaddress import ip_network
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 import respx
+from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from service.api import create_app
-from service.auth import new_api_key
+from service.auth import client_ip, new_api_key
 from tests.conftest import ClientFor, MakeSettings, serving
 from tests.paths import POLICY, SESSIONS
 from tests.servers import JwksServer
@@ -333,6 +335,20 @@ class TestGateway:
         with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
             make_settings(auth_mode="gateway", auth_gateway_header="X-Auth-User")
 
+    async def test_two_identity_headers_are_401(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A client's own identity header beside the gateway's: refused, never guessed."""
+        settings = make_settings(
+            auth_mode="gateway", auth_gateway_header="X-Auth-User", trusted_proxies="10.0.0.0/8"
+        )
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        async with serving(app, peer=("10.1.2.3", 40000)) as client:
+            response = await client.post(
+                SESSIONS, json={}, headers=[("X-Auth-User", "admin"), ("X-Auth-User", "bob")]
+            )
+        assert_401(response)
+
 
 class TestModeRequired:
     """AUTH_MODE must be set explicitly."""
@@ -350,3 +366,56 @@ class TestModeRequired:
         with pytest.raises(ValidationError) as caught:
             Settings.model_validate(values)
         assert "AUTH_MODE" in describe(caught.value)
+
+
+def scope_from(peer: str, *forwarded: str) -> dict[str, Any]:
+    """An ASGI scope from `peer` carrying one X-Forwarded-For line per argument."""
+    return {
+        "client": (peer, 40000),
+        "headers": [(b"x-forwarded-for", line.encode()) for line in forwarded],
+    }
+
+
+class TestClientAddress:
+    """The address per-IP limits count, behind TRUSTED_PROXIES."""
+
+    PROXIES = (ip_network("10.0.0.0/8"),)
+
+    def test_untrusted_peer_is_the_client(self) -> None:
+        """A peer outside TRUSTED_PROXIES is the client, whatever it forwards."""
+        assert client_ip(scope_from("198.51.100.7", "203.0.113.1"), self.PROXIES) == "198.51.100.7"
+
+    def test_every_forwarded_line_counts_from_the_right(self) -> None:
+        """A proxy appending its own line: the client's spoofed first line does not win."""
+        scope = scope_from("10.1.2.3", "6.6.6.6", "203.0.113.9")
+        assert client_ip(scope, self.PROXIES) == "203.0.113.9"
+
+    def test_trusted_hops_are_skipped(self) -> None:
+        """Hops inside TRUSTED_PROXIES are walked past to the first untrusted one."""
+        scope = scope_from("10.1.2.3", "6.6.6.6, 203.0.113.9, 10.9.9.9")
+        assert client_ip(scope, self.PROXIES) == "203.0.113.9"
+
+    def test_a_hop_that_is_no_address_ends_the_walk(self) -> None:
+        """A hop no proxy could have written is not believed; the last believed hop stands."""
+        scope = scope_from("10.1.2.3", "203.0.113.9, evil, 10.9.9.9")
+        assert client_ip(scope, self.PROXIES) == "10.9.9.9"
+
+
+class TestIpv6Limits:
+    """Per-IP limits count an IPv6 client by its /64."""
+
+    async def test_addresses_in_one_64_share_a_limit(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """Two addresses of one /64 share the per-IP limit; another /64 has its own."""
+        settings = make_settings(rate_limit_per_ip="1/minute")
+        statuses = []
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        async with LifespanManager(app) as manager:
+            for peer in ("2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:2::1"):
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=manager.app, client=(peer, 1)),
+                    base_url="http://proxy.test",
+                ) as client:
+                    statuses.append((await client.post(SESSIONS, json={})).status_code)
+        assert statuses == [200, 429, 200]

@@ -36,16 +36,33 @@ def trusted(address: str, networks: Networks) -> bool:
 
 
 def client_ip(scope: MutableMapping[str, Any], networks: Networks) -> str:
-    """The caller's address: the peer, or behind trusted proxies the first untrusted hop."""
+    """The caller's address: the peer, or behind trusted proxies the first untrusted hop.
+
+    Every `X-Forwarded-For` line counts, in order (a proxy may append its own
+    line rather than extend the client's), and the hops are walked from the
+    right: each trusted proxy vouches for the hop before it. Walking stops at
+    the first untrusted address, which is the client, or at a hop that is not
+    an IP address at all, which no proxy wrote: the last believed hop stands.
+    """
     peer = scope["client"][0] if scope.get("client") else "unknown"
     if not networks or not trusted(peer, networks):
         return str(peer)
-    forwarded = header(scope, b"x-forwarded-for")
-    hops = [hop.strip() for hop in forwarded.split(",")] if forwarded else []
+    hops = [hop.strip() for line in headers(scope, b"x-forwarded-for") for hop in line.split(",")]
+    address = str(peer)
     for hop in reversed(hops):
-        if hop and not trusted(hop, networks):
-            return hop
-    return str(peer)
+        try:
+            ip = ip_address(hop)
+        except ValueError:
+            break
+        address = str(ip)
+        if not any(ip in network for network in networks):
+            break
+    return address
+
+
+def headers(scope: MutableMapping[str, Any], name: bytes) -> list[str]:
+    """Every value of a request header, in order (latin-1, as HTTP defines it)."""
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
 
 
 def header(scope: MutableMapping[str, Any], name: bytes) -> str | None:

@@ -32,6 +32,7 @@ from service.auth.callers import (
     bearer_token,
     client_ip,
     header,
+    headers,
     trusted,
     unauthenticated,
 )
@@ -104,10 +105,14 @@ class GatewayAuth(_Stateless):
 
     async def authenticate(self, scope: MutableMapping[str, Any], ip: str) -> Caller:
         peer = scope["client"][0] if scope.get("client") else ""
-        identity = header(scope, self._header) if trusted(peer, self._networks) else None
-        if not identity or not identity.strip():
+        values = headers(scope, self._header) if trusted(peer, self._networks) else []
+        if len(values) > 1:
+            # One came from the client and one from the gateway: no way to tell which.
+            raise unauthenticated("More than one identity header; refusing to choose one.")
+        identity = values[0].strip() if values else ""
+        if not identity:
             raise unauthenticated("Not authenticated by the gateway.")
-        return Caller(identity.strip(), ip)
+        return Caller(identity, ip)
 
 
 async def identify(

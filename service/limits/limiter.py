@@ -22,6 +22,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 
 import structlog
 
@@ -57,6 +58,21 @@ class Verdict:
         return headers
 
 
+def address_block(ip: str) -> str:
+    """What a per-IP limit counts: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 host usually holds a whole /64 and can pick any address in it,
+    so counting single IPv6 addresses would let one client mint without limit.
+    """
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        return str(ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _key_part(value: str) -> str:
     """Bounded, PII-free key material for an identity or address."""
     return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
@@ -88,7 +104,12 @@ class Limiter:
         if self._per_ip:
             rate = self._per_ip
             limits.append(
-                Limit(f"rtp:r:ip:{_key_part(ip)}", "rate", rate.count, rate.period * 1000)
+                Limit(
+                    f"rtp:r:ip:{_key_part(address_block(ip))}",
+                    "rate",
+                    rate.count,
+                    rate.period * 1000,
+                )
             )
         if self._quota:
             day = now_ms // DAY_MS
