@@ -99,6 +99,50 @@ class TestUpstreamStatuses:
         assert "Model not available" in error["message"]
 
 
+class TestRelayedErrorText:
+    """What OpenAI (or something in between) says in an error reaches the caller made safe."""
+
+    async def test_echoed_key_is_masked(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An upstream that echoes the request's headers does not hand the key to the caller."""
+        echo = httpx.Response(
+            400,
+            json={
+                "error": {
+                    "message": f"bad; Authorization: Bearer {API_KEY}, old: sk-proj-OTHER0123456",
+                    "param": f"headers.authorization={API_KEY}",
+                    "code": "invalid_value",
+                }
+            },
+        )
+        response = await mint_against(client_for, make_settings, upstream, echo)
+        error = error_of(response, 400, "invalid_value")
+        assert "sk-proj-OTHER0123456" not in error["message"]
+        assert "SERVERKEY" not in error["message"]
+        assert "SERVERKEY" not in error["param"]
+
+    async def test_long_text_is_cut(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A huge upstream message is cut to a few hundred characters."""
+        huge = httpx.Response(400, json={"error": {"message": "x" * 100_000, "code": "big"}})
+        error = error_of(await mint_against(client_for, make_settings, upstream, huge), 400, "big")
+        assert len(error["message"]) < 400
+
+    async def test_odd_codes_are_not_metric_labels(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An upstream code outside a plain identifier is replaced, and never labels a metric."""
+        odd = httpx.Response(400, json={"error": {"message": "no", "code": "Robert'); DROP"}})
+        response = await mint_against(client_for, make_settings, upstream, odd)
+        error_of(response, 400, "upstream_rejected")
+        client = await client_for(make_settings())
+        metrics = (await client.get("/metrics")).text
+        assert "DROP" not in metrics
+        assert 'rtp_upstream_errors_total{kind="upstream_rejected"}' in metrics
+
+
 class TestBadAnswers:
     """Answers that cannot be used are 502s."""
 
@@ -109,6 +153,7 @@ class TestBadAnswers:
             httpx.Response(200, json={"expires_at": 1, "session": {}}),
             httpx.Response(200, json={"value": "", "expires_at": 1}),
             httpx.Response(200, json={"value": "ek_1", "expires_at": "soon"}),
+            httpx.Response(200, json={"value": "ek_1", "expires_at": True}),
             httpx.Response(200, json=["ek_1"]),
         ],
     )

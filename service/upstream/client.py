@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from service.logs import scrub
 
 log = structlog.get_logger("service.upstream")
 RETRY_BASE_SECONDS = 0.05
@@ -64,6 +66,22 @@ EMULATOR_BASE_URL = "http://emulator.invalid/v1"
 """Where the in-process emulator is reached (never resolved: ASGITransport serves it)."""
 KEEPALIVE_SECONDS = 5.0
 """Idle pooled connections are dropped before servers commonly close them."""
+MAX_RELAYED_CHARS = 300
+"""The most of an upstream error message (or param) passed on to a caller."""
+ERROR_KINDS = frozenset(
+    {
+        "upstream_unreachable",
+        "upstream_timeout",
+        "upstream_connection",
+        "upstream_server_error",
+        "upstream_auth_failed",
+        "upstream_rate_limited",
+        "upstream_bad_response",
+        "upstream_rejected",
+    }
+)
+"""Metric labels for upstream failures: a fixed set, whatever codes an upstream invents."""
+CODE = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +213,7 @@ class Upstream:
             if settings.upstream_api_type == "azure"
             else {"Authorization": f"Bearer {key}"}
         )
+        self._key = key
         self._url = httpx.URL(base_url.rstrip("/") + "/realtime/client_secrets")
         self._headers = {**auth, "Content-Type": "application/json", "Accept": "application/json"}
         self._request_timeout = client.timeout.as_dict()
@@ -213,7 +232,8 @@ class Upstream:
             reply, attempts = await self._post(content, headers)
             minted = _minted(reply, (time.perf_counter() - started) * 1000, attempts)
         except ServiceError as error:
-            metrics.UPSTREAM_ERRORS.labels(error.code or "unknown").inc()
+            kind = error.code if error.code in ERROR_KINDS else "upstream_rejected"
+            metrics.UPSTREAM_ERRORS.labels(kind).inc()
             if isinstance(error, RateLimited):
                 metrics.RATE_LIMITED.labels("upstream").inc()
             raise
@@ -268,7 +288,7 @@ class Upstream:
                 "the connection to OpenAI broke before it answered", code="upstream_connection"
             ) from None
         reply = Reply(response.status_code, response.headers, body)
-        _judge(reply)
+        _judge(reply, self._key)
         return reply
 
 
@@ -294,7 +314,7 @@ def _oversized() -> UpstreamError:
     )
 
 
-def _judge(reply: Reply) -> None:
+def _judge(reply: Reply, key: str) -> None:
     """Raise the caller's error for an upstream status that is not a success."""
     status = reply.status
     if status >= 500:
@@ -318,11 +338,23 @@ def _judge(reply: Reply) -> None:
             headers={"Retry-After": retry_after} if retry_after else None,
         )
     if status >= 400:
-        raise _rejected(reply)
+        raise _rejected(reply, key)
 
 
-def _rejected(reply: Reply) -> ServiceError:
-    """OpenAI refused the session itself: pass its reason on as a 400."""
+def relayable(text: str, key: str) -> str:
+    """Upstream text fit to show a caller: no key, nothing key-shaped, bounded.
+
+    An upstream or an intermediary may echo request headers into its error
+    text; the server's key must not travel back to the caller that way.
+    """
+    if key:
+        text = text.replace(key, "***")
+    text = scrub(text.encode("utf-8", "replace")).decode("utf-8", "replace")
+    return text if len(text) <= MAX_RELAYED_CHARS else text[:MAX_RELAYED_CHARS] + "…"
+
+
+def _rejected(reply: Reply, key: str) -> ServiceError:
+    """OpenAI refused the session itself: pass its reason on as a 400, made safe to relay."""
     message, param, code = f"HTTP {reply.status}", None, None
     try:
         error = orjson.loads(reply.body).get("error") or {}
@@ -331,9 +363,13 @@ def _rejected(reply: Reply) -> ServiceError:
         code = error.get("code") if isinstance(error.get("code"), str) else None
     except (orjson.JSONDecodeError, AttributeError):
         pass
+    param = relayable(param, key) if param else None
+    code = code if code and CODE.match(code) else None
     log.warning("upstream_refused_session", upstream_status=reply.status, param=param)
     return InvalidRequest(
-        f"OpenAI refused the session: {message}", param=param, code=code or "upstream_rejected"
+        f"OpenAI refused the session: {relayable(message, key)}",
+        param=param,
+        code=code or "upstream_rejected",
     )
 
 
@@ -346,7 +382,12 @@ def _minted(reply: Reply, elapsed_ms: float, attempts: int) -> Minted:
         ) from None
     value = data.get("value") if isinstance(data, dict) else None
     expires_at = data.get("expires_at") if isinstance(data, dict) else None
-    if not isinstance(value, str) or not value or not isinstance(expires_at, int):
+    if (
+        not isinstance(value, str)
+        or not value
+        or not isinstance(expires_at, int)
+        or isinstance(expires_at, bool)  # JSON true is no timestamp
+    ):
         raise UpstreamError("OpenAI's answer has no client secret", code="upstream_bad_response")
     session = data.get("session")
     return Minted(
