@@ -120,13 +120,15 @@ class JwksServer:
     def __init__(self) -> None:
         self.document: dict[str, Any] = {"keys": []}
         self.fetches = 0
+        self.down = False
+        """While set, every fetch gets a 503 (the identity provider is down)."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
                 body = json.dumps(outer.document).encode()
-                self.send_response(200)
+                self.send_response(503 if outer.down else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

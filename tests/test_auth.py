@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -248,6 +249,38 @@ class TestJwtRotation:
             token = jwt.encode(claims(), new_key, algorithm="RS256", headers={"kid": "k2"})
             response = await client.post(SESSIONS, json={}, headers=bearer(token))
         assert response.status_code == 200
+
+
+class TestJwksOutage:
+    """The identity provider down at start-up must not lock valid tokens out once it is back."""
+
+    async def test_tokens_verify_soon_after_jwks_recovers(
+        self,
+        make_settings: MakeSettings,
+        upstream: respx.MockRouter,
+        jwks: JwksServer,
+        rsa_key: rsa.RSAPrivateKey,
+    ) -> None:
+        """A failed fetch at start-up is retried after a short backoff, not a minute later."""
+        jwks.down = True
+        settings = make_settings(
+            auth_mode="jwt",
+            auth_jwt_jwks_url=jwks.url,
+            auth_jwt_issuer=ISSUER,
+            auth_jwt_audience=AUDIENCE,
+        )
+        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
+        async with serving(app) as client:
+            assert_401(await client.post(SESSIONS, json={}, headers=bearer(token)))
+            jwks.down = False
+            recovered = asyncio.get_running_loop().time()
+            while True:
+                response = await client.post(SESSIONS, json={}, headers=bearer(token))
+                if response.status_code == 200:
+                    break
+                assert asyncio.get_running_loop().time() - recovered < 5, "still locked out"
+                await asyncio.sleep(0.1)
 
 
 class TestJwtSecret:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from asgi_lifespan import LifespanManager
 
+from service.api import create_app
+from tests.conftest import MakeSettings
 from tests.paths import CLIENT_SECRETS, SESSIONS
 
 pytestmark = pytest.mark.anyio
@@ -166,6 +170,42 @@ class TestFieldErrors:
         half = await client.post(MINT_ENDPOINTS[1], json={"expires_after": {"seconds": 300.5}})
         assert assert_envelope(half, 400)["param"] == "expires_after.seconds"
 
+    @pytest.mark.parametrize(
+        ("endpoint", "body", "param"),
+        [
+            (SESSIONS, {"turn_detection": {"silence_duration_ms": 2**64}}, "silence_duration_ms"),
+            (SESSIONS, {"tools": [{"name": "f", "parameters": {"maximum": 2**70}}]}, "parameters"),
+            (SESSIONS, {"tracing": {"metadata": {"n": -(2**64)}}}, "tracing"),
+            (
+                CLIENT_SECRETS,
+                {"session": {"type": "realtime", "tracing": {"metadata": {"n": 2**64}}}},
+                "session.tracing",
+            ),
+        ],
+    )
+    async def test_integer_beyond_64_bits_is_400(
+        self,
+        client: httpx.AsyncClient,
+        upstream: respx.MockRouter,
+        endpoint: str,
+        body: dict[str, Any],
+        param: str,
+    ) -> None:
+        """An integer no upstream can read is a 400 at parse time, in dry runs too."""
+        for path in (endpoint, f"{endpoint}?dry_run=true"):
+            error = assert_envelope(await client.post(path, json=body), 400)
+            assert param in str(error["param"])
+        assert upstream.routes["mint"].call_count == 0
+
+    @pytest.mark.parametrize("reduction", [{}, {"type": None}])
+    async def test_noise_reduction_without_a_type_is_400(
+        self, client: httpx.AsyncClient, reduction: dict[str, Any]
+    ) -> None:
+        """Noise reduction with no type is refused: name one, or send null to turn it off."""
+        response = await client.post(SESSIONS, json={"input_audio_noise_reduction": reduction})
+        error = assert_envelope(response, 400)
+        assert error["param"] == "input_audio_noise_reduction.type"
+
     async def test_nan_is_refused(self, client: httpx.AsyncClient) -> None:
         """NaN is not a number the API accepts."""
         response = await client.post(MINT_ENDPOINTS[0], content=b'{"speed": NaN}')
@@ -190,3 +230,43 @@ class TestRoutes:
         """`dry_run` is the boolean the OpenAPI document declares: anything else is a 400."""
         response = await client.post(f"{MINT_ENDPOINTS[0]}?dry_run={value}", json={})
         assert assert_envelope(response, 400)["param"] == "dry_run"
+
+
+class TestClientDisconnect:
+    """A client gone before its body ended has asked for nothing."""
+
+    async def test_cut_body_is_not_minted(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A disconnect before the last body chunk aborts the request: nothing goes upstream."""
+        app = create_app(make_settings(), transport=httpx.MockTransport(upstream.async_handler))
+        messages: list[dict[str, Any]] = [
+            {"type": "http.request", "body": b"{}", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> MutableMapping[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": SESSIONS,
+            "raw_path": SESSIONS.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            "client": ("127.0.0.1", 1),
+            "server": ("proxy.test", 80),
+        }
+        async with LifespanManager(app) as manager:
+            await manager.app(scope, receive, send)
+        assert upstream.routes["mint"].call_count == 0
+        assert sent[0]["status"] == 499

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 AudioFormat: TypeAlias = Literal["pcm16", "g711_ulaw", "g711_alaw"]
@@ -84,6 +84,24 @@ DurationMs: TypeAlias = Annotated[int, Field(ge=0, le=INT64_MAX), JSON_INTEGER]
 """Milliseconds: non-negative, within 64 bits as OpenAI's integers are."""
 
 
+def _integers_fit_64_bits(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse free-form JSON holding an integer beyond 64 bits, which no upstream reads."""
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, int) and not -(2**63) <= item <= INT64_MAX:
+            raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+JsonObject: TypeAlias = Annotated[dict[str, Any], AfterValidator(_integers_fit_64_bits)]
+"""Free-form JSON (a tool's JSON Schema, trace metadata), its integers within 64 bits."""
+
+
 class StrictModel(BaseModel):
     """Base for client input: no coercion, no unknown fields, no NaN or infinity."""
 
@@ -91,9 +109,15 @@ class StrictModel(BaseModel):
 
 
 class InputAudioNoiseReduction(StrictModel):
-    """Noise reduction applied before VAD and the model; `null` on the session turns it off."""
+    """Noise reduction applied before VAD and the model; `null` on the session turns it off.
 
-    type: Literal["near_field", "far_field"] | None = None
+    The seed lets `type` be absent or null, which leaves the kind of noise
+    reduction to the upstream's unstated default, beyond the reach of
+    `POLICY_ALLOWED_NOISE_REDUCTION`. So a type is required here: name one,
+    or send null for the whole object to turn noise reduction off.
+    """
+
+    type: Literal["near_field", "far_field"]
     """`near_field` for headsets, `far_field` for laptop or conference-room microphones."""
 
 
@@ -115,7 +139,7 @@ class Tool(StrictModel):
     """When and how to call it, and what to tell the user when calling."""
     name: str | None = None
     """The name of the function."""
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
     """The function's parameters as a JSON Schema object."""
     type: Literal["function"] | None = None
     """Always `function`."""
@@ -126,7 +150,7 @@ class TracingConfiguration(StrictModel):
 
     group_id: str | None = None
     """Group id for filtering and grouping traces."""
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     """Arbitrary metadata attached to the trace."""
     workflow_name: str | None = None
     """The name the trace is shown under."""

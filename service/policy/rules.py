@@ -215,7 +215,7 @@ def _audio(m: _Merge) -> None:
                 name, f"{name} '{asked}' is not allowed (allowed: {_allowed(formats)})", formats[0]
             )
     nr = r.input_audio_noise_reduction
-    if nr is not None and nr.type is not None and nr.type not in p.allowed_noise_reduction:
+    if nr is not None and nr.type not in p.allowed_noise_reduction:
         m.violate(
             "input_audio_noise_reduction.type",
             f"noise reduction '{nr.type}' is not "
