@@ -131,6 +131,20 @@ class PayloadTooLarge(ServiceError):
     summary = "Body larger than MAX_BODY_BYTES."
 
 
+class UnsupportedMediaType(ServiceError):
+    """415: the body is not declared as JSON (`Content-Type: application/json`).
+
+    Requiring it also means a cross-site "simple" request (text/plain, forms),
+    which browsers send without a CORS preflight, never reaches a mint.
+    """
+
+    status_code = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+    outcome = "unsupported_media_type"
+    summary = "The body is not sent as application/json."
+
+
 class ClientDisconnected(ServiceError):
     """499: the client closed the connection before its request was complete.
 

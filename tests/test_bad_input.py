@@ -16,6 +16,7 @@ from tests.paths import CLIENT_SECRETS, SESSIONS
 
 pytestmark = pytest.mark.anyio
 MINT_ENDPOINTS = [SESSIONS, CLIENT_SECRETS]
+JSON = {"Content-Type": "application/json"}
 
 
 def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
@@ -37,7 +38,7 @@ class TestMalformedBodies:
         self, client: httpx.AsyncClient, upstream: respx.MockRouter, endpoint: str, content: bytes
     ) -> None:
         """Malformed JSON, non-objects and invalid UTF-8 are 400s; OpenAI is not called."""
-        error = assert_envelope(await client.post(endpoint, content=content), 400)
+        error = assert_envelope(await client.post(endpoint, content=content, headers=JSON), 400)
         assert error["type"] == "invalid_request_error"
         assert not upstream.routes["mint"].called
 
@@ -46,7 +47,7 @@ class TestMalformedBodies:
     ) -> None:
         """Pathological nesting is refused without a crash."""
         content = b'{"tools":' + b"[" * 5000 + b"]" * 5000 + b"}"
-        assert_envelope(await client.post(endpoint, content=content), 400)
+        assert_envelope(await client.post(endpoint, content=content, headers=JSON), 400)
         assert not upstream.routes["mint"].called
 
     async def test_huge_body_is_413(
@@ -54,7 +55,7 @@ class TestMalformedBodies:
     ) -> None:
         """A body over 64 KiB is refused before it is parsed."""
         content = b'{"instructions": "' + b"x" * 70_000 + b'"}'
-        error = assert_envelope(await client.post(endpoint, content=content), 413)
+        error = assert_envelope(await client.post(endpoint, content=content, headers=JSON), 413)
         assert error["code"] == "request_too_large"
         assert not upstream.routes["mint"].called
 
@@ -67,7 +68,7 @@ class TestMalformedBodies:
             for _ in range(100):
                 yield b"x" * 1024
 
-        assert_envelope(await client.post(endpoint, content=chunks()), 413)
+        assert_envelope(await client.post(endpoint, content=chunks(), headers=JSON), 413)
 
 
 class TestFieldErrors:
@@ -208,12 +209,47 @@ class TestFieldErrors:
 
     async def test_nan_is_refused(self, client: httpx.AsyncClient) -> None:
         """NaN is not a number the API accepts."""
-        response = await client.post(MINT_ENDPOINTS[0], content=b'{"speed": NaN}')
+        response = await client.post(MINT_ENDPOINTS[0], content=b'{"speed": NaN}', headers=JSON)
         assert_envelope(response, 400)
+
+
+class TestMediaType:
+    """The body must be declared JSON."""
+
+    @pytest.mark.parametrize("endpoint", MINT_ENDPOINTS)
+    @pytest.mark.parametrize(
+        "content_type",
+        [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x"],
+    )
+    async def test_other_media_types_are_415(
+        self,
+        client: httpx.AsyncClient,
+        upstream: respx.MockRouter,
+        endpoint: str,
+        content_type: str | None,
+    ) -> None:
+        """What a cross-site simple request can send is a 415, never a mint."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = await client.post(endpoint, content=b"{}", headers=headers)
+        assert assert_envelope(response, 415)["code"] == "unsupported_media_type"
+        assert upstream.routes["mint"].call_count == 0
+
+    async def test_json_with_charset_mints(self, client: httpx.AsyncClient) -> None:
+        """`application/json; charset=utf-8` is JSON."""
+        response = await client.post(
+            SESSIONS, content=b"{}", headers={"Content-Type": "Application/JSON; charset=utf-8"}
+        )
+        assert response.status_code == 200, response.text
 
 
 class TestRoutes:
     """Unknown routes and methods answer in the envelope too."""
+
+    async def test_trailing_slash_is_404_not_a_redirect(self, client: httpx.AsyncClient) -> None:
+        """`/v1/policy/` is no route: a 404, never a redirect to whatever Host says."""
+        response = await client.get("/v1/policy/", headers={"Host": "evil.example"})
+        assert_envelope(response, 404)
+        assert "location" not in response.headers
 
     async def test_unknown_route_is_404_envelope(self, client: httpx.AsyncClient) -> None:
         """A typo in the path is a 404 the SDKs can parse."""

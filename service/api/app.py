@@ -110,6 +110,9 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
             await auth.aclose()
 
     app = FastAPI(
+        # No redirect from /v1/policy/ to /v1/policy: Starlette would build the
+        # Location from the request's Host header, which any client sets.
+        redirect_slashes=False,
         title="realtime-token-proxy",
         version="0.1.0",
         summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",

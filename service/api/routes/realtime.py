@@ -23,7 +23,12 @@ from starlette.types import Receive, Scope, Send
 from service.api.deps import State
 from service.api.mint import MintContext, Plan, create_client_secret, create_session
 from service.auth import identify
-from service.errors import ClientDisconnected, InvalidRequest, PayloadTooLarge
+from service.errors import (
+    ClientDisconnected,
+    InvalidRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 SESSIONS_PATH = "/v1/realtime/sessions"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
@@ -60,6 +65,19 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def require_json(scope: Scope) -> None:
+    """Refuse a body not declared as `application/json` (parameters such as charset allowed)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower()
+            if media_type == b"application/json":
+                return
+            break
+    raise UnsupportedMediaType(
+        "Send the body as JSON with 'Content-Type: application/json'.", param="Content-Type"
+    )
+
+
 def dry_run_of(scope: Scope) -> bool:
     """`?dry_run=true|false`, the boolean the OpenAPI document declares; else a 400."""
     value = "false"
@@ -82,6 +100,7 @@ class MintEndpoint:
         settings = state["settings"]
         fields: dict[str, Any] = scope["state"]["log"]
         dry_run = dry_run_of(scope)
+        require_json(scope)
         caller = await identify(scope, settings.trusted_proxies, fields)
         body = await read_body(scope, receive, settings.max_body_bytes)
         context = MintContext(settings, state["upstream"], state["limiter"], caller, fields)
