@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20
     demo_page: bool = False
+    demo_api_origins: CsvStr = ()
     metrics_enabled: bool = True
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 

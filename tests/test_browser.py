@@ -9,6 +9,7 @@ real. Debian's Chromium is used; no browser is ever downloaded. Without
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import threading
@@ -37,7 +38,24 @@ DEMO_DIR = ROOT / "service" / "static" / "demo"
 EMULATOR_NOTICE = "WebRTC needs a real OpenAI key: this server uses the emulator"
 
 
+API_ORIGINS: list[str] = []
+"""What the page's own server lists as DEMO_API_ORIGINS (the services the tests start)."""
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """The demo's files, plus the config.json the service would serve with them."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/config.json"):
+            body = json.dumps({"api_origins": API_ORIGINS}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
     def log_message(self, *_args: Any) -> None:
         return None
 
@@ -82,6 +100,7 @@ def _start_service(api_key: tuple[str, str], cors_origin: str) -> ServiceProcess
     except BaseException:
         service.stop()
         raise
+    API_ORIGINS.append(service.url)
     return service
 
 
@@ -284,6 +303,31 @@ class TestDemoPage:
         expect(page.locator("#error")).to_be_visible()
         expect(page.locator("#connect")).to_be_disabled()
         screenshot(page, tmp_path / "unauthorized.png")
+
+    def test_key_goes_to_no_unlisted_origin(
+        self, page: Page, page_origin: str, api_key: tuple[str, str], tmp_path: Path
+    ) -> None:
+        """`?api=` naming an origin outside DEMO_API_ORIGINS gets no typed key, and says why."""
+        stranger = ServiceProcess({"AUTH_MODE": "none", "UPSTREAM_EMULATOR": "true"})
+        try:
+            stranger.wait_ready()
+            carried: list[str] = []
+            page.on(
+                "request",
+                lambda request: (
+                    carried.append(request.url) if "authorization" in request.headers else None
+                ),
+            )
+            page.goto(demo_url(page_origin, stranger))
+            page.fill("#api-key", api_key[0])
+            page.click("#load-policy")
+            expect(page.locator("#error")).to_contain_text(
+                f"Not sending your API key to {stranger.url}"
+            )
+            assert carried == []
+            screenshot(page, tmp_path / "unlisted-origin.png")
+        finally:
+            stranger.stop()
 
     def test_connect_against_emulator_needs_real_key(
         self,

@@ -124,6 +124,12 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if settings.demo_page:
+
+        async def demo_config() -> dict[str, list[str]]:
+            """Where the demo page may send a typed caller key besides its own origin."""
+            return {"api_origins": list(settings.demo_api_origins)}
+
+        app.add_api_route("/demo/config.json", demo_config, include_in_schema=False)
         app.mount("/demo", StaticFiles(directory=DEMO_DIR, html=True), name="demo")
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

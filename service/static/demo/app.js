@@ -75,9 +75,33 @@
     return text;
   }
 
+  // A typed key goes only to this page's origin or to an origin the serving
+  // service lists in DEMO_API_ORIGINS (config.json): a link with ?api=https://evil
+  // must not be a way to collect keys.
+  let apiOrigins = null;
+  async function keyMayGoTo(origin) {
+    if (origin === location.origin) return true;
+    if (apiOrigins === null) {
+      try {
+        const res = await fetch("config.json", { cache: "no-store", credentials: "omit" });
+        apiOrigins = res.ok ? ((await res.json()).api_origins ?? []) : [];
+      } catch {
+        apiOrigins = [];
+      }
+    }
+    return apiOrigins.includes(origin);
+  }
+
   async function api(method, path, body) {
     if (API === null) throw new RequestError("Invalid ?api= parameter: use http(s)://host:port");
     const headers = { ...authHeaders() };
+    const origin = new URL(API).origin;
+    if (headers.Authorization && !(await keyMayGoTo(origin))) {
+      throw new RequestError(
+        `Not sending your API key to ${origin}: it is not this page's origin ` +
+          "and not in the service's DEMO_API_ORIGINS.",
+      );
+    }
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const text = await send(API + path, {
       method,
