@@ -62,11 +62,11 @@ def upper_case(value: object) -> object:
 
 
 def parse_rate(value: object) -> object:
-    """Read `RATE_LIMIT_*` as `N/unit`; empty means no limit."""
+    """Read `RATE_LIMIT_*` as `N/unit`; `off` means no limit."""
     if value is None or isinstance(value, Rate):
         return value
     text = str(value).strip().lower()
-    if not text:
+    if not text or text == "off":
         return None
     count, _, unit = text.partition("/")
     if not count.isdigit() or int(count) < 1 or unit.rstrip("s") not in PERIODS:
@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
     rate_limit_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
     rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
+    rate_limit_dry_run_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = Rate(
+        60, 60
+    )
     quota_mints_per_day: Annotated[int, Field(ge=1)] | None = None
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
 

@@ -40,6 +40,28 @@ from service.limits import Limiter
 from service.policy import Outcome, Policy, evaluate
 from service.upstream import Minted, Upstream
 
+REDACTED = "[redacted: set by the server]"
+OPERATOR_ONLY = frozenset({"instructions", "tools"})
+"""Fields whose server-set values are the operator's: shown to callers only redacted."""
+
+
+def _server_set(outcome: Outcome) -> frozenset[str]:
+    """The operator-only fields whose effective value the policy supplied (not the caller)."""
+    return frozenset(d.param for d in outcome.decisions if d.param in OPERATOR_ONLY)
+
+
+def _redact(session: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """A session view with server instructions hidden and server tools reduced to names."""
+    shown = dict(session)
+    if "instructions" in fields and shown.get("instructions") is not None:
+        shown["instructions"] = REDACTED
+    if "tools" in fields and shown.get("tools"):
+        shown["tools"] = [
+            {"type": "function", "name": tool.get("name"), "description": REDACTED}
+            for tool in shown["tools"]
+        ]
+    return shown
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -55,8 +77,19 @@ class Plan:
         return ", ".join(f"{d.param}={d.action}" for d in self.outcome.decisions)
 
     def decisions(self) -> list[dict[str, Any]]:
-        """The policy's decisions as JSON, for responses and the audit log."""
-        return [decision.as_dict() for decision in self.outcome.decisions]
+        """The policy's decisions as JSON, operator-only values redacted (`GET /v1/policy`
+        hides the server's instructions and tool definitions; so do these)."""
+        shown = [decision.as_dict() for decision in self.outcome.decisions]
+        for decision in shown:
+            if decision["param"] == "instructions" and decision["applied"] is not None:
+                decision["applied"] = REDACTED
+            elif decision["param"] == "tools" and decision["applied"]:
+                decision["applied"] = [tool.get("name") for tool in decision["applied"]]
+        return shown
+
+    def redacted(self, session: dict[str, Any]) -> dict[str, Any]:
+        """`session` as a dry run shows it: what the server set, redacted."""
+        return _redact(session, _server_set(self.outcome))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +173,18 @@ async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
     return minted
 
 
+async def dry_run_allowed(context: MintContext) -> None:
+    """Count a dry run against RATE_LIMIT_DRY_RUN_PER_IDENTITY (429 past it).
+
+    Counted before parsing, so refused dry runs count too: each costs the
+    service the same work, whatever the policy answers.
+    """
+    context.fields["outcome"] = "dry_run"
+    verdict = await context.limiter.check_dry_run(context.caller.identity)
+    if verdict is not None:
+        context.fields["rate_limit_remaining"] = verdict.remaining
+
+
 def _reverse_map(settings: Settings) -> dict[str, str]:
     return {target: name for name, target in settings.upstream_model_map.items()}
 
@@ -148,15 +193,16 @@ async def create_session(
     context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
+    if dry_run:
+        await dry_run_allowed(context)
     request = parse(SessionRequest, body)
     expires = request.client_secret.expires_after if request.client_secret else None
     planned = plan(context, request, expires.seconds if expires else None)
     _log(context.fields, "sessions", planned)
     if dry_run:
-        context.fields["outcome"] = "dry_run"
         return {
             "dry_run": True,
-            "session": _effective_beta(planned.outcome),
+            "session": planned.redacted(_effective_beta(planned.outcome)),
             "expires_after": planned.body["expires_after"],
             "policy_decisions": planned.decisions(),
         }, planned
@@ -177,14 +223,20 @@ async def create_client_secret(
     context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
+    if dry_run:
+        await dry_run_allowed(context)
     request = parse(ClientSecretRequest, body)
     session = from_ga(request.session or GASession(type="realtime"))
     seconds = request.expires_after.seconds if request.expires_after else None
     planned = plan(context, session, seconds, ga_param)
     _log(context.fields, "client_secrets", planned)
     if dry_run:
-        context.fields["outcome"] = "dry_run"
-        return {"dry_run": True, **planned.body, "policy_decisions": planned.decisions()}, planned
+        return {
+            "dry_run": True,
+            "expires_after": planned.body["expires_after"],
+            "session": planned.redacted(planned.body["session"]),
+            "policy_decisions": planned.decisions(),
+        }, planned
     minted = await mint_upstream(context, planned)
     return {
         "value": minted.value,

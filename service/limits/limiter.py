@@ -79,10 +79,11 @@ def _key_part(value: str) -> str:
 
 
 class Limiter:
-    """Applies RATE_LIMIT_PER_IDENTITY, RATE_LIMIT_PER_IP and QUOTA_MINTS_PER_DAY."""
+    """Applies RATE_LIMIT_PER_IDENTITY, RATE_LIMIT_PER_IP, QUOTA_MINTS_PER_DAY, and dry runs'."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.store = store
+        self._dry_run: Rate | None = settings.rate_limit_dry_run_per_identity
         self._per_identity: Rate | None = settings.rate_limit_per_identity
         self._per_ip: Rate | None = settings.rate_limit_per_ip
         self._quota = settings.quota_mints_per_day
@@ -128,7 +129,22 @@ class Limiter:
         if not self.enabled:
             return None
         now_ms = int(time.time() * 1000)
-        limits = self._limits(identity, ip, now_ms)
+        return await self._hit(self._limits(identity, ip, now_ms), now_ms)
+
+    async def check_dry_run(self, identity: str) -> Verdict | None:
+        """Count one dry run for this caller against its own, separate rate.
+
+        Dry runs mint nothing, so they do not use up the mint limits; but each
+        still costs a policy evaluation, so they are not free either.
+        """
+        if self._dry_run is None:
+            return None
+        rate = self._dry_run
+        key = f"rtp:r:dry:{_key_part(identity)}"
+        now_ms = int(time.time() * 1000)
+        return await self._hit([Limit(key, "rate", rate.count, rate.period * 1000)], now_ms)
+
+    async def _hit(self, limits: list[Limit], now_ms: int) -> Verdict | None:
         try:
             retry_ms, results = await self.store.hit(limits, now_ms)
         except StoreUnavailable as exc:
