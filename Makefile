@@ -22,8 +22,8 @@ run: setup
 
 ## lint: ruff (lint + format check)
 lint: setup
-	$(UV) run --frozen ruff check service tests bench
-	$(UV) run --frozen ruff format --check service tests bench
+	$(UV) run --frozen ruff check service tests bench deploy
+	$(UV) run --frozen ruff format --check service tests bench deploy
 
 ## typecheck: mypy --strict
 typecheck: setup
