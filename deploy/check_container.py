@@ -269,8 +269,10 @@ def read_file_in_image(podman: Podman, image: str, path: str) -> str:
 
 def check(podman: Podman, *, refresh_base: bool = False) -> Build:
     """Every step in the module docstring; CheckFailed at the first that fails."""
-    say("base image: bootstrapping unless podman's store has it (mmdebstrap, ~1 min)")
+    say(f"base image {base_image.tag()}: bootstrapped with mmdebstrap unless podman has it")
+    started = time.monotonic()
     base = base_image.ensure(podman, refresh=refresh_base)
+    say(f"base image ready in {time.monotonic() - started:.1f} s")
     say(f"building {IMAGE} on {base}")
     build = build_image(podman, base)
     say(f"built in {build.seconds:.1f} s, {build.size_bytes / 1e6:.0f} MB")
