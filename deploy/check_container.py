@@ -113,9 +113,14 @@ def build_image(
     ]
     if ca_bundle is not None and ca_bundle.is_file():
         args.append(f"--secret=id={CA_SECRET_ID},src={ca_bundle}")
+    previous = podman.image_id(image) if podman.image_exists(image) else None
     started = time.monotonic()
     podman.run(*args, str(context), timeout=BUILD_TIMEOUT)
     seconds = time.monotonic() - started
+    if previous is not None and previous != podman.image_id(image):
+        # The image this tag named before: its layers above the build cache
+        # (the venv copy, ~80 MB) would pile up with every code change.
+        podman.run("rmi", previous, check=False)
     return Build(image, base, seconds, podman.image_size(image))
 
 

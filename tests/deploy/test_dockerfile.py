@@ -110,7 +110,7 @@ class TestDockerfile:
         env = dockerfile.final.env
         assert env["PYTHONDONTWRITEBYTECODE"] == "1"
         assert env["PATH"].startswith("/opt/venv/bin:")
-        assert env["HOST"] == "0.0.0.0"  # noqa: S104
+        assert env["HOST"] == "0.0.0.0"  # noqa: S104 - the image's setting under test
         assert env["PORT"] == str(API_PORT)
         assert "WORKERS" not in env
         build_env = dockerfile.stage("builder").env
