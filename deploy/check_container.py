@@ -24,24 +24,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import socket
-import ssl
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import certifi
 import httpx
 
 from deploy import base_image
+from deploy.certificates import foreign_certificates, image_files_containing, read_certifi_bundle
 from deploy.dockerfile import Dockerfile
 from deploy.podman import Podman, PodmanError, run_tool
 
@@ -50,10 +46,7 @@ __all__ = [
     "CheckFailed",
     "Container",
     "build_image",
-    "certificates",
     "check",
-    "foreign_certificates",
-    "image_files_containing",
     "main",
     "running",
 ]
@@ -70,9 +63,6 @@ READY_TIMEOUT = 30.0
 # Longer than the image's SHUTDOWN_GRACE_SECONDS default (20 s), as an orchestrator's is.
 STOP_TIMEOUT = 30.0
 MINT_BODY = {"session": {"type": "realtime"}}
-PEM_CERTIFICATE = re.compile(
-    r"-----BEGIN CERTIFICATE-----\s+.*?-----END CERTIFICATE-----", re.DOTALL
-)
 
 
 class CheckFailed(AssertionError):
@@ -223,47 +213,6 @@ def running(
         container.remove()
 
 
-def certificates(pem: str) -> set[bytes]:
-    """The DER encodings of the PEM certificates in `pem`."""
-    return {ssl.PEM_cert_to_DER_cert(block) for block in PEM_CERTIFICATE.findall(pem)}
-
-
-def foreign_certificates(host_bundle: str, *shipped_bundles: str) -> set[bytes]:
-    """Certificates the host trusts that none of the bundles an image ships on purpose has."""
-    shipped: set[bytes] = set()
-    for bundle in shipped_bundles:
-        shipped |= certificates(bundle)
-    return certificates(host_bundle) - shipped
-
-
-def needles(certificate: bytes) -> list[bytes]:
-    """Byte strings that betray `certificate` in a file: its DER and its PEM body."""
-    pem_body = ssl.DER_cert_to_PEM_cert(certificate).strip().splitlines()[1:-1]
-    return [certificate, "\n".join(pem_body).encode()]
-
-
-def image_files_containing(podman: Podman, image: str, found: set[bytes]) -> list[str]:
-    """Paths in any layer of `image` whose bytes betray one of the `found` certificates."""
-    patterns = [needle for certificate in found for needle in needles(certificate)]
-    hits: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="rtp-image-") as folder:
-        archive = Path(folder) / "image.tar"
-        podman.run("save", "--format=docker-archive", f"--output={archive}", image, timeout=300)
-        with tarfile.open(archive) as outer:
-            for member in outer:
-                is_layer = member.isfile() and member.name.endswith(".tar")
-                layer = outer.extractfile(member) if is_layer else None
-                if layer is None:
-                    continue
-                with tarfile.open(fileobj=layer, mode="r|") as files:
-                    for entry in files:
-                        content = files.extractfile(entry) if entry.isfile() else None
-                        data = content.read() if content is not None else b""
-                        if any(pattern in data for pattern in patterns):
-                            hits.append(f"{member.name}:{entry.name}")
-    return hits
-
-
 def read_file_in_image(podman: Podman, image: str, path: str) -> str:
     """A text file of `image` (empty if absent), read by a throwaway container."""
     result = podman.run(
@@ -310,11 +259,6 @@ def check(podman: Podman, *, refresh_base: bool = False) -> Build:
         raise CheckFailed(f"the host's CA certificates are baked into: {leaks}")
     say(f"no layer holds any of the host's {len(foreign)} extra CA certificate(s)")
     return build
-
-
-def read_certifi_bundle() -> str:
-    """certifi's bundle: the locked version, which the image's venv also has."""
-    return Path(certifi.where()).read_text(encoding="utf-8")
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy import base_image, check_container
+from deploy import base_image, certificates, check_container
 from deploy.check_container import Build, Container
 from deploy.dockerfile import Dockerfile
 from deploy.podman import Podman
@@ -117,12 +117,12 @@ class TestImage:
         """No layer carries a CA the host trusts beyond the distribution's and certifi's."""
         if not check_container.HOST_CA_BUNDLE.is_file():
             pytest.skip(f"no {check_container.HOST_CA_BUNDLE} on this host")
-        foreign = check_container.foreign_certificates(
+        foreign = certificates.foreign_certificates(
             check_container.HOST_CA_BUNDLE.read_text(encoding="utf-8"),
             check_container.read_file_in_image(podman, base, check_container.DISTRO_CA_BUNDLE),
-            check_container.read_certifi_bundle(),
+            certificates.read_certifi_bundle(),
         )
-        assert check_container.image_files_containing(podman, build.image, foreign) == []
+        assert certificates.image_files_containing(podman, build.image, foreign) == []
 
     def test_ca_scan_sees_a_certificate_in_a_deleted_layer(
         self, podman: Podman, build: Build, tmp_path: Path
@@ -131,7 +131,7 @@ class TestImage:
         if not check_container.HOST_CA_BUNDLE.is_file():
             pytest.skip(f"no {check_container.HOST_CA_BUNDLE} on this host")
         host_bundle = check_container.HOST_CA_BUNDLE.read_text(encoding="utf-8")
-        certificate = sorted(check_container.certificates(host_bundle))[0]
+        certificate = sorted(certificates.certificates(host_bundle))[0]
         (tmp_path / "leak.crt").write_text(ssl.DER_cert_to_PEM_cert(certificate))
         (tmp_path / "Containerfile").write_text(
             f"FROM {build.image}\nCOPY leak.crt /tmp/leak.crt\nUSER 0\nRUN rm /tmp/leak.crt\n"
@@ -139,7 +139,7 @@ class TestImage:
         leaky = f"{build.image}-leak"
         podman.run("build", "--pull=never", "--network=host", f"--tag={leaky}", str(tmp_path))
         try:
-            hits = check_container.image_files_containing(podman, leaky, {certificate})
+            hits = certificates.image_files_containing(podman, leaky, {certificate})
         finally:
             podman.run("rmi", "--force", leaky, check=False)
         assert [hit for hit in hits if hit.endswith("tmp/leak.crt")]
