@@ -1,15 +1,35 @@
 # Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+# They need only make, bash and python3 with its venv module (Debian:
+# apt-get install python3-venv); they never install into the system Python,
+# which Debian marks externally managed (PEP 668).
 SHELL := /bin/bash
+# Use the interpreter that is there (Debian's /usr/bin/python3.11 qualifies);
+# never download one.
 export UV_PYTHON_DOWNLOADS := never
-# uv on PATH, else the copy pip installs (run as a module: works wherever pip put it).
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# TLS with the platform's trust store, so that a TLS-inspecting proxy whose CA
+# the system trusts works without SSL_CERT_FILE.
+export UV_SYSTEM_CERTS := true
+# The browser tests drive the system's Chromium; never download a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup run test lint typecheck unit bench clean
+# uv: the one on PATH if there is one, else this pinned version, pip-installed
+# into a private venv (.venv-bootstrap, git-ignored).
+UV_VERSION := 0.13.9
+BOOTSTRAP := .venv-bootstrap
+PATH_UV := $(shell command -v uv 2>/dev/null)
+UV := $(or $(PATH_UV),$(BOOTSTRAP)/bin/uv)
 
-## setup: install uv if missing, then the locked dependencies into .venv
-setup:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet 'uv>=0.9'
+.PHONY: setup run test lint typecheck unit check-container bench clean
+
+## setup: uv (see above), then the locked dependencies into .venv
+setup: $(if $(PATH_UV),,$(BOOTSTRAP)/bin/uv)
 	@$(UV) sync --frozen --quiet
+
+$(BOOTSTRAP)/bin/uv:
+	@python3 -m venv $(BOOTSTRAP) || { rm -rf $(BOOTSTRAP); \
+	  echo "make: 'python3 -m venv' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; \
+	  exit 1; }
+	@$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 ## run: start the service (against OpenAI with OPENAI_API_KEY from env or .env, else the emulator)
 run: setup
@@ -22,8 +42,8 @@ run: setup
 
 ## lint: ruff (lint + format check)
 lint: setup
-	$(UV) run --frozen ruff check service tests bench
-	$(UV) run --frozen ruff format --check service tests bench
+	$(UV) run --frozen ruff check service tests bench deploy
+	$(UV) run --frozen ruff format --check service tests bench deploy
 
 ## typecheck: mypy --strict
 typecheck: setup
@@ -36,6 +56,10 @@ unit: setup
 ## test: everything CI checks
 test: lint typecheck unit
 
+## check-container: build the image with podman and check it runs (also part of `unit`)
+check-container: setup
+	$(UV) run --frozen python -m deploy.check_container
+
 ## bench: the load benchmark against the peers, then the policy and limiter micro-benchmarks
 bench: setup
 	bash bench/run.sh
@@ -44,4 +68,4 @@ bench: setup
 	$(UV) run --frozen python bench/micro_limiter.py
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv $(BOOTSTRAP) .pytest_cache .mypy_cache .ruff_cache

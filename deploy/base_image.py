@@ -1,0 +1,104 @@
+"""The base image CI builds deploy/Dockerfile on: Debian bookworm with its own python3.11.
+
+No container registry is reachable from CI, so `python:3.11-slim-bookworm`
+cannot be pulled. Instead mmdebstrap bootstraps a minimal bookworm root
+filesystem from Debian's packages (python3.11, python3-venv for pip, and
+ca-certificates) and `podman import` turns its tarball into an image. That is
+the `PYTHON_IMAGE` build argument the Dockerfile accepts.
+
+The image is tagged with a hash of everything that shapes it (suite, mirrors,
+packages, mmdebstrap options), and `ensure` skips the bootstrap (~50 s) when
+podman's store already holds that tag: a machine that keeps its store between
+runs bootstraps once. Change the recipe and the tag changes with it; pass
+`refresh=True` to rebuild the same recipe with today's security updates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from deploy.podman import Podman, PodmanError, run_tool
+
+__all__ = ["MMDEBSTRAP_OPTIONS", "PACKAGES", "SUITE", "ensure", "mmdebstrap_argv", "tag"]
+
+SUITE = "bookworm"
+PACKAGES = ("python3.11", "python3-venv", "ca-certificates")
+MIRRORS = (
+    f"deb http://deb.debian.org/debian {SUITE} main",
+    f"deb http://deb.debian.org/debian {SUITE}-updates main",
+    f"deb http://deb.debian.org/debian-security {SUITE}-security main",
+)
+MMDEBSTRAP_OPTIONS = (
+    "--variant=minbase",
+    # Merged /usr set up by mmdebstrap itself; otherwise apt picks `usrmerge`,
+    # which drags in perl (~45 MB).
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+    # No manuals, translations or docs (copyright files stay).
+    "--dpkgopt=path-exclude=/usr/share/man/*",
+    "--dpkgopt=path-exclude=/usr/share/locale/*",
+    "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+    "--dpkgopt=path-exclude=/usr/share/doc/*",
+    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+)
+REPOSITORY = "localhost/rtp-debian-python"
+# mmdebstrap runs dpkg's maintainer scripts, which need the sbin directories.
+SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BOOTSTRAP_TIMEOUT = 900
+
+
+def mmdebstrap_argv(binary: str) -> list[str]:
+    """The mmdebstrap command that writes the root filesystem as a tarball to stdout."""
+    return [
+        binary,
+        *MMDEBSTRAP_OPTIONS,
+        f"--include={','.join(PACKAGES)}",
+        SUITE,
+        "-",
+        *MIRRORS,
+    ]
+
+
+def tag() -> str:
+    """The image reference for the current recipe: a hash of all that shapes it."""
+    recipe = {"options": MMDEBSTRAP_OPTIONS, "packages": PACKAGES, "mirrors": MIRRORS}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return f"{REPOSITORY}:{SUITE}-{digest[:12]}"
+
+
+def ensure(podman: Podman, *, refresh: bool = False) -> str:
+    """The base image's reference, bootstrapping it first unless the store has it."""
+    reference = tag()
+    if podman.image_exists(reference) and not refresh:
+        return reference
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap is None:
+        raise PodmanError("mmdebstrap is not installed (apt-get install mmdebstrap)")
+    env = {**os.environ, "PATH": SBIN_PATH}
+    # mmdebstrap's progress goes to a file: a pipe nobody reads while the
+    # tarball streams could fill up and stall it.
+    with (
+        tempfile.TemporaryFile() as log,
+        # S603: mmdebstrap's absolute path and constant options; no shell.
+        subprocess.Popen(  # noqa: S603
+            mmdebstrap_argv(mmdebstrap), stdout=subprocess.PIPE, stderr=log, env=env
+        ) as bootstrap,
+    ):
+        imported = run_tool(
+            podman.argv(["import", "--message", " ".join(PACKAGES), "-", reference]),
+            env=podman.env,
+            timeout=BOOTSTRAP_TIMEOUT,
+            stdin=bootstrap.stdout,
+        )
+        bootstrap.wait(timeout=BOOTSTRAP_TIMEOUT)
+        log.seek(0)
+        progress = log.read().decode(errors="replace")
+    if bootstrap.returncode != 0:
+        raise PodmanError(f"mmdebstrap exited {bootstrap.returncode}:\n{progress[-3000:]}")
+    if imported.returncode != 0:
+        raise PodmanError(f"podman import exited {imported.returncode}:\n{imported.stderr}")
+    return reference

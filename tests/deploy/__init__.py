@@ -1,0 +1,1 @@
+"""Tests of the deployment artifacts, one module per artifact (see each docstring)."""
