@@ -23,6 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from service.api import create_app
 from service.auth import client_ip, new_api_key
+from service.config import Settings
 from tests.conftest import ClientFor, MakeSettings, serving
 from tests.paths import POLICY, SESSIONS
 from tests.servers import JwksServer
@@ -128,18 +129,28 @@ def fixture_jwks(rsa_key: rsa.RSAPrivateKey) -> Iterator[JwksServer]:
     server.close()
 
 
+def jwks_settings(make_settings: MakeSettings, jwks: JwksServer, **extra: Any) -> Settings:
+    """AUTH_MODE=jwt against the local JWKS, with this suite's issuer and audience."""
+    return make_settings(
+        auth_mode="jwt",
+        auth_jwt_jwks_url=jwks.url,
+        auth_jwt_issuer=ISSUER,
+        auth_jwt_audience=AUDIENCE,
+        **extra,
+    )
+
+
+def mock(upstream: respx.MockRouter) -> httpx.MockTransport:
+    """The respx router as the upstream transport."""
+    return httpx.MockTransport(upstream.async_handler)
+
+
 @pytest.fixture(name="jwt_client")
 async def fixture_jwt_client(
     make_settings: MakeSettings, upstream: respx.MockRouter, jwks: JwksServer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The service in AUTH_MODE=jwt against the local JWKS."""
-    settings = make_settings(
-        auth_mode="jwt",
-        auth_jwt_jwks_url=jwks.url,
-        auth_jwt_issuer=ISSUER,
-        auth_jwt_audience=AUDIENCE,
-    )
-    app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+    app = create_app(jwks_settings(make_settings, jwks), transport=mock(upstream))
     async with serving(app) as client:
         yield client
 
@@ -234,14 +245,8 @@ class TestJwtRotation:
         jwks: JwksServer,
     ) -> None:
         """After the refresh interval, a token with a newly published kid is accepted."""
-        settings = make_settings(
-            auth_mode="jwt",
-            auth_jwt_jwks_refresh_seconds=0.0,
-            auth_jwt_jwks_url=jwks.url,
-            auth_jwt_issuer=ISSUER,
-            auth_jwt_audience=AUDIENCE,
-        )
-        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        settings = jwks_settings(make_settings, jwks, auth_jwt_jwks_refresh_seconds=0.0)
+        app = create_app(settings, transport=mock(upstream))
         new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = RSAAlgorithm.to_jwk(new_key.public_key(), as_dict=True)
         async with serving(app) as client:
@@ -263,13 +268,7 @@ class TestJwksOutage:
     ) -> None:
         """A failed fetch at start-up is retried after a short backoff, not a minute later."""
         jwks.down = True
-        settings = make_settings(
-            auth_mode="jwt",
-            auth_jwt_jwks_url=jwks.url,
-            auth_jwt_issuer=ISSUER,
-            auth_jwt_audience=AUDIENCE,
-        )
-        app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+        app = create_app(jwks_settings(make_settings, jwks), transport=mock(upstream))
         token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k1"})
         async with serving(app) as client:
             assert_401(await client.post(SESSIONS, json={}, headers=bearer(token)))

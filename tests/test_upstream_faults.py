@@ -172,25 +172,30 @@ class TestBadAnswers:
 class TestNetwork:
     """Connection failures and timeouts."""
 
-    async def test_connect_error_is_retried_then_502(
-        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    @pytest.mark.parametrize(
+        ("fault", "status", "code", "attempts"),
+        [
+            # Provably never sent: retried UPSTREAM_MAX_RETRIES times, then 502.
+            (httpx.ConnectError("refused"), 502, "upstream_unreachable", 3),
+            # May have reached OpenAI: answered at once, never minted twice.
+            (httpx.ReadTimeout("slow"), 504, "upstream_timeout", 1),
+            (httpx.RemoteProtocolError("dropped"), 502, "upstream_connection", 1),
+        ],
+    )
+    async def test_transport_fault(
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        upstream: respx.MockRouter,
+        fault: Exception,
+        status: int,
+        code: str,
+        attempts: int,
     ) -> None:
-        """An unreachable upstream is retried, then 502."""
-        response = await mint_against(
-            client_for, make_settings, upstream, httpx.ConnectError("refused")
-        )
-        error_of(response, 502, "upstream_unreachable")
-        assert upstream.routes["mint"].call_count == 3
-
-    async def test_read_timeout_is_504(
-        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
-    ) -> None:
-        """A read timeout is a 504 and is not retried (the mint may have happened)."""
-        response = await mint_against(
-            client_for, make_settings, upstream, httpx.ReadTimeout("slow")
-        )
-        error_of(response, 504, "upstream_timeout")
-        assert upstream.routes["mint"].call_count == 1
+        """Each transport fault has its status, and is retried only if it never left."""
+        response = await mint_against(client_for, make_settings, upstream, fault)
+        error_of(response, status, code)
+        assert upstream.routes["mint"].call_count == attempts
 
     async def test_connect_error_then_success_mints(
         self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
@@ -202,16 +207,6 @@ class TestNetwork:
         )
         assert response.status_code == 200
         assert upstream.routes["mint"].call_count == 2
-
-    async def test_broken_exchange_is_502_and_not_retried(
-        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
-    ) -> None:
-        """A connection that broke after the body was sent is a 502, never a second mint."""
-        response = await mint_against(
-            client_for, make_settings, upstream, httpx.RemoteProtocolError("dropped")
-        )
-        error_of(response, 502, "upstream_connection")
-        assert upstream.routes["mint"].call_count == 1
 
     async def test_hanging_upstream_is_cut_at_the_deadline(
         self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter

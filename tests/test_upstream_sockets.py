@@ -365,6 +365,18 @@ def fixture_forward_proxy(tmp_path: Path) -> Iterator[int]:
         process.wait(timeout=5)
 
 
+def use_proxy(
+    monkeypatch: pytest.MonkeyPatch, variable: str, port: int, no_proxy: str | None = None
+) -> None:
+    """Set `variable` (HTTP_PROXY or HTTPS_PROXY) to the local proxy, and NO_PROXY as given."""
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    if no_proxy is None:
+        monkeypatch.delenv("NO_PROXY", raising=False)
+    else:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+
+
 class TestProxy:
     """HTTP(S)_PROXY and NO_PROXY from the environment, through a real forward proxy."""
 
@@ -376,9 +388,7 @@ class TestProxy:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """With HTTP_PROXY set, the mint reaches OpenAI through the proxy."""
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{forward_proxy}")
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        use_proxy(monkeypatch, "HTTP_PROXY", forward_proxy)
         seen.clear()
         response = await post(make_settings, f"http://127.0.0.1:{openai_port}/v1")
         assert response.status_code == 200, response.text
@@ -395,10 +405,8 @@ class TestProxy:
         cert, key = self_signed(tmp_path)
         server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ssl.load_cert_chain(cert, key)
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{forward_proxy}")
+        use_proxy(monkeypatch, "HTTPS_PROXY", forward_proxy)
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
         async with fake_openai(ssl_context=server_ssl) as port:
             response = await post(make_settings, f"https://localhost:{port}/v1")
         assert response.status_code == 200, response.text
@@ -413,8 +421,7 @@ class TestProxy:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A host listed in NO_PROXY is reached directly."""
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{forward_proxy}")
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        use_proxy(monkeypatch, "HTTP_PROXY", forward_proxy, no_proxy="127.0.0.1")
         seen.clear()
         response = await post(make_settings, f"http://127.0.0.1:{openai_port}/v1")
         assert response.status_code == 200, response.text

@@ -176,8 +176,8 @@ async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
 async def dry_run_allowed(context: MintContext) -> None:
     """Count a dry run against RATE_LIMIT_DRY_RUN_PER_IDENTITY (429 past it).
 
-    Counted before parsing, so refused dry runs count too: each costs the
-    service the same work, whatever the policy answers.
+    The endpoint counts it before parsing, so refused dry runs count too:
+    each costs the service the same work, whatever the policy answers.
     """
     context.fields["outcome"] = "dry_run"
     verdict = await context.limiter.check_dry_run(context.caller.identity)
@@ -193,8 +193,6 @@ async def create_session(
     context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
-    if dry_run:
-        await dry_run_allowed(context)
     request = parse(SessionRequest, body)
     expires = request.client_secret.expires_after if request.client_secret else None
     planned = plan(context, request, expires.seconds if expires else None)
@@ -223,8 +221,6 @@ async def create_client_secret(
     context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
-    if dry_run:
-        await dry_run_allowed(context)
     request = parse(ClientSecretRequest, body)
     session = from_ga(request.session or GASession(type="realtime"))
     seconds = request.expires_after.seconds if request.expires_after else None

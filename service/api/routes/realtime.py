@@ -21,7 +21,13 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from service.api.deps import State
-from service.api.mint import MintContext, Plan, create_client_secret, create_session
+from service.api.mint import (
+    MintContext,
+    Plan,
+    create_client_secret,
+    create_session,
+    dry_run_allowed,
+)
 from service.auth import identify
 from service.errors import (
     ClientDisconnected,
@@ -104,6 +110,8 @@ class MintEndpoint:
         caller = await identify(scope, settings.trusted_proxies, fields)
         body = await read_body(scope, receive, settings.max_body_bytes)
         context = MintContext(settings, state["upstream"], state["limiter"], caller, fields)
+        if dry_run:
+            await dry_run_allowed(context)
         answer, planned = await self._create(context, body, dry_run)
         headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **planned.headers}
         brief = planned.header()
