@@ -116,7 +116,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._in_head:
             self._head_bytes += self._read_bytes
-            if self._head_bytes > self._max_head_bytes:
+            if self._head_bytes > self._max_head_bytes and not self.transport.is_closing():
                 self._refuse_head()
                 return
         if self._read_deadline is None and (self._reading or self._waiting_for_client()):

@@ -205,6 +205,23 @@ class TestReadDeadlines:
         assert drip_until_closed(sock, limit=4) < READ_TIMEOUT + SLACK
         connection.close()
 
+    def test_stray_line_breaks_between_requests_are_cut(self, service: ServiceProcess) -> None:
+        """Empty lines dripped after a response (they cancel the keep-alive timer) are cut too."""
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+        connection.request("GET", HEALTHZ)
+        assert connection.getresponse().read()
+        sock = connection.sock
+        assert isinstance(sock, socket.socket)
+        start = time.monotonic()
+        while time.monotonic() - start < 4:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(b"\r\n")
+            closed, _ = closed_within(sock, DRIP_INTERVAL)
+            if closed:
+                break
+        assert time.monotonic() - start < READ_TIMEOUT + SLACK
+        connection.close()
+
     def test_keep_alive_client_outlives_the_deadline(self, service: ServiceProcess) -> None:
         """Prompt requests on one connection keep working well past the read deadline."""
         connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
