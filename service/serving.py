@@ -9,8 +9,9 @@ connection. `LimitedHttpToolsProtocol` adds them around httptools' parsing.
 It parses nothing itself: it counts bytes and arms timers.
 
 - **Head**: at most `MAX_HEAD_BYTES` (16 KiB) of request target and headers.
-  A complete head over it gets 431; a head still incomplete after that many
-  bytes (counted per read) gets 431 too, and the connection is closed, so a
+  A complete head over it gets 431 (OpenAI's error envelope, code
+  `request_header_fields_too_large`); so does a head still incomplete after
+  that many bytes (counted per read), and the connection is closed, so a
   worker holds at most the cap plus one read (256 KiB) of any head.
 - **Read deadline** (`HTTP_READ_TIMEOUT_SECONDS`): a request's head and body
   must arrive in full within the deadline of the connection opening (for its
@@ -44,12 +45,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, ClassVar, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from service.errors import InvalidRequest
 
 MAX_HEAD_BYTES = 16 * 1024
 """The largest request head: target plus header names and values (16 KiB; nginx allows 8 KiB
@@ -183,13 +186,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             "Request head over %d bytes: answered 431 and closed.", self._max_head_bytes
         )
         self._head_too_large = False
-        body = b"Request Header Fields Too Large"
+        body = head_too_large_body(self._max_head_bytes)
         content = [STATUS_LINE[431]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
-                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-type: application/json\r\n",
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
@@ -209,6 +212,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._max_connections,
             )
         self.transport.close()
+
+
+@cache
+def head_too_large_body(limit: int) -> bytes:
+    """The 431's body: OpenAI's error envelope, like every error this service answers."""
+    message = f"Request head (target and headers) exceeds the {limit}-byte limit."
+    return InvalidRequest(message, code="request_header_fields_too_large").body()
 
 
 def http_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:

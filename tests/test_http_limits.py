@@ -140,6 +140,18 @@ class TestRequestHead:
         assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
         assert elapsed < 2
 
+    def test_oversized_head_gets_the_error_envelope(self, patient_service: ServiceProcess) -> None:
+        """A 20 KiB header gets 431 with OpenAI's error envelope, then the connection closes."""
+        connection = http.client.HTTPConnection("127.0.0.1", patient_service.port, timeout=5)
+        connection.request("GET", HEALTHZ, headers={"X-Big": "a" * 20 * 1024})
+        response = connection.getresponse()
+        error = json.loads(response.read())["error"]
+        connection.close()
+        assert response.status == 431
+        assert response.getheader("Connection") == "close"
+        assert error["type"] == "invalid_request_error"
+        assert error["code"] == "request_header_fields_too_large"
+
     def test_head_under_the_cap_is_served(self, patient_service: ServiceProcess) -> None:
         """A 12 KiB header (a fat bearer token, say) is still served."""
         connection = http.client.HTTPConnection("127.0.0.1", patient_service.port, timeout=5)
