@@ -12,7 +12,7 @@ It parses nothing itself: it counts bytes and arms timers.
   A complete head over it gets 431 (OpenAI's error envelope, code
   `request_header_fields_too_large`); so does a head still incomplete after
   that many bytes (counted per read), and the connection is closed, so a
-  worker holds at most the cap plus one read (256 KiB) of any head.
+  worker holds at most the cap plus one read (250 kB with uvloop) of any head.
 - **Read deadline** (`HTTP_READ_TIMEOUT_SECONDS`): a request's head and body
   must arrive in full within the deadline of the connection opening (for its
   first request) or of the request's first byte (later requests), else the
