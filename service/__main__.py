@@ -16,22 +16,25 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from service.config import Settings
 
 
-def _run(app: Any, **options: Any) -> None:
+def _run(app: Any, http: type[asyncio.Protocol] | str = "httptools", **options: Any) -> None:
     """uvicorn with the server options both commands share; a drained SIGTERM exits 0."""
     import uvicorn
 
     # uvicorn re-raises the signal after its graceful shutdown; with the default
     # handler that would end the process with 143. A drained stop is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(app, loop="uvloop", http="httptools", log_config=None, access_log=False, **options)
+    uvicorn.run(app, loop="uvloop", http=http, log_config=None, access_log=False, **options)
 
 
 def _serve() -> int:
     from service.config import describe, load_settings
     from service.logs import configure
+    from service.serving import ConnectionLimits, http_protocol
 
     try:
         settings = load_settings()
@@ -40,8 +43,13 @@ def _serve() -> int:
         return 2
     configure(settings.log_format, settings.log_level, scrub_secrets=settings.log_scrub)
     _prepare_metrics(settings)
+    limits = ConnectionLimits(
+        read_timeout=settings.http_read_timeout_seconds,
+        max_connections=settings.max_connections_per_worker,
+    )
     _run(
         "service.asgi:app",
+        http=http_protocol(limits),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
