@@ -8,6 +8,7 @@ a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,6 +113,80 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class FaultyLink:
+    """A TCP relay to a local server that can fail the connections that send a Lua script.
+
+    `mode` decides what happens to a connection when it sends EVALSHA or EVAL:
+    `pass` relays it, `swallow` relays it but drops every reply after it (the
+    script runs, the client times out), `cut` closes the connection instead
+    (the client sees a `ConnectionError`). `scripts` counts the scripts sent.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.mode = "pass"
+        self.scripts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, server]
+            muted = threading.Event()
+            threading.Thread(
+                target=self._upstream, args=(client, server, muted), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._downstream, args=(server, client, muted), daemon=True
+            ).start()
+
+    def _upstream(
+        self, client: socket.socket, server: socket.socket, muted: threading.Event
+    ) -> None:
+        while chunk := self._receive(client):
+            if b"EVAL" in chunk:  # EVAL or EVALSHA
+                self.scripts += 1
+                if self.mode == "cut":
+                    break
+                if self.mode == "swallow":
+                    muted.set()
+            server.sendall(chunk)
+        self._close(client, server)
+
+    def _downstream(
+        self, server: socket.socket, client: socket.socket, muted: threading.Event
+    ) -> None:
+        while chunk := self._receive(server):
+            if not muted.is_set():
+                client.sendall(chunk)
+        self._close(client, server)
+
+    @staticmethod
+    def _receive(sock: socket.socket) -> bytes:
+        try:
+            return sock.recv(65536)
+        except OSError:
+            return b""
+
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        self._close(*self._sockets)
 
 
 class JwksServer:

@@ -9,12 +9,15 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import respx
 
 from service.auth import new_api_key
+from service.limits import Limit, StoreUnavailable
+from service.limits.redis import RedisStore
 from tests.conftest import ClientFor, MakeSettings
 from tests.paths import SESSIONS
-from tests.servers import RedisServer, ServiceProcess, redis_server
+from tests.servers import FaultyLink, RedisServer, ServiceProcess, redis_server
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +31,25 @@ async def burst(client: httpx.AsyncClient, count: int, **kwargs: Any) -> list[ht
 
 def statuses(responses: list[httpx.Response]) -> list[int]:
     return sorted(r.status_code for r in responses)
+
+
+QUOTA = [Limit("rtp:test:quota", "quota", 100, 60_000)]
+"""One quota counter: its value in Redis says how many times the script ran."""
+
+
+async def redis_value(url: str, key: str) -> str | None:
+    """A key's value, read on a connection of its own."""
+    async with aioredis.Redis.from_url(url, decode_responses=True) as admin:
+        value = await admin.get(key)
+        return None if value is None else str(value)
+
+
+async def worker_pids(url: str) -> set[str]:
+    """The service processes holding connections now (the store names them by pid)."""
+    async with aioredis.Redis.from_url(url) as admin:
+        clients: list[dict[str, Any]] = await admin.client_list()
+    prefix = "realtime-token-proxy:"
+    return {c["name"].removeprefix(prefix) for c in clients if c["name"].startswith(prefix)}
 
 
 @pytest.fixture(name="redis")
@@ -186,6 +208,60 @@ class TestRedisOutage:
         assert (await client.get("/readyz")).status_code == 200
 
 
+@pytest.fixture(name="link")
+def fixture_link(redis: RedisServer) -> Iterator[FaultyLink]:
+    """A relay to the Redis that can fail the connections that run the script."""
+    link = FaultyLink(redis.port)
+    yield link
+    link.close()
+
+
+class TestRedisRetry:
+    """A dead pooled connection is retried once on a fresh one; a timeout never."""
+
+    async def test_connection_closed_by_redis_is_retried_on_a_fresh_one(
+        self, redis: RedisServer
+    ) -> None:
+        """After Redis closed every pooled connection, the next check succeeds and counts once."""
+        store = RedisStore(redis.url, 0.25)
+        try:
+            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            async with aioredis.Redis.from_url(redis.url) as admin:
+                assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            await asyncio.sleep(0.1)
+            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            assert await redis_value(redis.url, QUOTA[0].key) == "6"
+        finally:
+            await store.aclose()
+
+    async def test_connection_error_is_retried_at_most_once(self, link: FaultyLink) -> None:
+        """A script whose connection drops is sent twice at most, then the store is unavailable."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
+        try:
+            await store.hit(QUOTA, 0)
+            link.mode, link.scripts = "cut", 0
+            with pytest.raises(StoreUnavailable):
+                await store.hit(QUOTA, 0)
+            assert link.scripts == 2
+        finally:
+            await store.aclose()
+
+    async def test_timeout_is_not_retried(self, link: FaultyLink, redis: RedisServer) -> None:
+        """A script whose reply times out is not sent again: it ran, and counted once."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.2)
+        try:
+            await store.hit(QUOTA, 0)
+            link.mode, link.scripts = "swallow", 0
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.hit(QUOTA, 0)
+            assert time.monotonic() - started < 0.4 + 0.2
+            assert link.scripts == 1
+            assert await redis_value(redis.url, QUOTA[0].key) == "2"
+        finally:
+            await store.aclose()
+
+
 class TestWorkers:
     """WORKERS=2 processes share one limit through Redis."""
 
@@ -210,5 +286,40 @@ class TestWorkers:
                     return statuses(await burst(client, 12))
 
             assert asyncio.run(run()) == [200] * 7 + [429] * 5
+        finally:
+            assert service.stop() == 0
+
+    def test_two_workers_mint_at_once_after_redis_restarts(self, redis: RedisServer) -> None:
+        """Redis restarted under 2 workers holding pooled connections: no mint answers 503."""
+        service = ServiceProcess(
+            {
+                "AUTH_MODE": "none",
+                "UPSTREAM_EMULATOR": "true",
+                "WORKERS": "2",
+                "REDIS_URL": redis.url,
+                "RATE_LIMIT_PER_IDENTITY": "1000/minute",
+                "RATE_LIMIT_ON_STORE_ERROR": "closed",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+
+        async def mints(count: int) -> list[int]:
+            limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=service.url, limits=limits) as client:
+                return statuses(await burst(client, count))
+
+        try:
+            service.wait_ready()
+            for _ in range(20):  # until both workers hold pooled connections
+                assert asyncio.run(mints(8)) == [200] * 8
+                if len(asyncio.run(worker_pids(redis.url))) == 2:
+                    break
+            assert len(asyncio.run(worker_pids(redis.url))) == 2
+            redis.stop()
+            redis.start()
+            time.sleep(1.5)
+            after = [code for _ in range(4) for code in asyncio.run(mints(8))]
+            assert after == [200] * 32
+            assert len(asyncio.run(worker_pids(redis.url))) == 2  # both served mints again
         finally:
             assert service.stop() == 0

@@ -2,18 +2,27 @@
 
 One Lua script (EVALSHA, loaded once) reads the GCRA timestamps and quota
 counters, decides, and commits only if every limit allows, on Redis's own
-clock. Connect and read timeouts are short and redis-py's retries are off, so
-an unreachable Redis is reported at once (`StoreUnavailable`) instead of
-stalling mints; redis-py reconnects on the next call when Redis is back.
+clock. Connect and read timeouts are short, so an unreachable Redis is
+reported at once (`StoreUnavailable`) instead of stalling mints.
+
+Retries: a pooled connection that Redis closed (a restart, a failover, an idle
+reap) is found dead only when a command fails on it; redis-py 8.1's pool no
+longer notices the closed socket at checkout under RESP3 (redis/redis-py#4252).
+So a command that fails with `ConnectionError` is sent once more, at once, on a
+fresh connection: the first mint after Redis returns succeeds. Never more than
+once, and never after a timeout: a timed-out script may have run, and running
+it again would count one mint twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from service.limits.store import Limit, StoreUnavailable
@@ -69,8 +78,16 @@ return out
 """
 
 
+def retry_a_dead_connection() -> Retry:
+    """One immediate retry on a fresh connection after `ConnectionError`; none on timeouts.
+
+    redis-py's `TimeoutError` is not a `ConnectionError`, so it is never retried.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
 class RedisStore:
-    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, no retries."""
+    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, one retry."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._timeout = timeout
@@ -78,12 +95,15 @@ class RedisStore:
             url,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            retry=retry_a_dead_connection(),
             health_check_interval=0,
+            # CLIENT LIST shows which worker holds which connection.
+            client_name=f"realtime-token-proxy:{os.getpid()}",
         )
         self._script = self._redis.register_script(LUA_HIT)
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
+        """Run the script; `StoreUnavailable` within twice the timeout, the retry included."""
         args: list[int | str] = [now_ms]
         for limit in limits:
             args += ["r" if limit.kind == "rate" else "q", limit.count, limit.period_ms]
