@@ -5,19 +5,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 import respx
+from pydantic import ValidationError
 
 from service.auth import new_api_key
+from service.config import SentinelUrl, describe, parse_sentinel_url
 from service.limits import Limit, StoreUnavailable
 from service.limits.redis import RedisStore
 from tests.conftest import ClientFor, MakeSettings
 from tests.paths import SESSIONS
-from tests.servers import FaultyLink, RedisServer, ServiceProcess, redis_server
+from tests.servers import (
+    FaultyLink,
+    RedisServer,
+    SentinelSet,
+    ServiceProcess,
+    free_port,
+    make_tls_files,
+    redis_server,
+    sentinel_set,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -260,6 +272,176 @@ class TestRedisRetry:
             assert await redis_value(redis.url, QUOTA[0].key) == "2"
         finally:
             await store.aclose()
+
+
+class TestRedisTls:
+    """`rediss://`: TLS to Redis, verified against the CA that `ssl_ca_certs` names."""
+
+    @pytest.fixture(name="tls_redis")
+    def fixture_tls_redis(self, tmp_path: Path) -> Iterator[RedisServer]:
+        """A redis-server that speaks TLS only, with a certificate from a throwaway CA."""
+        with redis_server(make_tls_files(tmp_path)) as server:
+            yield server
+
+    async def test_limits_hold_over_tls(
+        self, client_for: ClientFor, make_settings: MakeSettings, tls_redis: RedisServer
+    ) -> None:
+        """With `rediss://...?ssl_ca_certs=<ca file>`, limits hold and /readyz reports Redis."""
+        assert tls_redis.url.startswith("rediss://")
+        client = await client_for(
+            make_settings(redis_url=tls_redis.url, rate_limit_per_identity="2/minute")
+        )
+        assert statuses(await burst(client, 3)) == [200, 200, 429]
+        assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_certificate_from_an_unknown_ca_is_refused(
+        self, client_for: ClientFor, make_settings: MakeSettings, tls_redis: RedisServer
+    ) -> None:
+        """Without the CA the server's certificate is not trusted: 503, and /readyz unready."""
+        untrusted = tls_redis.url.partition("?")[0]
+        client = await client_for(
+            make_settings(redis_url=untrusted, rate_limit_per_identity="2/minute")
+        )
+        assert (await client.post(SESSIONS, json={})).status_code == 503
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()["redis"]) == (503, "unreachable")
+
+
+@pytest.fixture(name="sentinels")
+def fixture_sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A primary, its replica and one sentinel watching them."""
+    with sentinel_set(tmp_path) as servers:
+        yield servers
+
+
+def replicated(server: RedisServer) -> None:
+    """Block until the replica has every write the primary took so far."""
+    with server.client() as primary:
+        primary.set("rtp:test:marker", "1")  # WAIT counts acks of this connection's writes
+        assert primary.wait(1, 2000) == 1
+
+
+class TestRedisSentinel:
+    """`redis+sentinel://`: the limiter follows the master that Sentinel names."""
+
+    async def test_limits_hold_across_a_failover(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """Primary killed (-9): 503s within the timeout, then the promoted replica refuses the 4th.
+
+        Replication is asynchronous, so the test waits until the replica holds the
+        three mints before the kill; counts written in the last instant before a
+        failover can be lost, which lets a caller mint a little over the limit.
+        """
+        timeout = 0.25
+        client = await client_for(
+            make_settings(
+                redis_url=sentinels.url,
+                redis_timeout_seconds=timeout,
+                rate_limit_per_identity="3/hour",
+            )
+        )
+        assert statuses(await burst(client, 3)) == [200] * 3  # three pooled connections
+        replicated(sentinels.primary)
+        sentinels.primary.stop()
+        answers: list[tuple[int, float]] = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and (not answers or answers[-1][0] != 429):
+            started = time.monotonic()
+            status = (await client.post(SESSIONS, json={})).status_code
+            answers.append((status, time.monotonic() - started))
+            await asyncio.sleep(0.05)
+        assert sentinels.master_port() == sentinels.replica.port
+        assert {status for status, _ in answers} <= {503, 429}
+        assert answers[-1][0] == 429
+        assert max(seconds for _, seconds in answers) < 2 * timeout + 0.5
+        assert statuses(await burst(client, 3)) == [429] * 3  # the dead ones follow at once
+
+    async def test_demoted_master_is_left_for_the_new_one(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """After a failover the old master's READONLY is retried on the new master: 200, no 503."""
+        client = await client_for(
+            make_settings(redis_url=sentinels.url, rate_limit_per_identity="100/hour")
+        )
+        assert (await client.post(SESSIONS, json={})).status_code == 200
+        replicated(sentinels.primary)
+        with sentinels.client() as sentinel:
+            sentinel.sentinel_failover(sentinels.MASTER)
+        deadline = time.monotonic() + 8
+        while sentinels.master_port() != sentinels.replica.port and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sentinels.master_port() == sentinels.replica.port
+        with sentinels.primary.client() as old:  # as Sentinel does, seconds later
+            old.replicaof("127.0.0.1", sentinels.replica.port)
+        assert (await client.post(SESSIONS, json={})).status_code == 200
+
+    async def test_readyz_reports_the_master(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """/readyz pings the master the sentinels name."""
+        client = await client_for(
+            make_settings(redis_url=sentinels.url, rate_limit_per_identity="1/minute")
+        )
+        assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_unreachable_sentinel_is_skipped(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """A sentinel listed first but down does not stop minting: the next one answers."""
+        url = sentinels.url.replace("://", f"://127.0.0.1:{free_port()},", 1)
+        client = await client_for(make_settings(redis_url=url, rate_limit_per_identity="1/minute"))
+        assert statuses(await burst(client, 2)) == [200, 429]
+
+    async def test_sentinels_and_master_over_tls(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """`rediss+sentinel://` speaks TLS to the sentinels and the master, trusting the CA."""
+        with sentinel_set(tmp_path, make_tls_files(tmp_path)) as servers:
+            assert servers.url.startswith("rediss+sentinel://")
+            client = await client_for(
+                make_settings(redis_url=servers.url, rate_limit_per_identity="1/minute")
+            )
+            assert statuses(await burst(client, 2)) == [200, 429]
+            assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+
+class TestRedisUrl:
+    """REDIS_URL forms, read at start-up."""
+
+    def test_sentinel_url_is_read_whole(self, make_settings: MakeSettings) -> None:
+        """Sentinels, master name, db, credentials and the CA file all come from the URL."""
+        url = "rediss+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380/mymaster/2?ssl_ca_certs=/ca"
+        assert make_settings(redis_url=url).redis_url == url
+        assert parse_sentinel_url(url) == SentinelUrl(
+            sentinels=(("10.0.0.1", 26379), ("::1", 26380)),
+            master="mymaster",
+            db=2,
+            username="app",
+            password="p@ss",
+            tls=True,
+            ca_file="/ca",
+        )
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "redis+cluster://10.0.0.1:7000",
+            "redis+sentinel://:hunter2@10.0.0.1/mymaster",
+            "redis+sentinel://:hunter2@10.0.0.1:26379",
+            "redis+sentinel://:hunter2@10.0.0.1:26379/mymaster?socket_timeout=9",
+            "redis://:hunter2@10.0.0.1:6379/0?retry_on_timeout=true",
+        ],
+    )
+    def test_unusable_url_is_refused_without_echoing_it(
+        self, make_settings: MakeSettings, url: str
+    ) -> None:
+        """A URL the store cannot use stops start-up, naming REDIS_URL but not the password."""
+        with pytest.raises(ValidationError) as refused:
+            make_settings(redis_url=url)
+        message = describe(refused.value)
+        assert "REDIS_URL" in message
+        assert "hunter2" not in message
 
 
 class TestWorkers:
