@@ -331,7 +331,9 @@ def sentinel_set(folder: Path, tls: TlsFiles | None = None) -> Iterator[Sentinel
 class FaultyLink:
     """A TCP relay to a local server that can fail the connections that send a Lua script.
 
-    `mode` decides what happens to a connection when it sends EVALSHA or EVAL:
+    New connections go to `target_port`, which a test may change (as a managed
+    Redis moves its DNS name on a failover). `mode` decides what happens to a
+    connection when it sends EVALSHA or EVAL:
     `pass` relays it, `swallow` relays it but drops every reply after it (the
     script runs, the client times out), `cut` closes the connection instead
     (the client sees a `ConnectionError`). `scripts` counts the scripts sent.

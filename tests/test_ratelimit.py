@@ -29,6 +29,7 @@ from tests.servers import (
     make_tls_files,
     redis_server,
     sentinel_set,
+    wait_until,
 )
 
 pytestmark = pytest.mark.anyio
@@ -257,6 +258,28 @@ class TestRedisRetry:
             assert link.scripts == 2
         finally:
             await store.aclose()
+
+    async def test_demoted_primary_is_left_for_the_one_its_address_leads_to(
+        self, link: FaultyLink, redis: RedisServer
+    ) -> None:
+        """A READONLY answer is retried on a fresh connection, which reaches the new primary."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
+        with redis_server() as successor:
+            try:
+                await store.hit(QUOTA, 0)
+                with successor.client() as new, redis.client() as old:
+                    new.replicaof("127.0.0.1", redis.port)
+                    wait_until(
+                        lambda: new.info("replication")["master_link_status"] == "up", 5, "sync"
+                    )
+                    replicated(redis)
+                    new.replicaof("NO", "ONE")
+                    old.replicaof("127.0.0.1", successor.port)
+                link.target_port = successor.port  # as a managed Redis moves its DNS name
+                await store.hit(QUOTA, 0)
+                assert await redis_value(successor.url, QUOTA[0].key) == "2"
+            finally:
+                await store.aclose()
 
     async def test_timeout_is_not_retried(self, link: FaultyLink, redis: RedisServer) -> None:
         """A script whose reply times out is not sent again: it ran, and counted once."""

@@ -26,7 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError
 
 from service.config import SENTINEL_SCHEMES, parse_sentinel_url
 from service.limits.store import Limit, StoreUnavailable
@@ -86,8 +86,11 @@ def retry_a_dead_connection() -> Retry:
     """One immediate retry on a fresh connection after `ConnectionError`; none on timeouts.
 
     redis-py's `TimeoutError` is not a `ConnectionError`, so it is never retried.
+    READONLY counts as a dead connection: the server was demoted to a replica
+    behind an address that now leads to the new primary (a managed Redis's
+    failover), and the script wrote nothing there, since its first write failed.
     """
-    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError, ReadOnlyError))
 
 
 class RedisStore:
