@@ -167,7 +167,16 @@ def check_redis_url(url: str | None) -> str | None:
     if "retry_on_timeout" in dict(parse_qsl(url.partition("?")[2])):
         raise ValueError("retry_on_timeout is refused: a timed-out mint may have been counted")
     if url.startswith(SENTINEL_SCHEMES):
-        parse_sentinel_url(url)
+        target = parse_sentinel_url(url)
+        if target.ca_file and not target.tls:
+            raise ValueError("ssl_ca_certs needs rediss+sentinel:// (TLS)")
+        return url
+    from redis.asyncio.connection import parse_url  # redis-py: only imported when used
+
+    try:
+        parse_url(url)
+    except ValueError:
+        raise ValueError("redis-py cannot read this URL (host, port or db)") from None
     return url
 
 
