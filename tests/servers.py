@@ -227,7 +227,10 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 class SentinelSet:
-    """A primary, its replica, and one redis-sentinel (quorum 1) watching them as `rtp`.
+    """A primary, its replica, and one sentinel (quorum 1) watching them as `rtp`.
+
+    The sentinel is `redis-server --sentinel`: the redis-server package is
+    enough, no redis-sentinel package needed.
 
     The sentinel declares the primary down 200 ms after it stops answering, so
     a failover completes within a few seconds.
@@ -235,8 +238,8 @@ class SentinelSet:
 
     MASTER = "rtp"
 
-    def __init__(self, server: str, sentinel: str, folder: Path, tls: TlsFiles | None) -> None:
-        self.binary = sentinel
+    def __init__(self, server: str, folder: Path, tls: TlsFiles | None) -> None:
+        self.binary = server
         self.tls = tls
         self.primary = RedisServer(server, tls)
         self.replica = RedisServer(server, tls, replica_of=self.primary.port)
@@ -275,7 +278,7 @@ class SentinelSet:
             f"sentinel failover-timeout {self.MASTER} 2000\n"
         )
         self.process = subprocess.Popen(
-            [self.binary, str(self.config)],
+            [self.binary, str(self.config), "--sentinel"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -315,12 +318,7 @@ class SentinelSet:
 @contextmanager
 def sentinel_set(folder: Path, tls: TlsFiles | None = None) -> Iterator[SentinelSet]:
     """Start a primary, a replica and a sentinel; skip or fail as REQUIRE_REDIS says."""
-    servers = SentinelSet(
-        require("redis-server", "REQUIRE_REDIS"),
-        require("redis-sentinel", "REQUIRE_REDIS"),
-        folder,
-        tls,
-    )
+    servers = SentinelSet(require("redis-server", "REQUIRE_REDIS"), folder, tls)
     try:
         servers.start()
         yield servers
