@@ -351,44 +351,34 @@ class FaultyLink:
             try:
                 client, _ = self._listener.accept()
             except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+                return  # closed
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
             self._sockets += [client, server]
             muted = threading.Event()
-            threading.Thread(
-                target=self._upstream, args=(client, server, muted), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._downstream, args=(server, client, muted), daemon=True
-            ).start()
+            for source, sink, upstream in ((client, server, True), (server, client, False)):
+                threading.Thread(
+                    target=self._relay, args=(source, sink, upstream, muted), daemon=True
+                ).start()
 
-    def _upstream(
-        self, client: socket.socket, server: socket.socket, muted: threading.Event
+    def _relay(
+        self, source: socket.socket, sink: socket.socket, upstream: bool, muted: threading.Event
     ) -> None:
-        while chunk := self._receive(client):
-            if b"EVAL" in chunk:  # EVAL or EVALSHA
-                self.scripts += 1
-                if self.mode == "cut":
-                    break
-                if self.mode == "swallow":
-                    muted.set()
-            server.sendall(chunk)
-        self._close(client, server)
-
-    def _downstream(
-        self, server: socket.socket, client: socket.socket, muted: threading.Event
-    ) -> None:
-        while chunk := self._receive(server):
-            if not muted.is_set():
-                client.sendall(chunk)
-        self._close(client, server)
-
-    @staticmethod
-    def _receive(sock: socket.socket) -> bytes:
-        try:
-            return sock.recv(65536)
-        except OSError:
-            return b""
+        """Copy one direction: the client's scripts meet `mode`; replies after them may be muted."""
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                if upstream and b"EVAL" in chunk:  # EVAL or EVALSHA
+                    self.scripts += 1
+                    if self.mode == "cut":
+                        break
+                    if self.mode == "swallow":
+                        muted.set()
+                if upstream or not muted.is_set():
+                    sink.sendall(chunk)
+        self._close(source, sink)
 
     @staticmethod
     def _close(*sockets: socket.socket) -> None:
