@@ -118,14 +118,16 @@ class SentinelUrl:
     password: str | None = field(default=None, repr=False)
     tls: bool = False
     ca_file: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
 
 
 def parse_sentinel_url(url: str) -> SentinelUrl:
     """Read `redis[s]+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]`.
 
-    The password is the master's (and its replicas'); `rediss+sentinel` speaks
-    TLS to the sentinels and the master alike, trusting `?ssl_ca_certs=<file>`
-    if given, else the system's CAs.
+    The password is the master's (and its replicas'); sentinels that require
+    their own get `?sentinel_password=`. `rediss+sentinel` speaks TLS to the
+    sentinels and the master alike, trusting `?ssl_ca_certs=<file>` if given,
+    else the system's CAs.
     """
     scheme, _, rest = url.partition("://")
     rest, _, query = rest.partition("?")
@@ -142,8 +144,8 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     if not master or (db and not db.isdigit()):
         raise ValueError("expected the master's name after the sentinels, then an optional db")
     options = dict(parse_qsl(query, keep_blank_values=True))
-    if set(options) - {"ssl_ca_certs"}:
-        raise ValueError("the only query parameter a Sentinel URL takes is ssl_ca_certs")
+    if set(options) - {"ssl_ca_certs", "sentinel_password"}:
+        raise ValueError("a Sentinel URL takes only ssl_ca_certs and sentinel_password")
     return SentinelUrl(
         sentinels=tuple(sentinels),
         master=unquote(master),
@@ -152,6 +154,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
         password=unquote(password) or None,
         tls=scheme == "rediss+sentinel",
         ca_file=options.get("ssl_ca_certs"),
+        sentinel_password=options.get("sentinel_password"),
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -238,9 +239,12 @@ class SentinelSet:
 
     MASTER = "rtp"
 
-    def __init__(self, server: str, folder: Path, tls: TlsFiles | None) -> None:
+    def __init__(
+        self, server: str, folder: Path, tls: TlsFiles | None, password: str | None
+    ) -> None:
         self.binary = server
         self.tls = tls
+        self.password = password
         self.primary = RedisServer(server, tls)
         self.replica = RedisServer(server, tls, replica_of=self.primary.port)
         self.port = free_port()
@@ -249,11 +253,14 @@ class SentinelSet:
 
     @property
     def url(self) -> str:
+        query = {}
         if self.tls:
-            return (
-                f"rediss+sentinel://127.0.0.1:{self.port}/{self.MASTER}?ssl_ca_certs={self.tls.ca}"
-            )
-        return f"redis+sentinel://127.0.0.1:{self.port}/{self.MASTER}"
+            query["ssl_ca_certs"] = str(self.tls.ca)
+        if self.password:
+            query["sentinel_password"] = self.password
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        url = f"{scheme}://127.0.0.1:{self.port}/{self.MASTER}"
+        return f"{url}?{urlencode(query)}" if query else url
 
     def start(self) -> None:
         self.primary.start()
@@ -276,6 +283,7 @@ class SentinelSet:
             f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary.port} 1\n"
             f"sentinel down-after-milliseconds {self.MASTER} 200\n"
             f"sentinel failover-timeout {self.MASTER} 2000\n"
+            + (f"requirepass {self.password}\n" if self.password else "")
         )
         self.process = subprocess.Popen(
             [self.binary, str(self.config), "--sentinel"],
@@ -299,7 +307,9 @@ class SentinelSet:
     def client(self) -> redis.Redis:
         """A synchronous client of the sentinel."""
         tls: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
-        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True, **tls)
+        return redis.Redis(
+            port=self.port, password=self.password, socket_timeout=2, decode_responses=True, **tls
+        )
 
     def master_port(self) -> int:
         """The master's port in SENTINEL MASTERS, where redis-py looks (after +switch-master)."""
@@ -316,9 +326,14 @@ class SentinelSet:
 
 
 @contextmanager
-def sentinel_set(folder: Path, tls: TlsFiles | None = None) -> Iterator[SentinelSet]:
-    """Start a primary, a replica and a sentinel; skip or fail as REQUIRE_REDIS says."""
-    servers = SentinelSet(require("redis-server", "REQUIRE_REDIS"), folder, tls)
+def sentinel_set(
+    folder: Path, tls: TlsFiles | None = None, password: str | None = None
+) -> Iterator[SentinelSet]:
+    """Start a primary, a replica and a sentinel (requiring `password` if given).
+
+    Skips, or fails under REQUIRE_REDIS=1, when redis-server is missing.
+    """
+    servers = SentinelSet(require("redis-server", "REQUIRE_REDIS"), folder, tls, password)
     try:
         servers.start()
         yield servers

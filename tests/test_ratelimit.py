@@ -426,13 +426,27 @@ class TestRedisSentinel:
             assert statuses(await burst(client, 2)) == [200, 429]
             assert (await client.get("/readyz")).json()["redis"] == "ok"
 
+    async def test_sentinel_password_reaches_the_sentinels(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """Sentinels that require a password are asked with `?sentinel_password=`."""
+        with sentinel_set(tmp_path, password="sentinel-pass") as servers:
+            assert "sentinel_password=sentinel-pass" in servers.url
+            client = await client_for(
+                make_settings(redis_url=servers.url, rate_limit_per_identity="1/minute")
+            )
+            assert statuses(await burst(client, 2)) == [200, 429]
+
 
 class TestRedisUrl:
     """REDIS_URL forms, read at start-up."""
 
     def test_sentinel_url_is_read_whole(self, make_settings: MakeSettings) -> None:
-        """Sentinels, master name, db, credentials and the CA file all come from the URL."""
-        url = "rediss+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380/mymaster/2?ssl_ca_certs=/ca"
+        """Sentinels, master name, db, both passwords and the CA file all come from the URL."""
+        url = (
+            "rediss+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380/mymaster/2"
+            "?ssl_ca_certs=/ca&sentinel_password=s%26p"
+        )
         assert make_settings(redis_url=url).redis_url == url
         assert parse_sentinel_url(url) == SentinelUrl(
             sentinels=(("10.0.0.1", 26379), ("::1", 26380)),
@@ -442,6 +456,7 @@ class TestRedisUrl:
             password="p@ss",
             tls=True,
             ca_file="/ca",
+            sentinel_password="s&p",
         )
 
     @pytest.mark.parametrize(

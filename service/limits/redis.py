@@ -168,10 +168,11 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> tuple[Sentinel, aiore
     """
     target = parse_sentinel_url(url)
     tls = {"ssl": True, "ssl_ca_certs": target.ca_file} if target.tls else {}
+    sentinel_auth = {"password": target.sentinel_password} if target.sentinel_password else {}
     # redis-py leaves Sentinel.__init__ unannotated.
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels),
-        sentinel_kwargs={**options, **tls},
+        sentinel_kwargs={**options, **tls, **sentinel_auth},
         db=target.db,
         username=target.username,
         password=target.password,
