@@ -65,6 +65,13 @@ async def worker_pids(url: str) -> set[str]:
     return {c["name"].removeprefix(prefix) for c in clients if c["name"].startswith(prefix)}
 
 
+def replicated(server: RedisServer) -> None:
+    """Block until the replica has every write the primary took so far."""
+    with server.client() as primary:
+        primary.set("rtp:test:marker", "1")  # WAIT counts acks of this connection's writes
+        assert primary.wait(1, 2000) == 1
+
+
 @pytest.fixture(name="redis")
 def fixture_redis() -> Iterator[RedisServer]:
     """A real redis-server on a free port."""
@@ -335,13 +342,6 @@ def fixture_sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
     """A primary, its replica and one sentinel watching them."""
     with sentinel_set(tmp_path) as servers:
         yield servers
-
-
-def replicated(server: RedisServer) -> None:
-    """Block until the replica has every write the primary took so far."""
-    with server.client() as primary:
-        primary.set("rtp:test:marker", "1")  # WAIT counts acks of this connection's writes
-        assert primary.wait(1, 2000) == 1
 
 
 class TestRedisSentinel:
