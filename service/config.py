@@ -12,12 +12,14 @@ secret file named `openai_api_key` in `SECRETS_DIR` (default `/run/secrets`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import parse_qsl, unquote
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -104,6 +106,86 @@ def parse_pairs(value: object) -> object:
     return value
 
 
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", *SENTINEL_SCHEMES)
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelUrl:
+    """`REDIS_URL` in Sentinel form: the sentinels, the master they watch, how to reach it."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    ca_file: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """Read `redis[s]+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]`.
+
+    The password is the master's (and its replicas'); sentinels that require
+    their own get `?sentinel_password=`. `rediss+sentinel` speaks TLS to the
+    sentinels and the master alike, trusting `?ssl_ca_certs=<file>` if given,
+    else the system's CAs.
+    """
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port for each sentinel, comma-separated")
+        sentinels.append((host.strip("[]"), int(port)))
+    master, _, db = path.strip("/").partition("/")
+    if not master or (db and not db.isdigit()):
+        raise ValueError("expected the master's name after the sentinels, then an optional db")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if set(options) - {"ssl_ca_certs", "sentinel_password"}:
+        raise ValueError("a Sentinel URL takes only ssl_ca_certs and sentinel_password")
+    return SentinelUrl(
+        sentinels=tuple(sentinels),
+        master=unquote(master),
+        db=int(db or 0),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=scheme == "rediss+sentinel",
+        ca_file=options.get("ssl_ca_certs"),
+        sentinel_password=options.get("sentinel_password"),
+    )
+
+
+def check_redis_url(url: str | None) -> str | None:
+    """Refuse at start-up a REDIS_URL the store could not use (never echoing it: a password)."""
+    if not url:
+        return None
+    if not url.startswith(REDIS_SCHEMES):
+        raise ValueError(
+            "expected redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel:// "
+            "(Redis Cluster is not supported)"
+        )
+    if "retry_on_timeout" in dict(parse_qsl(url.partition("?")[2])):
+        raise ValueError("retry_on_timeout is refused: a timed-out mint may have been counted")
+    if url.startswith(SENTINEL_SCHEMES):
+        target = parse_sentinel_url(url)
+        if target.ca_file and not target.tls:
+            raise ValueError("ssl_ca_certs needs rediss+sentinel:// (TLS)")
+        return url
+    from redis.asyncio.connection import parse_url  # redis-py: only imported when used
+
+    try:
+        parse_url(url)
+    except ValueError:
+        raise ValueError("redis-py cannot read this URL (host, port or db)") from None
+    return url
+
+
 class Settings(BaseSettings):
     """Configuration of one process. Tests build it explicitly; nothing patches globals."""
 
@@ -172,7 +254,7 @@ class Settings(BaseSettings):
     cors_allow_origins: CsvStr = ()
     cors_allow_credentials: bool = False
 
-    redis_url: str | None = None
+    redis_url: Annotated[str | None, AfterValidator(check_redis_url)] = None
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
     rate_limit_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
     rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None

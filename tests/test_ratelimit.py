@@ -5,16 +5,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import respx
+from pydantic import ValidationError
 
 from service.auth import new_api_key
+from service.config import SentinelUrl, describe, parse_sentinel_url
+from service.limits import Limit, StoreUnavailable
+from service.limits.redis import RedisStore
 from tests.conftest import ClientFor, MakeSettings
 from tests.paths import SESSIONS
-from tests.servers import RedisServer, ServiceProcess, redis_server
+from tests.servers import (
+    FaultyLink,
+    RedisServer,
+    SentinelSet,
+    ServiceProcess,
+    free_port,
+    make_tls_files,
+    redis_server,
+    sentinel_set,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +44,32 @@ async def burst(client: httpx.AsyncClient, count: int, **kwargs: Any) -> list[ht
 
 def statuses(responses: list[httpx.Response]) -> list[int]:
     return sorted(r.status_code for r in responses)
+
+
+QUOTA = [Limit("rtp:test:quota", "quota", 100, 60_000)]
+"""One quota counter: its value in Redis says how many times the script ran."""
+
+
+async def redis_value(url: str, key: str) -> str | None:
+    """A key's value, read on a connection of its own."""
+    async with aioredis.Redis.from_url(url, decode_responses=True) as admin:
+        value = await admin.get(key)
+        return None if value is None else str(value)
+
+
+async def worker_pids(url: str) -> set[str]:
+    """The service processes holding connections now (the store names them by pid)."""
+    async with aioredis.Redis.from_url(url) as admin:
+        clients: list[dict[str, Any]] = await admin.client_list()
+    prefix = "realtime-token-proxy:"
+    return {c["name"].removeprefix(prefix) for c in clients if c["name"].startswith(prefix)}
+
+
+def replicated(server: RedisServer) -> None:
+    """Block until the replica has every write the primary took so far."""
+    with server.client() as primary:
+        primary.set("rtp:test:marker", "1")  # WAIT counts acks of this connection's writes
+        assert primary.wait(1, 2000) == 1
 
 
 @pytest.fixture(name="redis")
@@ -186,6 +228,260 @@ class TestRedisOutage:
         assert (await client.get("/readyz")).status_code == 200
 
 
+@pytest.fixture(name="link")
+def fixture_link(redis: RedisServer) -> Iterator[FaultyLink]:
+    """A relay to the Redis that can fail the connections that run the script."""
+    link = FaultyLink(redis.port)
+    yield link
+    link.close()
+
+
+class TestRedisRetry:
+    """A dead pooled connection is retried once on a fresh one; a timeout never."""
+
+    async def test_connection_closed_by_redis_is_retried_on_a_fresh_one(
+        self, redis: RedisServer
+    ) -> None:
+        """After Redis closed every pooled connection, the next check succeeds and counts once."""
+        store = RedisStore(redis.url, 0.25)
+        try:
+            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            async with aioredis.Redis.from_url(redis.url) as admin:
+                assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            await asyncio.sleep(0.1)
+            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            assert await redis_value(redis.url, QUOTA[0].key) == "6"
+        finally:
+            await store.aclose()
+
+    async def test_connection_error_is_retried_at_most_once(self, link: FaultyLink) -> None:
+        """A script whose connection drops is sent twice at most, then the store is unavailable."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
+        try:
+            await store.hit(QUOTA, 0)
+            link.mode, link.scripts = "cut", 0
+            with pytest.raises(StoreUnavailable):
+                await store.hit(QUOTA, 0)
+            assert link.scripts == 2
+        finally:
+            await store.aclose()
+
+    async def test_demoted_primary_is_left_for_the_one_its_address_leads_to(
+        self, link: FaultyLink, redis: RedisServer
+    ) -> None:
+        """A READONLY answer is retried on a fresh connection, which reaches the new primary."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
+        with redis_server() as successor:
+            try:
+                await store.hit(QUOTA, 0)
+                with successor.client() as new, redis.client() as old:
+                    new.replicaof("127.0.0.1", redis.port)
+                    wait_until(
+                        lambda: new.info("replication")["master_link_status"] == "up", 5, "sync"
+                    )
+                    replicated(redis)
+                    new.replicaof("NO", "ONE")
+                    old.replicaof("127.0.0.1", successor.port)
+                link.target_port = successor.port  # as a managed Redis moves its DNS name
+                await store.hit(QUOTA, 0)
+                assert await redis_value(successor.url, QUOTA[0].key) == "2"
+            finally:
+                await store.aclose()
+
+    async def test_timeout_is_not_retried(self, link: FaultyLink, redis: RedisServer) -> None:
+        """A script whose reply times out is not sent again: it ran, and counted once."""
+        store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.2)
+        try:
+            await store.hit(QUOTA, 0)
+            link.mode, link.scripts = "swallow", 0
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await store.hit(QUOTA, 0)
+            assert time.monotonic() - started < 0.4 + 0.2
+            assert link.scripts == 1
+            assert await redis_value(redis.url, QUOTA[0].key) == "2"
+        finally:
+            await store.aclose()
+
+
+class TestRedisTls:
+    """`rediss://`: TLS to Redis, verified against the CA that `ssl_ca_certs` names."""
+
+    @pytest.fixture(name="tls_redis")
+    def fixture_tls_redis(self, tmp_path: Path) -> Iterator[RedisServer]:
+        """A redis-server that speaks TLS only, with a certificate from a throwaway CA."""
+        with redis_server(make_tls_files(tmp_path)) as server:
+            yield server
+
+    async def test_limits_hold_over_tls(
+        self, client_for: ClientFor, make_settings: MakeSettings, tls_redis: RedisServer
+    ) -> None:
+        """With `rediss://...?ssl_ca_certs=<ca file>`, limits hold and /readyz reports Redis."""
+        assert tls_redis.url.startswith("rediss://")
+        client = await client_for(
+            make_settings(redis_url=tls_redis.url, rate_limit_per_identity="2/minute")
+        )
+        assert statuses(await burst(client, 3)) == [200, 200, 429]
+        assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_certificate_from_an_unknown_ca_is_refused(
+        self, client_for: ClientFor, make_settings: MakeSettings, tls_redis: RedisServer
+    ) -> None:
+        """Without the CA the server's certificate is not trusted: 503, and /readyz unready."""
+        untrusted = tls_redis.url.partition("?")[0]
+        client = await client_for(
+            make_settings(redis_url=untrusted, rate_limit_per_identity="2/minute")
+        )
+        assert (await client.post(SESSIONS, json={})).status_code == 503
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()["redis"]) == (503, "unreachable")
+
+
+@pytest.fixture(name="sentinels")
+def fixture_sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A primary, its replica and one sentinel watching them."""
+    with sentinel_set(tmp_path) as servers:
+        yield servers
+
+
+class TestRedisSentinel:
+    """`redis+sentinel://`: the limiter follows the master that Sentinel names."""
+
+    async def test_limits_hold_across_a_failover(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """Primary killed (-9): fast 503s, then the promoted replica still refuses the 4th mint."""
+        # Replication is asynchronous: the three mints are known to be on the replica
+        # (WAIT) before the kill. Counts written just before a failover can be lost,
+        # letting a caller mint a little over the limit; that is not what this tests.
+        timeout = 0.25
+        client = await client_for(
+            make_settings(
+                redis_url=sentinels.url,
+                redis_timeout_seconds=timeout,
+                rate_limit_per_identity="3/hour",
+            )
+        )
+        assert statuses(await burst(client, 3)) == [200] * 3  # three pooled connections
+        replicated(sentinels.primary)
+        sentinels.primary.stop()
+        answers: list[tuple[int, float]] = []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and (not answers or answers[-1][0] != 429):
+            started = time.monotonic()
+            status = (await client.post(SESSIONS, json={})).status_code
+            answers.append((status, time.monotonic() - started))
+            await asyncio.sleep(0.05)
+        assert sentinels.master_port() == sentinels.replica.port
+        assert {status for status, _ in answers} <= {503, 429}
+        assert answers[-1][0] == 429
+        assert max(seconds for _, seconds in answers) < 2 * timeout + 0.5
+        assert statuses(await burst(client, 3)) == [429] * 3  # the dead ones follow at once
+
+    async def test_demoted_master_is_left_for_the_new_one(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """After a failover the old master's READONLY is retried on the new master: 200, no 503."""
+        client = await client_for(
+            make_settings(redis_url=sentinels.url, rate_limit_per_identity="100/hour")
+        )
+        assert (await client.post(SESSIONS, json={})).status_code == 200
+        replicated(sentinels.primary)
+        with sentinels.client() as sentinel:
+            sentinel.sentinel_failover(sentinels.MASTER)
+        deadline = time.monotonic() + 8
+        while sentinels.master_port() != sentinels.replica.port and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sentinels.master_port() == sentinels.replica.port
+        with sentinels.primary.client() as old:  # as Sentinel does, seconds later
+            old.replicaof("127.0.0.1", sentinels.replica.port)
+        assert (await client.post(SESSIONS, json={})).status_code == 200
+
+    async def test_readyz_reports_the_master(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """/readyz pings the master the sentinels name."""
+        client = await client_for(
+            make_settings(redis_url=sentinels.url, rate_limit_per_identity="1/minute")
+        )
+        assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_unreachable_sentinel_is_skipped(
+        self, client_for: ClientFor, make_settings: MakeSettings, sentinels: SentinelSet
+    ) -> None:
+        """A sentinel listed first but down does not stop minting: the next one answers."""
+        url = sentinels.url.replace("://", f"://127.0.0.1:{free_port()},", 1)
+        client = await client_for(make_settings(redis_url=url, rate_limit_per_identity="1/minute"))
+        assert statuses(await burst(client, 2)) == [200, 429]
+
+    async def test_sentinels_and_master_over_tls(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """`rediss+sentinel://` speaks TLS to the sentinels and the master, trusting the CA."""
+        with sentinel_set(tmp_path, make_tls_files(tmp_path)) as servers:
+            assert servers.url.startswith("rediss+sentinel://")
+            client = await client_for(
+                make_settings(redis_url=servers.url, rate_limit_per_identity="1/minute")
+            )
+            assert statuses(await burst(client, 2)) == [200, 429]
+            assert (await client.get("/readyz")).json()["redis"] == "ok"
+
+    async def test_sentinel_password_reaches_the_sentinels(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """Sentinels that require a password are asked with `?sentinel_password=`."""
+        with sentinel_set(tmp_path, password="sentinel-pass") as servers:
+            assert "sentinel_password=sentinel-pass" in servers.url
+            client = await client_for(
+                make_settings(redis_url=servers.url, rate_limit_per_identity="1/minute")
+            )
+            assert statuses(await burst(client, 2)) == [200, 429]
+
+
+class TestRedisUrl:
+    """REDIS_URL forms, read at start-up."""
+
+    def test_sentinel_url_is_read_whole(self, make_settings: MakeSettings) -> None:
+        """Sentinels, master name, db, both passwords and the CA file all come from the URL."""
+        url = (
+            "rediss+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380/mymaster/2"
+            "?ssl_ca_certs=/ca&sentinel_password=s%26p"
+        )
+        assert make_settings(redis_url=url).redis_url == url
+        assert parse_sentinel_url(url) == SentinelUrl(
+            sentinels=(("10.0.0.1", 26379), ("::1", 26380)),
+            master="mymaster",
+            db=2,
+            username="app",
+            password="p@ss",
+            tls=True,
+            ca_file="/ca",
+            sentinel_password="s&p",
+        )
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "redis+cluster://10.0.0.1:7000",
+            "redis+sentinel://:hunter2@10.0.0.1/mymaster",
+            "redis+sentinel://:hunter2@10.0.0.1:26379",
+            "redis+sentinel://:hunter2@10.0.0.1:26379/mymaster?socket_timeout=9",
+            "redis+sentinel://:hunter2@10.0.0.1:26379/mymaster?ssl_ca_certs=/ca",
+            "redis://:hunter2@10.0.0.1:6379/0?retry_on_timeout=true",
+            "redis://:hunter2@10.0.0.1:port/0",
+        ],
+    )
+    def test_unusable_url_is_refused_without_echoing_it(
+        self, make_settings: MakeSettings, url: str
+    ) -> None:
+        """A URL the store cannot use stops start-up, naming REDIS_URL but not the password."""
+        with pytest.raises(ValidationError) as refused:
+            make_settings(redis_url=url)
+        message = describe(refused.value)
+        assert "REDIS_URL" in message
+        assert "hunter2" not in message
+
+
 class TestWorkers:
     """WORKERS=2 processes share one limit through Redis."""
 
@@ -210,5 +506,44 @@ class TestWorkers:
                     return statuses(await burst(client, 12))
 
             assert asyncio.run(run()) == [200] * 7 + [429] * 5
+        finally:
+            assert service.stop() == 0
+
+    def test_two_workers_mint_at_once_after_redis_restarts(self, redis: RedisServer) -> None:
+        """Redis restarted under 2 workers holding pooled connections: no mint answers 503."""
+        service = ServiceProcess(
+            {
+                "AUTH_MODE": "none",
+                "UPSTREAM_EMULATOR": "true",
+                "WORKERS": "2",
+                "REDIS_URL": redis.url,
+                "RATE_LIMIT_PER_IDENTITY": "1000/minute",
+                "RATE_LIMIT_ON_STORE_ERROR": "closed",
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+
+        async def mints(count: int) -> list[int]:
+            limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=service.url, limits=limits) as client:
+                return statuses(await burst(client, count))
+
+        try:
+            service.wait_ready()
+            for _ in range(20):  # until both workers hold pooled connections
+                assert asyncio.run(mints(8)) == [200] * 8
+                if len(asyncio.run(worker_pids(redis.url))) == 2:
+                    break
+            assert len(asyncio.run(worker_pids(redis.url))) == 2
+            redis.stop()
+            redis.start()
+            time.sleep(1.5)
+            after: list[int] = []
+            for _ in range(20):  # until both workers have minted on their stale pools
+                after += asyncio.run(mints(8))
+                if len(asyncio.run(worker_pids(redis.url))) == 2:
+                    break
+            assert len(asyncio.run(worker_pids(redis.url))) == 2
+            assert after == [200] * len(after)
         finally:
             assert service.stop() == 0

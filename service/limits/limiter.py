@@ -8,12 +8,14 @@ together, atomically, so a request refused by one limit consumes none.
 Stores:
 
 - memory (no `REDIS_URL`): exact within one process; expired keys are swept.
-- Redis: one Lua script, one round trip per check, exact across workers and
-  replicas; every key has a TTL, so nothing grows without bound.
+- Redis (`REDIS_URL`: one server, TLS, or the master Redis Sentinel names):
+  one Lua script, one round trip per check, exact across workers and replicas;
+  every key has a TTL, so nothing grows without bound.
 
 If Redis is unreachable, `RATE_LIMIT_ON_STORE_ERROR` decides: `closed` answers
-503 within the store timeout, `open` mints and logs. redis-py reconnects on
-the next call, so the service recovers by itself when Redis returns.
+503 within twice the store timeout, `open` mints and logs. A command that
+finds its connection dead is retried once on a fresh one, so the first mint
+after Redis returns (or after a failover) succeeds.
 """
 
 from __future__ import annotations

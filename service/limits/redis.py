@@ -2,20 +2,33 @@
 
 One Lua script (EVALSHA, loaded once) reads the GCRA timestamps and quota
 counters, decides, and commits only if every limit allows, on Redis's own
-clock. Connect and read timeouts are short and redis-py's retries are off, so
-an unreachable Redis is reported at once (`StoreUnavailable`) instead of
-stalling mints; redis-py reconnects on the next call when Redis is back.
+clock. Connect and read timeouts are short, so an unreachable Redis is
+reported at once (`StoreUnavailable`) instead of stalling mints.
+
+Retries: a pooled connection that Redis closed (a restart, a failover, an idle
+reap) is found dead only when a command fails on it; redis-py 8.1's pool no
+longer notices the closed socket at checkout under RESP3 (redis/redis-py#4252).
+So a command that fails with `ConnectionError` is sent once more, at once, on a
+fresh connection: the first mint after Redis returns succeeds. Never more than
+once, and never after a timeout: a timed-out script may have run, and running
+it again would count one mint twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
 
+from service.config import SENTINEL_SCHEMES, parse_sentinel_url
 from service.limits.store import Limit, StoreUnavailable
 
 # KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
@@ -69,21 +82,39 @@ return out
 """
 
 
+def retry_a_dead_connection() -> Retry:
+    """One immediate retry on a fresh connection after `ConnectionError`; none on timeouts.
+
+    redis-py's `TimeoutError` is not a `ConnectionError`, so it is never retried.
+    READONLY counts as a dead connection: the server was demoted to a replica
+    behind an address that now leads to the new primary (a managed Redis's
+    failover), and the script wrote nothing there, since its first write failed.
+    """
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError, ReadOnlyError))
+
+
 class RedisStore:
-    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, no retries."""
+    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, one retry."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._timeout = timeout
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        options: dict[str, Any] = {
+            "socket_connect_timeout": timeout,
+            "socket_timeout": timeout,
+            "retry": retry_a_dead_connection(),
+            "health_check_interval": 0,
+            # CLIENT LIST shows which worker holds which connection.
+            "client_name": f"realtime-token-proxy:{os.getpid()}",
+        }
+        self._sentinel: Sentinel | None = None
+        if url.startswith(SENTINEL_SCHEMES):
+            self._sentinel, self._redis = _sentinel_master(url, options)
+        else:
+            self._redis = aioredis.Redis.from_url(url, **options)
         self._script = self._redis.register_script(LUA_HIT)
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
+        """Run the script; `StoreUnavailable` within twice the timeout, the retry included."""
         args: list[int | str] = [now_ms]
         for limit in limits:
             args += ["r" if limit.kind == "rate" else "q", limit.count, limit.period_ms]
@@ -104,3 +135,50 @@ class RedisStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master Sentinel names now, also when a retry reconnects it.
+
+    redis-py's own reconnects inside a retry to the address it last had, which
+    after a failover is the old master (redis/redis-py#3874): asking the
+    sentinels again makes the one retry land on the new master.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:
+            # Asks the sentinels where the master is; redis-py leaves connect() unannotated.
+            await self.connect()  # type: ignore[no-untyped-call]
+        await super().send_packed_command(command, check_health)
+
+
+class MasterSSLConnection(MasterConnection, SSLConnection):
+    """`MasterConnection` over TLS (`rediss+sentinel://`)."""
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> tuple[Sentinel, aioredis.Redis]:
+    """The sentinels of a `redis+sentinel://` URL, and a client of the master they name.
+
+    Each new connection asks the sentinels where the master is, so after a
+    failover the retry above lands on the new master (a demoted master's
+    READONLY answer counts as a dead connection too). The sentinels get the same
+    short timeouts and the same one retry: finding the master stays fail-fast.
+    """
+    target = parse_sentinel_url(url)
+    tls = {"ssl": True, "ssl_ca_certs": target.ca_file} if target.tls else {}
+    sentinel_auth = {"password": target.sentinel_password} if target.sentinel_password else {}
+    # redis-py leaves Sentinel.__init__ unannotated.
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs={**options, **tls, **sentinel_auth},
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **options,
+        **tls,
+    )
+    connection = MasterSSLConnection if target.tls else MasterConnection
+    master: aioredis.Redis = sentinel.master_for(target.master, connection_class=connection)
+    return sentinel, master
