@@ -99,7 +99,8 @@ async def main() -> None:
     if binary is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    server = subprocess.Popen(
+    # A list argv, no shell: the binary found on PATH, a throwaway loopback instance.
+    server = subprocess.Popen(  # noqa: S603
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )

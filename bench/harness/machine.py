@@ -16,7 +16,10 @@ from .settings import BENCH_DIR
 def command_version(cmd: list[str]) -> str:
     """First line a `--version`-style command prints, or `unavailable`."""
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        # A list argv, no shell: fixed commands of the harness.
+        out = subprocess.run(  # noqa: S603
+            cmd, capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unavailable"
     text = (out.stdout or out.stderr).strip().splitlines()

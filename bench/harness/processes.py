@@ -41,7 +41,8 @@ class Proc:
         self._log = log_path.open("wb")
         self.started = time.monotonic()
         try:
-            self.popen = subprocess.Popen(
+            # A list argv, no shell: the commands are the harness's own.
+            self.popen = subprocess.Popen(  # noqa: S603
                 cmd,
                 cwd=REPO_DIR,
                 env=env,
