@@ -9,6 +9,7 @@ import math
 import resource
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    started = time.monotonic()
     try:
         for scenario in scenarios.values():
             print(f"[{scenario.label}] starting {', '.join(peers)}", file=sys.stderr, flush=True)
@@ -165,14 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         stop_all()
+    elapsed_s = time.monotonic() - started
     relate(rows, scenarios)
     goals = judge(rows, scenarios)
-    report = render(rows, goals, scenarios, settings, argv)
+    report = render(rows, goals, scenarios, settings, argv, elapsed_s)
     print(report)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report)
     raw = {
         "argv": argv,
+        "elapsed_s": elapsed_s,
         "settings": asdict(settings),
         "scenarios": {n: asdict(s) for n, s in scenarios.items()},
         "goals": [asdict(g) for g in goals],

@@ -91,6 +91,12 @@ def _start_peer(
     return _Running(row, plan, proc, f"http://{HOST}:{port}{plan.url_path}", wrk_env, emulator_pid)
 
 
+def _settle(peer: _Running) -> None:
+    waited = wait_for_idle(peer.proc.pid)
+    if waited > 2.0:
+        print(f"  {peer.row.peer}: {waited:.0f} s to work off its backlog", file=sys.stderr)
+
+
 def _warm_up(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
     """Unmeasured load, so JITs, pools and caches are warm; then let the peer go idle."""
     try:
@@ -99,7 +105,7 @@ def _warm_up(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
         )
     except (WrkError, OSError, subprocess.TimeoutExpired) as exc:
         peer.row.failure = f"warm-up: {type(exc).__name__}: {exc}"
-    wait_for_idle(peer.proc.pid)
+    _settle(peer)
 
 
 def _window(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
@@ -117,7 +123,7 @@ def _window(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
         cpu = meter.use
         noisy = cpu.percent(cpu.other_s) > settings.noisy_percent
         row.windows.append(Window(result, tally(result, plan.mixed), cpu, noisy))
-    wait_for_idle(peer.proc.pid)
+    _settle(peer)
 
 
 def _progress(scenario: Scenario, row: Row) -> None:

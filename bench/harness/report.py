@@ -35,12 +35,14 @@ def _window_tags(window: Window) -> str:
     return f" ({', '.join(tags)})" if tags else ""
 
 
-def _setup(settings: RunSettings, scenarios: dict[int, Scenario], argv: list[str]) -> list[str]:
+def _setup(
+    settings: RunSettings, scenarios: dict[int, Scenario], argv: list[str], elapsed_s: float
+) -> list[str]:
     env = " ".join(f"{k}={v}" for k, v in service_env(settings).items() if k != "AUTH_API_KEYS")
     out = [
         "# realtime-token-proxy benchmark",
         "",
-        f"- date: {settings.started_at}",
+        f"- date: {settings.started_at}; the load benchmark took {elapsed_s / 60:.1f} min",
         *describe_machine(settings.python),
         "- upstream: `python -m service emulator`, one per scenario with its latency; every"
         " peer of a scenario runs as its own process against it, started once",
@@ -173,9 +175,10 @@ def render(
     scenarios: dict[int, Scenario],
     settings: RunSettings,
     argv: list[str],
+    elapsed_s: float,
 ) -> str:
-    """The whole report as markdown."""
-    out = _setup(settings, scenarios, argv)
+    """The whole report as markdown; `elapsed_s` is how long the measuring took."""
+    out = _setup(settings, scenarios, argv, elapsed_s)
     out += ["", "## Figures", "", *_figures(rows, scenarios)]
     out += ["", "## Goals", "", *_goals(goals)]
     out += ["", "## Resources", "", *_resources(rows, scenarios)]

@@ -156,19 +156,20 @@ def wait_for_quiet(limit_percent: float, max_wait_s: float, interval_s: float = 
 
 
 def wait_for_idle(
-    root: int, limit_percent: float = 5.0, max_wait_s: float = 15.0, interval_s: float = 0.2
-) -> None:
+    root: int, limit_percent: float = 5.0, max_wait_s: float = 30.0, interval_s: float = 0.2
+) -> float:
     """Wait (at most `max_wait_s`) until a process tree uses under `limit_percent` of a core.
 
     A peer that fell behind keeps working through its backlog after wrk stops;
-    that work must not land in the next peer's window.
+    that work must not land in the next peer's window. Returns the seconds waited.
     """
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < max_wait_s:
         before = tree_cpu_s(root)
         time.sleep(interval_s)
         if 100.0 * (tree_cpu_s(root) - before) / interval_s < limit_percent:
-            return
+            break
+    return time.monotonic() - started
 
 
 class RssSampler:
