@@ -3,7 +3,7 @@
 Peers are measured in turn (a, b, c, d, ..., then again), so a machine that
 gets busier or quieter during the run touches every peer alike and the ratios
 between rows hold; a window that other processes disturbed is replaced by an
-extra one when retries allow.
+extra one when retries allow, and a peer stopped from outside is restarted.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass
 
 from .peers import PeerPlan, base_env, emulator_command, emulator_probe, plan_peer
-from .processes import Proc, StartError, free_port, wait_ready
+from .processes import Server, StartError, free_port
 from .results import Row, Window, keep_windows, summarize, tally
 from .sampling import CpuMeter, RssSampler, tree_rss_kib, wait_for_idle, wait_for_quiet
 from .settings import HOST, LOG_DIR, RunSettings, Scenario
 from .wrk import WrkError, run_wrk
+
+MAX_RESTARTS = 2  # windows per row a peer may lose to being stopped from outside
 
 
 class UpstreamUnavailable(RuntimeError):
@@ -32,103 +34,148 @@ class _Running:
 
     row: Row
     plan: PeerPlan
-    proc: Proc
+    server: Server  # the emulator's Server when the emulator is the peer
+    emulator: Server
     url: str
     wrk_env: dict[str, str]
-    emulator_pid: int | None  # None when the emulator is the peer
+    attempts: int = 0
+    lost: int = 0  # windows lost because a process was stopped from outside
+
+    @property
+    def servers(self) -> list[Server]:
+        """The processes this row needs running."""
+        return [self.emulator] if self.server is self.emulator else [self.emulator, self.server]
 
     def wants_window(self, settings: RunSettings) -> bool:
         """Still short of quiet windows, and with attempts left."""
         quiet = sum(not w.noisy for w in self.row.windows)
+        budget = settings.windows + settings.retries + self.lost
         return (
             not self.row.failure
             and quiet < settings.windows
-            and len(self.row.windows) < settings.windows + settings.retries
+            and self.attempts < budget
+            and self.lost <= MAX_RESTARTS
         )
 
 
-def _start_emulator(settings: RunSettings, scenario: Scenario) -> tuple[Proc, int, float]:
+def _start_emulator(settings: RunSettings, scenario: Scenario) -> tuple[Server, float]:
     port = free_port()
     command = emulator_command(settings, port, scenario.latency_ms)
     log = LOG_DIR / f"s{scenario.number}-emulator.log"
-    proc = Proc("emulator", command, base_env(), log)
+    server = Server("emulator", command, base_env(), port, emulator_probe(), log)
     try:
-        ready_s = wait_ready(proc, port, emulator_probe(), settings.ready_timeout_s)
+        return server, server.start(settings.ready_timeout_s)
     except StartError as exc:
-        proc.stop()
         raise UpstreamUnavailable(f"python -m service emulator did not start: {exc}") from exc
-    return proc, port, ready_s
 
 
 def _start_peer(
-    row: Row,
-    settings: RunSettings,
-    emulator: tuple[Proc, int, float],
+    row: Row, settings: RunSettings, emulator: Server, emulator_ready_s: float
 ) -> _Running | None:
     """Start the row's peer and read its ready time and idle RSS; None (row failed) if not."""
-    emulator_proc, upstream_port, emulator_ready_s = emulator
-    port = upstream_port if row.peer == "emulator" else free_port()
-    plan = plan_peer(row.peer, settings, port, upstream_port)
+    port = emulator.port if row.peer == "emulator" else free_port()
+    plan = plan_peer(row.peer, settings, port, emulator.port)
     if plan.command is None:
-        proc, ready_s = emulator_proc, emulator_ready_s
+        server, ready_s = emulator, emulator_ready_s
     else:
-        proc = Proc(row.peer, plan.command, plan.env, LOG_DIR / f"s{row.scenario}-{row.peer}.log")
+        log = LOG_DIR / f"s{row.scenario}-{row.peer}.log"
+        server = Server(row.peer, plan.command, plan.env, port, plan.probe, log)
         try:
-            ready_s = wait_ready(proc, port, plan.probe, settings.ready_timeout_s)
+            ready_s = server.start(settings.ready_timeout_s)
         except (StartError, OSError) as exc:
-            proc.stop()
             row.failure = f"failed to start: {exc}"
             return None
     row.ready_ms = ready_s * 1000.0
     time.sleep(0.5)  # let start-up allocations settle before the idle reading
-    row.idle_rss_mib = tree_rss_kib(proc.pid) / 1024.0
+    row.idle_rss_mib = tree_rss_kib(server.proc.pid) / 1024.0
     wrk_env = {
         **plan.wrk_env,
         "BENCH_REJECT_STATUS": str(settings.reject_status),
         "BENCH_REJECT_CODE": settings.reject_code,
     }
-    emulator_pid = None if proc is emulator_proc else emulator_proc.pid
-    return _Running(row, plan, proc, f"http://{HOST}:{port}{plan.url_path}", wrk_env, emulator_pid)
+    url = f"http://{HOST}:{port}{plan.url_path}"
+    return _Running(row, plan, server, emulator, url, wrk_env)
+
+
+def _revive(peer: _Running, scenario: Scenario, settings: RunSettings) -> bool:
+    """Restart whatever the row needs that was stopped from outside; False if that fails.
+
+    A restarted peer is warmed up again, so a window never measures a cold process.
+    """
+    restarted = False
+    for server in peer.servers:
+        try:
+            note = server.revive(settings.ready_timeout_s)
+        except StartError as exc:
+            peer.row.failure = f"{server.name} was stopped and did not start again: {exc}"
+            return False
+        if note:
+            restarted = True
+            peer.row.notes.append(note)
+            print(f"  {peer.row.peer}: {note}", file=sys.stderr, flush=True)
+    if restarted and settings.warmup_s > 0:
+        _unmeasured_load(peer, scenario, settings)
+        _settle(peer)
+    return True
 
 
 def _settle(peer: _Running) -> None:
-    waited = wait_for_idle(peer.proc.pid)
+    if not peer.server.proc.alive():
+        return
+    waited = wait_for_idle(peer.server.proc.pid)
     if waited > 2.0:
         print(f"  {peer.row.peer}: {waited:.0f} s to work off its backlog", file=sys.stderr)
 
 
-def _warm_up(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
-    """Unmeasured load, so JITs, pools and caches are warm; then let the peer go idle."""
-    try:
+def _unmeasured_load(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
+    """Warm-up load, so JITs, pools and caches are warm before a window."""
+    with contextlib.suppress(WrkError, OSError, subprocess.TimeoutExpired):
+        # A failing peer fails its measured windows too, with the reason in its row.
         run_wrk(
             peer.plan.script, peer.url, scenario, settings.warmup_s, settings.timeout, peer.wrk_env
         )
-    except (WrkError, OSError, subprocess.TimeoutExpired) as exc:
-        peer.row.failure = f"warm-up: {type(exc).__name__}: {exc}"
-    _settle(peer)
+
+
+def _warm_up(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
+    """Warm the peer up, then let it go idle."""
+    if _revive(peer, scenario, settings):
+        _unmeasured_load(peer, scenario, settings)
+        _settle(peer)
 
 
 def _window(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
     """One measured window on a calm machine (if it gets calm); then let the peer go idle."""
     plan, row = peer.plan, peer.row
+    if not _revive(peer, scenario, settings):
+        return
     wait_for_quiet(settings.noisy_percent, settings.quiet_wait_s)
+    peer.attempts += 1
+    emulator_pid = None if peer.server is peer.emulator else peer.emulator.proc.pid
     try:
-        with CpuMeter(peer.proc.pid, peer.emulator_pid) as meter:
+        with CpuMeter(peer.server.proc.pid, emulator_pid) as meter:
             result = run_wrk(
                 plan.script, peer.url, scenario, settings.window_s, settings.timeout, peer.wrk_env
             )
     except (WrkError, OSError, subprocess.TimeoutExpired) as exc:
-        row.failure = f"{type(exc).__name__}: {exc}"
+        if all(server.proc.alive() for server in peer.servers):
+            row.failure = f"{type(exc).__name__}: {exc}"
+        else:
+            peer.lost += 1  # stopped from outside: the next attempt restarts it
     else:
-        cpu = meter.use
-        noisy = cpu.percent(cpu.other_s) > settings.noisy_percent
-        row.windows.append(Window(result, tally(result, plan.mixed), cpu, noisy))
+        if all(server.proc.alive() for server in peer.servers):
+            cpu = meter.use
+            noisy = cpu.percent(cpu.other_s) > settings.noisy_percent
+            row.windows.append(Window(result, tally(result, plan.mixed), cpu, noisy))
+        else:
+            peer.lost += 1
     _settle(peer)
 
 
 def _progress(scenario: Scenario, row: Row) -> None:
     if row.failure:
         text = (row.failure.splitlines() or ["failed"])[0]
+    elif not row.windows:
+        text = "window lost (a process was stopped from outside)"
     else:
         window = row.windows[-1]
         other = window.cpu.percent(window.cpu.other_s)
@@ -148,31 +195,31 @@ def measure_scenario(peers: list[str], scenario: Scenario, settings: RunSettings
     rows = [Row(p, scenario.number, scenario.connections, scenario.latency_ms) for p in peers]
     # Other sessions on a shared box come and go: start on a calm machine if it gets calm.
     wait_for_quiet(settings.noisy_percent, settings.quiet_wait_s)
-    emulator = _start_emulator(settings, scenario)
+    emulator, emulator_ready_s = _start_emulator(settings, scenario)
     running: list[_Running] = []
     try:
         for row in rows:
-            if (started := _start_peer(row, settings, emulator)) is not None:
+            if (started := _start_peer(row, settings, emulator, emulator_ready_s)) is not None:
                 running.append(started)
-        with contextlib.ExitStack() as samplers:
-            peaks = {id(p): samplers.enter_context(RssSampler(p.proc.pid)) for p in running}
+        with contextlib.ExitStack() as stack:
+            peaks = {id(p): stack.enter_context(RssSampler(p.server.current_pid)) for p in running}
             if settings.warmup_s > 0:
                 for peer in running:
                     _warm_up(peer, scenario, settings)
-            for _ in range(settings.windows + settings.retries):
+            for _ in range(settings.windows + settings.retries + MAX_RESTARTS):
                 for peer in [p for p in running if p.wants_window(settings)]:
                     _window(peer, scenario, settings)
                     _progress(scenario, peer.row)
         for peer in running:
             peer.row.peak_rss_mib = peaks[id(peer)].peak_kib / 1024.0
-            if not peer.proc.alive():
-                peer.row.failure = f"exited during the run (code {peer.proc.popen.returncode})"
             if not peer.row.failure and peer.row.windows:
                 keep_windows(peer.row.windows, settings.windows)
                 summarize(peer.row)
+            elif not peer.row.failure:
+                peer.row.failure = "every window was lost: its processes kept being stopped"
     finally:
         for peer in running:
-            if peer.proc is not emulator[0]:
-                peer.proc.stop()
-        emulator[0].stop()
+            if peer.server is not emulator:
+                peer.server.stop()
+        emulator.stop()
     return rows

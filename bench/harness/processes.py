@@ -146,3 +146,66 @@ def wait_ready(proc: Proc, port: int, probe: Probe, timeout_s: float) -> float:
         f"{proc.name} not ready after {timeout_s:.0f}s ({probe.method} {probe.path}: {last})"
         f"\n{proc.log_tail()}"
     )
+
+
+class Server:
+    """A server process on a fixed port that the harness can start again.
+
+    On a shared machine something else may stop our processes (a broad
+    `pkill -f "python -m service"` in another session, say); a row then
+    restarts its peer on the same port instead of losing its figures.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        probe: Probe,
+        log_path: Path,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.restarts = 0
+        self._command, self._env, self._probe, self._log_path = command, env, probe, log_path
+        self._proc: Proc | None = None
+
+    @property
+    def proc(self) -> Proc:
+        """The current process; `start` first."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc
+
+    def current_pid(self) -> int:
+        """The pid of the current process (it changes when the server is restarted)."""
+        return self.proc.pid
+
+    def start(self, ready_timeout_s: float) -> float:
+        """Start the process and wait for it; seconds to ready, StartError if it is not."""
+        log = self._log_path
+        if self._proc is not None:
+            log = log.with_name(f"{log.stem}.restart{self.restarts}{log.suffix}")
+        self._proc = Proc(self.name, self._command, self._env, log)
+        try:
+            return wait_ready(self._proc, self.port, self._probe, ready_timeout_s)
+        except StartError:
+            self._proc.stop()
+            raise
+
+    def revive(self, ready_timeout_s: float) -> str | None:
+        """Start it again if it exited; what happened, for the report, or None if it ran."""
+        proc = self.proc
+        if proc.alive():
+            return None
+        code = proc.popen.returncode
+        proc.stop()
+        self.restarts += 1
+        self.start(ready_timeout_s)
+        return f"{self.name} exited unasked (code {code}) and was restarted"
+
+    def stop(self) -> None:
+        """Stop the current process, if any."""
+        if self._proc is not None:
+            self._proc.stop()

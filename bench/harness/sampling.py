@@ -7,6 +7,7 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -173,9 +174,12 @@ def wait_for_idle(
 
 
 class RssSampler:
-    """Samples the summed VmRSS of a process tree every 100 ms in a thread."""
+    """Samples the summed VmRSS of a process tree every 100 ms in a thread.
 
-    def __init__(self, root: int, interval_s: float = 0.1) -> None:
+    `root` gives the tree's root pid at each sample: it changes if the peer is restarted.
+    """
+
+    def __init__(self, root: Callable[[], int], interval_s: float = 0.1) -> None:
         self.root = root
         self.interval_s = interval_s
         self.peak_kib = 0
@@ -184,7 +188,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root))
+            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root()))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> RssSampler:
@@ -195,4 +199,5 @@ class RssSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         # VmHWM is the kernel's exact per-process peak: never report less.
-        self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root), tree_hwm_kib(self.root))
+        root = self.root()
+        self.peak_kib = max(self.peak_kib, tree_rss_kib(root), tree_hwm_kib(root))
