@@ -29,9 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="bench/run.py", description="Benchmark realtime-token-proxy against its peers."
     )
     add = parser.add_argument
-    add("--duration", type=float, default=5.0, help="seconds per measured window (default 5)")
+    add("--duration", type=float, default=4.0, help="seconds per measured window (default 4)")
     add("--windows", type=int, default=3, help="measured windows per row; medians (default 3)")
-    add("--retries", type=int, default=2, help="extra windows to replace noisy ones (default 2)")
+    add("--retries", type=int, default=1, help="extra windows to replace noisy ones (default 1)")
     add("--warmup", type=float, default=2.0, help="warm-up seconds per row, 0 = none (default 2)")
     add("--peers", default=",".join(PEER_ORDER), help=f"comma list from {','.join(PEER_ORDER)}")
     add("--scenarios", default="1,2,3", help="comma list from 1,2,3")
@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--quiet-wait",
         type=float,
-        default=5.0,
-        help="seconds each window waits for a busy machine to calm down (default 5)",
+        default=2.0,
+        help="seconds each window waits for a busy machine to calm down (default 2)",
     )
     add("--reject-voice", default="bench-disallowed-voice", help="a voice the policy refuses")
     add("--reject-status", type=int, default=403, help="status of a policy rejection")

@@ -70,8 +70,8 @@ def _added_latency(rows: list[Row]) -> Goal:
         return Goal(name, NOT_MEASURED, "needs rows (a) and (d) of scenario 3")
     verdict = MET if service.added_p50_ms <= MAX_ADDED_P50_MS else NOT_MET
     figures = (
-        f"+{service.added_p50_ms:.2f} ms: p50 {service.p50_ms:.2f} ms vs {direct.p50_ms:.2f} ms"
-        f" direct (p99 +{service.added_p99_ms:.2f} ms)" + _noise(service, direct)
+        f"{service.added_p50_ms:+.2f} ms: p50 {service.p50_ms:.2f} ms vs {direct.p50_ms:.2f} ms"
+        f" direct (p99 {service.added_p99_ms:+.2f} ms)" + _noise(service, direct)
     )
     return Goal(name, verdict, figures)
 

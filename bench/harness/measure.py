@@ -22,6 +22,7 @@ from .settings import HOST, LOG_DIR, RunSettings, Scenario
 from .wrk import WrkError, run_wrk
 
 MAX_RESTARTS = 2  # windows per row a peer may lose to being stopped from outside
+SETTLE_S = 5.0  # longest wait for a peer to go idle after a window before restarting it
 
 
 class UpstreamUnavailable(RuntimeError):
@@ -40,6 +41,7 @@ class _Running:
     wrk_env: dict[str, str]
     attempts: int = 0
     lost: int = 0  # windows lost because a process was stopped from outside
+    backlog_restarts: int = 0
 
     @property
     def servers(self) -> list[Server]:
@@ -115,16 +117,29 @@ def _revive(peer: _Running, scenario: Scenario, settings: RunSettings) -> bool:
             print(f"  {peer.row.peer}: {note}", file=sys.stderr, flush=True)
     if restarted and settings.warmup_s > 0:
         _unmeasured_load(peer, scenario, settings)
-        _settle(peer)
+        _settle(peer, settings)
     return True
 
 
-def _settle(peer: _Running) -> None:
+def _settle(peer: _Running, settings: RunSettings) -> None:
+    """Let the peer go idle before the next window; restart it if its backlog is long.
+
+    A peer that fell far behind (naive FastAPI at 400 connections) would spend
+    20 s and more answering requests wrk has already given up on. Nobody waits
+    for those answers, so a restart (not warmed up: that would queue a new
+    backlog) is the quicker way back to an idle peer.
+    """
     if not peer.server.proc.alive():
         return
-    waited = wait_for_idle(peer.server.proc.pid)
-    if waited > 2.0:
-        print(f"  {peer.row.peer}: {waited:.0f} s to work off its backlog", file=sys.stderr)
+    if wait_for_idle(peer.server.proc.pid, SETTLE_S) < SETTLE_S:
+        return
+    try:
+        peer.server.restart(settings.ready_timeout_s)
+    except StartError as exc:
+        peer.row.failure = f"restarted to drop its backlog, it did not start again: {exc}"
+        return
+    peer.backlog_restarts += 1
+    print(f"  {peer.row.peer}: restarted to drop its backlog", file=sys.stderr, flush=True)
 
 
 def _unmeasured_load(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
@@ -140,7 +155,7 @@ def _warm_up(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
     """Warm the peer up, then let it go idle."""
     if _revive(peer, scenario, settings):
         _unmeasured_load(peer, scenario, settings)
-        _settle(peer)
+        _settle(peer, settings)
 
 
 def _window(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
@@ -168,7 +183,7 @@ def _window(peer: _Running, scenario: Scenario, settings: RunSettings) -> None:
             row.windows.append(Window(result, tally(result, plan.mixed), cpu, noisy))
         else:
             peer.lost += 1
-    _settle(peer)
+    _settle(peer, settings)
 
 
 def _progress(scenario: Scenario, row: Row) -> None:
@@ -212,6 +227,11 @@ def measure_scenario(peers: list[str], scenario: Scenario, settings: RunSettings
                     _progress(scenario, peer.row)
         for peer in running:
             peer.row.peak_rss_mib = peaks[id(peer)].peak_kib / 1024.0
+            if peer.backlog_restarts:
+                peer.row.notes.append(
+                    f"restarted {peer.backlog_restarts} time(s) to drop a backlog of requests"
+                    f" wrk had given up on (still busy {SETTLE_S:g} s after a window)"
+                )
             if not peer.row.failure and peer.row.windows:
                 keep_windows(peer.row.windows, settings.windows)
                 summarize(peer.row)

@@ -200,10 +200,14 @@ class Server:
         if proc.alive():
             return None
         code = proc.popen.returncode
-        proc.stop()
-        self.restarts += 1
-        self.start(ready_timeout_s)
+        self.restart(ready_timeout_s)
         return f"{self.name} exited unasked (code {code}) and was restarted"
+
+    def restart(self, ready_timeout_s: float) -> float:
+        """Stop the current process and start a new one on the same port."""
+        self.proc.stop()
+        self.restarts += 1
+        return self.start(ready_timeout_s)
 
     def stop(self) -> None:
         """Stop the current process, if any."""

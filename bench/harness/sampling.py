@@ -157,12 +157,13 @@ def wait_for_quiet(limit_percent: float, max_wait_s: float, interval_s: float = 
 
 
 def wait_for_idle(
-    root: int, limit_percent: float = 5.0, max_wait_s: float = 30.0, interval_s: float = 0.2
+    root: int, max_wait_s: float, limit_percent: float = 5.0, interval_s: float = 0.2
 ) -> float:
     """Wait (at most `max_wait_s`) until a process tree uses under `limit_percent` of a core.
 
     A peer that fell behind keeps working through its backlog after wrk stops;
-    that work must not land in the next peer's window. Returns the seconds waited.
+    that work must not land in the next peer's window. Returns the seconds waited
+    (`max_wait_s` or more: it is still busy).
     """
     started = time.monotonic()
     while time.monotonic() - started < max_wait_s:
