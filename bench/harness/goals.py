@@ -27,6 +27,16 @@ def _row(rows: list[Row], peer: str, scenario: int) -> Row | None:
     return next((r for r in rows if r.ok and r.peer == peer and r.scenario == scenario), None)
 
 
+def _cpu(service: Row, express: Row) -> str:
+    """CPU per mint moves much less than mints/s when others share the cores: a cross-check."""
+    if not (math.isfinite(service.cpu_us_per_mint) and math.isfinite(express.cpu_us_per_mint)):
+        return ""
+    return (
+        f"; CPU per mint: service {service.cpu_us_per_mint:,.0f} µs,"
+        f" Express {express.cpu_us_per_mint:,.0f} µs"
+    )
+
+
 def _noise(*rows: Row) -> str:
     noisy = [f"{label(r.peer)} sc{r.scenario}" for r in rows if r.noisy]
     return f" (noisy: {', '.join(noisy)}; rerun on a quiet machine)" if noisy else ""
@@ -42,7 +52,7 @@ def _throughput(rows: list[Row], scenarios: dict[int, Scenario]) -> Goal:
     verdict = MET if service.vs_express >= MIN_VS_EXPRESS else NOT_MET
     figures = (
         f"{service.vs_express:.2f}x: service {service.mints_per_s:,.0f} mints/s,"
-        f" Express {express.mints_per_s:,.0f}" + _noise(service, express)
+        f" Express {express.mints_per_s:,.0f}" + _cpu(service, express) + _noise(service, express)
     )
     return Goal(name, verdict, figures)
 
@@ -58,7 +68,7 @@ def _slow_upstream(rows: list[Row], scenarios: dict[int, Scenario]) -> Goal:
         f"{service.errors:,} errors; {service.vs_express:.2f}x: service"
         f" {service.mints_per_s:,.0f} mints/s, Express {express.mints_per_s:,.0f};"
         f" service at {service.vs_ideal:.2f} of ideal ({sc.ideal or 0:,.0f} mints/s),"
-        f" Express at {express.vs_ideal:.2f}" + _noise(service, express)
+        f" Express at {express.vs_ideal:.2f}" + _cpu(service, express) + _noise(service, express)
     )
     return Goal(name, MET if met else NOT_MET, figures)
 
