@@ -50,7 +50,7 @@ def _setup(
         f" {settings.windows} measured windows of {settings.window_s:g} s in interleaved rounds"
         " (a, b, c, d, d mixed, a, ...; medians reported). A window during which other"
         f" processes used more than {settings.noisy_percent:g} % of a core is noisy; up to"
-        f" {settings.retries} extra windows per peer replace noisy ones. wrk --timeout"
+        f" {settings.retries} extra window(s) per peer replace noisy ones. wrk --timeout"
         f" {settings.timeout}",
         f"- command: `{shlex.join(['bench/run.py', *argv])}`",
         f"- service env: {env} AUTH_API_KEYS=bench:<sha256 of the bench key>,"
