@@ -17,6 +17,8 @@ import statistics
 import subprocess
 import time
 
+import redis
+
 from service.config import Settings
 from service.limits import Limiter, Store
 from service.limits.memory import MemoryStore
@@ -72,17 +74,39 @@ async def measure(name: str, store: Store) -> None:
     await store.aclose()
 
 
+def wait_for_redis(server: subprocess.Popen[bytes], port: int, timeout_s: float = 10.0) -> None:
+    """Until redis-server answers PING: a fixed sleep is too short on a busy 2-core box."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"redis-server exited with code {server.returncode}")
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"redis-server did not answer within {timeout_s:g} s"
+                    ) from None
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
 async def main() -> None:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    server = subprocess.Popen(
+    # A list argv, no shell: the binary found on PATH, a throwaway loopback instance.
+    server = subprocess.Popen(  # noqa: S603
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        wait_for_redis(server, port)
         print("rate-limit check (identity rate + IP rate + daily quota), per mint")
         await measure("memory", MemoryStore())
         await measure("redis", RedisStore(f"redis://127.0.0.1:{port}/0", 0.25))
