@@ -64,6 +64,7 @@ check-container: setup
 bench: setup
 	bash bench/run.sh
 	$(UV) run --frozen python bench/micro_policy.py
+	$(UV) run --frozen python bench/micro_upstream.py
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(UV) run --frozen python bench/micro_limiter.py
 
