@@ -15,7 +15,8 @@ import respx
 from pydantic import ValidationError
 
 from service.auth import new_api_key
-from service.config import SentinelUrl, describe, parse_sentinel_url
+from service.config import describe
+from service.env_values import SentinelUrl, parse_sentinel_url
 from service.limits import Limit, StoreUnavailable
 from service.limits.redis import RedisStore
 from tests.conftest import ClientFor, MakeSettings
@@ -319,7 +320,12 @@ class TestRedisTls:
         """With `rediss://...?ssl_ca_certs=<ca file>`, limits hold and /readyz reports Redis."""
         assert tls_redis.url.startswith("rediss://")
         client = await client_for(
-            make_settings(redis_url=tls_redis.url, rate_limit_per_identity="2/minute")
+            make_settings(
+                redis_url=tls_redis.url,
+                rate_limit_per_identity="2/minute",
+                # Three TLS handshakes at once can outlast 0.25 s on a loaded machine.
+                redis_timeout_seconds=2.0,
+            )
         )
         assert statuses(await burst(client, 3)) == [200, 200, 429]
         assert (await client.get("/readyz")).json()["redis"] == "ok"

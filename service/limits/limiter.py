@@ -29,7 +29,8 @@ from ipaddress import ip_address, ip_network
 import structlog
 
 from service import metrics
-from service.config import Rate, Settings
+from service.config import Settings
+from service.env_values import Rate
 from service.errors import RateLimited, ServiceUnavailable
 from service.limits.memory import MemoryStore
 from service.limits.store import Limit, Store, StoreUnavailable

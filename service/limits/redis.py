@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 
-from service.config import SENTINEL_SCHEMES, parse_sentinel_url
+from service.env_values import SENTINEL_SCHEMES, parse_sentinel_url
 from service.limits.store import Limit, StoreUnavailable
 
 # KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
