@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from openai.types.live import ErrorEvent, SessionStartedEvent, SessionUpdatedEvent
@@ -214,7 +215,8 @@ class TestRealtimeCall:
         browser.send({"type": "session.update", "session": {"instructions": "Be a pirate."}})
         async with asyncio.timeout(WAIT_S):
             seen = await sideband.get()
-        assert seen["type"] == "session.updated"
+            while seen["type"] != "session.updated":  # the transcript may come first
+                seen = await sideband.get()
         assert seen["session"]["instructions"] == "Be a pirate."
         assert seen["session"]["audio"]["output"]["voice"] == "marin"
 
@@ -248,6 +250,22 @@ class TestRealtimeCall:
         async with asyncio.timeout(WAIT_S):
             await browser.connected.wait()
         assert await browser.next_event("session.created")
+
+    async def test_logs_sizes_not_content(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The call's log lines carry the SDP's size, never the SDP or the transcript."""
+        with structlog.testing.capture_logs() as lines:
+            call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+            await browser.next_event("conversation.item.input_audio_transcription.completed")
+            await registry.hangup(call_id)
+        logged = orjson.dumps(lines).decode()
+        answered = next(line for line in lines if line["event"] == "call_answered")
+        assert answered["offer_bytes"] == len(browser.pc.localDescription.sdp.encode())
+        assert [line["event"] for line in lines][-1] == "call_ended"
+        assert "v=0" not in logged
+        assert "candidate" not in logged
+        assert TRANSCRIPT not in logged
 
 
 class TestLiveCall:

@@ -24,7 +24,7 @@ from service.upstream.emulator_calls.errors import CallLimitReached, UnknownCall
 from service.upstream.emulator_calls.events import CallKind, Event
 
 log = structlog.get_logger("service.emulator.calls")
-MAX_CALLS = 100
+MAX_CALLS = 32  # each idle call costs ~1 MiB and ~3 % of a core (tone + decoding)
 CONNECT_TIMEOUT_S = 30.0
 ANSWER_TIMEOUT_S = 10.0
 ENDINGS_KEPT = 1000
