@@ -1,0 +1,150 @@
+"""The emulator's open calls, by id: create, find, hang up, and the record of endings.
+
+Bounded: at most `max_calls` open calls (one more is a `CallLimitReached`), a
+call that has not connected `connect_timeout` seconds after its answer is
+closed, and a closed call leaves the registry at once. Endings are kept in a
+short record (`endings`), so a test can see that a hang-up reached the
+emulator after the call itself is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from service.upstream.emulator_calls import events
+from service.upstream.emulator_calls.call import EmulatedCall
+from service.upstream.emulator_calls.errors import CallLimitReached, UnknownCall, validate_offer
+from service.upstream.emulator_calls.events import CallKind, Event
+
+log = structlog.get_logger("service.emulator.calls")
+MAX_CALLS = 32  # each idle call costs ~1 MiB and ~3 % of a core (tone + decoding)
+CONNECT_TIMEOUT_S = 30.0
+ANSWER_TIMEOUT_S = 10.0
+ENDINGS_KEPT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """How one call ended: `hangup` (the API), `close_requested` (Live's `session.close`),
+    `connection_lost` (the peer went away), `connect_timeout` or `invalid_offer`."""
+
+    call_id: str
+    kind: CallKind
+    reason: str
+    ended_at: float
+
+
+class CallRegistry:
+    """Every open emulated call, and how the recent ones ended."""
+
+    def __init__(
+        self,
+        *,
+        max_calls: int = MAX_CALLS,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        answer_timeout: float = ANSWER_TIMEOUT_S,
+    ) -> None:
+        self.max_calls = max_calls
+        self.connect_timeout = connect_timeout
+        self.answer_timeout = answer_timeout
+        self.endings: deque[CallEnded] = deque(maxlen=ENDINGS_KEPT)
+        self._calls: dict[str, EmulatedCall] = {}
+        self._watchdogs: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def accept(
+        self, offer_sdp: object, kind: CallKind, session: Mapping[str, Any]
+    ) -> tuple[str, str]:
+        """Answer a browser's offer; return `(call_id, answer_sdp)`.
+
+        `call_id` is `rtc_…` for Realtime and the Live session id (`sess_…`)
+        for Live. Raises `InvalidOffer` (400 `invalid_sdp`) or `CallLimitReached` (429).
+        """
+        offer = validate_offer(offer_sdp)
+        if len(self._calls) >= self.max_calls:
+            raise CallLimitReached(f"The emulator holds {self.max_calls} open calls already.")
+        call_id = events.new_id("rtc" if kind == "realtime" else "sess")
+        call = EmulatedCall(call_id, kind, session, self._forget)
+        self._calls[call_id] = call
+        try:
+            async with asyncio.timeout(self.answer_timeout):
+                answer = await call.answer(offer)
+        except BaseException:
+            await call.close("invalid_offer")
+            raise
+        log.info(
+            "call_answered",
+            call_id=call_id,
+            kind=kind,
+            offer_bytes=len(offer.encode()),
+            answer_bytes=len(answer.encode()),
+        )
+        watchdog = asyncio.create_task(self._close_unless_connected(call))
+        self._watchdogs.add(watchdog)
+        watchdog.add_done_callback(self._watchdogs.discard)
+        return call_id, answer
+
+    def get(self, call_id: str) -> EmulatedCall:
+        """The open call with this id; `UnknownCall` (404) if there is none."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise UnknownCall(f"No open call with id '{call_id[:64]}'.")
+        return call
+
+    async def hangup(self, call_id: str) -> None:
+        """End a call as `POST …/hangup` does; `UnknownCall` if it is not open."""
+        await self.get(call_id).close("hangup")
+
+    def emit(self, call_id: str, event: Event) -> Event:
+        """Send a server event on a call (data channel and subscribers), as if OpenAI had."""
+        return self.get(call_id).emit(event)
+
+    def send_client_event(
+        self, call_id: str, event: object, *, trusted: bool = True
+    ) -> list[Event]:
+        """Apply a client event from the sideband (trusted: no Live allow-list)."""
+        return self.get(call_id).client_event(event, trusted=trusted)
+
+    def simulate_client_update(
+        self, call_id: str, session_fields: Mapping[str, Any]
+    ) -> list[Event]:
+        """Apply `session.update` as if the browser had sent it on its data channel.
+
+        Returns what the call emitted: `session.updated` with the merged session,
+        or, on a Live call whose allow-list refuses it, the `error` event.
+        """
+        event = {"type": "session.update", "session": dict(session_fields)}
+        return self.get(call_id).client_event(event, trusted=False)
+
+    def ended(self, call_id: str) -> CallEnded | None:
+        """How a recent call ended, or None if it is open or unknown."""
+        for ending in reversed(self.endings):
+            if ending.call_id == call_id:
+                return ending
+        return None
+
+    async def close_all(self) -> None:
+        """Hang up every open call (the emulator's shutdown)."""
+        for watchdog in list(self._watchdogs):
+            watchdog.cancel()
+        await asyncio.gather(*(call.close("hangup") for call in list(self._calls.values())))
+
+    async def _forget(self, call: EmulatedCall, reason: str) -> None:
+        if self._calls.pop(call.call_id, None) is None:
+            return
+        self.endings.append(CallEnded(call.call_id, call.kind, reason, time.time()))
+        log.info("call_ended", call_id=call.call_id, kind=call.kind, reason=reason)
+
+    async def _close_unless_connected(self, call: EmulatedCall) -> None:
+        await asyncio.sleep(self.connect_timeout)
+        if call.connected_at is None:
+            await call.close("connect_timeout")

@@ -1,0 +1,381 @@
+"""The emulator's WebRTC peer: real aiortc calls on loopback, a Python peer playing the browser.
+
+The browser's side is an aiortc offerer with what the README's snippet sets
+up: a microphone track (a generated tone) and the `oai-events` data channel.
+Events are validated against the openai SDK's own models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from openai.types.live import ErrorEvent, SessionStartedEvent, SessionUpdatedEvent
+from openai.types.live.input_transcript_delta_event import InputTranscriptDeltaEvent
+from openai.types.realtime import (
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    RealtimeSessionCreateRequest,
+    SessionCreatedEvent,
+)
+
+from service import logs
+from service.upstream.emulator_calls import (
+    TRANSCRIPT,
+    CallLimitReached,
+    CallRegistry,
+    InvalidOffer,
+    UnknownCall,
+)
+from service.upstream.emulator_calls.tone import ToneTrack
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+WAIT_S = 5.0
+REALTIME_SESSION: dict[str, Any] = {
+    "type": "realtime",
+    "model": "gpt-realtime",
+    "output_modalities": ["audio"],
+    "audio": {"output": {"voice": "marin"}},
+}
+LIVE_SESSION: dict[str, Any] = {
+    "model": "gpt-live-1",
+    "audio": {"output": {"voice": "marin"}},
+    "client": {"data_channel": {"allowed_client_events": ["session.input_audio.mute"]}},
+}
+
+
+class BrowserPeer:
+    """The browser's side of a call: offers a microphone and the `oai-events` channel."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(ToneTrack())
+        self.channel = self.pc.createDataChannel("oai-events")
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.connected = asyncio.Event()
+        self.channel_closed = asyncio.Event()
+        self.audio_frames = 0
+        self.audio_arrived = asyncio.Event()
+        self.track_kinds: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.channel.add_listener("message", self._on_message)
+        self.channel.add_listener("close", self.channel_closed.set)
+        self.pc.add_listener("track", self._on_track)
+        self.pc.add_listener("connectionstatechange", self._on_state)
+
+    async def offer(self) -> str:
+        """The SDP offer, with its host candidates, as the emulator receives it."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def apply(self, answer_sdp: str) -> None:
+        """Apply the emulator's answer, as the browser does."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Send a client event on the data channel."""
+        self.channel.send(orjson.dumps(event).decode())
+
+    async def next_event(self, event_type: str) -> dict[str, Any]:
+        """The next server event of this type (others are skipped), within WAIT_S."""
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                event = await self.events.get()
+                if event["type"] == event_type:
+                    return event
+
+    async def close(self) -> None:
+        """Close the peer and stop reading media."""
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+
+    def _on_message(self, message: str | bytes) -> None:
+        self.events.put_nowait(orjson.loads(message))
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected":
+            self.connected.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.track_kinds.append(track.kind)
+        task = asyncio.ensure_future(self._read(track))
+        self._tasks.add(task)
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+                self.audio_arrived.set()
+
+
+@pytest.fixture(name="registry")
+async def fixture_registry() -> AsyncIterator[CallRegistry]:
+    """An emulator call registry, every call hung up afterwards."""
+    registry = CallRegistry(max_calls=4)
+    yield registry
+    await registry.close_all()
+    # Write the calls' last log lines now: the suite's log file may close before
+    # the buffer's next periodic flush when this file runs alone.
+    logs.flush()
+
+
+@pytest.fixture(name="browser")
+async def fixture_browser() -> AsyncIterator[BrowserPeer]:
+    """A browser-side peer, closed afterwards."""
+    peer = BrowserPeer()
+    yield peer
+    await peer.close()
+
+
+async def connect(
+    registry: CallRegistry, browser: BrowserPeer, kind: Any, session: dict[str, Any]
+) -> str:
+    """Offer, have the emulator answer, apply the answer, and wait for `connected`."""
+    call_id, answer = await registry.accept(await browser.offer(), kind, session)
+    await browser.apply(answer)
+    async with asyncio.timeout(WAIT_S):
+        await browser.connected.wait()
+    return call_id
+
+
+class TestRealtimeCall:
+    """A Realtime call (`POST /v1/realtime/calls`'s peer)."""
+
+    async def test_connects_and_sends_session_created(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The call connects and `session.created` with the session arrives on `oai-events`."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        event = SessionCreatedEvent.model_validate(await browser.next_event("session.created"))
+        assert re.fullmatch(r"rtc_[0-9a-f]{24}", call_id)
+        assert isinstance(event.session, RealtimeSessionCreateRequest)
+        assert event.session.model == "gpt-realtime"
+        assert registry.get(call_id).connection_state == "connected"
+
+    async def test_plays_audio_to_the_browser(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The browser's `ontrack` fires with an audio track and frames arrive on it."""
+        await connect(registry, browser, "realtime", REALTIME_SESSION)
+        async with asyncio.timeout(WAIT_S):
+            await browser.audio_arrived.wait()
+        assert browser.track_kinds == ["audio"]
+        assert browser.audio_frames >= 1
+
+    async def test_transcript_once_after_browser_audio(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """Inbound audio gets one transcription-completed event, however many frames follow."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        event = ConversationItemInputAudioTranscriptionCompletedEvent.model_validate(
+            await browser.next_event("conversation.item.input_audio_transcription.completed")
+        )
+        call = registry.get(call_id)
+        async with asyncio.timeout(WAIT_S):
+            while call.audio_frames_received < 10:
+                await asyncio.sleep(0.05)
+        kinds = [e["type"] for e in call.history]
+        assert event.transcript == TRANSCRIPT
+        assert kinds.count("conversation.item.input_audio_transcription.completed") == 1
+
+    async def test_hangup_closes_and_is_recorded(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A hang-up closes the peer connection, frees the call and is recorded."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        await browser.next_event("session.created")
+        call = registry.get(call_id)
+        await registry.hangup(call_id)
+        async with asyncio.timeout(WAIT_S):
+            await browser.channel_closed.wait()
+        ending = registry.ended(call_id)
+        assert call.connection_state == "closed"
+        assert ending is not None
+        assert ending.reason == "hangup"
+        assert len(registry) == 0
+        with pytest.raises(UnknownCall):
+            await registry.hangup(call_id)
+
+    async def test_browser_session_update_reaches_subscribers(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A browser's `session.update` is applied and `session.updated` reaches the sideband."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        await browser.next_event("session.created")
+        sideband = registry.get(call_id).subscribe()
+        browser.send({"type": "session.update", "session": {"instructions": "Be a pirate."}})
+        async with asyncio.timeout(WAIT_S):
+            seen = await sideband.get()
+            while seen["type"] != "session.updated":  # the transcript may come first
+                seen = await sideband.get()
+        assert seen["session"]["instructions"] == "Be a pirate."
+        assert seen["session"]["audio"]["output"]["voice"] == "marin"
+
+    async def test_simulated_update_and_emit(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """`simulate_client_update` and `emit` reach both the browser and subscribers."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        sideband = registry.get(call_id).subscribe()
+        registry.simulate_client_update(call_id, {"tracing": "auto"})
+        registry.emit(call_id, {"type": "response.done", "response": {"usage": {}}})
+        updated = await browser.next_event("session.updated")
+        await browser.next_event("response.done")
+        assert updated["session"]["tracing"] == "auto"
+        assert [sideband.get_nowait()["type"] for _ in range(2)] == [
+            "session.updated",
+            "response.done",
+        ]
+
+    async def test_offer_without_candidates_connects(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """An offer posted before trickling candidates (as browsers do) still connects."""
+        offer = "".join(
+            line
+            for line in (await browser.offer()).splitlines(keepends=True)
+            if not line.startswith(("a=candidate", "a=end-of-candidates"))
+        )
+        _, answer = await registry.accept(offer, "realtime", REALTIME_SESSION)
+        await browser.apply(answer)
+        async with asyncio.timeout(WAIT_S):
+            await browser.connected.wait()
+        assert await browser.next_event("session.created")
+
+    async def test_logs_sizes_not_content(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The call's log lines carry the SDP's size, never the SDP or the transcript."""
+        with structlog.testing.capture_logs() as lines:
+            call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+            await browser.next_event("conversation.item.input_audio_transcription.completed")
+            await registry.hangup(call_id)
+        logged = orjson.dumps(lines).decode()
+        answered = next(line for line in lines if line["event"] == "call_answered")
+        assert answered["offer_bytes"] == len(browser.pc.localDescription.sdp.encode())
+        assert [line["event"] for line in lines][-1] == "call_ended"
+        assert "v=0" not in logged
+        assert "candidate" not in logged
+        assert TRANSCRIPT not in logged
+
+
+class TestLiveCall:
+    """A GPT-Live session (`POST /v1/live/sessions`'s peer)."""
+
+    async def test_sends_session_started(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """`session.started` carries the session id and config, then a transcript delta follows."""
+        session_id = await connect(registry, browser, "live", LIVE_SESSION)
+        started = SessionStartedEvent.model_validate(await browser.next_event("session.started"))
+        delta = InputTranscriptDeltaEvent.model_validate(
+            await browser.next_event("session.input_transcript.delta")
+        )
+        assert started.session.id == session_id
+        assert started.session.model == "gpt-live-1"
+        assert delta.delta == TRANSCRIPT
+
+    async def test_refused_client_event_gets_error(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A client event outside `allowed_client_events` gets an `error` naming it."""
+        session_id = await connect(registry, browser, "live", LIVE_SESSION)
+        await browser.next_event("session.started")
+        browser.send({"type": "session.update", "event_id": "evt_1", "session": {}})
+        error = ErrorEvent.model_validate(await browser.next_event("error"))
+        assert error.error.code == "client_event_not_allowed"
+        assert "session.update" in error.error.message
+        assert error.error.client_event_id == "evt_1"
+        assert "session.updated" not in [e["type"] for e in registry.get(session_id).history]
+
+    async def test_allowed_client_event_is_answered(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """An allowed client event gets its acknowledgement."""
+        await connect(registry, browser, "live", LIVE_SESSION)
+        await browser.next_event("session.started")
+        browser.send({"type": "session.input_audio.mute", "event_id": "evt_2"})
+        muted = await browser.next_event("session.input_audio.muted")
+        assert muted["client_event_id"] == "evt_2"
+
+    async def test_sideband_update_is_trusted(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The sideband's `session.update` bypasses the browser's allow-list."""
+        session_id = await connect(registry, browser, "live", LIVE_SESSION)
+        update = {"type": "session.update", "session": {"delegation": {"type": "client"}}}
+        [updated] = registry.send_client_event(session_id, update)
+        assert SessionUpdatedEvent.model_validate(updated).session.id == session_id
+        assert updated["session"]["delegation"] == {"type": "client"}
+
+    async def test_session_close_ends_the_call(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A permitted `session.close` gets `session.closed` and ends the call."""
+        session = {**LIVE_SESSION, "client": {"data_channel": {"allowed_client_events": "all"}}}
+        session_id = await connect(registry, browser, "live", session)
+        await browser.next_event("session.started")
+        browser.send({"type": "session.close"})
+        closed = await browser.next_event("session.closed")
+        async with asyncio.timeout(WAIT_S):
+            await browser.channel_closed.wait()
+        ending = registry.ended(session_id)
+        assert closed["reason"] == "close_requested"
+        assert ending is not None
+        assert ending.reason == "close_requested"
+
+
+class TestOffers:
+    """What `accept` refuses before any call exists."""
+
+    @pytest.mark.parametrize(
+        "offer",
+        [
+            pytest.param(b"\xff\xfe v=0", id="not-utf8"),
+            pytest.param(42, id="not-text"),
+            pytest.param("o=- 1 1 IN IP4 0.0.0.0\r\n", id="no-v=0"),
+            pytest.param("v=0\r\n" + "a=x\r\n" * 20_000, id="over-64KiB"),
+            pytest.param("v=0\r\nm=audio nonsense\r\n", id="unusable"),
+        ],
+    )
+    async def test_invalid_offer_is_refused(self, registry: CallRegistry, offer: object) -> None:
+        """Anything but a usable SDP offer is `invalid_sdp` (400), and no call is kept."""
+        with pytest.raises(InvalidOffer) as refused:
+            await registry.accept(offer, "realtime", REALTIME_SESSION)
+        assert refused.value.status_code == 400
+        assert refused.value.code == "invalid_sdp"
+        assert len(registry) == 0
+
+    async def test_call_limit(self, registry: CallRegistry) -> None:
+        """Past `max_calls` open calls, another is refused with 429."""
+        peers = [BrowserPeer() for _ in range(registry.max_calls + 1)]
+        try:
+            for peer in peers[:-1]:
+                await registry.accept(await peer.offer(), "realtime", REALTIME_SESSION)
+            with pytest.raises(CallLimitReached) as refused:
+                await registry.accept(await peers[-1].offer(), "realtime", REALTIME_SESSION)
+        finally:
+            await asyncio.gather(*(peer.close() for peer in peers))
+        assert refused.value.status_code == 429
+
+    async def test_unconnected_call_times_out(self, browser: BrowserPeer) -> None:
+        """A call whose answer is never applied is closed after `connect_timeout`."""
+        registry = CallRegistry(connect_timeout=0.2)
+        call_id, _ = await registry.accept(await browser.offer(), "realtime", REALTIME_SESSION)
+        async with asyncio.timeout(WAIT_S):
+            while registry.ended(call_id) is None:
+                await asyncio.sleep(0.05)
+        logs.flush()
+        ending = registry.ended(call_id)
+        assert ending is not None
+        assert ending.reason == "connect_timeout"
+        assert len(registry) == 0
