@@ -14,6 +14,7 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 
+from service import logs
 from service.api import create_app
 from service.config import Settings
 from service.logs import configure
@@ -54,6 +55,7 @@ def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     with (folder / "in-process.jsonl").open("a", encoding="utf-8") as stream:
         configure("json", "DEBUG", stream=stream, scrub_secrets=False)
         yield folder
+        logs.flush()  # the buffered lines, before the file they go to is closed
         stream.flush()
 
 
