@@ -24,20 +24,27 @@ from service.auth import Caller
 from service.config import Settings
 from service.contract import (
     ClientSecretRequest,
-    GASession,
-    Session,
+    RealtimeSession,
     SessionRequest,
+    TranscriptionSession,
+    TranslationSession,
+    beta_name,
     beta_param,
     beta_view,
     check_carriable,
-    from_ga,
     ga_param,
     parse,
     to_ga,
 )
 from service.errors import PolicyViolation
 from service.limits import Limiter
-from service.policy import Outcome, Policy, evaluate
+from service.policy import (
+    Outcome,
+    Policy,
+    evaluate,
+    evaluate_transcription,
+    evaluate_translation,
+)
 from service.upstream import Minted, Upstream
 
 REDACTED = "[redacted: set by the server]"
@@ -70,6 +77,8 @@ class Plan:
     outcome: Outcome
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    translation: bool = False
+    """Minted on OpenAI's translation endpoint rather than `client_secrets`."""
     """Response headers the later steps add (rate-limit state)."""
 
     def header(self) -> str:
@@ -116,16 +125,38 @@ class MintContext:
         return identity
 
 
+AnySession = RealtimeSession | TranscriptionSession | TranslationSession
+
+
+def _evaluate(
+    context: MintContext,
+    session: AnySession,
+    ttl_seconds: int | None,
+    name: Callable[[str], str],
+    label: Callable[[str], str],
+) -> Outcome:
+    policy = context.policy()
+    if isinstance(session, RealtimeSession):
+        return evaluate(policy, session, ttl_seconds, name, context.caller_tag(), label)
+    if isinstance(session, TranscriptionSession):
+        return evaluate_transcription(policy, session, ttl_seconds, name, label)
+    return evaluate_translation(policy, session, ttl_seconds, name, label)
+
+
 def plan(
     context: MintContext,
-    session: Session,
+    session: AnySession,
     ttl_seconds: int | None,
     name: Callable[[str], str] = beta_param,
+    label: Callable[[str], str] = beta_name,
 ) -> Plan:
-    """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
-    check_carriable(session, name)
+    """Steps 3-4: decide, translate. Pure; raises 403 as a `PolicyViolation`.
+
+    `name` spells fields in errors as the caller's endpoint does, `label` in
+    decisions (the beta vocabulary for realtime sessions, as before GA).
+    """
     try:
-        outcome = evaluate(context.policy(), session, ttl_seconds, name, context.caller_tag())
+        outcome = _evaluate(context, session, ttl_seconds, name, label)
     except PolicyViolation as violation:
         for item in violation.extra["violations"]:
             metrics.POLICY_VIOLATIONS.labels(item["param"]).inc()
@@ -133,23 +164,37 @@ def plan(
     for decision in outcome.decisions:
         if decision.action == "clamped":
             metrics.POLICY_VIOLATIONS.labels(name(decision.param)).inc()
+    upstream_session = dict(outcome.session)
+    model = upstream_session.get("model")
+    if isinstance(model, str):
+        upstream_session["model"] = context.settings.upstream_model_map.get(model, model)
     body = {
         "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
-        "session": to_ga(outcome.session, context.settings.upstream_model_map),
+        "session": upstream_session,
     }
-    return Plan(outcome, body)
+    return Plan(outcome, body, translation=isinstance(session, TranslationSession))
 
 
 def _effective_beta(outcome: Outcome) -> dict[str, Any]:
-    return outcome.session.model_dump(mode="json", exclude_unset=True, exclude={"client_secret"})
+    """The effective session in the beta shape, only the fields it sets (beta dry runs)."""
+    session = outcome.session
+    view = beta_view(session, {})
+    audio_in = (session.get("audio") or {}).get("input") or {}
+    return {
+        key: value
+        for key, value in view.items()
+        if value is not None or (key == "turn_detection" and "turn_detection" in audio_in)
+        if key not in ("id", "object")
+    }
 
 
-def _log(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
+def log_fields(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
     session = planned.outcome.session
+    voice = ((session.get("audio") or {}).get("output") or {}).get("voice")
     fields.update(
         endpoint=endpoint,
-        model=session.model,
-        voice=session.voice,
+        model=session.get("model"),
+        voice=voice.get("id") if isinstance(voice, dict) else voice,
         decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions],
     )
 
@@ -161,7 +206,9 @@ async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
     if verdict is not None:
         fields["rate_limit_remaining"] = verdict.remaining
         planned.headers.update(verdict.headers())
-    minted = await context.upstream.mint_client_secret(planned.body, fields["request_id"])
+    minted = await context.upstream.mint_client_secret(
+        planned.body, fields["request_id"], translation=planned.translation
+    )
     fields.update(
         outcome="minted",
         upstream_status=minted.upstream_status,
@@ -195,10 +242,12 @@ async def create_session(
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
     if dry_run:
         await dry_run_allowed(context)
-    request = parse(SessionRequest, body)
+    request = parse(SessionRequest, body, beta=True)
+    check_carriable(request)
     expires = request.client_secret.expires_after if request.client_secret else None
-    planned = plan(context, request, expires.seconds if expires else None)
-    _log(context.fields, "sessions", planned)
+    session = RealtimeSession.model_validate(to_ga(request))
+    planned = plan(context, session, expires.seconds if expires else None)
+    log_fields(context.fields, "sessions", planned)
     if dry_run:
         return {
             "dry_run": True,
@@ -226,10 +275,18 @@ async def create_client_secret(
     if dry_run:
         await dry_run_allowed(context)
     request = parse(ClientSecretRequest, body)
-    session = from_ga(request.session or GASession(type="realtime"))
+    session = request.session or RealtimeSession(type="realtime")
     seconds = request.expires_after.seconds if request.expires_after else None
-    planned = plan(context, session, seconds, ga_param)
-    _log(context.fields, "client_secrets", planned)
+    label = beta_name if isinstance(session, RealtimeSession) else str
+    planned = plan(context, session, seconds, ga_param, label)
+    log_fields(context.fields, "client_secrets", planned)
+    return await answer_ga(context, planned, dry_run)
+
+
+async def answer_ga(
+    context: MintContext, planned: Plan, dry_run: bool
+) -> tuple[dict[str, Any], Plan]:
+    """Step 5 for the GA endpoints: OpenAI's `{value, expires_at, session}`, or the dry run."""
     if dry_run:
         return {
             "dry_run": True,

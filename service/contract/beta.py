@@ -235,8 +235,8 @@ class Session(StrictModel):
     """Cap on output tokens per response, tool calls included; default `inf`."""
     modalities: Annotated[list[Literal["text", "audio"]], Field(min_length=1)] | None = None
     """What the model responds with; `["text"]` disables audio."""
-    model: Model | None = None
-    """The Realtime model."""
+    model: str | None = None
+    """The Realtime model: any name; `POLICY_ALLOWED_MODELS` decides (no release per model)."""
     output_audio_format: AudioFormat | None = None
     """The format of output audio (24 kHz for `pcm16`)."""
     speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
