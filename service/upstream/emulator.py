@@ -66,7 +66,6 @@ DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
 TRANSCRIPTION_INPUT: dict[str, Any] = {
     "format": {"type": "audio/pcm", "rate": 24000},
     "transcription": {"model": "gpt-4o-transcribe"},
-    "noise_reduction": None,
     "turn_detection": {
         "type": "server_vad",
         "threshold": 0.5,
@@ -91,12 +90,14 @@ def _realtime(asked: dict[str, Any]) -> dict[str, Any]:
 
 def _transcription(asked: dict[str, Any]) -> dict[str, Any]:
     audio_in = {**TRANSCRIPTION_INPUT, **asked.get("audio", {}).get("input", {})}
-    return {
+    session: dict[str, Any] = {
         "type": "transcription",
         "object": "realtime.transcription_session",
-        "include": asked.get("include"),
         "audio": {"input": audio_in},
     }
+    if "include" in asked:
+        session["include"] = asked["include"]
+    return session
 
 
 def _translation(asked: dict[str, Any]) -> dict[str, Any]:
