@@ -23,7 +23,7 @@ from aiohttp import web
 DEFAULT_SESSION: dict[str, Any] = {
     "type": "realtime",
     "object": "realtime.session",
-    "model": "gpt-realtime",
+    "model": "gpt-realtime-2",
     "output_modalities": ["audio"],
     "audio": {"output": {"voice": "alloy"}},
 }

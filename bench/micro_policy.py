@@ -29,14 +29,14 @@ GA_MINIMAL = orjson.dumps(
     {
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "audio": {"output": {"voice": "marin"}},
         }
     }
 )
 BETA_FULL = orjson.dumps(
     {
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2",
         "voice": "marin",
         "modalities": ["text", "audio"],
         "instructions": "Be brief.",

@@ -55,7 +55,7 @@ HOST = "127.0.0.1"
 OPENAI_API_KEY = "fake-bench-key-the-emulator-accepts-any"
 BENCH_CLIENT_KEY = "bench-client-key-0000000000000000"
 MINIMAL_BODY = (
-    b'{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"marin"}}}}'
+    b'{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"marin"}}}}'
 )
 GA_PATH = "/v1/realtime/client_secrets"
 NOISY_BACKGROUND_CPU = 20.0  # % of one core used by unrelated processes during a row

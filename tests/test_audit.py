@@ -49,7 +49,7 @@ class TestAuditLine:
             "identity": "kiosk",
             "profile": "default",
             "endpoint": "sessions",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "voice": "ash",
             "upstream_session_id": "sess_test_1",
             "expires_at": 1_900_000_000,

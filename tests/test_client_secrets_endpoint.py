@@ -17,7 +17,7 @@ GA_REQUEST: dict[str, Any] = {
     "expires_after": {"anchor": "created_at", "seconds": 120},
     "session": {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2",
         "instructions": "Be kind.",
         "output_modalities": ["audio"],
         "max_output_tokens": 800,
@@ -61,7 +61,7 @@ class TestGaEndpoint:
         await client.post(CLIENT_SECRETS, json={})
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "audio": {"output": {"voice": "alloy"}},
         }
 
@@ -78,11 +78,11 @@ class TestGaEndpoint:
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """A rule applies to both endpoints alike."""
-        client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime"}))
+        client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime-2"}))
         ga = await client.post(
-            CLIENT_SECRETS, json={"session": {"type": "realtime", "model": "gpt-realtime-mini"}}
+            CLIENT_SECRETS, json={"session": {"type": "realtime", "model": "gpt-realtime-2.1-mini"}}
         )
-        beta = await client.post(SESSIONS, json={"model": "gpt-realtime-mini"})
+        beta = await client.post(SESSIONS, json={"model": "gpt-realtime-2.1-mini"})
         assert ga.status_code == beta.status_code == 403
 
     async def test_unlisted_prompt_is_refused_with_the_setting_to_allow_it(

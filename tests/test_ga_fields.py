@@ -26,7 +26,7 @@ OPEN_POLICY: dict[str, Any] = {
 FUNCTION = {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"}}
 
 FIELDS: list[tuple[str, dict[str, Any]]] = [
-    ("model", {"model": "gpt-realtime-mini"}),
+    ("model", {"model": "gpt-realtime-2.1-mini"}),
     ("instructions", {"instructions": "Be brief."}),
     ("output_modalities", {"output_modalities": ["text"]}),
     ("max_output_tokens", {"max_output_tokens": 512}),
@@ -185,7 +185,7 @@ class TestNullsAndDefaults:
         assert response.status_code == 200, response.text
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "tools": [],
             "audio": {
                 "input": {"turn_detection": {"type": "server_vad"}},

@@ -50,8 +50,8 @@ class TestModelsAndVoices:
         response = await mint_with(
             client_for,
             make_settings,
-            {"allowed_models": "gpt-realtime"},
-            {"model": "gpt-realtime-mini"},
+            {"allowed_models": "gpt-realtime-2"},
+            {"model": "gpt-realtime-2.1-mini"},
         )
         assert error(response)["param"] == "model"
         assert not upstream.routes["mint"].called

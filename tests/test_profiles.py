@@ -19,8 +19,8 @@ PROFILES_TOML = """
 free-app = "free"
 
 [profiles.free]
-allowed_models = ["gpt-realtime-mini"]
-default_model = "gpt-realtime-mini"
+allowed_models = ["gpt-realtime-2.1-mini"]
+default_model = "gpt-realtime-2.1-mini"
 allowed_voices = ["marin", "cedar"]
 default_voice = "marin"
 token_ttl_seconds = 60
@@ -34,8 +34,8 @@ callers:
   free-app: free
 profiles:
   free:
-    allowed_models: [gpt-realtime-mini]
-    default_model: gpt-realtime-mini
+    allowed_models: [gpt-realtime-2.1-mini]
+    default_model: gpt-realtime-2.1-mini
     allowed_voices: [marin, cedar]
     default_voice: marin
 """
@@ -57,7 +57,7 @@ class TestApiKeyProfiles:
         tmp_path: Path,
         upstream: respx.MockRouter,
     ) -> None:
-        """The free key mints gpt-realtime-mini with marin, and may not pick gpt-realtime."""
+        """The free key mints gpt-realtime-2.1-mini with marin, and may not pick gpt-realtime-2."""
         free_key, free_entry = new_api_key("free-app")
         staff_key, staff_entry = new_api_key("staff-app")
         client = await client_for(
@@ -70,9 +70,9 @@ class TestApiKeyProfiles:
         )
         free = {"X-API-Key": free_key}
         assert (await client.post(SESSIONS, json={}, headers=free)).status_code == 200
-        assert sent_body(upstream)["session"]["model"] == "gpt-realtime-mini"
+        assert sent_body(upstream)["session"]["model"] == "gpt-realtime-2.1-mini"
         assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == "marin"
-        refused = await client.post(SESSIONS, json={"model": "gpt-realtime"}, headers=free)
+        refused = await client.post(SESSIONS, json={"model": "gpt-realtime-2"}, headers=free)
         assert refused.status_code == 403
         staff = await client.post(
             SESSIONS, json={"instructions": "Hi"}, headers={"X-API-Key": staff_key}
@@ -93,7 +93,10 @@ class TestApiKeyProfiles:
         )
         body = (await client.get(POLICY, headers={"X-API-Key": key})).json()
         assert body["profile"] == "free"
-        assert body["models"] == {"allowed": ["gpt-realtime-mini"], "default": "gpt-realtime-mini"}
+        assert body["models"] == {
+            "allowed": ["gpt-realtime-2.1-mini"],
+            "default": "gpt-realtime-2.1-mini",
+        }
         assert body["token_ttl_seconds"] == {"default": 60, "max": 60}
 
     async def test_yaml_profiles_work_too(

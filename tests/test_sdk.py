@@ -46,7 +46,7 @@ class TestOfficialSdk:
         secret = await sdk.realtime.client_secrets.create(
             session={
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2",
                 "audio": {"output": {"voice": "ash"}},
             },
             expires_after={"anchor": "created_at", "seconds": 300},
@@ -57,7 +57,7 @@ class TestOfficialSdk:
 
     async def test_beta_sessions_create(self, sdk: openai.AsyncOpenAI) -> None:
         """`client.beta.realtime.sessions.create` mints through the beta endpoint."""
-        session = await sdk.beta.realtime.sessions.create(model="gpt-realtime", voice="ash")
+        session = await sdk.beta.realtime.sessions.create(voice="ash")
         assert session.client_secret.value == CLIENT_SECRET
         assert session.voice == "ash"
 

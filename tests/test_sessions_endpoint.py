@@ -31,7 +31,7 @@ class TestTranslation:
             "expires_after": {"anchor": "created_at", "seconds": 60},
             "session": {
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2",
                 "audio": {"output": {"voice": "alloy"}},
             },
         }
@@ -43,7 +43,7 @@ class TestTranslation:
         await mint(
             client,
             {
-                "model": "gpt-realtime-mini",
+                "model": "gpt-realtime-2.1-mini",
                 "voice": "ash",
                 "instructions": "Be brief.",
                 "modalities": ["text", "audio"],
@@ -62,7 +62,7 @@ class TestTranslation:
         )
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
-            "model": "gpt-realtime-mini",
+            "model": "gpt-realtime-2.1-mini",
             "instructions": "Be brief.",
             "output_modalities": ["audio"],
             "max_output_tokens": 512,
@@ -162,7 +162,7 @@ class TestTranslation:
     ) -> None:
         """Azure mode sends `api-key` and the deployment name, and maps it back."""
         settings = make_settings(
-            upstream_api_type="azure", upstream_model_map="gpt-realtime=my-rt-deployment"
+            upstream_api_type="azure", upstream_model_map="gpt-realtime-2=my-rt-deployment"
         )
         client = await client_for(settings)
         response = await mint(client, {})
@@ -170,7 +170,7 @@ class TestTranslation:
         assert request.headers["api-key"] == API_KEY
         assert "authorization" not in request.headers
         assert sent_body(upstream)["session"]["model"] == "my-rt-deployment"
-        assert response.json()["model"] == "gpt-realtime"
+        assert response.json()["model"] == "gpt-realtime-2"
 
 
 class TestResponse:
@@ -219,12 +219,12 @@ class TestDryRun:
         body = response.json()
         assert response.status_code == 200
         assert body["dry_run"] is True
-        assert body["session"] == {"model": "gpt-realtime", "voice": "sage"}
+        assert body["session"] == {"model": "gpt-realtime-2", "voice": "sage"}
         assert {
             "param": "model",
             "action": "default",
             "reason": "server default model",
-            "applied": "gpt-realtime",
+            "applied": "gpt-realtime-2",
         } in body["policy_decisions"]
         assert not upstream.routes["mint"].called
 

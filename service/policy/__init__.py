@@ -4,6 +4,7 @@
 into it, purely, and says what it decided and why.
 """
 
+from service.policy.catalog import model_warnings
 from service.policy.merge import Decision
 from service.policy.model import CsvStr, Policy, csv_items, split_csv
 from service.policy.profiles import Profiles, load_profiles
@@ -21,5 +22,6 @@ __all__ = [
     "evaluate_transcription",
     "evaluate_translation",
     "load_profiles",
+    "model_warnings",
     "split_csv",
 ]

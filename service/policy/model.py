@@ -87,8 +87,8 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    allowed_models: CsvStr = ("gpt-realtime", "gpt-realtime-mini")
-    default_model: str = "gpt-realtime"
+    allowed_models: CsvStr = ("gpt-realtime-2", "gpt-realtime-2.1-mini")
+    default_model: str = "gpt-realtime-2"
     allowed_voices: CsvStr = ALL_VOICES
     """Built-in voice names, and custom voices by id (`voice_...`, sent as `{"id": ...}`)."""
     default_voice: str = "alloy"
