@@ -201,10 +201,8 @@ class TestVoicesAndTools:
             {"type": "realtime", "tools": [tool]},
         )
         assert error["param"] == "session.tools"
-        assert (
-            "MCP tools come only from the server's list (POLICY_MCP_SERVERS_FILE): crm"
-            in (error["message"])
-        )
+        assert "MCP server 'crm' is not offered (offered: none)" in error["message"]
+        assert "POLICY_MCP_SERVERS_FILE" in error["message"]
 
     async def test_mcp_tool_choice(
         self, client_for: ClientFor, make_settings: MakeSettings

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import metrics
+from service.api.redaction import REDACTED, redact, server_set, tool_name, without_credentials
 from service.auth import Caller
 from service.config import Settings
 from service.contract import (
@@ -47,28 +48,6 @@ from service.policy import (
 )
 from service.upstream import Minted, Upstream
 
-REDACTED = "[redacted: set by the server]"
-OPERATOR_ONLY = frozenset({"instructions", "tools"})
-"""Fields whose server-set values are the operator's: shown to callers only redacted."""
-
-
-def _server_set(outcome: Outcome) -> frozenset[str]:
-    """The operator-only fields whose effective value the policy supplied (not the caller)."""
-    return frozenset(d.param for d in outcome.decisions if d.param in OPERATOR_ONLY)
-
-
-def _redact(session: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    """A session view with server instructions hidden and server tools reduced to names."""
-    shown = dict(session)
-    if "instructions" in fields and shown.get("instructions") is not None:
-        shown["instructions"] = REDACTED
-    if "tools" in fields and shown.get("tools"):
-        shown["tools"] = [
-            {"type": "function", "name": tool.get("name"), "description": REDACTED}
-            for tool in shown["tools"]
-        ]
-    return shown
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -93,12 +72,12 @@ class Plan:
             if decision["param"] == "instructions" and decision["applied"] is not None:
                 decision["applied"] = REDACTED
             elif decision["param"] == "tools" and decision["applied"]:
-                decision["applied"] = [tool.get("name") for tool in decision["applied"]]
+                decision["applied"] = [tool_name(tool) for tool in decision["applied"]]
         return shown
 
     def redacted(self, session: dict[str, Any]) -> dict[str, Any]:
         """`session` as a dry run shows it: what the server set, redacted."""
-        return _redact(session, _server_set(self.outcome))
+        return redact(session, server_set(self.outcome.decisions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +236,7 @@ async def create_session(
         }, planned
     minted = await mint_upstream(context, planned)
     view = (
-        beta_view(minted.session, _reverse_map(context.settings))
+        beta_view(without_credentials(minted.session), _reverse_map(context.settings))
         if minted.session
         else _effective_beta(planned.outcome)
     )
@@ -298,5 +277,5 @@ async def answer_ga(
     return {
         "value": minted.value,
         "expires_at": minted.expires_at,
-        "session": minted.session or planned.body["session"],
+        "session": without_credentials(minted.session or planned.body["session"]),
     }, planned

@@ -79,6 +79,11 @@ class Merge(Generic[S]):
         self.updates[field_path or param] = as_json(clamp_to)
         self.decisions.append(Decision(param, "clamped", message, as_json(clamp_to)))
 
+    def refuse(self, param: str, message: str) -> None:
+        """Record a violation whose clamp is to leave the offending part out."""
+        self.violations.append((param, message))
+        self.decisions.append(Decision(param, "clamped", message, None))
+
 
 def allowed_text(values: tuple[str, ...]) -> str:
     """How an allowed list is shown in messages: comma-separated, or `none`."""

@@ -19,6 +19,7 @@ from pydantic_settings import NoDecode
 
 from service.contract.beta import BETA_VOICES, AudioFormat, MaxTokens, Tool
 from service.contract.ga_tools import REASONING_EFFORTS, ReasoningEffort
+from service.policy.mcp import McpServer, read_mcp_servers
 
 
 def csv_items(text: str) -> tuple[str, ...]:
@@ -133,6 +134,10 @@ class Policy(BaseModel):
     default_translation_model: str = "gpt-realtime-translate"
     translation_languages: OptionalCsv = None
     """Target languages of translation sessions; unset: any."""
+    mcp_servers_file: Annotated[
+        tuple[McpServer, ...], NoDecode, BeforeValidator(read_mcp_servers)
+    ] = ()
+    """MCP servers callers may pick by label, read from this file (credentials included)."""
     idle_timeout_ms_max: Annotated[int, Field(ge=5000, le=30000)] | None = None
     """Cap on `turn_detection.idle_timeout_ms`; unset leaves OpenAI's own 30000."""
 
@@ -156,6 +161,9 @@ class Policy(BaseModel):
                 f"POLICY_DEFAULT_TRANSLATION_MODEL '{self.default_translation_model}' is not in "
                 "POLICY_ALLOWED_TRANSLATION_MODELS"
             )
+        labels = [server.label for server in self.mcp_servers_file]
+        if len(set(labels)) != len(labels):
+            problems.append("POLICY_MCP_SERVERS_FILE: server labels must be unique")
         if self.token_ttl_seconds > self.max_token_ttl_seconds:
             problems.append("POLICY_TOKEN_TTL_SECONDS exceeds POLICY_MAX_TOKEN_TTL_SECONDS")
         if self.speed_min > self.speed_max:
@@ -218,6 +226,7 @@ class Policy(BaseModel):
             "reasoning_efforts": list(self.reasoning_efforts),
             "truncation": self.truncation,
             "idle_timeout_ms_max": self.idle_timeout_ms_max,
+            "mcp_servers": [server.public() for server in self.mcp_servers_file],
             "session_types": list(self.session_types),
             "transcription_languages": _any_or_list(self.transcription_languages),
             "translation_models": {

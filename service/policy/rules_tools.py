@@ -1,12 +1,15 @@
 """Policy rules for tools and tool choice.
 
 Function tools follow POLICY_TOOLS_MODE (`server`, `subset`, `client`). MCP
-tools reach a session only from the server's own list (POLICY_MCP_SERVERS_FILE,
-which also holds their credentials); a caller's MCP tool is refused with a
-message saying so, never forwarded with whatever server and token it names.
+servers reach a session only from the server's own list (POLICY_MCP_SERVERS_FILE,
+which also holds their credentials): a caller picks one by label and the
+server's definition is sent; a caller's own server URL or token is refused,
+never forwarded.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from service.contract.ga import RealtimeSession
 from service.contract.ga_tools import FunctionTool, McpTool, Tool, ToolChoiceFunction
@@ -22,20 +25,48 @@ def server_tools(m: Merge[RealtimeSession]) -> list[dict[str, object]]:
 
 
 def tools(m: Merge[RealtimeSession]) -> None:
-    """Function tools per POLICY_TOOLS_MODE; caller MCP tools refused; tool_choice checked."""
+    """Function tools per POLICY_TOOLS_MODE, MCP servers by label, then tool_choice."""
     requested = m.request.tools
     asked: list[Tool] | None = requested or None  # `tools: []` is the API's default: no-op
     mcp = [tool for tool in asked or () if isinstance(tool, McpTool)]
     functions = [tool for tool in asked or () if isinstance(tool, FunctionTool)]
+    names = _function_tools(m, functions if asked is not None else None)
+    servers = _mcp_servers(m, mcp)
     if mcp:
-        m.violate(
-            "tools",
-            "MCP tools come only from the server's list (POLICY_MCP_SERVERS_FILE): "
-            f"{', '.join(tool.server_label for tool in mcp)}",
-            server_tools(m) or None,
-        )
-    effective = _function_tools(m, functions if asked is not None else None)
-    _tool_choice(m, effective)
+        chosen = m.updates.get("tools")
+        if chosen is None:
+            chosen = [tool.model_dump(mode="json", exclude_none=True) for tool in functions]
+        m.pin("tools", [*chosen, *servers.values()], "server definitions of the chosen MCP servers")
+    _tool_choice(m, names, servers)
+
+
+CALLER_MCP_FIELDS = frozenset({"type", "server_label"})
+
+
+def _mcp_servers(m: Merge[RealtimeSession], asked: list[McpTool]) -> dict[str, dict[str, Any]]:
+    """The server's definitions of the MCP servers a caller picked by label."""
+    offered = {server.label: server for server in m.policy.mcp_servers_file}
+    chosen: dict[str, dict[str, Any]] = {}
+    for tool in asked:
+        extra = sorted(tool.model_fields_set - CALLER_MCP_FIELDS)
+        if tool.server_label not in offered:
+            m.refuse(
+                "tools",
+                f"MCP server '{tool.server_label}' is not offered (offered: "
+                f"{allowed_text(tuple(offered))}); MCP servers come only from the server's "
+                "list (POLICY_MCP_SERVERS_FILE)",
+            )
+        elif extra:
+            m.refuse(
+                "tools",
+                f"MCP server '{tool.server_label}' is defined by the server "
+                f"(POLICY_MCP_SERVERS_FILE); send only type and server_label, not "
+                f"{', '.join(extra)}",
+            )
+            chosen[tool.server_label] = offered[tool.server_label].as_tool()
+        else:
+            chosen[tool.server_label] = offered[tool.server_label].as_tool()
+    return chosen
 
 
 def _function_tools(m: Merge[RealtimeSession], asked: list[FunctionTool] | None) -> set[str]:
@@ -70,7 +101,9 @@ def _function_tools(m: Merge[RealtimeSession], asked: list[FunctionTool] | None)
     return {str(tool["name"]) for tool in chosen}
 
 
-def _tool_choice(m: Merge[RealtimeSession], names: set[str]) -> None:
+def _tool_choice(
+    m: Merge[RealtimeSession], names: set[str], servers: dict[str, dict[str, Any]]
+) -> None:
     choice = m.request.tool_choice
     if choice is None or isinstance(choice, str):
         return
@@ -82,9 +115,20 @@ def _tool_choice(m: Merge[RealtimeSession], names: set[str]) -> None:
                 None,
             )
         return
-    m.violate(
-        "tool_choice",
-        f"tool_choice names the MCP server '{choice.server_label}', which is not among the "
-        "session's tools (MCP servers come from POLICY_MCP_SERVERS_FILE)",
-        None,
-    )
+    server = servers.get(choice.server_label)
+    if server is None:
+        m.violate(
+            "tool_choice",
+            f"tool_choice names the MCP server '{choice.server_label}', which is not among the "
+            "session's tools (MCP servers come from POLICY_MCP_SERVERS_FILE)",
+            None,
+        )
+        return
+    allowed = server.get("allowed_tools")
+    if choice.name is not None and allowed is not None and choice.name not in allowed:
+        m.violate(
+            "tool_choice",
+            f"tool_choice names '{choice.name}', which MCP server '{choice.server_label}' "
+            f"does not offer (offered: {allowed_text(tuple(allowed))})",
+            None,
+        )
