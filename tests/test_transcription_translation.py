@@ -86,6 +86,15 @@ class TestBetaTranscriptionSessions:
         assert body["input_audio_format"] == "g711_alaw"
         assert body["turn_detection"] == {"type": "server_vad", "threshold": 0.6}
 
+    async def test_other_vad_fields_are_a_400(self, client: httpx.AsyncClient) -> None:
+        """A server-VAD field on semantic VAD is a 400: GA cannot carry it (found by fuzzing)."""
+        response = await client.post(
+            TRANSCRIPTION_SESSIONS,
+            json={"turn_detection": {"type": "semantic_vad", "threshold": 0}},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "turn_detection.threshold"
+
     async def test_dry_run_mints_nothing(
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:

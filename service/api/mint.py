@@ -36,6 +36,7 @@ from service.contract import (
     ga_param,
     parse,
     to_ga,
+    translated,
 )
 from service.errors import PolicyViolation
 from service.limits import Limiter
@@ -224,7 +225,7 @@ async def create_session(
     request = parse(SessionRequest, body, beta=True)
     check_carriable(request)
     expires = request.client_secret.expires_after if request.client_secret else None
-    session = RealtimeSession.model_validate(to_ga(request))
+    session = translated(RealtimeSession, to_ga(request))
     planned = plan(context, session, expires.seconds if expires else None)
     log_fields(context.fields, "sessions", planned)
     if dry_run:

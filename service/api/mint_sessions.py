@@ -21,7 +21,12 @@ from service.api.mint import (
     mint_upstream,
     plan,
 )
-from service.contract import TranscriptionSession, TranslationClientSecretRequest, parse
+from service.contract import (
+    TranscriptionSession,
+    TranslationClientSecretRequest,
+    parse,
+    translated,
+)
 from service.contract.beta_transcription import (
     TranscriptionSessionRequest,
     beta_transcription_param,
@@ -38,7 +43,7 @@ async def create_transcription_session(
         await dry_run_allowed(context)
     request = parse(TranscriptionSessionRequest, body, beta=True)
     expires = request.client_secret.expires_at if request.client_secret else None
-    session = TranscriptionSession.model_validate(transcription_to_ga(request))
+    session = translated(TranscriptionSession, transcription_to_ga(request))
     name = beta_transcription_param
     planned = plan(context, session, expires.seconds if expires else None, name, name)
     log_fields(context.fields, "transcription_sessions", planned)

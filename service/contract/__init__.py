@@ -14,7 +14,7 @@ from service.contract.ga import (
     TranslationClientSecretRequest,
     TranslationSession,
 )
-from service.contract.parsing import invalid_request_from, param_of, parse
+from service.contract.parsing import invalid_request_from, param_of, parse, translated
 from service.contract.translate import (
     beta_name,
     beta_param,
@@ -41,4 +41,5 @@ __all__ = [
     "param_of",
     "parse",
     "to_ga",
+    "translated",
 ]

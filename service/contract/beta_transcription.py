@@ -25,7 +25,7 @@ from service.contract.beta import (
     StrictModel,
     TurnDetection,
 )
-from service.contract.translate import FORMAT_FROM_GA, FORMAT_TO_GA
+from service.contract.translate import FORMAT_FROM_GA, FORMAT_TO_GA, check_turn_detection
 
 
 class TranscriptionClientSecret(StrictModel):
@@ -64,7 +64,8 @@ def beta_transcription_param(path: str) -> str:
 
 
 def transcription_to_ga(request: TranscriptionSessionRequest) -> dict[str, Any]:
-    """The GA transcription session a beta request asks for."""
+    """The GA transcription session a beta request asks for (400 if GA cannot carry it)."""
+    check_turn_detection(request.turn_detection)
     audio_in: dict[str, Any] = {}
     if request.input_audio_format is not None:
         audio_in["format"] = FORMAT_TO_GA[request.input_audio_format]

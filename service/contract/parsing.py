@@ -125,3 +125,15 @@ def parse(model: type[M], body: bytes, beta: bool = False) -> M:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="invalid_json"
         ) from None
+
+
+def translated(model: type[M], data: dict[str, Any]) -> M:
+    """Validate a GA session translated from a beta request.
+
+    The beta checks (`check_carriable`) refuse what GA cannot carry first, so
+    this should not fail; if it does, the caller still gets a 400, never a 500.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request_from(exc, beta=True) from None

@@ -114,7 +114,11 @@ def check_carriable(session: Session) -> None:
         )
     if session.id is not None:
         raise _unsupported("id", "the session id is assigned by OpenAI")
-    td = session.turn_detection
+    check_turn_detection(session.turn_detection)
+
+
+def check_turn_detection(td: TurnDetection | None) -> None:
+    """Refuse fields of the other VAD type: GA's VAD types are disjoint objects."""
     if td is not None:
         if td.type == "semantic_vad":
             for field in SERVER_VAD_ONLY:
