@@ -202,3 +202,40 @@ class TestNullsAndDefaults:
         )
         assert response.status_code == 200, response.text
         assert sent_body(upstream)["session"]["truncation"] == "auto"
+
+
+class TestRoundTrip:
+    """The `session` the GA endpoint returned is accepted back as a request."""
+
+    async def test_server_tools_sent_back_are_not_a_choice(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """Under POLICY_TOOLS_MODE=server, the server's own tools echoed back still mint."""
+        client = await client_for(make_settings(policy={"tools": [FUNCTION]}))
+        first = (await client.post(CLIENT_SECRETS, json={"session": {"type": "realtime"}})).json()
+        again = await client.post(CLIENT_SECRETS, json={"session": first["session"]})
+        assert again.status_code == 200, again.text
+        assert sent_body(upstream)["session"]["tools"] == [FUNCTION]
+
+    async def test_every_field_round_trips(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A session using every GA field, as returned, mints again to the same upstream body."""
+        client = await client_for(make_settings(policy=OPEN_POLICY))
+        session: dict[str, Any] = {"type": "realtime"}
+        for _, fields in FIELDS:
+            session.update({k: v for k, v in fields.items() if k != "audio"})
+        session["audio"] = {
+            "input": {
+                "format": {"type": "audio/pcmu"},
+                "noise_reduction": {"type": "far_field", "strength": 0.5},
+                "turn_detection": {"type": "server_vad", "idle_timeout_ms": 6000},
+            },
+            "output": {"voice": {"id": "voice_123"}, "speed": 1.2},
+        }
+        first = await client.post(CLIENT_SECRETS, json={"session": session})
+        assert first.status_code == 200, first.text
+        sent = sent_body(upstream)
+        again = await client.post(CLIENT_SECRETS, json={"session": first.json()["session"]})
+        assert again.status_code == 200, again.text
+        assert sent_body(upstream) == sent

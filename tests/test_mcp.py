@@ -94,6 +94,23 @@ class TestMcpServers:
         assert "send only type and server_label, not authorization" in error["message"]
         assert "mine" not in response.text
 
+    async def test_returned_session_is_accepted_back(
+        self, mcp_client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """The session returned (MCP servers as defined, credentials stripped) mints again."""
+        body = session(tools=[{"type": "mcp", "server_label": "crm"}])
+        first = (await mcp_client.post(CLIENT_SECRETS, json=body)).json()
+        again = await mcp_client.post(CLIENT_SECRETS, json={"session": first["session"]})
+        assert again.status_code == 200, again.text
+        assert sent_body(upstream)["session"]["tools"][0]["authorization"] == TOKEN
+
+    async def test_changed_server_url_is_refused(self, mcp_client: httpx.AsyncClient) -> None:
+        """A caller's MCP tool pointing a known label at another URL is refused."""
+        tool = {"type": "mcp", "server_label": "crm", "server_url": "https://evil.example/mcp"}
+        response = await mcp_client.post(CLIENT_SECRETS, json=session(tools=[tool]))
+        assert response.status_code == 403
+        assert "not server_url" in response.text
+
     async def test_unknown_label_is_refused(self, mcp_client: httpx.AsyncClient) -> None:
         """A label not in the servers file is refused, listing the offered ones."""
         response = await mcp_client.post(

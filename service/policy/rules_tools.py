@@ -41,6 +41,23 @@ def tools(m: Merge[RealtimeSession]) -> None:
 
 
 CALLER_MCP_FIELDS = frozenset({"type", "server_label"})
+CREDENTIALS = frozenset({"authorization", "headers"})
+
+
+def _overridden(tool: McpTool, server: dict[str, Any]) -> list[str]:
+    """Fields a caller's MCP tool sets differently from the server's own definition.
+
+    A session the service returned carries its MCP servers as defined (minus
+    credentials); sending it back repeats them, which is not overriding them.
+    Credentials from a caller are always refused, whatever their value.
+    """
+    sent = tool.model_dump(mode="json", exclude_unset=True)
+    return sorted(
+        name
+        for name, value in sent.items()
+        if name not in CALLER_MCP_FIELDS
+        and (name in CREDENTIALS or (value is not None and server.get(name) != value))
+    )
 
 
 def _mcp_servers(m: Merge[RealtimeSession], asked: list[McpTool]) -> dict[str, dict[str, Any]]:
@@ -48,31 +65,39 @@ def _mcp_servers(m: Merge[RealtimeSession], asked: list[McpTool]) -> dict[str, d
     offered = {server.label: server for server in m.policy.mcp_servers_file}
     chosen: dict[str, dict[str, Any]] = {}
     for tool in asked:
-        extra = sorted(tool.model_fields_set - CALLER_MCP_FIELDS)
-        if tool.server_label not in offered:
+        server = offered.get(tool.server_label)
+        extra = _overridden(tool, server.as_tool()) if server is not None else []
+        if server is None:
             m.refuse(
                 "tools",
                 f"MCP server '{tool.server_label}' is not offered (offered: "
                 f"{allowed_text(tuple(offered))}); MCP servers come only from the server's "
                 "list (POLICY_MCP_SERVERS_FILE)",
             )
-        elif extra:
+            continue
+        if extra:
             m.refuse(
                 "tools",
                 f"MCP server '{tool.server_label}' is defined by the server "
                 f"(POLICY_MCP_SERVERS_FILE); send only type and server_label, not "
                 f"{', '.join(extra)}",
             )
-            chosen[tool.server_label] = offered[tool.server_label].as_tool()
-        else:
-            chosen[tool.server_label] = offered[tool.server_label].as_tool()
+        chosen[tool.server_label] = server.as_tool()
     return chosen
+
+
+def _echoes(asked: list[FunctionTool], offered: list[dict[str, object]]) -> bool:
+    """Whether `asked` is exactly the server's tools, as a returned session carries them."""
+    sent = [{"type": "function", **t.model_dump(mode="json", exclude_none=True)} for t in asked]
+    return sent == offered
 
 
 def _function_tools(m: Merge[RealtimeSession], asked: list[FunctionTool] | None) -> set[str]:
     """Apply POLICY_TOOLS_MODE; the names of the session's function tools."""
     p = m.policy
     offered = server_tools(m)
+    if asked and _echoes(asked, offered):
+        asked = None  # the server's own tools sent back (a returned session): not a choice
     if p.tools_mode == "server":
         if asked:
             m.violate("tools", "tools are set by the server; send none", offered or None)
