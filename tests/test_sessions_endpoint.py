@@ -8,7 +8,8 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body
+from service.api import create_app
+from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body, serving
 from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
@@ -242,3 +243,18 @@ class TestDryRun:
         response = await client.post(f"{SESSIONS}?dry_run=maybe", json={})
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "dry_run"
+
+
+class TestRoundTrip:
+    """What /v1/realtime/sessions answered is accepted back as a request."""
+
+    async def test_answer_sent_back_mints(self, make_settings: MakeSettings) -> None:
+        """The emulator-backed answer (id, object, client_secret, decisions, nulls) mints again."""
+        settings = make_settings(upstream_emulator=True, openai_api_key=None)
+        async with serving(create_app(settings)) as client:
+            first = await client.post(SESSIONS, json={"voice": "marin", "speed": 1.1})
+            assert first.status_code == 200, first.text
+            again = await client.post(SESSIONS, json=first.json())
+        assert again.status_code == 200, again.text
+        assert again.json()["voice"] == "marin"
+        assert again.json()["client_secret"]["value"] != first.json()["client_secret"]["value"]

@@ -222,7 +222,9 @@ class Session(StrictModel):
     """
 
     id: SkipJsonSchema[str | None] = None
-    """`sess_...`; assigned by OpenAI, so clients may not send it (refused, undocumented)."""
+    """`sess_...`; assigned by OpenAI: accepted on a round trip and dropped (undocumented)."""
+    object: SkipJsonSchema[Literal["realtime.session"] | None] = None
+    """Read-only, as `id`."""
     input_audio_format: AudioFormat | None = None
     """The format of input audio."""
     input_audio_noise_reduction: InputAudioNoiseReduction | None = None
@@ -265,12 +267,17 @@ class ExpiresAfter(StrictModel):
 
 
 class ClientSecretOptions(StrictModel):
-    """The beta request's `client_secret` object."""
+    """The beta request's `client_secret` object (plus, on a round trip, the old secret)."""
 
     expires_after: ExpiresAfter | None = None
+    value: SkipJsonSchema[str | None] = None
+    """A previous answer's secret, sent back with its session: dropped, never forwarded."""
+    expires_at: SkipJsonSchema[int | None] = None
 
 
 class SessionRequest(Session):
     """Body of `POST /v1/realtime/sessions`: a Session plus the secret's lifetime."""
 
     client_secret: ClientSecretOptions | None = None
+    policy_decisions: SkipJsonSchema[list[JsonObject] | None] = None
+    """A previous answer's decisions, sent back with its session: dropped."""

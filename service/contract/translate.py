@@ -17,9 +17,9 @@ Mapping (beta -> GA `POST /v1/realtime/client_secrets`):
 - `tools`, `tracing`, `instructions`, `model` keep their names.
 
 Refused with 400 (`unsupported_parameter`), because GA cannot carry them:
-`temperature` (GA has no sampling temperature), `id` (assigned by OpenAI),
-turn-detection fields that belong to the other VAD type, and an empty
-`modalities` list.
+`temperature` (GA has no sampling temperature), turn-detection fields that
+belong to the other VAD type, and an empty `modalities` list. A previous
+answer's read-only fields (`id`, `object`, the old secret) are dropped.
 """
 
 from __future__ import annotations
@@ -112,8 +112,6 @@ def check_carriable(session: Session) -> None:
             "OpenAI's GA Realtime API has no temperature; "
             "remove it (the model's default sampling applies)",
         )
-    if session.id is not None:
-        raise _unsupported("id", "the session id is assigned by OpenAI")
     check_turn_detection(session.turn_detection)
 
 
