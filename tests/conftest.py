@@ -27,6 +27,9 @@ TRANSLATION_URL = f"{BASE_URL}/realtime/translations/client_secrets"
 CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
 SERVER_INSTRUCTIONS = "TOP-SECRET-PROMPT: you are Acme's agent."
 """Server instructions: sent upstream, never shown to callers or written to a log."""
+MCP_TOKEN = "mcp-TOKEN-do-not-leak-0123"
+MCP_HEADER = "hdr-SECRET-do-not-leak-4567"
+"""MCP server credentials from the servers file: sent upstream, never shown or logged."""
 
 MakeSettings = Callable[..., Settings]
 ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]

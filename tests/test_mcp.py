@@ -10,12 +10,12 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import ClientFor, MakeSettings, sent_body
+from tests.conftest import MCP_HEADER, MCP_TOKEN, ClientFor, MakeSettings, sent_body
 from tests.paths import CLIENT_SECRETS, POLICY
 
 pytestmark = pytest.mark.anyio
-TOKEN = "mcp-TOKEN-do-not-leak-0123"
-HEADER = "hdr-SECRET-do-not-leak-4567"
+TOKEN = MCP_TOKEN
+HEADER = MCP_HEADER
 
 
 @pytest.fixture(name="mcp_client")

@@ -11,7 +11,7 @@ import respx
 
 from service.auth import new_api_key
 from tests.conftest import ClientFor, MakeSettings, sent_body
-from tests.paths import POLICY, SESSIONS
+from tests.paths import CLIENT_SECRETS, POLICY, SESSIONS
 
 pytestmark = pytest.mark.anyio
 PROFILES_TOML = """
@@ -181,3 +181,36 @@ class TestValidation:
         monkeypatch.setenv("POLICY_PROFILES_FILE", str(profiles_file(tmp_path)))
         settings = Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x")
         assert settings.profiles.for_caller("free-app")[0] == "free"
+
+
+class TestGaKeysInProfiles:
+    """The GA policy settings are profile keys like every other."""
+
+    async def test_captions_profile(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """A profile limited to transcription in English mints captions and nothing else."""
+        text = """
+default = "captions"
+
+[profiles.captions]
+session_types = ["transcription"]
+transcription_languages = ["en"]
+prompts = ["pmpt_x"]
+"""
+        client = await client_for(make_settings(policy_profiles_file=profiles_file(tmp_path, text)))
+        ok = await client.post(
+            CLIENT_SECRETS,
+            json={
+                "session": {
+                    "type": "transcription",
+                    "audio": {"input": {"transcription": {"language": "en"}}},
+                }
+            },
+        )
+        assert ok.status_code == 200, ok.text
+        assert (await client.post(CLIENT_SECRETS, json={})).status_code == 403
+        view = (await client.get(POLICY)).json()
+        assert view["session_types"] == ["transcription"]
+        assert view["transcription_languages"] == ["en"]
+        assert view["prompts"]["allowed"] == ["pmpt_x"]
