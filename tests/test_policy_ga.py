@@ -189,6 +189,31 @@ class TestVoicesAndTools:
         await minted(client_for, make_settings, policy, {})
         assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == {"id": "voice_1"}
 
+    async def test_custom_voice_by_id_is_forwarded_without_a_decision(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An allowed `{"id": "voice_..."}` goes upstream as sent; the policy reports nothing."""
+        response = await minted(
+            client_for,
+            make_settings,
+            {"allowed_voices": "alloy,voice_7"},
+            {"session": {"type": "realtime", "audio": {"output": {"voice": {"id": "voice_7"}}}}},
+        )
+        assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == {"id": "voice_7"}
+        assert response.headers["x-policy-decisions"] == "model=default"
+
+    async def test_custom_voice_id_as_a_string_is_sent_as_an_object(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """`voice: "voice_7"` is sent as `{"id": "voice_7"}`, the shape of GA custom voices."""
+        await minted(
+            client_for,
+            make_settings,
+            {"allowed_voices": "alloy,voice_7"},
+            {"session": {"type": "realtime", "audio": {"output": {"voice": "voice_7"}}}},
+        )
+        assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == {"id": "voice_7"}
+
     async def test_caller_mcp_tool(
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:

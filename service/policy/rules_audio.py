@@ -31,7 +31,7 @@ def voice(m: Merge[Any], output: AudioOutput | None) -> None:
             f"voice '{asked}' is not allowed (allowed: {allowed_text(p.allowed_voices)})",
             voice_value(p.default_voice),
         )
-    elif output is not None and output.voice != voice_value(asked):
+    elif output is not None and isinstance(output.voice, str) and asked.startswith("voice_"):
         m.pin(path, voice_value(asked), "custom voices are sent by id")
 
 
