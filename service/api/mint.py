@@ -1,15 +1,19 @@
-"""The mint pipeline both endpoints share: parse, check, decide, translate, mint.
+"""The mint pipeline every endpoint shares: parse, check, decide, mint.
 
 A request's path through the service, in order:
 
 1. parse the endpoint's body strictly (400 naming the field);
-2. refuse what the GA API cannot carry (400, `unsupported_parameter`);
-3. apply the policy (403 listing every violation, or clamp and report);
-4. translate the effective Session to OpenAI's GA body;
-5. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
+2. beta endpoints: refuse what the GA API cannot carry (400,
+   `unsupported_parameter`), then translate the request into OpenAI's GA
+   session, the one shape the policy reasons about;
+3. apply the policy to the GA session (403 listing every violation, or
+   clamp and report): the effective session is the upstream body;
+4. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
 
-Both endpoints run exactly this, so a violation answers the same on either,
-and a dry run answers exactly as the real request would up to step 5.
+Every endpoint runs exactly this, so a violation answers the same on either
+door, and a dry run answers exactly as the real request would up to step 4.
+The realtime doors are here; the transcription and translation doors in
+`service.api.mint_sessions`.
 """
 
 from __future__ import annotations

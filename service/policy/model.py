@@ -4,8 +4,12 @@ Ops set it through `POLICY_*` environment variables (see `.env.example`);
 `Settings` loads it, and per-caller profiles override it field by field. A
 policy that contradicts itself (a default outside its allowed list, malformed
 tools JSON, an unknown mode) fails validation, so the process refuses to start
-instead of failing at the first mint. Applying it to a request lives in
-`service.policy.rules`.
+instead of failing at the first mint (an MCP servers file that cannot be
+read, or names a server twice, too). Model names are not checked against a
+list: any name ops allow is allowed, and `service.policy.catalog` warns about
+unknown and retiring ones. Applying the policy to a request lives in
+`service.policy.rules` (realtime) and `service.policy.rules_sessions`
+(transcription, translation).
 """
 
 from __future__ import annotations
