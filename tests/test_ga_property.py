@@ -1,4 +1,4 @@
-"""Property: every GA realtime session OpenAI's schema accepts mints, schema-valid, never a 500.
+"""Property: every GA session OpenAI's schemas accept mints, schema-valid, never a 500.
 
 Sessions are generated from OpenAI's published schema itself
 (`RealtimeSessionCreateRequestGA`, closed as in `tests/contract.py`). Under a
@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from service.api import create_app
 from tests.conftest import MakeSettings
 from tests.contract import SCHEMA_FILE
-from tests.paths import CLIENT_SECRETS
+from tests.paths import CLIENT_SECRETS, TRANSLATION_CLIENT_SECRETS
 
 RANGES_THE_SCHEMA_OMITS = frozenset(
     {
@@ -98,6 +98,8 @@ def _object(node: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 SESSIONS = from_schema(SCHEMAS["RealtimeSessionCreateRequestGA"])
+TRANSCRIPTIONS = from_schema(SCHEMAS["RealtimeTranscriptionSessionCreateRequestGA"])
+TRANSLATIONS = from_schema(SCHEMAS["RealtimeTranslationSessionCreateRequest"])
 
 
 class TestSchemaDrivenSessions:
@@ -121,6 +123,39 @@ class TestSchemaDrivenSessions:
             @given(session=SESSIONS)
             def mints(session: dict[str, Any]) -> None:
                 response = client.post(CLIENT_SECRETS, json={"session": session})
+                if response.status_code == 400:
+                    assert response.json()["error"]["param"] in RANGES_THE_SCHEMA_OMITS, (
+                        response.text
+                    )
+                    return
+                assert response.status_code == 200, response.text
+
+            mints()
+
+    def test_every_schema_valid_transcription_and_translation_mints(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """Transcription and translation sessions from OpenAI's schemas mint under clamping."""
+        app = create_app(
+            make_settings(policy={"on_violation": "clamp"}),
+            transport=httpx.MockTransport(upstream.async_handler),
+        )
+        with TestClient(app) as client:
+
+            @settings(
+                max_examples=150,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            )
+            @given(
+                request=st.one_of(
+                    TRANSCRIPTIONS.map(lambda session: (CLIENT_SECRETS, session)),
+                    TRANSLATIONS.map(lambda session: (TRANSLATION_CLIENT_SECRETS, session)),
+                )
+            )
+            def mints(request: tuple[str, dict[str, Any]]) -> None:
+                path, session = request
+                response = client.post(path, json={"session": session})
                 if response.status_code == 400:
                     assert response.json()["error"]["param"] in RANGES_THE_SCHEMA_OMITS, (
                         response.text
