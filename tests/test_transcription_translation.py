@@ -146,6 +146,18 @@ class TestTranslationClientSecrets:
         assert again.status_code == 200, again.text
         assert sent_body(upstream, "translation")["session"] == session
 
+    async def test_dry_run_mints_nothing(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A translation dry run shows the upstream body and its decisions, and calls nobody."""
+        response = await client.post(
+            f"{TRANSLATION_CLIENT_SECRETS}?dry_run=true",
+            json={"session": {"model": "gpt-realtime-translate"}},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["session"] == {"model": "gpt-realtime-translate"}
+        assert not upstream.routes["translation"].called
+
     async def test_model_is_required(self, client: httpx.AsyncClient) -> None:
         """A translation session without a model is a 400 naming it, as OpenAI answers."""
         response = await client.post(TRANSLATION_CLIENT_SECRETS, json={"session": {}})
