@@ -71,7 +71,7 @@ class TestStartupAndReadiness:
             async with serving(create_app(settings)) as client:
                 assert (await client.get(READYZ)).status_code == 200
         warned = [line for line in logs if line["event"] == "model_warning"]
-        assert [line["model"] for line in warned] == ["gpt-realtime-3"]
+        assert "gpt-realtime-3" in [line["model"] for line in warned]
 
     async def test_readyz_lists_model_warnings(
         self, client_for: ClientFor, make_settings: MakeSettings
@@ -84,4 +84,4 @@ class TestStartupAndReadiness:
         )
         response = await client.get(READYZ)
         assert response.status_code == 200
-        assert [item["model"] for item in response.json()["models"]] == ["gpt-realtime-3"]
+        assert "gpt-realtime-3" in [item["model"] for item in response.json()["models"]]
