@@ -114,25 +114,48 @@ def _set(body: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def _normalised(node: Any, path: str = "") -> Any:
-    """`node` without the nulls and empty objects that carry nothing upstream."""
-    if not isinstance(node, Mapping):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        here = f"{path}.{key}" if path else key
-        if value is None and here not in KEEP_NULL:
-            continue
-        value = _normalised(value, here)
-        if value == {} and here in ("audio", "audio.input", "audio.output"):
-            continue
-        out[key] = value
-    return out
+def _remove(body: dict[str, Any], path: str) -> None:
+    *parents, last = path.split(".")
+    node: Any = body
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def _explicit_null(request: BaseModel, path: str) -> bool:
+    """Whether the caller sent `null` at `path` (not merely left it out)."""
+    node: Any = request
+    *parents, last = path.split(".")
+    for part in parents:
+        node = getattr(node, part, None)
+        if not isinstance(node, BaseModel):
+            return False
+    return last in node.model_fields_set and getattr(node, last, None) is None
 
 
 def effective(request: BaseModel, updates: Mapping[str, Any], exclude: frozenset[str]) -> Any:
-    """The request's JSON with the policy's updates applied, normalised for upstream."""
-    body = request.model_dump(mode="json", exclude_unset=True, exclude=set(exclude))
+    """The request's JSON with the policy's updates applied, normalised for upstream.
+
+    pydantic leaves out every null a model field holds (free-form JSON such as
+    tool parameters keeps its own); the one meaningful null is put back.
+    """
+    body = request.model_dump(
+        mode="json", exclude_unset=True, exclude_none=True, exclude=set(exclude)
+    )
+    for path in KEEP_NULL:
+        if _explicit_null(request, path):
+            _set(body, path, None)
     for path, value in updates.items():
-        _set(body, path, value)
-    return _normalised(body)
+        if value is None and path not in KEEP_NULL:
+            _remove(body, path)
+        else:
+            _set(body, path, value)
+    audio = body.get("audio")
+    if isinstance(audio, dict):
+        for side in ("input", "output"):
+            if audio.get(side) == {}:
+                del audio[side]
+        if not audio:
+            del body["audio"]
+    return body

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.contract.ga_audio import AudioInput, AudioOutput, Transcription, voice_name
+from service.contract.ga_audio import (
+    AudioInput,
+    AudioOutput,
+    ServerVad,
+    Transcription,
+    voice_name,
+)
 from service.contract.translate import FORMAT_FROM_GA, FORMAT_TO_GA
 from service.policy.merge import Merge, allowed_text
 
@@ -126,7 +132,7 @@ def turn_detection(m: Merge[Any], audio_in: AudioInput | None) -> None:
             f"turn detection '{kind}' is not allowed (allowed: {allowed_text(allowed)})",
             fallback,
         )
-    idle = getattr(td, "idle_timeout_ms", None)
+    idle = td.idle_timeout_ms if isinstance(td, ServerVad) else None
     cap = p.idle_timeout_ms_max
     if idle is not None and cap is not None and idle > cap and kind in allowed:
         m.violate(
