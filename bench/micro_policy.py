@@ -1,7 +1,8 @@
 """Micro-benchmark: policy evaluation plus translation per mint (goal: <= 50 us).
 
-Runs the pure part of a mint (strict parse of the body, carriability check,
-policy, translation to the GA body, JSON encoding) in a loop for a few
+Runs the pure part of a mint (strict parse of the body; for the beta body the
+carriability check and translation to the GA session; the policy; JSON
+encoding) in a loop for a few
 representative bodies and prints microseconds per mint. No network, no
 server: `uv run python bench/micro_policy.py`.
 """
@@ -18,25 +19,27 @@ from service.auth import Caller
 from service.config import Settings
 from service.contract import (
     ClientSecretRequest,
-    GASession,
+    RealtimeSession,
     SessionRequest,
-    from_ga,
+    check_carriable,
     ga_param,
     parse,
+    to_ga,
+    translated,
 )
 
 GA_MINIMAL = orjson.dumps(
     {
         "session": {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "audio": {"output": {"voice": "marin"}},
         }
     }
 )
 BETA_FULL = orjson.dumps(
     {
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2",
         "voice": "marin",
         "modalities": ["text", "audio"],
         "instructions": "Be brief.",
@@ -63,17 +66,20 @@ def main() -> None:
 
     def ga_minimal() -> None:
         request = parse(ClientSecretRequest, GA_MINIMAL)
-        session = from_ga(request.session or GASession(type="realtime"))
+        session = request.session or RealtimeSession(type="realtime")
         orjson.dumps(plan(context, session, None, ga_param).body)
 
     def beta_full() -> None:
-        orjson.dumps(plan(context, parse(SessionRequest, BETA_FULL), None).body)
+        request = parse(SessionRequest, BETA_FULL, beta=True)
+        check_carriable(request)
+        session = translated(RealtimeSession, to_ga(request))
+        orjson.dumps(plan(context, session, None).body)
 
     cases: list[tuple[str, Callable[[], None]]] = [
         ("GA endpoint, minimal body", ga_minimal),
         ("beta endpoint, every rule", beta_full),
     ]
-    print("policy + translation per mint (parse, check, decide, translate, encode)")
+    print("policy + translation per mint (parse, check, translate, decide, encode)")
     for name, case in cases:
         for _ in range(2_000):
             case()

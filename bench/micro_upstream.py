@@ -35,7 +35,7 @@ from service.upstream import Upstream, build_http_client
 
 CONCURRENCY = 50
 WARM_UP = 300
-BODY = {"session": {"type": "realtime", "model": "gpt-realtime"}}
+BODY = {"session": {"type": "realtime", "model": "gpt-realtime-2"}}
 HEADERS = {"Authorization": "Bearer bench-fake-key", "Content-Type": "application/json"}
 
 Post = Callable[[], Awaitable[None]]

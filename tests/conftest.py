@@ -19,14 +19,18 @@ from service.api import create_app
 from service.config import Settings
 from service.logs import configure
 from service.policy import Policy
-from tests.contract import assert_valid_ga_request
+from tests.contract import assert_valid_ga_request, assert_valid_translation_request
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
 UPSTREAM_URL = f"{BASE_URL}/realtime/client_secrets"
+TRANSLATION_URL = f"{BASE_URL}/realtime/translations/client_secrets"
 CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
 SERVER_INSTRUCTIONS = "TOP-SECRET-PROMPT: you are Acme's agent."
 """Server instructions: sent upstream, never shown to callers or written to a log."""
+MCP_TOKEN = "mcp-TOKEN-do-not-leak-0123"
+MCP_HEADER = "hdr-SECRET-do-not-leak-4567"
+"""MCP server credentials from the servers file: sent upstream, never shown or logged."""
 
 MakeSettings = Callable[..., Settings]
 ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]
@@ -87,8 +91,23 @@ def fixture_make_settings() -> MakeSettings:
 def ga_answer(request: httpx.Request) -> httpx.Response:
     """What OpenAI answers to a valid mint: the secret and the session echoed with an id."""
     body = json.loads(request.content)
+    if request.url.path.endswith("/translations/client_secrets"):
+        assert_valid_translation_request(body)
+        session = {**body["session"], "id": "sess_test_1", "type": "translation"}
+        session.setdefault("audio", {})
+        session["expires_at"] = 1_900_000_000
+        return httpx.Response(
+            200, json={"value": CLIENT_SECRET, "expires_at": 1_900_000_000, "session": session}
+        )
     assert_valid_ga_request(body)
-    session = {**body.get("session", {}), "id": "sess_test_1", "object": "realtime.session"}
+    kind = body.get("session", {}).get("type")
+    session = {
+        **body.get("session", {}),
+        "id": "sess_test_1",
+        "object": "realtime.transcription_session"
+        if kind == "transcription"
+        else "realtime.session",
+    }
     return httpx.Response(
         200, json={"value": CLIENT_SECRET, "expires_at": 1_900_000_000, "session": session}
     )
@@ -99,6 +118,7 @@ def fixture_upstream() -> respx.MockRouter:
     """OpenAI's GA endpoint, mocked; every body it receives is checked against the schema."""
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
     router.post(UPSTREAM_URL, name="mint").mock(side_effect=ga_answer)
+    router.post(TRANSLATION_URL, name="translation").mock(side_effect=ga_answer)
     return router
 
 
@@ -135,7 +155,7 @@ async def fixture_client(client_for: ClientFor, make_settings: MakeSettings) -> 
     return await client_for(make_settings())
 
 
-def sent_body(upstream: respx.MockRouter) -> dict[str, Any]:
-    """The JSON body of the last request that reached OpenAI."""
-    body: dict[str, Any] = json.loads(upstream.routes["mint"].calls.last.request.content)
+def sent_body(upstream: respx.MockRouter, route: str = "mint") -> dict[str, Any]:
+    """The JSON body of the last request that reached OpenAI (`route`: mint or translation)."""
+    body: dict[str, Any] = json.loads(upstream.routes[route].calls.last.request.content)
     return body

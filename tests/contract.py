@@ -4,6 +4,12 @@
 OpenAPI schemas (MIT). The spec leaves objects open, but the live API rejects
 unknown parameters, so every object schema is closed here, and OpenAPI 3.0's
 `nullable` is turned into JSON Schema's null type.
+
+The copy is `../shared/upstream/openai-realtime-schemas.min.json` (which adds
+the translation endpoint) with two repairs: `RealtimeFunctionTool` keeps its
+`description` property (lost when descriptions were stripped), and
+`noise_reduction.strength` is added where the openai SDK 3.57 types have it
+(newer than the published spec).
 """
 
 from __future__ import annotations
@@ -48,7 +54,12 @@ def ga_errors(body: Any, name: str = "RealtimeCreateClientSecretRequest") -> lis
     ]
 
 
-def assert_valid_ga_request(body: Any) -> None:
+def assert_valid_ga_request(body: Any, name: str = "RealtimeCreateClientSecretRequest") -> None:
     """Fail with the schema's own words if `body` is not a valid GA mint request."""
-    errors = ga_errors(body)
+    errors = ga_errors(body, name)
     assert not errors, errors
+
+
+def assert_valid_translation_request(body: Any) -> None:
+    """Fail with the schema's own words if `body` is not a valid translation mint request."""
+    assert_valid_ga_request(body, "RealtimeTranslationClientSecretCreateRequest")

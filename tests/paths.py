@@ -2,6 +2,8 @@
 
 SESSIONS = "/v1/realtime/sessions"
 CLIENT_SECRETS = "/v1/realtime/client_secrets"
+TRANSCRIPTION_SESSIONS = "/v1/realtime/transcription_sessions"
+TRANSLATION_CLIENT_SECRETS = "/v1/realtime/translations/client_secrets"
 POLICY = "/v1/policy"
 HEALTHZ = "/healthz"
 READYZ = "/readyz"

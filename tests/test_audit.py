@@ -4,18 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
 from service.auth import new_api_key
 from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings
-from tests.paths import SESSIONS
+from tests.paths import SESSIONS, TRANSLATION_CLIENT_SECRETS
 
 pytestmark = pytest.mark.anyio
 
 
 class TestAuditLine:
     """The canonical request line of a mint is its audit line."""
+
+    async def test_translation_mint_is_audited(self, client: httpx.AsyncClient) -> None:
+        """A translation mint logs its endpoint, model and upstream session like any mint."""
+        with capture_logs() as logs:
+            response = await client.post(
+                TRANSLATION_CLIENT_SECRETS, json={"session": {"model": "gpt-realtime-translate"}}
+            )
+        assert response.status_code == 200, response.text
+        [line] = [line for line in logs if line["event"] == "request"]
+        assert line["endpoint"] == "translation_client_secrets"
+        assert line["model"] == "gpt-realtime-translate"
+        assert line["outcome"] == "minted"
+        assert line["upstream_session_id"] == "sess_test_1"
 
     async def test_mint_line_has_attribution_and_no_secret(
         self, client_for: ClientFor, make_settings: MakeSettings
@@ -49,7 +63,7 @@ class TestAuditLine:
             "identity": "kiosk",
             "profile": "default",
             "endpoint": "sessions",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "voice": "ash",
             "upstream_session_id": "sess_test_1",
             "expires_at": 1_900_000_000,

@@ -102,7 +102,7 @@ class TestFieldErrors:
                 "invalid_type",
             ),
             ({"tracing": "on"}, "tracing", "invalid_value"),
-            ({"speed": 1, "model": 7}, "model", "invalid_value"),
+            ({"speed": 1, "model": 7}, "model", "invalid_type"),
             (
                 {"client_secret": {"expires_after": {"seconds": 5}}},
                 "client_secret.expires_after.seconds",

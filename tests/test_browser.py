@@ -88,8 +88,8 @@ def _start_service(api_key: tuple[str, str], cors_origin: str) -> ServiceProcess
             "UPSTREAM_EMULATOR": "true",
             "DEMO_PAGE": "true",
             "CORS_ALLOW_ORIGINS": cors_origin,
-            "POLICY_ALLOWED_MODELS": "gpt-realtime,gpt-realtime-mini",
-            "POLICY_DEFAULT_MODEL": "gpt-realtime-mini",
+            "POLICY_ALLOWED_MODELS": "gpt-realtime-2,gpt-realtime-2.1-mini",
+            "POLICY_DEFAULT_MODEL": "gpt-realtime-2.1-mini",
             "POLICY_ALLOWED_VOICES": "alloy,marin",
             "POLICY_DEFAULT_VOICE": "marin",
             "WORKERS": "1",
@@ -226,7 +226,7 @@ class TestDemoPage:
             assert values == policy[f"{select}s"]["allowed"]
             expect(page.locator(f"#{select}")).to_have_value(policy[f"{select}s"]["default"])
         assert policy["voices"]["allowed"] == ["alloy", "marin"]
-        assert policy["models"]["default"] == "gpt-realtime-mini"
+        assert policy["models"]["default"] == "gpt-realtime-2.1-mini"
         screenshot(page, tmp_path / "policy.png")
 
     def test_denied_origin_fails_visibly_once(
@@ -280,7 +280,7 @@ class TestDemoPage:
         expected = service_error(
             service,
             {"Authorization": f"Bearer {api_key[0]}"},
-            {"model": "gpt-realtime-mini", "voice": "robot"},
+            {"model": "gpt-realtime-2.1-mini", "voice": "robot"},
         )
         assert expected.startswith("Policy violation: voice: voice 'robot' is not allowed")
         expect(page.locator("#error")).to_have_text(expected)

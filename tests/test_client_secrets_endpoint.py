@@ -17,7 +17,7 @@ GA_REQUEST: dict[str, Any] = {
     "expires_after": {"anchor": "created_at", "seconds": 120},
     "session": {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2",
         "instructions": "Be kind.",
         "output_modalities": ["audio"],
         "max_output_tokens": 800,
@@ -61,7 +61,7 @@ class TestGaEndpoint:
         await client.post(CLIENT_SECRETS, json={})
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
-            "model": "gpt-realtime",
+            "model": "gpt-realtime-2",
             "audio": {"output": {"voice": "alloy"}},
         }
 
@@ -78,31 +78,36 @@ class TestGaEndpoint:
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """A rule applies to both endpoints alike."""
-        client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime"}))
+        client = await client_for(make_settings(policy={"allowed_models": "gpt-realtime-2"}))
         ga = await client.post(
-            CLIENT_SECRETS, json={"session": {"type": "realtime", "model": "gpt-realtime-mini"}}
+            CLIENT_SECRETS, json={"session": {"type": "realtime", "model": "gpt-realtime-2.1-mini"}}
         )
-        beta = await client.post(SESSIONS, json={"model": "gpt-realtime-mini"})
+        beta = await client.post(SESSIONS, json={"model": "gpt-realtime-2.1-mini"})
         assert ga.status_code == beta.status_code == 403
 
-    async def test_ga_only_feature_is_refused_by_name(
+    async def test_unlisted_prompt_is_refused_with_the_setting_to_allow_it(
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
-        """A GA parameter with no seed equivalent is a 400 that says why."""
+        """A dashboard prompt not in POLICY_PROMPTS is a 403 naming the setting that allows it."""
         response = await client.post(
             CLIENT_SECRETS, json={"session": {"type": "realtime", "prompt": {"id": "pmpt_1"}}}
         )
-        assert response.status_code == 400
+        assert response.status_code == 403
         error = response.json()["error"]
-        assert error["param"] == "session.prompt"
-        assert error["code"] == "unsupported_parameter"
+        assert error["param"] == "session.prompt.id"
+        assert "POLICY_PROMPTS" in error["message"]
         assert not upstream.routes["mint"].called
 
-    async def test_transcription_sessions_are_refused(self, client: httpx.AsyncClient) -> None:
-        """Only realtime sessions are minted here."""
+    async def test_transcription_session_mints_with_the_default_model(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """`session.type: "transcription"` mints a transcription token with the server's model."""
         response = await client.post(CLIENT_SECRETS, json={"session": {"type": "transcription"}})
-        assert response.status_code == 400
-        assert response.json()["error"]["param"] == "session.type"
+        assert response.status_code == 200, response.text
+        assert sent_body(upstream)["session"] == {
+            "type": "transcription",
+            "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}},
+        }
 
     async def test_both_modalities_are_refused(self, client: httpx.AsyncClient) -> None:
         """GA accepts one output modality, as the live API does."""

@@ -28,7 +28,7 @@ class TestPolicyValidation:
         ("policy", "variable"),
         [
             (
-                {"allowed_models": "gpt-realtime", "default_model": "gpt-realtime-mini"},
+                {"allowed_models": "gpt-realtime-2", "default_model": "gpt-realtime-2.1-mini"},
                 "POLICY_DEFAULT_MODEL",
             ),
             ({"allowed_voices": "alloy", "default_voice": "ash"}, "POLICY_DEFAULT_VOICE"),
@@ -134,8 +134,8 @@ class TestCommandLine:
         result = self.run(
             OPENAI_API_KEY="sk-do-not-print-me",
             AUTH_MODE="none",
-            POLICY_DEFAULT_MODEL="gpt-realtime-mini",
-            POLICY_ALLOWED_MODELS="gpt-realtime",
+            POLICY_DEFAULT_MODEL="gpt-realtime-2.1-mini",
+            POLICY_ALLOWED_MODELS="gpt-realtime-2",
         )
         assert result.returncode == 2
         assert "POLICY_DEFAULT_MODEL" in result.stderr

@@ -11,7 +11,7 @@ from service.api import create_app
 from service.upstream.emulator import create_emulator
 from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
-from tests.paths import SESSIONS
+from tests.paths import CLIENT_SECRETS, SESSIONS
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer sk-anything"}
@@ -86,3 +86,73 @@ class TestEndToEnd:
         assert body["input_audio_format"] == "g711_alaw"
         assert body["modalities"] == ["text"]
         assert body["turn_detection"]["type"] == "semantic_vad"
+
+
+class TestEmulatorSessionKinds:
+    """The emulator answers transcription and translation mints as the GA API does."""
+
+    async def test_transcription_session(self, emulator: httpx.AsyncClient) -> None:
+        """A transcription session is answered with its defaults, in OpenAI's response shape."""
+        response = await emulator.post(
+            "/realtime/client_secrets", headers=AUTH, json={"session": {"type": "transcription"}}
+        )
+        body = response.json()
+        assert response.status_code == 200, body
+        assert body["session"]["type"] == "transcription"
+        assert not ga_errors(body, "RealtimeCreateClientSecretResponse")
+
+    async def test_translation_session(self, emulator: httpx.AsyncClient) -> None:
+        """A translation session is answered on its own path, in OpenAI's response shape."""
+        response = await emulator.post(
+            "/realtime/translations/client_secrets",
+            headers=AUTH,
+            json={"session": {"model": "gpt-realtime-translate"}},
+        )
+        body = response.json()
+        assert response.status_code == 200, body
+        assert body["session"]["model"] == "gpt-realtime-translate"
+        assert not ga_errors(body, "RealtimeTranslationClientSecretCreateResponse")
+
+    async def test_ga_only_fields_are_accepted(self, emulator: httpx.AsyncClient) -> None:
+        """Fields newer than the beta Session (idle timeout, strength, reasoning) are valid."""
+        response = await emulator.post(
+            "/realtime/client_secrets",
+            headers=AUTH,
+            json={
+                "session": {
+                    "type": "realtime",
+                    "reasoning": {"effort": "low"},
+                    "audio": {
+                        "input": {
+                            "noise_reduction": {"type": "near_field", "strength": 0.4},
+                            "turn_detection": {"type": "server_vad", "idle_timeout_ms": 8000},
+                        }
+                    },
+                }
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["session"]["reasoning"] == {"effort": "low"}
+
+
+class TestRoundTripThroughTheEmulator:
+    """Whatever the service returns as `session` is accepted back as a request."""
+
+    @pytest.mark.parametrize(
+        "session",
+        [
+            {"type": "realtime"},
+            {"type": "realtime", "audio": {"output": {"voice": "marin"}}, "truncation": "auto"},
+            {"type": "transcription"},
+        ],
+    )
+    async def test_returned_session_mints_again(
+        self, make_settings: MakeSettings, session: dict[str, object]
+    ) -> None:
+        """The emulator's full answer (defaults and nulls included) is a valid request."""
+        settings = make_settings(upstream_emulator=True, openai_api_key=None)
+        async with serving(create_app(settings)) as client:
+            first = await client.post(CLIENT_SECRETS, json={"session": session})
+            assert first.status_code == 200, first.text
+            again = await client.post(CLIENT_SECRETS, json={"session": first.json()["session"]})
+            assert again.status_code == 200, again.text

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, SERVER_INSTRUCTIONS
+from tests.conftest import API_KEY, MCP_HEADER, MCP_TOKEN, SERVER_INSTRUCTIONS
 
 SECRET_SHAPES = {
     "server API key": re.compile(re.escape(API_KEY) + r"|\bsk-[A-Za-z0-9_\-]{10,}"),
@@ -22,6 +22,7 @@ SECRET_SHAPES = {
     "caller key": re.compile(r"rtp_[A-Za-z0-9_\-]{40,}"),
     "caller JWT": re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+"),
     "server instructions": re.compile(re.escape(SERVER_INSTRUCTIONS)),
+    "MCP credentials": re.compile(f"{re.escape(MCP_TOKEN)}|{re.escape(MCP_HEADER)}"),
 }
 
 

@@ -10,7 +10,12 @@ import respx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ClientFor, MakeSettings
-from tests.paths import CLIENT_SECRETS, SESSIONS
+from tests.paths import (
+    CLIENT_SECRETS,
+    SESSIONS,
+    TRANSCRIPTION_SESSIONS,
+    TRANSLATION_CLIENT_SECRETS,
+)
 from tests.servers import ServiceProcess, free_port
 
 pytestmark = pytest.mark.anyio
@@ -50,6 +55,22 @@ class TestMetrics:
                 before, "rtp_mints_total", endpoint=endpoint, outcome=outcome
             )
             assert delta == 1, (endpoint, outcome)
+
+    async def test_transcription_and_translation_mints_are_counted(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """The transcription and translation doors count under their own endpoint labels."""
+        before = await scrape(client)
+        await client.post(TRANSCRIPTION_SESSIONS, json={})
+        await client.post(
+            TRANSLATION_CLIENT_SECRETS, json={"session": {"model": "gpt-realtime-translate"}}
+        )
+        after = await scrape(client)
+        for endpoint in ("transcription_sessions", "translation_client_secrets"):
+            delta = sample(after, "rtp_mints_total", endpoint=endpoint, outcome="minted") - sample(
+                before, "rtp_mints_total", endpoint=endpoint, outcome="minted"
+            )
+            assert delta == 1, endpoint
 
     async def test_violations_counted_by_field(self, client: httpx.AsyncClient) -> None:
         """Each violating field is counted."""

@@ -50,17 +50,30 @@ class TestModelsAndVoices:
         response = await mint_with(
             client_for,
             make_settings,
-            {"allowed_models": "gpt-realtime"},
-            {"model": "gpt-realtime-mini"},
+            {"allowed_models": "gpt-realtime-2"},
+            {"model": "gpt-realtime-2.1-mini"},
         )
         assert error(response)["param"] == "model"
         assert not upstream.routes["mint"].called
 
-    async def test_unknown_model_is_400(self, client: httpx.AsyncClient) -> None:
-        """A model name the Session model does not know is invalid input, not policy."""
+    async def test_unlisted_model_is_a_policy_refusal(self, client: httpx.AsyncClient) -> None:
+        """A model outside POLICY_ALLOWED_MODELS is refused by policy, known or not."""
         response = await client.post(SESSIONS, json={"model": "gpt-5-turbo-realtime"})
-        assert response.status_code == 400
-        assert response.json()["error"]["param"] == "model"
+        assert error(response)["param"] == "model"
+        assert "model 'gpt-5-turbo-realtime' is not allowed" in error(response)["message"]
+
+    async def test_new_model_by_configuration_mints(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """A model the service has never heard of mints once POLICY_ALLOWED_MODELS lists it."""
+        response = await mint_with(
+            client_for,
+            make_settings,
+            {"allowed_models": "gpt-realtime-3", "default_model": "gpt-realtime-3"},
+            {"model": "gpt-realtime-3"},
+        )
+        assert response.status_code == 200, response.text
+        assert sent_body(upstream)["session"]["model"] == "gpt-realtime-3"
 
     async def test_default_voice_applies(
         self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter

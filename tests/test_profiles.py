@@ -11,7 +11,7 @@ import respx
 
 from service.auth import new_api_key
 from tests.conftest import ClientFor, MakeSettings, sent_body
-from tests.paths import POLICY, SESSIONS
+from tests.paths import CLIENT_SECRETS, POLICY, SESSIONS
 
 pytestmark = pytest.mark.anyio
 PROFILES_TOML = """
@@ -19,8 +19,8 @@ PROFILES_TOML = """
 free-app = "free"
 
 [profiles.free]
-allowed_models = ["gpt-realtime-mini"]
-default_model = "gpt-realtime-mini"
+allowed_models = ["gpt-realtime-2.1-mini"]
+default_model = "gpt-realtime-2.1-mini"
 allowed_voices = ["marin", "cedar"]
 default_voice = "marin"
 token_ttl_seconds = 60
@@ -34,8 +34,8 @@ callers:
   free-app: free
 profiles:
   free:
-    allowed_models: [gpt-realtime-mini]
-    default_model: gpt-realtime-mini
+    allowed_models: [gpt-realtime-2.1-mini]
+    default_model: gpt-realtime-2.1-mini
     allowed_voices: [marin, cedar]
     default_voice: marin
 """
@@ -57,7 +57,7 @@ class TestApiKeyProfiles:
         tmp_path: Path,
         upstream: respx.MockRouter,
     ) -> None:
-        """The free key mints gpt-realtime-mini with marin, and may not pick gpt-realtime."""
+        """The free key mints gpt-realtime-2.1-mini with marin, and may not pick gpt-realtime-2."""
         free_key, free_entry = new_api_key("free-app")
         staff_key, staff_entry = new_api_key("staff-app")
         client = await client_for(
@@ -70,9 +70,9 @@ class TestApiKeyProfiles:
         )
         free = {"X-API-Key": free_key}
         assert (await client.post(SESSIONS, json={}, headers=free)).status_code == 200
-        assert sent_body(upstream)["session"]["model"] == "gpt-realtime-mini"
+        assert sent_body(upstream)["session"]["model"] == "gpt-realtime-2.1-mini"
         assert sent_body(upstream)["session"]["audio"]["output"]["voice"] == "marin"
-        refused = await client.post(SESSIONS, json={"model": "gpt-realtime"}, headers=free)
+        refused = await client.post(SESSIONS, json={"model": "gpt-realtime-2"}, headers=free)
         assert refused.status_code == 403
         staff = await client.post(
             SESSIONS, json={"instructions": "Hi"}, headers={"X-API-Key": staff_key}
@@ -93,7 +93,10 @@ class TestApiKeyProfiles:
         )
         body = (await client.get(POLICY, headers={"X-API-Key": key})).json()
         assert body["profile"] == "free"
-        assert body["models"] == {"allowed": ["gpt-realtime-mini"], "default": "gpt-realtime-mini"}
+        assert body["models"] == {
+            "allowed": ["gpt-realtime-2.1-mini"],
+            "default": "gpt-realtime-2.1-mini",
+        }
         assert body["token_ttl_seconds"] == {"default": 60, "max": 60}
 
     async def test_yaml_profiles_work_too(
@@ -178,3 +181,36 @@ class TestValidation:
         monkeypatch.setenv("POLICY_PROFILES_FILE", str(profiles_file(tmp_path)))
         settings = Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x")
         assert settings.profiles.for_caller("free-app")[0] == "free"
+
+
+class TestGaKeysInProfiles:
+    """The GA policy settings are profile keys like every other."""
+
+    async def test_captions_profile(
+        self, client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """A profile limited to transcription in English mints captions and nothing else."""
+        text = """
+default = "captions"
+
+[profiles.captions]
+session_types = ["transcription"]
+transcription_languages = ["en"]
+prompts = ["pmpt_x"]
+"""
+        client = await client_for(make_settings(policy_profiles_file=profiles_file(tmp_path, text)))
+        ok = await client.post(
+            CLIENT_SECRETS,
+            json={
+                "session": {
+                    "type": "transcription",
+                    "audio": {"input": {"transcription": {"language": "en"}}},
+                }
+            },
+        )
+        assert ok.status_code == 200, ok.text
+        assert (await client.post(CLIENT_SECRETS, json={})).status_code == 403
+        view = (await client.get(POLICY)).json()
+        assert view["session_types"] == ["transcription"]
+        assert view["transcription_languages"] == ["en"]
+        assert view["prompts"]["allowed"] == ["pmpt_x"]

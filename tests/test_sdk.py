@@ -46,7 +46,7 @@ class TestOfficialSdk:
         secret = await sdk.realtime.client_secrets.create(
             session={
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2",
                 "audio": {"output": {"voice": "ash"}},
             },
             expires_after={"anchor": "created_at", "seconds": 300},
@@ -57,7 +57,7 @@ class TestOfficialSdk:
 
     async def test_beta_sessions_create(self, sdk: openai.AsyncOpenAI) -> None:
         """`client.beta.realtime.sessions.create` mints through the beta endpoint."""
-        session = await sdk.beta.realtime.sessions.create(model="gpt-realtime", voice="ash")
+        session = await sdk.beta.realtime.sessions.create(voice="ash")
         assert session.client_secret.value == CLIENT_SECRET
         assert session.voice == "ash"
 
@@ -69,6 +69,63 @@ class TestOfficialSdk:
             )
         assert caught.value.code == "policy_violation"
         assert caught.value.param == "session.audio.output.voice"
+
+    async def test_ga_transcription_client_secret(
+        self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
+    ) -> None:
+        """`client_secrets.create` with a transcription session mints a transcription token."""
+        secret = await sdk.realtime.client_secrets.create(
+            session={
+                "type": "transcription",
+                "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+            }
+        )
+        assert secret.value == CLIENT_SECRET
+        assert secret.session.type == "transcription"
+        assert sent_body(upstream)["session"]["type"] == "transcription"
+
+    async def test_beta_transcription_sessions_create(
+        self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
+    ) -> None:
+        """`client.beta.realtime.transcription_sessions.create` mints through the beta door."""
+        session = await sdk.beta.realtime.transcription_sessions.create(
+            input_audio_format="pcm16",
+            input_audio_transcription={"model": "whisper-1", "language": "en"},
+        )
+        assert session.client_secret.value == CLIENT_SECRET
+        assert session.input_audio_transcription is not None
+        assert session.input_audio_transcription.model == "whisper-1"
+        assert sent_body(upstream)["session"]["type"] == "transcription"
+
+    async def test_translation_client_secrets_create(
+        self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
+    ) -> None:
+        """`client.realtime.translations.client_secrets.create` mints a translation token."""
+        secret = await sdk.realtime.translations.client_secrets.create(
+            session={"model": "gpt-realtime-translate", "audio": {"output": {"language": "es"}}}
+        )
+        assert secret.value == CLIENT_SECRET
+        assert secret.session.audio.output is not None
+        assert secret.session.audio.output.language == "es"
+        assert sent_body(upstream, "translation")["session"]["model"] == "gpt-realtime-translate"
+
+    async def test_sdk_model_dump_round_trips(self, sdk: openai.AsyncOpenAI) -> None:
+        """The SDK's `session.model_dump()` of an answer, nulls included, mints again."""
+        first = await sdk.realtime.client_secrets.create(
+            session={
+                "type": "realtime",
+                "audio": {
+                    "input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 6000}},
+                    "output": {"voice": "ash"},
+                },
+                "truncation": "auto",
+                "tools": [],
+            }
+        )
+        again = await sdk.realtime.client_secrets.create(
+            session=first.session.model_dump()  # type: ignore[arg-type]  # a dict with nulls
+        )
+        assert again.value == CLIENT_SECRET
 
     async def test_invalid_input_is_bad_request(self, sdk: openai.AsyncOpenAI) -> None:
         """An out-of-range value raises the SDK's BadRequestError naming the field."""

@@ -8,7 +8,8 @@ import httpx
 import pytest
 import respx
 
-from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body
+from service.api import create_app
+from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body, serving
 from tests.paths import SESSIONS
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +32,7 @@ class TestTranslation:
             "expires_after": {"anchor": "created_at", "seconds": 60},
             "session": {
                 "type": "realtime",
-                "model": "gpt-realtime",
+                "model": "gpt-realtime-2",
                 "audio": {"output": {"voice": "alloy"}},
             },
         }
@@ -43,7 +44,7 @@ class TestTranslation:
         await mint(
             client,
             {
-                "model": "gpt-realtime-mini",
+                "model": "gpt-realtime-2.1-mini",
                 "voice": "ash",
                 "instructions": "Be brief.",
                 "modalities": ["text", "audio"],
@@ -62,7 +63,7 @@ class TestTranslation:
         )
         assert sent_body(upstream)["session"] == {
             "type": "realtime",
-            "model": "gpt-realtime-mini",
+            "model": "gpt-realtime-2.1-mini",
             "instructions": "Be brief.",
             "output_modalities": ["audio"],
             "max_output_tokens": 512,
@@ -162,7 +163,7 @@ class TestTranslation:
     ) -> None:
         """Azure mode sends `api-key` and the deployment name, and maps it back."""
         settings = make_settings(
-            upstream_api_type="azure", upstream_model_map="gpt-realtime=my-rt-deployment"
+            upstream_api_type="azure", upstream_model_map="gpt-realtime-2=my-rt-deployment"
         )
         client = await client_for(settings)
         response = await mint(client, {})
@@ -170,7 +171,7 @@ class TestTranslation:
         assert request.headers["api-key"] == API_KEY
         assert "authorization" not in request.headers
         assert sent_body(upstream)["session"]["model"] == "my-rt-deployment"
-        assert response.json()["model"] == "gpt-realtime"
+        assert response.json()["model"] == "gpt-realtime-2"
 
 
 class TestResponse:
@@ -219,12 +220,12 @@ class TestDryRun:
         body = response.json()
         assert response.status_code == 200
         assert body["dry_run"] is True
-        assert body["session"] == {"model": "gpt-realtime", "voice": "sage"}
+        assert body["session"] == {"model": "gpt-realtime-2", "voice": "sage"}
         assert {
             "param": "model",
             "action": "default",
             "reason": "server default model",
-            "applied": "gpt-realtime",
+            "applied": "gpt-realtime-2",
         } in body["policy_decisions"]
         assert not upstream.routes["mint"].called
 
@@ -242,3 +243,18 @@ class TestDryRun:
         response = await client.post(f"{SESSIONS}?dry_run=maybe", json={})
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "dry_run"
+
+
+class TestRoundTrip:
+    """What /v1/realtime/sessions answered is accepted back as a request."""
+
+    async def test_answer_sent_back_mints(self, make_settings: MakeSettings) -> None:
+        """The emulator-backed answer (id, object, client_secret, decisions, nulls) mints again."""
+        settings = make_settings(upstream_emulator=True, openai_api_key=None)
+        async with serving(create_app(settings)) as client:
+            first = await client.post(SESSIONS, json={"voice": "marin", "speed": 1.1})
+            assert first.status_code == 200, first.text
+            again = await client.post(SESSIONS, json=first.json())
+        assert again.status_code == 200, again.text
+        assert again.json()["voice"] == "marin"
+        assert again.json()["client_secret"]["value"] != first.json()["client_secret"]["value"]

@@ -18,7 +18,7 @@ UPSTREAM_KEY = "fake-bench-key-the-emulator-accepts-any"
 CLIENT_KEY = "bench-client-key-0000000000000000"
 # The body openai-realtime-console's Express route hard-codes: every peer does the same work.
 MINIMAL_BODY = (
-    b'{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"marin"}}}}'
+    b'{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"marin"}}}}'
 )
 GA_PATH = "/v1/realtime/client_secrets"
 

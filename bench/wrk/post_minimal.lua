@@ -5,5 +5,5 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
 wrk.method = "POST"
-wrk.body = '{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"marin"}}}}'
+wrk.body = '{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"marin"}}}}'
 bench_auth_headers(wrk.headers)

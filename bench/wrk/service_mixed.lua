@@ -22,37 +22,37 @@ end
 
 local bodies = {
    { "ok", GA,
-     '{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"marin"}}}}' },
+     '{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"marin"}}}}' },
    { "ok", BETA,
-     '{"model":"gpt-realtime","voice":"alloy"}' },
+     '{"model":"gpt-realtime-2","voice":"alloy"}' },
    { "ok", GA,
-     '{"session":{"type":"realtime","model":"gpt-realtime","instructions":"You are a terse assistant.",'
+     '{"session":{"type":"realtime","model":"gpt-realtime-2","instructions":"You are a terse assistant.",'
      .. '"audio":{"input":{"turn_detection":{"type":"server_vad","threshold":0.5,'
      .. '"prefix_padding_ms":300,"silence_duration_ms":500},'
      .. '"transcription":{"model":"gpt-4o-transcribe"}},"output":{"voice":"marin"}}}}' },
    { "ok", BETA,
-     '{"model":"gpt-realtime","voice":"alloy","modalities":["audio","text"],'
+     '{"model":"gpt-realtime-2","voice":"alloy","modalities":["audio","text"],'
      .. '"turn_detection":{"type":"semantic_vad","eagerness":"auto"},'
      .. '"input_audio_transcription":{"model":"whisper-1"}}' },
    { "reject", GA,
-     '{"session":{"type":"realtime","model":"gpt-realtime","audio":{"output":{"voice":"'
+     '{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"'
      .. reject_voice .. '"}}}}' },
    { "ok", BETA,
-     '{"model":"gpt-realtime","voice":"alloy","instructions":"Call tools when useful.",'
+     '{"model":"gpt-realtime-2","voice":"alloy","instructions":"Call tools when useful.",'
      .. '"turn_detection":{"type":"server_vad","threshold":0.6,"silence_duration_ms":400},'
      .. '"input_audio_transcription":{"model":"gpt-4o-transcribe","language":"en"},'
      .. '"tools":[{"type":"function","name":"get_weather","description":"Current weather for a city.",'
      .. '"parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],'
      .. '"tool_choice":"auto"}' },
    { "ok", GA,
-     '{"session":{"type":"realtime","model":"gpt-realtime",'
+     '{"session":{"type":"realtime","model":"gpt-realtime-2",'
      .. '"audio":{"input":{"turn_detection":{"type":"semantic_vad","eagerness":"low"}},'
      .. '"output":{"voice":"marin"}},'
      .. '"tools":[{"type":"function","name":"lookup_order","description":"Look up an order by id.",'
      .. '"parameters":{"type":"object","properties":{"order_id":{"type":"string"}},'
      .. '"required":["order_id"]}}],"tool_choice":"auto"}}' },
    { "reject", BETA,
-     '{"model":"gpt-realtime","voice":"' .. reject_voice .. '"}' },
+     '{"model":"gpt-realtime-2","voice":"' .. reject_voice .. '"}' },
 }
 
 local prepared = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from service.config import Settings
 from service.contract import param_of
 from service.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
 from service.limits import Limiter, build_store
+from service.policy import model_warnings
 from service.upstream import Upstream, build_http_client
 
 log = structlog.get_logger("service.app")
@@ -91,6 +93,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 "rate_limits_per_process",
                 note="WORKERS>1 without REDIS_URL: each worker counts its own limits",
             )
+        for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
+            log.warning("model_warning", **warning)
         await auth.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()

@@ -1,15 +1,19 @@
-"""The mint pipeline both endpoints share: parse, check, decide, translate, mint.
+"""The mint pipeline every endpoint shares: parse, check, decide, mint.
 
 A request's path through the service, in order:
 
 1. parse the endpoint's body strictly (400 naming the field);
-2. refuse what the GA API cannot carry (400, `unsupported_parameter`);
-3. apply the policy (403 listing every violation, or clamp and report);
-4. translate the effective Session to OpenAI's GA body;
-5. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
+2. beta endpoints: refuse what the GA API cannot carry (400,
+   `unsupported_parameter`), then translate the request into OpenAI's GA
+   session, the one shape the policy reasons about;
+3. apply the policy to the GA session (403 listing every violation, or
+   clamp and report): the effective session is the upstream body;
+4. mint upstream (or, for `?dry_run=true`, stop and show what would be sent).
 
-Both endpoints run exactly this, so a violation answers the same on either,
-and a dry run answers exactly as the real request would up to step 5.
+Every endpoint runs exactly this, so a violation answers the same on either
+door, and a dry run answers exactly as the real request would up to step 4.
+The realtime doors are here; the transcription and translation doors in
+`service.api.mint_sessions`.
 """
 
 from __future__ import annotations
@@ -20,47 +24,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import metrics
+from service.api.redaction import REDACTED, redact, server_set, tool_name, without_credentials
 from service.auth import Caller
 from service.config import Settings
 from service.contract import (
     ClientSecretRequest,
-    GASession,
-    Session,
+    RealtimeSession,
     SessionRequest,
+    TranscriptionSession,
+    TranslationSession,
+    beta_name,
     beta_param,
     beta_view,
     check_carriable,
-    from_ga,
     ga_param,
     parse,
     to_ga,
+    translated,
 )
 from service.errors import PolicyViolation
 from service.limits import Limiter
-from service.policy import Outcome, Policy, evaluate
+from service.policy import (
+    Outcome,
+    Policy,
+    evaluate,
+    evaluate_transcription,
+    evaluate_translation,
+)
 from service.upstream import Minted, Upstream
-
-REDACTED = "[redacted: set by the server]"
-OPERATOR_ONLY = frozenset({"instructions", "tools"})
-"""Fields whose server-set values are the operator's: shown to callers only redacted."""
-
-
-def _server_set(outcome: Outcome) -> frozenset[str]:
-    """The operator-only fields whose effective value the policy supplied (not the caller)."""
-    return frozenset(d.param for d in outcome.decisions if d.param in OPERATOR_ONLY)
-
-
-def _redact(session: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    """A session view with server instructions hidden and server tools reduced to names."""
-    shown = dict(session)
-    if "instructions" in fields and shown.get("instructions") is not None:
-        shown["instructions"] = REDACTED
-    if "tools" in fields and shown.get("tools"):
-        shown["tools"] = [
-            {"type": "function", "name": tool.get("name"), "description": REDACTED}
-            for tool in shown["tools"]
-        ]
-    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +61,8 @@ class Plan:
     outcome: Outcome
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    translation: bool = False
+    """Minted on OpenAI's translation endpoint rather than `client_secrets`."""
     """Response headers the later steps add (rate-limit state)."""
 
     def header(self) -> str:
@@ -84,12 +77,12 @@ class Plan:
             if decision["param"] == "instructions" and decision["applied"] is not None:
                 decision["applied"] = REDACTED
             elif decision["param"] == "tools" and decision["applied"]:
-                decision["applied"] = [tool.get("name") for tool in decision["applied"]]
+                decision["applied"] = [tool_name(tool) for tool in decision["applied"]]
         return shown
 
     def redacted(self, session: dict[str, Any]) -> dict[str, Any]:
         """`session` as a dry run shows it: what the server set, redacted."""
-        return _redact(session, _server_set(self.outcome))
+        return redact(session, server_set(self.outcome.decisions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +109,38 @@ class MintContext:
         return identity
 
 
+AnySession = RealtimeSession | TranscriptionSession | TranslationSession
+
+
+def _evaluate(
+    context: MintContext,
+    session: AnySession,
+    ttl_seconds: int | None,
+    name: Callable[[str], str],
+    label: Callable[[str], str],
+) -> Outcome:
+    policy = context.policy()
+    if isinstance(session, RealtimeSession):
+        return evaluate(policy, session, ttl_seconds, name, context.caller_tag(), label)
+    if isinstance(session, TranscriptionSession):
+        return evaluate_transcription(policy, session, ttl_seconds, name, label)
+    return evaluate_translation(policy, session, ttl_seconds, name, label)
+
+
 def plan(
     context: MintContext,
-    session: Session,
+    session: AnySession,
     ttl_seconds: int | None,
     name: Callable[[str], str] = beta_param,
+    label: Callable[[str], str] = beta_name,
 ) -> Plan:
-    """Steps 2-4: check, decide, translate. Pure; raises 400/403 as `ServiceError`s."""
-    check_carriable(session, name)
+    """Steps 3-4: decide, translate. Pure; raises 403 as a `PolicyViolation`.
+
+    `name` spells fields in errors as the caller's endpoint does, `label` in
+    decisions (the beta vocabulary for realtime sessions, as before GA).
+    """
     try:
-        outcome = evaluate(context.policy(), session, ttl_seconds, name, context.caller_tag())
+        outcome = _evaluate(context, session, ttl_seconds, name, label)
     except PolicyViolation as violation:
         for item in violation.extra["violations"]:
             metrics.POLICY_VIOLATIONS.labels(item["param"]).inc()
@@ -133,23 +148,37 @@ def plan(
     for decision in outcome.decisions:
         if decision.action == "clamped":
             metrics.POLICY_VIOLATIONS.labels(name(decision.param)).inc()
+    upstream_session = dict(outcome.session)
+    model = upstream_session.get("model")
+    if isinstance(model, str):
+        upstream_session["model"] = context.settings.upstream_model_map.get(model, model)
     body = {
         "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
-        "session": to_ga(outcome.session, context.settings.upstream_model_map),
+        "session": upstream_session,
     }
-    return Plan(outcome, body)
+    return Plan(outcome, body, translation=isinstance(session, TranslationSession))
 
 
 def _effective_beta(outcome: Outcome) -> dict[str, Any]:
-    return outcome.session.model_dump(mode="json", exclude_unset=True, exclude={"client_secret"})
+    """The effective session in the beta shape, only the fields it sets (beta dry runs)."""
+    session = outcome.session
+    view = beta_view(session, {})
+    audio_in = (session.get("audio") or {}).get("input") or {}
+    return {
+        key: value
+        for key, value in view.items()
+        if value is not None or (key == "turn_detection" and "turn_detection" in audio_in)
+        if key not in ("id", "object")
+    }
 
 
-def _log(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
+def log_fields(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
     session = planned.outcome.session
+    voice = ((session.get("audio") or {}).get("output") or {}).get("voice")
     fields.update(
         endpoint=endpoint,
-        model=session.model,
-        voice=session.voice,
+        model=session.get("model"),
+        voice=voice.get("id") if isinstance(voice, dict) else voice,
         decisions=[f"{d.param}:{d.action}" for d in planned.outcome.decisions],
     )
 
@@ -161,7 +190,9 @@ async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
     if verdict is not None:
         fields["rate_limit_remaining"] = verdict.remaining
         planned.headers.update(verdict.headers())
-    minted = await context.upstream.mint_client_secret(planned.body, fields["request_id"])
+    minted = await context.upstream.mint_client_secret(
+        planned.body, fields["request_id"], translation=planned.translation
+    )
     fields.update(
         outcome="minted",
         upstream_status=minted.upstream_status,
@@ -193,10 +224,12 @@ async def create_session(
     context: MintContext, body: bytes, dry_run: bool
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/sessions`: beta shape in, beta shape plus `client_secret` out."""
-    request = parse(SessionRequest, body)
+    request = parse(SessionRequest, body, beta=True)
+    check_carriable(request)
     expires = request.client_secret.expires_after if request.client_secret else None
-    planned = plan(context, request, expires.seconds if expires else None)
-    _log(context.fields, "sessions", planned)
+    session = translated(RealtimeSession, to_ga(request))
+    planned = plan(context, session, expires.seconds if expires else None)
+    log_fields(context.fields, "sessions", planned)
     if dry_run:
         return {
             "dry_run": True,
@@ -206,7 +239,7 @@ async def create_session(
         }, planned
     minted = await mint_upstream(context, planned)
     view = (
-        beta_view(minted.session, _reverse_map(context.settings))
+        beta_view(without_credentials(minted.session), _reverse_map(context.settings))
         if minted.session
         else _effective_beta(planned.outcome)
     )
@@ -222,10 +255,18 @@ async def create_client_secret(
 ) -> tuple[dict[str, Any], Plan]:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request and response shapes."""
     request = parse(ClientSecretRequest, body)
-    session = from_ga(request.session or GASession(type="realtime"))
+    session = request.session or RealtimeSession(type="realtime")
     seconds = request.expires_after.seconds if request.expires_after else None
-    planned = plan(context, session, seconds, ga_param)
-    _log(context.fields, "client_secrets", planned)
+    label = beta_name if isinstance(session, RealtimeSession) else str
+    planned = plan(context, session, seconds, ga_param, label)
+    log_fields(context.fields, "client_secrets", planned)
+    return await answer_ga(context, planned, dry_run)
+
+
+async def answer_ga(
+    context: MintContext, planned: Plan, dry_run: bool
+) -> tuple[dict[str, Any], Plan]:
+    """Step 5 for the GA endpoints: OpenAI's `{value, expires_at, session}`, or the dry run."""
     if dry_run:
         return {
             "dry_run": True,
@@ -237,5 +278,5 @@ async def create_client_secret(
     return {
         "value": minted.value,
         "expires_at": minted.expires_at,
-        "session": minted.session or planned.body["session"],
+        "session": without_credentials(minted.session or planned.body["session"]),
     }, planned

@@ -17,8 +17,19 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from service.api.routes.realtime import CLIENT_SECRETS_PATH, SESSIONS_PATH
-from service.contract import ClientSecretRequest, Session, SessionRequest
+from service.api.routes.realtime import (
+    CLIENT_SECRETS_PATH,
+    SESSIONS_PATH,
+    TRANSCRIPTION_SESSIONS_PATH,
+    TRANSLATION_CLIENT_SECRETS_PATH,
+)
+from service.contract import (
+    ClientSecretRequest,
+    Session,
+    SessionRequest,
+    TranslationClientSecretRequest,
+)
+from service.contract.beta_transcription import TranscriptionSessionRequest
 from service.errors import caller_errors
 
 REF = "#/components/schemas/{model}"
@@ -57,6 +68,14 @@ class ClientSecretCreated(BaseModel):
     session: dict[str, Any]
 
 
+class TranscriptionSessionCreated(BaseModel):
+    """`POST /v1/realtime/transcription_sessions` 200: the beta transcription session."""
+
+    model_config = ConfigDict(extra="allow")
+    client_secret: ClientSecret
+    policy_decisions: list[PolicyDecision] = Field(default_factory=list)
+
+
 class DryRun(BaseModel):
     """`?dry_run=true`: what would be minted, and why. Nothing is minted."""
 
@@ -84,7 +103,7 @@ class ErrorResponse(BaseModel):
 
 
 SESSION_EXAMPLE = {
-    "model": "gpt-realtime",
+    "model": "gpt-realtime-2",
     "voice": "marin",
     "turn_detection": {"type": "semantic_vad", "eagerness": "auto"},
 }
@@ -92,9 +111,18 @@ GA_EXAMPLE = {
     "expires_after": {"anchor": "created_at", "seconds": 300},
     "session": {
         "type": "realtime",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2",
         "audio": {"output": {"voice": "marin"}},
     },
+}
+
+
+TRANSCRIPTION_EXAMPLE = {
+    "input_audio_format": "pcm16",
+    "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+}
+TRANSLATION_EXAMPLE = {
+    "session": {"model": "gpt-realtime-translate", "audio": {"output": {"language": "es"}}}
 }
 
 
@@ -152,8 +180,11 @@ def document_mint_endpoints(app: FastAPI) -> None:
         models: list[type[BaseModel]] = [
             SessionRequest,
             ClientSecretRequest,
+            TranscriptionSessionRequest,
+            TranslationClientSecretRequest,
             SessionCreated,
             ClientSecretCreated,
+            TranscriptionSessionCreated,
             DryRun,
             ErrorResponse,
         ]
@@ -177,6 +208,18 @@ def document_mint_endpoints(app: FastAPI) -> None:
             "Create client secret",
             names[(ClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
             GA_EXAMPLE,
+            "ClientSecretCreated",
+        )
+        paths[TRANSCRIPTION_SESSIONS_PATH] = _operation(
+            "Create transcription session",
+            names[(TranscriptionSessionRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
+            TRANSCRIPTION_EXAMPLE,
+            "TranscriptionSessionCreated",
+        )
+        paths[TRANSLATION_CLIENT_SECRETS_PATH] = _operation(
+            "Create translation client secret",
+            names[(TranslationClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
+            TRANSLATION_EXAMPLE,
             "ClientSecretCreated",
         )
         app.openapi_schema = schema

@@ -222,7 +222,9 @@ class Session(StrictModel):
     """
 
     id: SkipJsonSchema[str | None] = None
-    """`sess_...`; assigned by OpenAI, so clients may not send it (refused, undocumented)."""
+    """`sess_...`; assigned by OpenAI: accepted on a round trip and dropped (undocumented)."""
+    object: SkipJsonSchema[Literal["realtime.session"] | None] = None
+    """Read-only, as `id`."""
     input_audio_format: AudioFormat | None = None
     """The format of input audio."""
     input_audio_noise_reduction: InputAudioNoiseReduction | None = None
@@ -235,8 +237,8 @@ class Session(StrictModel):
     """Cap on output tokens per response, tool calls included; default `inf`."""
     modalities: Annotated[list[Literal["text", "audio"]], Field(min_length=1)] | None = None
     """What the model responds with; `["text"]` disables audio."""
-    model: Model | None = None
-    """The Realtime model."""
+    model: str | None = None
+    """The Realtime model: any name; `POLICY_ALLOWED_MODELS` decides (no release per model)."""
     output_audio_format: AudioFormat | None = None
     """The format of output audio (24 kHz for `pcm16`)."""
     speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
@@ -265,12 +267,17 @@ class ExpiresAfter(StrictModel):
 
 
 class ClientSecretOptions(StrictModel):
-    """The beta request's `client_secret` object."""
+    """The beta request's `client_secret` object (plus, on a round trip, the old secret)."""
 
     expires_after: ExpiresAfter | None = None
+    value: SkipJsonSchema[str | None] = None
+    """A previous answer's secret, sent back with its session: dropped, never forwarded."""
+    expires_at: SkipJsonSchema[int | None] = None
 
 
 class SessionRequest(Session):
     """Body of `POST /v1/realtime/sessions`: a Session plus the secret's lifetime."""
 
     client_secret: ClientSecretOptions | None = None
+    policy_decisions: SkipJsonSchema[list[JsonObject] | None] = None
+    """A previous answer's decisions, sent back with its session: dropped."""

@@ -1,15 +1,18 @@
-"""OpenAI's GA client-secret request, for the fields this service carries.
+"""OpenAI's GA session requests: the canonical shapes the policy reasons about.
 
-`POST /v1/realtime/client_secrets` (GA) nests audio settings, writes audio
-formats as objects and names `output_modalities` and `max_output_tokens`; see
-OpenAI's `RealtimeCreateClientSecretRequest` schema. These models parse the GA
-endpoint's input and the emulator's, as strictly as the live API: unknown
-parameters are refused.
+`POST /v1/realtime/client_secrets` takes `RealtimeCreateClientSecretRequest`
+(a realtime or a transcription session); `POST
+/v1/realtime/translations/client_secrets` takes a translation session. Every
+field of OpenAI's `RealtimeSessionCreateRequestGA`,
+`RealtimeTranscriptionSessionCreateRequestGA` and
+`RealtimeTranslationSessionCreateRequest` is modelled here (nested types in
+`ga_audio` and `ga_tools`), as strictly as the live API parses them: unknown
+parameters, wrong types and out-of-range values are refused.
 
-Only GA fields that map onto the beta `Session` are modelled, because the
-policy is written against the beta shape. GA-only features (prompts, reasoning,
-truncation, MCP tools, custom voices, ...) are listed in `GA_ONLY_FIELDS` and
-refused with a message that says why, instead of being forwarded unchecked.
+`null` is accepted for every optional field and means "not set", so that a
+session the service (or OpenAI, or the SDK's `model_dump()`) returned can be
+sent back as a request. Read-only fields of such a session (`id`, `object`,
+`expires_at`) are accepted and dropped: OpenAI assigns them.
 """
 
 from __future__ import annotations
@@ -17,139 +20,63 @@ from __future__ import annotations
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
-from service.contract.beta import (
-    DurationMs,
-    ExpiresAfter,
-    InputAudioNoiseReduction,
-    InputAudioTranscription,
-    MaxTokens,
-    Model,
-    StrictModel,
-    Tool,
-    Tracing,
-)
+from service.contract.beta import ExpiresAfter, MaxTokens, StrictModel, Tracing
+from service.contract.ga_audio import Audio, NoiseReduction, TranscriptionAudio
+from service.contract.ga_tools import Prompt, Reasoning, Tool, ToolChoice, Truncation
 
-GA_ONLY_FIELDS: frozenset[str] = frozenset(
-    {
-        "include",
-        "prompt",
-        "reasoning",
-        "truncation",
-        "parallel_tool_calls",
-        "idle_timeout_ms",
-        "delay",
-        "keywords",
-        "languages",
-        "server_label",
-        "server_url",
-        "connector_id",
-    }
-)
-"""GA parameters with no beta counterpart: refused by name so callers know why."""
-
-
-class PcmFormat(StrictModel):
-    """`pcm16` in the beta shape: 16-bit PCM at 24 kHz."""
-
-    type: Literal["audio/pcm"]
-    rate: Literal[24000] | None = None
-
-
-class PcmuFormat(StrictModel):
-    """`g711_ulaw` in the beta shape."""
-
-    type: Literal["audio/pcmu"]
-
-
-class PcmaFormat(StrictModel):
-    """`g711_alaw` in the beta shape."""
-
-    type: Literal["audio/pcma"]
-
-
-AudioFormat: TypeAlias = Annotated[PcmFormat | PcmuFormat | PcmaFormat, Field(discriminator="type")]
-
-
-class ServerVad(StrictModel):
-    """Volume-based turn detection."""
-
-    type: Literal["server_vad"]
-    create_response: bool | None = None
-    interrupt_response: bool | None = None
-    prefix_padding_ms: DurationMs | None = None
-    silence_duration_ms: DurationMs | None = None
-    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-
-
-class SemanticVad(StrictModel):
-    """Turn detection by a model that estimates whether the user has finished."""
-
-    type: Literal["semantic_vad"]
-    create_response: bool | None = None
-    interrupt_response: bool | None = None
-    eagerness: Literal["low", "medium", "high", "auto"] | None = None
-
-
-TurnDetection: TypeAlias = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
-
-
-class AudioInput(StrictModel):
-    """`audio.input`: format, noise reduction, transcription, turn detection."""
-
-    format: AudioFormat | None = None
-    """The input audio's format (`input_audio_format` in the beta shape)."""
-    noise_reduction: InputAudioNoiseReduction | None = None
-    """Noise reduction before VAD and the model; null leaves it off."""
-    transcription: InputAudioTranscription | None = None
-    """Asynchronous transcription of the input; null leaves it off."""
-    turn_detection: TurnDetection | None = None
-    """Server or semantic VAD; an explicit null turns turn detection off."""
-
-
-class AudioOutput(StrictModel):
-    """`audio.output`: format, voice, speed."""
-
-    format: AudioFormat | None = None
-    """The output audio's format."""
-    voice: str | None = None
-    """The voice the model speaks with."""
-    speed: Annotated[float, Field(ge=0.25, le=1.5)] | None = None
-    """Spoken response speed, 0.25 to 1.5."""
-
-
-class Audio(StrictModel):
-    """The GA session's nested audio settings."""
-
-    input: AudioInput | None = None
-    output: AudioOutput | None = None
-
-
-class ToolChoiceFunction(StrictModel):
-    """Force the model to call one named function."""
-
-    type: Literal["function"]
-    name: str
-
+Include: TypeAlias = list[Literal["item.input_audio_transcription.logprobs"]]
+"""Extra output: the input transcription's log probabilities."""
 
 OutputModalities: TypeAlias = Annotated[
     list[Literal["text", "audio"]], Field(min_length=1, max_length=1)
 ]
 """GA allows `["audio"]` (audio with its transcript) or `["text"]`, never both."""
 
+READ_ONLY = frozenset({"id", "object", "expires_at"})
+"""Fields of a returned session that OpenAI assigns: accepted back, never sent."""
 
-class GASession(StrictModel):
-    """`RealtimeSessionCreateRequestGA`, restricted to what the beta shape can express."""
+
+class ReadOnlyFields(StrictModel):
+    """What OpenAI assigns to a session; accepted on a round trip and then dropped."""
+
+    id: SkipJsonSchema[str | None] = None
+    object: SkipJsonSchema[str | None] = None
+    expires_at: SkipJsonSchema[int | None] = None
+
+
+class RealtimeSession(ReadOnlyFields):
+    """`RealtimeSessionCreateRequestGA`: a speech-to-speech session, every field."""
 
     type: Literal["realtime"]
-    model: Model | None = None
+    model: str | None = None
+    """Any name; whether it is allowed is `POLICY_ALLOWED_MODELS`'s call."""
     instructions: str | None = None
     output_modalities: OutputModalities | None = None
     max_output_tokens: MaxTokens | None = None
     audio: Audio | None = None
     tools: list[Tool] | None = None
-    tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     tracing: Tracing | None = None
+    prompt: Prompt | None = None
+    reasoning: Reasoning | None = None
+    truncation: Truncation | None = None
+    include: Include | None = None
+
+
+class TranscriptionSession(ReadOnlyFields):
+    """`RealtimeTranscriptionSessionCreateRequestGA`: input transcription only."""
+
+    type: Literal["transcription"]
+    audio: TranscriptionAudio | None = None
+    include: Include | None = None
+
+
+GASession: TypeAlias = Annotated[
+    RealtimeSession | TranscriptionSession, Field(discriminator="type")
+]
 
 
 class ClientSecretRequest(StrictModel):
@@ -157,3 +84,45 @@ class ClientSecretRequest(StrictModel):
 
     expires_after: ExpiresAfter | None = None
     session: GASession | None = None
+
+
+class TranslationInputTranscription(StrictModel):
+    """Source-language transcript deltas for a translation session."""
+
+    model: str
+
+
+class TranslationAudioInput(StrictModel):
+    """A translation session's input: optional transcription and noise reduction."""
+
+    transcription: TranslationInputTranscription | None = None
+    noise_reduction: NoiseReduction | None = None
+
+
+class TranslationAudioOutput(StrictModel):
+    """A translation session's output: the target language."""
+
+    language: str | None = None
+
+
+class TranslationAudio(StrictModel):
+    """Input and output audio of a translation session."""
+
+    input: TranslationAudioInput | None = None
+    output: TranslationAudioOutput | None = None
+
+
+class TranslationSession(ReadOnlyFields):
+    """`RealtimeTranslationSessionCreateRequest`: interpret input audio into a language."""
+
+    type: SkipJsonSchema[Literal["translation"] | None] = None
+    """Only on sessions OpenAI returns; accepted back and dropped."""
+    model: str
+    audio: TranslationAudio | None = None
+
+
+class TranslationClientSecretRequest(StrictModel):
+    """`RealtimeTranslationClientSecretCreateRequest`."""
+
+    expires_after: ExpiresAfter | None = None
+    session: TranslationSession

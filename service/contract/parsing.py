@@ -14,15 +14,49 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from service.contract.ga import GA_ONLY_FIELDS
 from service.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
 
 FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
 TAGS = frozenset(
-    {"int", "float", "str", "bool", "list", "dict", "none", "server_vad", "semantic_vad"}
+    {
+        "int",
+        "float",
+        "str",
+        "bool",
+        "list",
+        "dict",
+        "none",
+        "server_vad",
+        "semantic_vad",
+        "function",
+        "mcp",
+        "realtime",
+        "transcription",
+        "input_text",
+        "input_image",
+        "input_file",
+    }
 )
+GA_ONLY_FIELDS: frozenset[str] = frozenset(
+    {
+        "include",
+        "prompt",
+        "reasoning",
+        "truncation",
+        "parallel_tool_calls",
+        "idle_timeout_ms",
+        "delay",
+        "keywords",
+        "languages",
+        "strength",
+        "server_label",
+        "server_url",
+        "connector_id",
+    }
+)
+"""GA parameters with no beta counterpart: on the beta endpoint, refused saying where they go."""
 
 
 def param_of(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
@@ -36,15 +70,15 @@ def param_of(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
     return path or None
 
 
-def _message(error: ErrorDetails, param: str | None) -> tuple[str, str]:
+def _message(error: ErrorDetails, param: str | None, beta: bool) -> tuple[str, str]:
     kind = error["type"]
     name = param or "body"
     if kind == "extra_forbidden":
         last = str(error["loc"][-1]) if error["loc"] else ""
-        if last in GA_ONLY_FIELDS:
+        if beta and last in GA_ONLY_FIELDS:
             return (
-                f"Unsupported parameter: '{name}'. It has no equivalent in the Realtime "
-                "Session this service's policy governs.",
+                f"Unsupported parameter: '{name}'. It has no equivalent in the beta Realtime "
+                "Session; send it in OpenAI's GA shape to POST /v1/realtime/client_secrets.",
                 "unsupported_parameter",
             )
         return f"Unknown parameter: '{name}'.", "unknown_parameter"
@@ -60,12 +94,14 @@ def _message(error: ErrorDetails, param: str | None) -> tuple[str, str]:
     return f"Invalid value for '{name}': {error['msg']}.", code
 
 
-def invalid_request_from(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+def invalid_request_from(
+    exc: ValidationError, prefix: str = "", beta: bool = False
+) -> InvalidRequest:
     """The 400 for a failed validation: the first problem, with its dotted `param`."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     param = param_of(first["loc"], prefix)
-    message, code = _message(first, param)
+    message, code = _message(first, param, beta)
     if len(errors) > 1 and first["type"] not in ("json_invalid",):
         others = sorted({p for e in errors[1:] if (p := param_of(e["loc"], prefix)) and p != param})
         if others:
@@ -73,15 +109,31 @@ def invalid_request_from(exc: ValidationError, prefix: str = "") -> InvalidReque
     return InvalidRequest(message, param=param, code=code)
 
 
-def parse(model: type[M], body: bytes) -> M:
-    """Strict JSON validation of a body; every failure is a 400 naming the field."""
+def parse(model: type[M], body: bytes, beta: bool = False) -> M:
+    """Strict JSON validation of a body; every failure is a 400 naming the field.
+
+    `beta` marks the beta endpoint, where a GA-only field is refused with a
+    pointer to the GA endpoint rather than as unknown.
+    """
     if not body.strip():
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     try:
         return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        raise invalid_request_from(exc) from None
+        raise invalid_request_from(exc, beta=beta) from None
     except RecursionError:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="invalid_json"
         ) from None
+
+
+def translated(model: type[M], data: dict[str, Any]) -> M:
+    """Validate a GA session translated from a beta request.
+
+    The beta checks (`check_carriable`) refuse what GA cannot carry first, so
+    this should not fail; if it does, the caller still gets a 400, never a 500.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request_from(exc, beta=True) from None

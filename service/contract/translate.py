@@ -17,17 +17,16 @@ Mapping (beta -> GA `POST /v1/realtime/client_secrets`):
 - `tools`, `tracing`, `instructions`, `model` keep their names.
 
 Refused with 400 (`unsupported_parameter`), because GA cannot carry them:
-`temperature` (GA has no sampling temperature), `id` (assigned by OpenAI),
-turn-detection fields that belong to the other VAD type, and an empty
-`modalities` list.
+`temperature` (GA has no sampling temperature), turn-detection fields that
+belong to the other VAD type, and an empty `modalities` list. A previous
+answer's read-only fields (`id`, `object`, the old secret) are dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from service.contract import ga
 from service.contract.beta import (
     SERVER_VAD_ONLY,
     InputAudioTranscription,
@@ -47,7 +46,6 @@ FORMAT_FROM_GA: dict[str, str] = {
     "audio/pcmu": "g711_ulaw",
     "audio/pcma": "g711_alaw",
 }
-EMPTY_SESSION = Session()
 
 
 GA_PARAMS: dict[str, str] = {
@@ -68,15 +66,36 @@ GA_PARAMS: dict[str, str] = {
 }
 
 
-def beta_param(param: str) -> str:
-    """Name a parameter as the beta endpoint's callers wrote it."""
-    return param.replace("expires_after.", "client_secret.expires_after.")
+GA_TO_BETA: dict[str, str] = {ga.removeprefix("session."): beta for beta, ga in GA_PARAMS.items()}
+"""GA paths within the session -> beta names, for naming fields to beta callers."""
 
 
-def ga_param(param: str) -> str:
-    """Name a beta parameter as the GA endpoint's callers wrote it."""
-    head, dot, rest = param.partition(".")
-    return GA_PARAMS.get(head, head) + dot + rest
+def beta_name(path: str) -> str:
+    """A GA session path in the beta vocabulary (`audio.output.voice` -> `voice`).
+
+    The longest GA prefix with a beta counterpart is renamed; GA-only fields
+    keep their GA path. Decisions use this vocabulary on both endpoints.
+    """
+    if path.startswith("expires_after."):
+        return path
+    head = path
+    while head:
+        if head in GA_TO_BETA:
+            return GA_TO_BETA[head] + path[len(head) :]
+        head = head.rpartition(".")[0]
+    return path
+
+
+def beta_param(path: str) -> str:
+    """Name a field as the beta endpoint's callers wrote it (errors on `/v1/realtime/sessions`)."""
+    if path.startswith("expires_after."):
+        return "client_secret." + path
+    return beta_name(path)
+
+
+def ga_param(path: str) -> str:
+    """Name a field as the GA endpoint's callers wrote it (`session.` + its GA path)."""
+    return path if path.startswith("expires_after.") else f"session.{path}"
 
 
 def _unsupported(param: str, why: str) -> InvalidRequest:
@@ -85,7 +104,7 @@ def _unsupported(param: str, why: str) -> InvalidRequest:
     )
 
 
-def check_carriable(session: Session, name: Callable[[str], str] = beta_param) -> None:
+def check_carriable(session: Session) -> None:
     """Refuse beta fields the GA API cannot express, before any policy runs."""
     if session.temperature is not None:
         raise _unsupported(
@@ -93,18 +112,18 @@ def check_carriable(session: Session, name: Callable[[str], str] = beta_param) -
             "OpenAI's GA Realtime API has no temperature; "
             "remove it (the model's default sampling applies)",
         )
-    if session.id is not None:
-        raise _unsupported("id", "the session id is assigned by OpenAI")
-    td = session.turn_detection
+    check_turn_detection(session.turn_detection)
+
+
+def check_turn_detection(td: TurnDetection | None) -> None:
+    """Refuse fields of the other VAD type: GA's VAD types are disjoint objects."""
     if td is not None:
         if td.type == "semantic_vad":
             for field in SERVER_VAD_ONLY:
                 if getattr(td, field) is not None:
-                    raise _unsupported(
-                        name(f"turn_detection.{field}"), "it applies to server_vad only"
-                    )
+                    raise _unsupported(f"turn_detection.{field}", "it applies to server_vad only")
         elif td.eagerness is not None:
-            raise _unsupported(name("turn_detection.eagerness"), "it applies to semantic_vad only")
+            raise _unsupported("turn_detection.eagerness", "it applies to semantic_vad only")
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,12 +147,12 @@ def _turn_detection(td: TurnDetection) -> dict[str, Any]:
     return body
 
 
-def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The GA `session` object for an effective beta Session."""
+def to_ga(session: Session) -> dict[str, Any]:
+    """The GA `session` object a beta Session asks for, so one policy governs both endpoints."""
     s = session
     out: dict[str, Any] = {"type": "realtime"}
     if s.model is not None:
-        out["model"] = model_map.get(s.model, s.model) if model_map else s.model
+        out["model"] = s.model
     if s.instructions is not None:
         out["instructions"] = s.instructions
     if s.modalities is not None:
@@ -169,50 +188,15 @@ def to_ga(session: Session, model_map: Mapping[str, str] | None = None) -> dict[
             if s.tool_choice in ("auto", "none", "required")
             else {"type": "function", "name": s.tool_choice}
         )
-    if s.tracing is not None:
+    if "tracing" in s.model_fields_set:
         out["tracing"] = (
-            s.tracing if isinstance(s.tracing, str) else s.tracing.model_dump(exclude_none=True)
+            None
+            if s.tracing is None
+            else (
+                s.tracing if isinstance(s.tracing, str) else s.tracing.model_dump(exclude_none=True)
+            )
         )
     return out
-
-
-def from_ga(session: ga.GASession) -> Session:
-    """The beta Session a GA request asks for, so one policy governs both endpoints."""
-    fields: dict[str, Any] = {}
-    g = session
-    for name in ("model", "instructions", "tools", "tracing"):
-        if name in g.model_fields_set:
-            fields[name] = getattr(g, name)
-    if g.output_modalities is not None:
-        fields["modalities"] = g.output_modalities
-    if g.max_output_tokens is not None:
-        fields["max_response_output_tokens"] = g.max_output_tokens
-    if g.tool_choice is not None:
-        choice = g.tool_choice
-        fields["tool_choice"] = choice if isinstance(choice, str) else choice.name
-    audio_in = g.audio.input if g.audio else None
-    audio_out = g.audio.output if g.audio else None
-    if audio_in is not None:
-        if audio_in.format is not None:
-            fields["input_audio_format"] = FORMAT_FROM_GA[audio_in.format.type]
-        if audio_in.noise_reduction is not None:
-            fields["input_audio_noise_reduction"] = audio_in.noise_reduction
-        if audio_in.transcription is not None:
-            fields["input_audio_transcription"] = audio_in.transcription
-        if "turn_detection" in audio_in.model_fields_set:
-            td = audio_in.turn_detection
-            fields["turn_detection"] = (
-                None if td is None else TurnDetection(**td.model_dump(exclude_none=True))
-            )
-    if audio_out is not None:
-        if audio_out.format is not None:
-            fields["output_audio_format"] = FORMAT_FROM_GA[audio_out.format.type]
-        for name in ("voice", "speed"):
-            if getattr(audio_out, name) is not None:
-                fields[name] = getattr(audio_out, name)
-    # Every value is already validated (by the GA models); copying an empty Session
-    # marks exactly these fields as set, at a fraction of model_construct's cost.
-    return EMPTY_SESSION.model_copy(update=fields)
 
 
 def _format_from_ga(value: Any) -> str | None:

@@ -4,8 +4,12 @@ Ops set it through `POLICY_*` environment variables (see `.env.example`);
 `Settings` loads it, and per-caller profiles override it field by field. A
 policy that contradicts itself (a default outside its allowed list, malformed
 tools JSON, an unknown mode) fails validation, so the process refuses to start
-instead of failing at the first mint. Applying it to a request lives in
-`service.policy.rules`.
+instead of failing at the first mint (an MCP servers file that cannot be
+read, or names a server twice, too). Model names are not checked against a
+list: any name ops allow is allowed, and `service.policy.catalog` warns about
+unknown and retiring ones. Applying the policy to a request lives in
+`service.policy.rules` (realtime) and `service.policy.rules_sessions`
+(transcription, translation).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Annotated, Any, Literal, Self, TypeAlias
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import NoDecode
 
-from service.contract.beta import BETA_VOICES, KNOWN_MODELS, AudioFormat, MaxTokens, Tool
+from service.contract.beta import BETA_VOICES, AudioFormat, MaxTokens, Tool
+from service.contract.ga_tools import REASONING_EFFORTS, ReasoningEffort
+from service.policy.mcp import McpServer, read_mcp_servers
 
 
 def csv_items(text: str) -> tuple[str, ...]:
@@ -69,6 +75,13 @@ CsvTurnDetection: TypeAlias = Annotated[
 CsvNoiseReduction: TypeAlias = Annotated[
     tuple[NoiseReduction, ...], NoDecode, BeforeValidator(split_csv)
 ]
+CsvEfforts: TypeAlias = Annotated[tuple[ReasoningEffort, ...], NoDecode, BeforeValidator(split_csv)]
+SessionType: TypeAlias = Literal["realtime", "transcription", "translation"]
+CsvSessionTypes: TypeAlias = Annotated[
+    tuple[SessionType, ...], NoDecode, BeforeValidator(split_csv)
+]
+OptionalCsv: TypeAlias = Annotated[tuple[str, ...] | None, NoDecode, BeforeValidator(split_csv)]
+"""A list where unset (None) means any value and `VAR=` (empty) means none."""
 Speed: TypeAlias = Annotated[float, Field(ge=0.25, le=1.5)]
 Ttl: TypeAlias = Annotated[int, Field(ge=10, le=7200)]
 ALL_VOICES: tuple[str, ...] = (*BETA_VOICES, "marin", "cedar")
@@ -79,9 +92,10 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    allowed_models: CsvStr = ("gpt-realtime", "gpt-realtime-mini")
-    default_model: str = "gpt-realtime"
+    allowed_models: CsvStr = ("gpt-realtime-2", "gpt-realtime-2.1-mini")
+    default_model: str = "gpt-realtime-2"
     allowed_voices: CsvStr = ALL_VOICES
+    """Built-in voice names, and custom voices by id (`voice_...`, sent as `{"id": ...}`)."""
     default_voice: str = "alloy"
     instructions: Annotated[str | None, BeforeValidator(empty_is_none)] = None
     instructions_mode: Literal["server", "append", "client"] = "client"
@@ -107,14 +121,34 @@ class Policy(BaseModel):
     )
     speed_min: Speed = 0.25
     speed_max: Speed = 1.5
+    prompts: CsvStr = ()
+    """Dashboard prompt ids (`pmpt_...`) a caller may use; none unless ops list them."""
+    prompt: Annotated[str | None, BeforeValidator(empty_is_none)] = None
+    """A prompt id the server sets on every session (callers may not choose another)."""
+    prompt_variables: Literal["client", "off"] = "client"
+    """Whether a caller may fill the prompt's variables."""
+    reasoning_efforts: CsvEfforts = REASONING_EFFORTS
+    truncation: Literal["client", "auto", "disabled"] = "client"
+    """`client` lets callers choose; `auto` or `disabled` is pinned by the server."""
+    session_types: CsvSessionTypes = ("realtime", "transcription", "translation")
+    """Which kinds of session may be minted at all."""
+    transcription_languages: OptionalCsv = None
+    """Input languages (ISO-639-1) a transcription may name; unset: any."""
+    allowed_translation_models: CsvStr = ("gpt-realtime-translate",)
+    default_translation_model: str = "gpt-realtime-translate"
+    translation_languages: OptionalCsv = None
+    """Target languages of translation sessions; unset: any."""
+    mcp_servers_file: Annotated[
+        tuple[McpServer, ...], NoDecode, BeforeValidator(read_mcp_servers)
+    ] = ()
+    """MCP servers callers may pick by label, read from this file (credentials included)."""
+    idle_timeout_ms_max: Annotated[int, Field(ge=5000, le=30000)] | None = None
+    """Cap on `turn_detection.idle_timeout_ms`; unset leaves OpenAI's own 30000."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         """Refuse a policy whose parts contradict each other, naming the variables."""
         problems: list[str] = []
-        unknown = [m for m in self.allowed_models if m not in KNOWN_MODELS]
-        if unknown:
-            problems.append(f"POLICY_ALLOWED_MODELS names unknown models: {', '.join(unknown)}")
         if self.default_model not in self.allowed_models:
             problems.append(
                 f"POLICY_DEFAULT_MODEL '{self.default_model}' is not in POLICY_ALLOWED_MODELS"
@@ -123,6 +157,17 @@ class Policy(BaseModel):
             problems.append(
                 f"POLICY_DEFAULT_VOICE '{self.default_voice}' is not in POLICY_ALLOWED_VOICES"
             )
+        if (
+            self.allowed_translation_models
+            and self.default_translation_model not in self.allowed_translation_models
+        ):
+            problems.append(
+                f"POLICY_DEFAULT_TRANSLATION_MODEL '{self.default_translation_model}' is not in "
+                "POLICY_ALLOWED_TRANSLATION_MODELS"
+            )
+        labels = [server.label for server in self.mcp_servers_file]
+        if len(set(labels)) != len(labels):
+            problems.append("POLICY_MCP_SERVERS_FILE: server labels must be unique")
         if self.token_ttl_seconds > self.max_token_ttl_seconds:
             problems.append("POLICY_TOKEN_TTL_SECONDS exceeds POLICY_MAX_TOKEN_TTL_SECONDS")
         if self.speed_min > self.speed_max:
@@ -177,4 +222,25 @@ class Policy(BaseModel):
             "noise_reduction": list(self.allowed_noise_reduction),
             "speed": {"min": self.speed_min, "max": self.speed_max},
             "on_violation": self.on_violation,
+            "prompts": {
+                "allowed": list(self.prompts),
+                "pinned": self.prompt is not None,
+                "variables": self.prompt_variables,
+            },
+            "reasoning_efforts": list(self.reasoning_efforts),
+            "truncation": self.truncation,
+            "idle_timeout_ms_max": self.idle_timeout_ms_max,
+            "mcp_servers": [server.public() for server in self.mcp_servers_file],
+            "session_types": list(self.session_types),
+            "transcription_languages": _any_or_list(self.transcription_languages),
+            "translation_models": {
+                "allowed": list(self.allowed_translation_models),
+                "default": self.default_translation_model,
+            },
+            "translation_languages": _any_or_list(self.translation_languages),
         }
+
+
+def _any_or_list(values: tuple[str, ...] | None) -> list[str] | str:
+    """An optional list as `GET /v1/policy` shows it: `any` when unset."""
+    return "any" if values is None else list(values)

@@ -46,6 +46,10 @@ class Profiles:
     callers: dict[str, str] = field(default_factory=dict)
     default: str | None = None
 
+    def all(self) -> list[tuple[str, Policy]]:
+        """Every policy by name: the env policy (as `default`) and each profile."""
+        return [(DEFAULT, self.base), *self.named.items()]
+
     def for_caller(self, identity: str, claim: str | None = None) -> tuple[str, Policy]:
         """The profile name and policy for a caller (its identity, and JWT claim if any)."""
         name = claim if claim in self.named else self.callers.get(identity)

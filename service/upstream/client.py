@@ -215,6 +215,9 @@ class Upstream:
         )
         self._key = key
         self._url = httpx.URL(base_url.rstrip("/") + "/realtime/client_secrets")
+        self._translation_url = httpx.URL(
+            base_url.rstrip("/") + "/realtime/translations/client_secrets"
+        )
         self._headers = {**auth, "Content-Type": "application/json", "Accept": "application/json"}
         self._request_timeout = client.timeout.as_dict()
         self._client = client
@@ -223,13 +226,21 @@ class Upstream:
         """Close the pool (in-flight requests have finished by shutdown)."""
         await self._client.aclose()
 
-    async def mint_client_secret(self, body: dict[str, Any], request_id: str) -> Minted:
-        """POST the GA body; return the secret or raise the matching `ServiceError`."""
+    async def mint_client_secret(
+        self, body: dict[str, Any], request_id: str, translation: bool = False
+    ) -> Minted:
+        """POST the GA body; return the secret or raise the matching `ServiceError`.
+
+        `translation` mints on `/realtime/translations/client_secrets`, OpenAI's
+        endpoint for translation sessions; every other session uses
+        `/realtime/client_secrets`.
+        """
+        url = self._translation_url if translation else self._url
         content = orjson.dumps(body)
         headers = {**self._headers, "X-Request-ID": request_id, "X-Client-Request-Id": request_id}
         started = time.perf_counter()
         try:
-            reply, attempts = await self._post(content, headers)
+            reply, attempts = await self._post(url, content, headers)
             minted = _minted(reply, (time.perf_counter() - started) * 1000, attempts)
         except ServiceError as error:
             kind = error.code if error.code in ERROR_KINDS else "upstream_rejected"
@@ -240,7 +251,9 @@ class Upstream:
         metrics.UPSTREAM_LATENCY.observe(minted.upstream_ms / 1000)
         return minted
 
-    async def _post(self, content: bytes, headers: Mapping[str, str]) -> tuple[Reply, int]:
+    async def _post(
+        self, url: httpx.URL, content: bytes, headers: Mapping[str, str]
+    ) -> tuple[Reply, int]:
         """The answer to one POST, retried only while it provably never left."""
         attempt = 0
         try:
@@ -248,7 +261,7 @@ class Upstream:
                 while True:
                     attempt += 1
                     try:
-                        return await self._send(content, headers), attempt
+                        return await self._send(url, content, headers), attempt
                     except _NeverSent as failed:
                         log.warning("upstream_unreachable", kind=failed.kind, attempt=attempt)
                         if attempt > self._retries:
@@ -262,11 +275,11 @@ class Upstream:
                 f"OpenAI did not answer within {self._timeout:g}s", code="upstream_timeout"
             ) from None
 
-    async def _send(self, content: bytes, headers: Mapping[str, str]) -> Reply:
+    async def _send(self, url: httpx.URL, content: bytes, headers: Mapping[str, str]) -> Reply:
         """One exchange, its answer read within `MAX_ANSWER_BYTES`, then judged."""
         request = httpx.Request(
             "POST",
-            self._url,
+            url,
             headers=headers,
             content=content,
             extensions={"timeout": self._request_timeout},

@@ -25,10 +25,16 @@ import structlog
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.contract import ClientSecretRequest, invalid_request_from
+from service.contract import (
+    ClientSecretRequest,
+    TranslationClientSecretRequest,
+    invalid_request_from,
+)
+from service.contract.ga import READ_ONLY
 
 log = structlog.get_logger("service.emulator")
 PATH = "/v1/realtime/client_secrets"
+TRANSLATION_PATH = "/v1/realtime/translations/client_secrets"
 DEFAULT_SESSION: dict[str, Any] = {
     "type": "realtime",
     "object": "realtime.session",
@@ -55,6 +61,55 @@ DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
     },
     "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
 }
+
+
+TRANSCRIPTION_INPUT: dict[str, Any] = {
+    "format": {"type": "audio/pcm", "rate": 24000},
+    "transcription": {"model": "gpt-4o-transcribe"},
+    "turn_detection": {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+    },
+}
+
+
+def _without_read_only(session: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in session.items() if key not in READ_ONLY}
+
+
+def _realtime(asked: dict[str, Any]) -> dict[str, Any]:
+    session = {**DEFAULT_SESSION, **asked}
+    audio = asked.get("audio", {})
+    session["audio"] = {
+        side: {**DEFAULT_AUDIO[side], **audio.get(side, {})} for side in ("input", "output")
+    }
+    return session
+
+
+def _transcription(asked: dict[str, Any]) -> dict[str, Any]:
+    audio_in = {**TRANSCRIPTION_INPUT, **asked.get("audio", {}).get("input", {})}
+    session: dict[str, Any] = {
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "audio": {"input": audio_in},
+    }
+    if "include" in asked:
+        session["include"] = asked["include"]
+    return session
+
+
+def _translation(asked: dict[str, Any]) -> dict[str, Any]:
+    audio = asked.get("audio", {})
+    return {
+        "type": "translation",
+        "model": asked["model"],
+        "audio": {
+            "input": {"transcription": None, "noise_reduction": None, **audio.get("input", {})},
+            "output": {"language": "en", **audio.get("output", {})},
+        },
+    }
 
 
 async def respond(send: Send, status: int, body: bytes) -> None:
@@ -85,23 +140,31 @@ def _error(status: int, message: str, param: str | None, code: str | None) -> tu
     )
 
 
-def answer(body: bytes, has_key: bool) -> tuple[int, bytes]:
-    """The emulator's status and body for one request body."""
+def answer(body: bytes, has_key: bool, translation: bool = False) -> tuple[int, bytes]:
+    """The emulator's status and body for one request body.
+
+    Realtime and transcription sessions on `client_secrets`, translation
+    sessions on `translations/client_secrets`, each answered with the
+    session's defaults filled in, as the GA API does.
+    """
     if not has_key:
         return _error(401, "You didn't provide an API key.", None, "missing_api_key")
+    model = TranslationClientSecretRequest if translation else ClientSecretRequest
     try:
-        request = ClientSecretRequest.model_validate_json(body or b"{}")
+        request = model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         err = invalid_request_from(exc)
         return _error(400, err.message, err.param, err.code)
     asked = request.model_dump(mode="json", exclude_unset=True)
     seconds = (request.expires_after.seconds if request.expires_after else None) or 600
     now = int(time.time())
-    session = {**DEFAULT_SESSION, **asked.get("session", {})}
-    audio = asked.get("session", {}).get("audio", {})
-    session["audio"] = {
-        side: {**DEFAULT_AUDIO[side], **audio.get(side, {})} for side in ("input", "output")
-    }
+    asked_session = _without_read_only(asked.get("session", {}))
+    if translation:
+        session = _translation(asked_session)
+    elif asked_session.get("type") == "transcription":
+        session = _transcription(asked_session)
+    else:
+        session = _realtime(asked_session)
     session["id"] = f"sess_emu_{secrets.token_hex(8)}"
     session["expires_at"] = 0
     return 200, orjson.dumps(
@@ -138,7 +201,7 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
             more = message.get("more_body", False)
         if scope["path"] == "/healthz":
             status, body = 200, b'{"status":"ok","emulator":true}'
-        elif scope["path"] != PATH or scope["method"] != "POST":
+        elif scope["path"] not in (PATH, TRANSLATION_PATH) or scope["method"] != "POST":
             status, body = _error(
                 404, f"Invalid URL ({scope['method']} {scope['path']})", None, None
             )
@@ -149,7 +212,8 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
             )
             if delay:
                 await asyncio.sleep(delay)
-            status, body = answer(b"".join(chunks), has_key)
+            translation = scope["path"] == TRANSLATION_PATH
+            status, body = answer(b"".join(chunks), has_key, translation)
         await respond(send, status, body)
 
     return app

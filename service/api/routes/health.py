@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.api.deps import LifecycleDep, LimiterDep, SettingsDep
+from service.policy import model_warnings
 
 router = APIRouter(tags=["health"])
 
@@ -25,12 +27,17 @@ async def readyz(
     """Ready to mint: configuration loaded, upstream client open, rate-limit store reachable.
 
     With RATE_LIMIT_ON_STORE_ERROR=open an unreachable Redis is reported but
-    does not make the pod unready: it would still mint.
+    does not make the pod unready: it would still mint. Models that OpenAI
+    shuts down within 60 days (or has shut down), and names the service does
+    not know, are listed under `models`: a warning, not unreadiness.
     """
     body: dict[str, Any] = {
         "status": "ready",
         "upstream": "emulator" if settings.upstream_emulator else "openai",
     }
+    warnings = model_warnings(settings.profiles.all(), datetime.now(UTC).date())
+    if warnings:
+        body["models"] = warnings
     status = 200
     if lifecycle.draining:
         body["status"], status = "draining", 503

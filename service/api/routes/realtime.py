@@ -28,6 +28,7 @@ from service.api.mint import (
     create_session,
     dry_run_allowed,
 )
+from service.api.mint_sessions import create_transcription_session, create_translation_client_secret
 from service.auth import identify
 from service.errors import (
     ClientDisconnected,
@@ -38,7 +39,14 @@ from service.errors import (
 
 SESSIONS_PATH = "/v1/realtime/sessions"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
-ENDPOINTS = {SESSIONS_PATH: "sessions", CLIENT_SECRETS_PATH: "client_secrets"}
+TRANSCRIPTION_SESSIONS_PATH = "/v1/realtime/transcription_sessions"
+TRANSLATION_CLIENT_SECRETS_PATH = "/v1/realtime/translations/client_secrets"
+ENDPOINTS = {
+    SESSIONS_PATH: "sessions",
+    CLIENT_SECRETS_PATH: "client_secrets",
+    TRANSCRIPTION_SESSIONS_PATH: "transcription_sessions",
+    TRANSLATION_CLIENT_SECRETS_PATH: "translation_client_secrets",
+}
 """The mint endpoints by path, as metrics and the audit line name them."""
 
 Create = Callable[[MintContext, bytes, bool], Awaitable[tuple[dict[str, Any], Plan]]]
@@ -124,5 +132,13 @@ class MintEndpoint:
 routes: list[BaseRoute] = [
     Route(SESSIONS_PATH, MintEndpoint(create_session), methods=["POST"]),
     Route(CLIENT_SECRETS_PATH, MintEndpoint(create_client_secret), methods=["POST"]),
+    Route(
+        TRANSCRIPTION_SESSIONS_PATH, MintEndpoint(create_transcription_session), methods=["POST"]
+    ),
+    Route(
+        TRANSLATION_CLIENT_SECRETS_PATH,
+        MintEndpoint(create_translation_client_secret),
+        methods=["POST"],
+    ),
 ]
 """Mounted first in the app, so that the hot path matches on the first routes tried."""

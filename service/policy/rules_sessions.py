@@ -1,0 +1,102 @@
+"""Policy for the other session kinds: transcription-only and translation sessions.
+
+They share the realtime session's audio rules (formats, noise reduction,
+transcription models, turn detection) and add their own: which kinds of
+session may be minted at all (POLICY_SESSION_TYPES), which input languages a
+transcription may name (POLICY_TRANSCRIPTION_LANGUAGES) and which translation
+models and target languages are allowed (POLICY_ALLOWED_TRANSLATION_MODELS,
+POLICY_TRANSLATION_LANGUAGES).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from service.contract.ga import READ_ONLY, TranscriptionSession, TranslationSession
+from service.policy import rules_audio
+from service.policy.merge import Merge, allowed_text, session_type
+from service.policy.model import Policy
+from service.policy.rules import Outcome, conclude
+
+Namer = Callable[[str], str]
+
+
+def evaluate_transcription(
+    policy: Policy,
+    request: TranscriptionSession,
+    ttl_seconds: int | None,
+    name: Namer = str,
+    label: Namer = str,
+) -> Outcome:
+    """Merge a transcription session into `policy` (GA `type: "transcription"`)."""
+    m = Merge(policy, request)
+    session_type(m, "transcription")
+    audio_in = request.audio.input if request.audio else None
+    rules_audio.formats(m, audio_in, None, speaks=False)
+    rules_audio.noise_reduction(m, audio_in)
+    allowed = policy.allowed_transcription_models
+    if (audio_in is None or audio_in.transcription is None) and allowed:
+        m.default("audio.input.transcription", {"model": allowed[0]}, "server transcription model")
+    elif audio_in is not None and audio_in.transcription is not None:
+        rules_audio.transcription(m, audio_in)
+        rules_audio.languages(m, audio_in)
+    else:
+        m.violations.append(
+            ("audio.input.transcription", "transcription is disabled by the server")
+        )
+    rules_audio.turn_detection(m, audio_in)
+    return conclude(m, ttl_seconds, name, label)
+
+
+def evaluate_translation(
+    policy: Policy,
+    request: TranslationSession,
+    ttl_seconds: int | None,
+    name: Namer = str,
+    label: Namer = str,
+) -> Outcome:
+    """Merge a translation session into `policy` (`/v1/realtime/translations/client_secrets`)."""
+    m = Merge(policy, request)
+    session_type(m, "translation")
+    p = policy
+    if request.model not in p.allowed_translation_models:
+        m.violate(
+            "model",
+            f"translation model '{request.model}' is not allowed "
+            f"(allowed: {allowed_text(p.allowed_translation_models)})",
+            p.default_translation_model,
+        )
+    audio = request.audio
+    audio_in = audio.input if audio else None
+    target = audio.output.language if audio and audio.output else None
+    allowed = p.translation_languages
+    if target is not None and allowed is not None and target not in allowed:
+        m.violate(
+            "audio.output.language",
+            f"target language '{target}' is not allowed (allowed: {allowed_text(allowed)})",
+            allowed[0] if allowed else None,
+        )
+    nr = audio_in.noise_reduction if audio_in else None
+    if nr is not None and nr.type not in p.allowed_noise_reduction:
+        m.violate(
+            "audio.input.noise_reduction.type",
+            f"noise reduction '{nr.type}' is not allowed "
+            f"(allowed: {allowed_text(p.allowed_noise_reduction)})",
+            None,
+            "audio.input.noise_reduction",
+        )
+    t = audio_in.transcription if audio_in else None
+    if t is not None and t.model not in p.allowed_transcription_models:
+        m.violate(
+            "audio.input.transcription.model",
+            f"transcription model '{t.model}' is not allowed "
+            f"(allowed: {allowed_text(p.allowed_transcription_models)})",
+            None,
+            "audio.input.transcription",
+        )
+    outcome = conclude(m, ttl_seconds, name, label)
+    return Outcome(
+        {key: value for key, value in outcome.session.items() if key not in READ_ONLY | {"type"}},
+        outcome.ttl_seconds,
+        outcome.decisions,
+    )
