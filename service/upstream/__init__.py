@@ -6,6 +6,7 @@ runs on. The emulator (`service.upstream.emulator`) stands in for OpenAI in
 development and benchmarks.
 """
 
-from service.upstream.client import Minted, Upstream, build_http_client
+from service.upstream.client import Minted, Upstream
+from service.upstream.http import build_http_client
 
 __all__ = ["Minted", "Upstream", "build_http_client"]

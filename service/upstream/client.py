@@ -1,14 +1,8 @@
 """The one upstream client: mints client secrets on OpenAI's GA endpoint.
 
-One `Upstream` per process, created in the app's lifespan over one
-`httpx.AsyncClient` (`build_http_client`). Under it runs an aiohttp-backed
-httpx transport (`httpx-aiohttp`), chosen by measurement: at 50 concurrent
-mints httpx's default transport spent ~2.7 ms of CPU per request here and
-failed requests under load, the aiohttp transport ~0.4 ms (see the README's
-benchmark). Proxies are httpx's own: with `trust_env` (the default) it
-reads `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` and mounts a
-proxied transport for the matching URLs. Tests and the in-process emulator
-pass their own transport to the same client factory.
+One `Upstream` per process, created in the app's lifespan over the one
+`httpx.AsyncClient` that `service.upstream.http` builds (and whose failures
+it classifies: sent or provably not).
 
 Every way the upstream can fail is translated here, and only here, into the
 service's errors. A mint is not idempotent (each one creates a secret, and a
@@ -41,11 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 import orjson
 import structlog
-from httpx_aiohttp import HttpxAiohttpClient
 
 from service import metrics
 from service.config import Settings
@@ -57,15 +49,10 @@ from service.errors import (
     UpstreamTimeout,
 )
 from service.logs import scrub
+from service.upstream.http import EMULATOR_BASE_URL, never_sent, read_capped, timed_out
 
 log = structlog.get_logger("service.upstream")
 RETRY_BASE_SECONDS = 0.05
-MAX_ANSWER_BYTES = 1 << 20
-"""The largest upstream answer read; OpenAI's are a few KiB."""
-EMULATOR_BASE_URL = "http://emulator.invalid/v1"
-"""Where the in-process emulator is reached (never resolved: ASGITransport serves it)."""
-KEEPALIVE_SECONDS = 5.0
-"""Idle pooled connections are dropped before servers commonly close them."""
 MAX_RELAYED_CHARS = 300
 """The most of an upstream error message (or param) passed on to a caller."""
 ERROR_KINDS = frozenset(
@@ -108,96 +95,12 @@ class Minted:
         return f"Minted(value='ek_***', expires_at={self.expires_at}, attempts={self.attempts})"
 
 
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing: OpenAI's API sets no cookie a mint needs.
-
-    httpx files every response's cookies into the client's jar, building
-    urllib-style request and response wrappers for it each time: ~12% of a
-    mint's CPU here. Keeping none also means no state shared between callers.
-    """
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class UpstreamHttpClient(HttpxAiohttpClient):
-    """httpx's client over the aiohttp transport, without a cookie jar."""
-
-    _no_cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, _cookies: object) -> None:
-        return None
-
-
 class _NeverSent(Exception):
     """The request provably never reached the upstream: safe to try again."""
 
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
         self.kind = kind
-
-
-def build_http_client(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """The process's one upstream HTTP client (the lifespan creates and closes it).
-
-    `transport` replaces the network: respx's mock in tests, the emulator's
-    ASGI app with `UPSTREAM_EMULATOR=true`. Everything else (timeouts, pool,
-    redirects off, proxies from the environment) is the same in every case.
-    """
-    timeout = settings.upstream_timeout_seconds
-    if transport is None and settings.upstream_emulator:
-        from service.upstream.emulator import create_emulator
-
-        transport = httpx.ASGITransport(app=create_emulator())
-    return UpstreamHttpClient(
-        transport=transport,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        ),
-        follow_redirects=False,
-        trust_env=True,
-    )
-
-
-def never_sent(exc: httpx.TransportError) -> str | None:
-    """How a failed request provably never reached the upstream, or None if it may have.
-
-    The aiohttp transport maps every dropped connection, including one that
-    broke after the body was written, onto `httpx.ConnectTimeout`, so its
-    original exception decides: only aiohttp's connector errors (refused,
-    DNS, TLS handshake, proxy connect) and its connect timeout happen before
-    a byte is sent. Other transports (httpx's own, mocks) raise
-    `ConnectError`/`ConnectTimeout`/`PoolTimeout` only before sending.
-    """
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
-        return "connect_timeout"
-    if isinstance(cause, aiohttp.ClientError | OSError):
-        return None
-    if isinstance(exc, httpx.ConnectError):
-        return "connect"
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return "connect_timeout"
-    return None
-
-
-def timed_out(exc: httpx.TransportError) -> bool:
-    """Whether a request that may have been sent failed by waiting too long for its answer."""
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError | OSError):
-        return isinstance(cause, TimeoutError)
-    return isinstance(exc, httpx.TimeoutException)
 
 
 class Upstream:
@@ -287,7 +190,7 @@ class Upstream:
         try:
             response = await self._client.send(request, stream=True)
             try:
-                body = await _read_capped(response)
+                body = await read_capped(response)
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
@@ -303,28 +206,6 @@ class Upstream:
         reply = Reply(response.status_code, response.headers, body)
         _judge(reply, self._key)
         return reply
-
-
-async def _read_capped(response: httpx.Response) -> bytes:
-    """The decoded body, refused as soon as it exceeds `MAX_ANSWER_BYTES`."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-        raise _oversized()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise _oversized()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _oversized() -> UpstreamError:
-    log.warning("upstream_answer_too_large", limit_bytes=MAX_ANSWER_BYTES)
-    return UpstreamError(
-        "OpenAI's answer exceeds the size this service reads", code="upstream_bad_response"
-    )
 
 
 def _judge(reply: Reply, key: str) -> None:
