@@ -93,7 +93,12 @@ class TestCiRun:
         command = " ".join(code.split("env -i", 1)[1].replace("\\\n", " ").split())
         assert code.count("make test") == 1
         assert command.startswith('PATH=/usr/bin:/bin HOME="$home"')
-        for switch in ("REQUIRE_REDIS=1", "REQUIRE_BROWSER=1", "REQUIRE_DEPLOY_TOOLS=1"):
+        for switch in (
+            "REQUIRE_REDIS=1",
+            "REQUIRE_BROWSER=1",
+            "REQUIRE_DEPLOY_TOOLS=1",
+            "REQUIRE_NODE=1",
+        ):
             assert switch in command.split(" make test")[0]
 
     def test_installs_the_container_tools(self) -> None:

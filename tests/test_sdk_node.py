@@ -1,0 +1,76 @@
+"""The official openai Node SDK (6.49) as a client of the service: only baseURL changes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.auth import new_api_key
+from tests.servers import ServiceProcess, require
+
+NODE_DIR = Path(__file__).with_name("node")
+
+
+@pytest.fixture(name="node", scope="module")
+def fixture_node() -> str:
+    """Node.js with the SDK installed from tests/node/package-lock.json (npm ci, once)."""
+    node = require("node", "REQUIRE_NODE")
+    npm = require("npm", "REQUIRE_NODE")
+    if not (NODE_DIR / "node_modules" / "openai").is_dir():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
+            cwd=NODE_DIR,
+            check=True,
+            timeout=300,
+        )
+    return node
+
+
+@pytest.fixture(name="service", scope="module")
+def fixture_service() -> Iterator[tuple[ServiceProcess, str]]:
+    """The service against the emulator, allowing marin and alloy, with a caller key."""
+    key, entry = new_api_key("node-sdk")
+    service = ServiceProcess(
+        {
+            "AUTH_MODE": "api_key",
+            "AUTH_API_KEYS": entry,
+            "UPSTREAM_EMULATOR": "true",
+            "POLICY_ALLOWED_VOICES": "marin,alloy",
+            "POLICY_DEFAULT_VOICE": "marin",
+            "WORKERS": "1",
+        }
+    )
+    try:
+        service.wait_ready()
+        yield service, key
+    finally:
+        service.stop()
+
+
+class TestNodeSdk:
+    """`client.realtime.clientSecrets.create` from Node, and its typed error."""
+
+    def test_node_sdk_mints_and_reads_refusals(
+        self, node: str, service: tuple[ServiceProcess, str]
+    ) -> None:
+        """The Node SDK mints through the GA endpoint and gets a policy refusal as an APIError."""
+        process, key = service
+        result = subprocess.run(
+            [node, str(NODE_DIR / "sdk_client.mjs"), f"{process.url}/v1", key],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        assert out["realtime"] == {"prefix": "ek_", "voice": "marin"}
+        assert out["refused"] == {
+            "status": 403,
+            "code": "policy_violation",
+            "param": "session.audio.output.voice",
+        }
