@@ -25,7 +25,7 @@ GA_REQUEST: dict[str, Any] = {
             "input": {
                 "format": {"type": "audio/pcm", "rate": 24000},
                 "noise_reduction": {"type": "near_field"},
-                "transcription": {"model": "gpt-4o-transcribe", "prompt": "tech words"},
+                "transcription": {"model": "gpt-transcribe", "prompt": "tech words"},
                 "turn_detection": {"type": "semantic_vad", "eagerness": "auto"},
             },
             "output": {"format": {"type": "audio/pcmu"}, "voice": "marin", "speed": 0.9},
@@ -106,7 +106,7 @@ class TestGaEndpoint:
         assert response.status_code == 200, response.text
         assert sent_body(upstream)["session"] == {
             "type": "transcription",
-            "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}},
+            "audio": {"input": {"transcription": {"model": "gpt-transcribe"}}},
         }
 
     async def test_both_modalities_are_refused(self, client: httpx.AsyncClient) -> None:

@@ -74,7 +74,7 @@ class TestEndToEnd:
                     "voice": "coral",
                     "input_audio_format": "g711_alaw",
                     "turn_detection": {"type": "semantic_vad", "eagerness": "high"},
-                    "input_audio_transcription": {"model": "whisper-1"},
+                    "input_audio_transcription": {"model": "gpt-transcribe"},
                     "tools": None,
                     "modalities": ["text"],
                 },

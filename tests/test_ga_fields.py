@@ -80,7 +80,7 @@ FIELDS: list[tuple[str, dict[str, Any]]] = [
             "audio": {
                 "input": {
                     "transcription": {
-                        "model": "gpt-4o-transcribe",
+                        "model": "gpt-transcribe",
                         "language": "en",
                         "languages": ["en", "fr"],
                         "keywords": ["Acme"],

@@ -22,6 +22,10 @@ class TestModelWarnings:
         """The default model list names no model with a shutdown date near."""
         assert model_warnings([("default", Policy())], date(2026, 11, 26)) == []
 
+    def test_defaults_stay_quiet_past_every_announced_shutdown(self) -> None:
+        """No default (realtime or transcription) model is one OpenAI has announced a date for."""
+        assert model_warnings([("default", Policy())], date(2027, 3, 1)) == []
+
     def test_model_within_60_days_of_shutdown(self) -> None:
         """gpt-realtime, shut down on 2027-01-20, is warned about 55 days before."""
         policy = Policy(

@@ -77,7 +77,7 @@ class TestOfficialSdk:
         secret = await sdk.realtime.client_secrets.create(
             session={
                 "type": "transcription",
-                "audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}},
+                "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}},
             }
         )
         assert secret.value == CLIENT_SECRET
@@ -90,11 +90,11 @@ class TestOfficialSdk:
         """`client.beta.realtime.transcription_sessions.create` mints through the beta door."""
         session = await sdk.beta.realtime.transcription_sessions.create(
             input_audio_format="pcm16",
-            input_audio_transcription={"model": "whisper-1", "language": "en"},
+            input_audio_transcription={"model": "gpt-transcribe", "language": "en"},
         )
         assert session.client_secret.value == CLIENT_SECRET
         assert session.input_audio_transcription is not None
-        assert session.input_audio_transcription.model == "whisper-1"
+        assert session.input_audio_transcription.model == "gpt-transcribe"
         assert sent_body(upstream)["session"]["type"] == "transcription"
 
     async def test_translation_client_secrets_create(

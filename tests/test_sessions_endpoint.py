@@ -51,7 +51,7 @@ class TestTranslation:
                 "input_audio_format": "g711_ulaw",
                 "output_audio_format": "g711_alaw",
                 "input_audio_noise_reduction": {"type": "far_field"},
-                "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+                "input_audio_transcription": {"model": "gpt-transcribe", "language": "en"},
                 "turn_detection": {
                     "type": "server_vad",
                     "threshold": 0.7,
@@ -71,7 +71,7 @@ class TestTranslation:
                 "input": {
                     "format": {"type": "audio/pcmu"},
                     "noise_reduction": {"type": "far_field"},
-                    "transcription": {"model": "whisper-1", "language": "en"},
+                    "transcription": {"model": "gpt-transcribe", "language": "en"},
                     "turn_detection": {
                         "type": "server_vad",
                         "threshold": 0.7,

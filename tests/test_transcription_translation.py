@@ -18,7 +18,7 @@ TRANSCRIPTION = {
         "input": {
             "format": {"type": "audio/pcmu"},
             "noise_reduction": {"type": "near_field", "strength": 0.7},
-            "transcription": {"model": "gpt-4o-mini-transcribe", "language": "en"},
+            "transcription": {"model": "gpt-live-transcribe", "language": "en"},
             "turn_detection": {"type": "server_vad", "silence_duration_ms": 300},
         }
     },
@@ -58,7 +58,7 @@ class TestBetaTranscriptionSessions:
             TRANSCRIPTION_SESSIONS,
             json={
                 "input_audio_format": "g711_alaw",
-                "input_audio_transcription": {"model": "whisper-1", "prompt": "Acme"},
+                "input_audio_transcription": {"model": "gpt-transcribe", "prompt": "Acme"},
                 "turn_detection": {"type": "server_vad", "threshold": 0.6},
                 "input_audio_noise_reduction": {"type": "far_field"},
                 "include": ["item.input_audio_transcription.logprobs"],
@@ -75,7 +75,7 @@ class TestBetaTranscriptionSessions:
                     "input": {
                         "format": {"type": "audio/pcma"},
                         "noise_reduction": {"type": "far_field"},
-                        "transcription": {"model": "whisper-1", "prompt": "Acme"},
+                        "transcription": {"model": "gpt-transcribe", "prompt": "Acme"},
                         "turn_detection": {"type": "server_vad", "threshold": 0.6},
                     }
                 },
@@ -102,7 +102,7 @@ class TestBetaTranscriptionSessions:
         response = await client.post(f"{TRANSCRIPTION_SESSIONS}?dry_run=true", json={})
         assert response.status_code == 200, response.text
         assert response.json()["session"]["input_audio_transcription"] == {
-            "model": "gpt-4o-transcribe"
+            "model": "gpt-transcribe"
         }
         assert not upstream.routes["mint"].called
 
@@ -118,7 +118,7 @@ class TestTranslationClientSecrets:
             "model": "gpt-realtime-translate",
             "audio": {
                 "input": {
-                    "transcription": {"model": "gpt-4o-transcribe"},
+                    "transcription": {"model": "gpt-transcribe"},
                     "noise_reduction": {"type": "near_field"},
                 },
                 "output": {"language": "es"},

@@ -29,18 +29,18 @@ local bodies = {
      '{"session":{"type":"realtime","model":"gpt-realtime-2","instructions":"You are a terse assistant.",'
      .. '"audio":{"input":{"turn_detection":{"type":"server_vad","threshold":0.5,'
      .. '"prefix_padding_ms":300,"silence_duration_ms":500},'
-     .. '"transcription":{"model":"gpt-4o-transcribe"}},"output":{"voice":"marin"}}}}' },
+     .. '"transcription":{"model":"gpt-transcribe"}},"output":{"voice":"marin"}}}}' },
    { "ok", BETA,
      '{"model":"gpt-realtime-2","voice":"alloy","modalities":["audio","text"],'
      .. '"turn_detection":{"type":"semantic_vad","eagerness":"auto"},'
-     .. '"input_audio_transcription":{"model":"whisper-1"}}' },
+     .. '"input_audio_transcription":{"model":"gpt-live-transcribe"}}' },
    { "reject", GA,
      '{"session":{"type":"realtime","model":"gpt-realtime-2","audio":{"output":{"voice":"'
      .. reject_voice .. '"}}}}' },
    { "ok", BETA,
      '{"model":"gpt-realtime-2","voice":"alloy","instructions":"Call tools when useful.",'
      .. '"turn_detection":{"type":"server_vad","threshold":0.6,"silence_duration_ms":400},'
-     .. '"input_audio_transcription":{"model":"gpt-4o-transcribe","language":"en"},'
+     .. '"input_audio_transcription":{"model":"gpt-transcribe","language":"en"},'
      .. '"tools":[{"type":"function","name":"get_weather","description":"Current weather for a city.",'
      .. '"parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],'
      .. '"tool_choice":"auto"}' },

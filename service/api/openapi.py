@@ -119,7 +119,7 @@ GA_EXAMPLE = {
 
 TRANSCRIPTION_EXAMPLE = {
     "input_audio_format": "pcm16",
-    "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+    "input_audio_transcription": {"model": "gpt-transcribe", "language": "en"},
 }
 TRANSLATION_EXAMPLE = {
     "session": {"model": "gpt-realtime-translate", "audio": {"output": {"language": "es"}}}

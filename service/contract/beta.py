@@ -127,7 +127,7 @@ class InputAudioTranscription(StrictModel):
     language: str | None = None
     """ISO-639-1 code of the input language, e.g. `en`; improves accuracy and latency."""
     model: str | None = None
-    """`gpt-4o-transcribe`, `gpt-4o-mini-transcribe` or `whisper-1` (policy decides)."""
+    """`gpt-transcribe`, `gpt-live-transcribe`, `gpt-realtime-whisper`, ... (policy decides)."""
     prompt: str | None = None
     """Keywords for `whisper-1`, free text for the `gpt-4o-*-transcribe` models."""
 

@@ -108,10 +108,12 @@ class Policy(BaseModel):
     max_token_ttl_seconds: Ttl = 600
     on_violation: Literal["reject", "clamp"] = "reject"
     allowed_transcription_models: CsvStr = (
-        "gpt-4o-transcribe",
-        "gpt-4o-mini-transcribe",
-        "whisper-1",
+        "gpt-transcribe",
+        "gpt-live-transcribe",
+        "gpt-realtime-whisper",
     )
+    """OpenAI's transcription models with no announced shutdown; `gpt-4o-*-transcribe` and
+    `whisper-1` shut down on 2027-02-26 (ops may still allow them until then)."""
     allowed_output_modalities: CsvModalities = ("audio", "text")
     allowed_audio_formats: CsvFormats = ("pcm16", "g711_ulaw", "g711_alaw")
     allowed_turn_detection: CsvTurnDetection = ("server_vad", "semantic_vad", "none")

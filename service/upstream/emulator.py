@@ -65,7 +65,7 @@ DEFAULT_AUDIO: dict[str, dict[str, Any]] = {
 
 TRANSCRIPTION_INPUT: dict[str, Any] = {
     "format": {"type": "audio/pcm", "rate": 24000},
-    "transcription": {"model": "gpt-4o-transcribe"},
+    "transcription": {"model": "gpt-transcribe"},
     "turn_detection": {
         "type": "server_vad",
         "threshold": 0.5,
