@@ -87,15 +87,19 @@ class TestOfficialSdk:
     async def test_beta_transcription_sessions_create(
         self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
     ) -> None:
-        """`client.beta.realtime.transcription_sessions.create` mints through the beta door."""
+        """`client.beta.realtime.transcription_sessions.create` mints through the beta door.
+
+        No model is named: the beta SDK only knows models OpenAI retires on
+        2027-02-26, so the policy's default transcription model is used.
+        """
         session = await sdk.beta.realtime.transcription_sessions.create(
             input_audio_format="pcm16",
-            input_audio_transcription={"model": "gpt-transcribe", "language": "en"},
+            input_audio_transcription={"language": "en"},
         )
         assert session.client_secret.value == CLIENT_SECRET
-        assert session.input_audio_transcription is not None
-        assert session.input_audio_transcription.model == "gpt-transcribe"
-        assert sent_body(upstream)["session"]["type"] == "transcription"
+        sent = sent_body(upstream)["session"]
+        assert sent["type"] == "transcription"
+        assert sent["audio"]["input"]["transcription"]["model"] == "gpt-transcribe"
 
     async def test_translation_client_secrets_create(
         self, sdk: openai.AsyncOpenAI, upstream: respx.MockRouter
