@@ -45,7 +45,7 @@ BETA_FULL = orjson.dumps(
         "instructions": "Be brief.",
         "input_audio_format": "g711_ulaw",
         "turn_detection": {"type": "semantic_vad", "eagerness": "high"},
-        "input_audio_transcription": {"model": "whisper-1", "language": "en"},
+        "input_audio_transcription": {"model": "gpt-transcribe", "language": "en"},
         "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}}],
         "tool_choice": "auto",
         "max_response_output_tokens": 512,
