@@ -134,6 +134,23 @@ class TestRealtimeCalls:
         response = await http.post(REALTIME_CALLS, files=files, headers=KEY)
         assert assert_error(response, 400, "invalid_sdp")["param"] == "sdp"
 
+    async def test_malformed_multipart_is_invalid_sdp(self, http: httpx.AsyncClient) -> None:
+        """A multipart body without a boundary is a 400 `invalid_sdp`, not a crash."""
+        headers = {**KEY, "Content-Type": "multipart/form-data"}
+        response = await http.post(REALTIME_CALLS, content=b"v=0\r\n", headers=headers)
+        assert_error(response, 400, "invalid_sdp")
+
+    async def test_session_part_not_json_is_400(
+        self, http: httpx.AsyncClient, browser: BrowserPeer
+    ) -> None:
+        """A `session` part that is not a JSON object is a 400 naming `session`."""
+        files: Any = {
+            "sdp": (None, await browser.offer(), "application/sdp"),
+            "session": (None, b"[1]", "application/json"),
+        }
+        response = await http.post(REALTIME_CALLS, files=files, headers=KEY)
+        assert assert_error(response, 400, "invalid_type")["param"] == "session"
+
     @pytest.mark.parametrize(
         ("content_type", "body"),
         [("application/sdp", b"hello"), ("text/plain", b"v=0\r\n"), ("application/sdp", b"")],

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import QueryParams, UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -127,7 +128,11 @@ class CallRoutes:
         content_type = Request(scope).headers.get("content-type", "")
         session: dict[str, Any] = {}
         if content_type.startswith("multipart/form-data"):
-            async with Request(scope, _replay(body)).form() as form:
+            try:
+                form = await Request(scope, _replay(body)).form()
+            except MultiPartException as error:
+                raise InvalidOffer(f"The multipart body is malformed: {error.message}") from None
+            try:
                 sdp = form.get("sdp")
                 raw_session = form.get("session")
                 if isinstance(sdp, UploadFile):
@@ -138,6 +143,8 @@ class CallRoutes:
                     offer = sdp
                 if isinstance(raw_session, UploadFile):
                     raw_session = (await raw_session.read()).decode("utf-8", "replace")
+            finally:
+                await form.close()
             if raw_session is not None:
                 session = _json_object(raw_session, "session")
         elif content_type.split(";")[0].strip() == "application/sdp":
