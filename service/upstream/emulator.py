@@ -8,8 +8,14 @@ envelope, with `param`), and returns `{"value", "expires_at", "session"}` with
 the session's defaults filled in. Its secrets are obviously fake
 (`ek_emulator_...`) and open no Realtime connection.
 
+It also answers server-created calls (issue #12) with a real WebRTC peer:
+`POST /v1/realtime/calls`, `POST /v1/live/sessions`, their hang-ups and
+sidebands (`emulator_calls.http`). Those need the `webrtc` extra (aiortc),
+imported only when a call route is first hit; without it they answer 501.
+
 A raw ASGI app rather than FastAPI: as the benchmark's "limit" it must cost as
-little as possible. Run it alone with `python -m service emulator`, or in
+little as possible, so call routes are dispatched only once a request is known
+not to be a mint. Run it alone with `python -m service emulator`, or in
 process with `UPSTREAM_EMULATOR=true`.
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -31,10 +37,15 @@ from service.contract import (
     invalid_request_from,
 )
 from service.contract.ga import READ_ONLY
+from service.errors import ServiceError
+
+if TYPE_CHECKING:
+    from service.upstream.emulator_calls.http import CallRoutes
 
 log = structlog.get_logger("service.emulator")
 PATH = "/v1/realtime/client_secrets"
 TRANSLATION_PATH = "/v1/realtime/translations/client_secrets"
+CALL_PREFIXES = ("/v1/realtime/calls", "/v1/live/sessions", "/_emulator/calls/")
 DEFAULT_SESSION: dict[str, Any] = {
     "type": "realtime",
     "object": "realtime.session",
@@ -176,6 +187,70 @@ def answer(body: bytes, has_key: bool, translation: bool = False) -> tuple[int, 
     )
 
 
+class WebrtcUnavailable(ServiceError):
+    """501: a call route was hit, but aiortc (the `webrtc` extra) is not installed."""
+
+    status_code = 501
+    error_type = "server_error"
+    default_code = "webrtc_unavailable"
+
+
+class LazyCallRoutes:
+    """The call routes, imported on first use: the production image has no aiortc."""
+
+    def __init__(self) -> None:
+        self.routes: CallRoutes | None = None
+        self.missing: str | None = None
+
+    def load(self) -> CallRoutes | None:
+        """The routes, or None (and `missing` says why) without the `webrtc` extra."""
+        if self.routes is None and self.missing is None:
+            try:
+                # Imported here, not at the top: aiortc is an optional extra.
+                from service.upstream.emulator_calls.http import CallRoutes
+            except ImportError as error:
+                missing = error.name or ""
+                self.missing = missing if not missing.startswith("service.") else "aiortc"
+                log.warning("emulator_calls_unavailable", missing=self.missing)
+            else:
+                self.routes = CallRoutes()
+        return self.routes
+
+    def unavailable(self) -> WebrtcUnavailable:
+        """The 501 a call route answers without the extra."""
+        return WebrtcUnavailable(
+            f"The emulator's calls need the `webrtc` extra ({self.missing} is not installed): "
+            "`uv sync --extra webrtc`, or the dev group."
+        )
+
+    async def close(self) -> None:
+        """Hang up every open call, if the routes were ever loaded."""
+        if self.routes is not None:
+            await self.routes.close()
+
+
+async def serve_call_http(calls: LazyCallRoutes, scope: Scope, body: bytes, send: Send) -> bool:
+    """Answer a call route; False if the path is none of them (the caller sends 404)."""
+    routes = calls.load()
+    if routes is not None:
+        return await routes.http(scope, body, send)
+    error = calls.unavailable()
+    await respond(send, error.status_code, error.body())
+    return True
+
+
+async def serve_call_websocket(
+    calls: LazyCallRoutes, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Serve a sideband WebSocket, or refuse it (1008) without the `webrtc` extra."""
+    routes = calls.load()
+    if routes is not None:
+        await routes.websocket(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close", "code": 1008, "reason": "webrtc extra missing"})
+
+
 def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
     """The emulator as an ASGI app; `latency_ms` delays every answer (load tests)."""
     delay = latency_ms / 1000
@@ -185,13 +260,18 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
         "reaches OpenAI; for development and benchmarks only",
     )
 
+    calls = LazyCallRoutes()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+            await calls.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await serve_call_websocket(calls, scope, receive, send)
             return
         chunks = []
         more = True
@@ -202,6 +282,11 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
         if scope["path"] == "/healthz":
             status, body = 200, b'{"status":"ok","emulator":true}'
         elif scope["path"] not in (PATH, TRANSLATION_PATH) or scope["method"] != "POST":
+            # Calls are dispatched only here, so a mint pays nothing for them.
+            if scope["path"].startswith(CALL_PREFIXES) and await serve_call_http(
+                calls, scope, b"".join(chunks), send
+            ):
+                return
             status, body = _error(
                 404, f"Invalid URL ({scope['method']} {scope['path']})", None, None
             )

@@ -1,0 +1,278 @@
+"""The emulator's HTTP and WebSocket side of calls, answered the way OpenAI answers.
+
+- `POST /v1/realtime/calls`: multipart `sdp` (+ optional `session` JSON) or a
+  bare `application/sdp` offer; 201, the SDP answer, `Location: /v1/realtime/calls/{id}`.
+- `POST /v1/live/sessions`: `{"session", "transport": {"type": "webrtc", "sdp"}}`;
+  200 `{"session": {"id", ...}, "transport": {"type": "webrtc", "sdp": answer}}`.
+- `POST /v1/realtime/calls/{id}/hangup`, `POST /v1/live/sessions/{id}/hangup`: 200, or 404.
+- Sidebands, `/v1/realtime?call_id={id}` and `/v1/live/sessions/{id}/attach`:
+  every server event of the call as JSON text; JSON client events in, trusted.
+- `GET /_emulator/calls/{id}`: the call's state and how it ended (for tests).
+
+Every route needs a key header (`Authorization: Bearer …` or `api-key`), as
+OpenAI's do. Multipart is parsed by Starlette (python-multipart), WebSockets are
+Starlette's over uvicorn: no protocol code here. Needs the `webrtc` extra; the
+emulator imports this module only when a call route is hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.datastructures import QueryParams, UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from service.errors import InvalidRequest, NotFound, ServiceError, Unauthenticated
+from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall
+from service.upstream.emulator_calls.events import CallKind
+from service.upstream.emulator_calls.registry import CallRegistry
+
+REALTIME_CALLS = "/v1/realtime/calls"
+LIVE_SESSIONS = "/v1/live/sessions"
+REALTIME_SIDEBAND = "/v1/realtime"
+HANGUP = re.compile(r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/hangup")
+LIVE_ATTACH = re.compile(r"/v1/live/sessions/([A-Za-z0-9_-]{1,128})/attach")
+DEBUG_CALL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})")
+CLOSE_UNKNOWN_CALL = 4404  # 4000-4999 are the application's; 404 as in HTTP
+CLOSE_POLICY = 1008
+ENDED_POLL_S = 0.2
+
+
+def has_key(headers: Mapping[bytes, bytes]) -> bool:
+    """Whether the request carries a key header, as the emulator's mint route checks."""
+    return headers.get(b"authorization", b"").startswith(b"Bearer ") or b"api-key" in headers
+
+
+def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def _error_response(error: ServiceError) -> Response:
+    return Response(error.body(), error.status_code, error.headers, "application/json")
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that hands Starlette the body the emulator has already read."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _json_object(raw: bytes | str, param: str | None) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON.", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("Expected a JSON object.", param=param, code="invalid_type")
+    return value
+
+
+class CallRoutes:
+    """The call routes of one emulator app, over its one `CallRegistry`."""
+
+    def __init__(self, registry: CallRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CallRegistry()
+
+    async def close(self) -> None:
+        """Hang up every open call (the emulator's shutdown)."""
+        await self.registry.close_all()
+
+    # HTTP.
+
+    async def http(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer a call route; False (nothing sent) if the path is none of them."""
+        path, method = scope["path"], scope["method"]
+        try:
+            response = await self._route(scope, path, method, body)
+        except ServiceError as error:
+            response = _error_response(error)
+        if response is None:
+            return False
+        await response(scope, _replay(b""), send)
+        return True
+
+    async def _route(self, scope: Scope, path: str, method: str, body: bytes) -> Response | None:
+        hangup = HANGUP.fullmatch(path)
+        debug = DEBUG_CALL.fullmatch(path)
+        if method == "GET" and debug:
+            return self._describe(debug.group(1))
+        if method != "POST" or not (path in (REALTIME_CALLS, LIVE_SESSIONS) or hangup):
+            return None
+        if not has_key(dict(scope["headers"])):
+            raise Unauthenticated("You didn't provide an API key.", code="missing_api_key")
+        if hangup:
+            kind: CallKind = "realtime" if hangup.group(1) == "realtime/calls" else "live"
+            return await self._hangup(kind, hangup.group(2))
+        if path == REALTIME_CALLS:
+            return await self._create_realtime(scope, body)
+        return await self._create_live(body)
+
+    async def _create_realtime(self, scope: Scope, body: bytes) -> Response:
+        content_type = Request(scope).headers.get("content-type", "")
+        session: dict[str, Any] = {}
+        if content_type.startswith("multipart/form-data"):
+            try:
+                form = await Request(scope, _replay(body)).form()
+            except MultiPartException as error:
+                raise InvalidOffer(f"The multipart body is malformed: {error.message}") from None
+            try:
+                sdp = form.get("sdp")
+                raw_session = form.get("session")
+                if isinstance(sdp, UploadFile):
+                    offer: object = await sdp.read()
+                elif sdp is None:
+                    raise InvalidOffer("Missing required parameter: 'sdp'.")
+                else:
+                    offer = sdp
+                if isinstance(raw_session, UploadFile):
+                    raw_session = (await raw_session.read()).decode("utf-8", "replace")
+            finally:
+                await form.close()
+            if raw_session is not None:
+                session = _json_object(raw_session, "session")
+        elif content_type.split(";")[0].strip() == "application/sdp":
+            offer = body
+        else:
+            raise InvalidOffer(
+                "Send the offer as multipart/form-data (part 'sdp') or as application/sdp."
+            )
+        call_id, answer = await self.registry.accept(offer, "realtime", session)
+        return Response(
+            answer,
+            201,
+            {"Location": f"{REALTIME_CALLS}/{call_id}"},
+            media_type="application/sdp",
+        )
+
+    async def _create_live(self, body: bytes) -> Response:
+        request = _json_object(body, None)
+        session = request.get("session")
+        transport = request.get("transport")
+        if not isinstance(session, dict):
+            raise InvalidRequest(
+                "Missing required parameter: 'session'.",
+                param="session",
+                code="missing_required_parameter",
+            )
+        if not isinstance(session.get("model"), str):
+            raise InvalidRequest(
+                "Missing required parameter: 'session.model'.",
+                param="session.model",
+                code="missing_required_parameter",
+            )
+        if not isinstance(transport, dict) or transport.get("type") != "webrtc":
+            raise InvalidRequest(
+                "Invalid value for 'transport.type': expected 'webrtc'.",
+                param="transport.type",
+            )
+        if "sdp" not in transport:
+            raise InvalidOffer("Missing required parameter: 'transport.sdp'.")
+        call_id, answer = await self.registry.accept(transport["sdp"], "live", session)
+        effective = self.registry.get(call_id).session
+        return _json(200, {"session": effective, "transport": {"type": "webrtc", "sdp": answer}})
+
+    async def _hangup(self, kind: CallKind, call_id: str) -> Response:
+        if self.registry.get(call_id).kind != kind:
+            raise UnknownCall(f"No open call with id '{call_id}'.")
+        await self.registry.hangup(call_id)
+        return _json(200, {})
+
+    def _describe(self, call_id: str) -> Response:
+        with contextlib.suppress(UnknownCall):
+            call = self.registry.get(call_id)
+            return _json(200, {"state": call.connection_state, "ended": None, "kind": call.kind})
+        ending = self.registry.ended(call_id)
+        if ending is None:
+            raise NotFound(f"No call with id '{call_id}'.")
+        return _json(200, {"state": "closed", "ended": ending.reason, "kind": ending.kind})
+
+    # Sidebands.
+
+    def sideband_call(self, scope: Scope) -> tuple[CallKind, str | None] | None:
+        """The sideband this WebSocket asks for, `(kind, call id)`; None if not a sideband."""
+        if scope["path"] == REALTIME_SIDEBAND:
+            return "realtime", QueryParams(scope["query_string"]).get("call_id")
+        attach = LIVE_ATTACH.fullmatch(scope["path"])
+        return ("live", attach.group(1)) if attach else None
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a sideband: the call's server events out, trusted client events in."""
+        websocket = WebSocket(scope, receive, send)
+        target = self.sideband_call(scope)
+        if target is None:
+            await websocket.close(CLOSE_POLICY, "Unknown WebSocket path.")
+            return
+        if not has_key(dict(scope["headers"])):
+            error = Unauthenticated("You didn't provide an API key.", code="missing_api_key")
+            try:
+                await websocket.send_denial_response(_error_response(error))
+            except RuntimeError:  # the server lacks the denial-response extension
+                await websocket.close(CLOSE_POLICY, "Missing API key.")
+            return
+        kind, call_id = target
+        await websocket.accept()
+        try:
+            call = self.registry.get(call_id or "")
+            if call.kind != kind:
+                raise UnknownCall("wrong kind")
+        except UnknownCall:
+            await websocket.close(CLOSE_UNKNOWN_CALL, "No open call with this id.")
+            return
+        queue = call.subscribe()
+        forward = asyncio.ensure_future(self._forward(websocket, call_id or "", queue))
+        try:
+            await self._receive(websocket, call_id or "")
+        finally:
+            call.unsubscribe(queue)
+            forward.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forward
+
+    async def _forward(
+        self, websocket: WebSocket, call_id: str, queue: asyncio.Queue[dict[str, Any]]
+    ) -> None:
+        """Send the call's events until it ends, then close the socket normally."""
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), ENDED_POLL_S)
+            except TimeoutError:
+                if self.registry.ended(call_id) is not None and queue.empty():
+                    with contextlib.suppress(RuntimeError):
+                        await websocket.close(1000, "The call ended.")
+                    return
+                continue
+            await websocket.send_text(orjson.dumps(event).decode())
+
+    async def _receive(self, websocket: WebSocket, call_id: str) -> None:
+        """Apply each JSON client event to the call, trusted; a bad one gets an `error` event."""
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                raw = message.get("text") or message.get("bytes") or b""
+                try:
+                    event = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    event = None  # answered with the call's `error` event, as OpenAI does
+                try:
+                    self.registry.send_client_event(call_id, event, trusted=True)
+                except UnknownCall:
+                    return
