@@ -61,9 +61,9 @@ class Plan:
     outcome: Outcome
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    """Response headers the later steps add (rate-limit state)."""
     translation: bool = False
     """Minted on OpenAI's translation endpoint rather than `client_secrets`."""
-    """Response headers the later steps add (rate-limit state)."""
 
     def header(self) -> str:
         """`param=action, ...`: the decisions in brief, for the X-Policy-Decisions header."""
@@ -83,6 +83,23 @@ class Plan:
     def redacted(self, session: dict[str, Any]) -> dict[str, Any]:
         """`session` as a dry run shows it: what the server set, redacted."""
         return redact(session, server_set(self.outcome.decisions))
+
+    def dry_run_answer(self, session: dict[str, Any]) -> dict[str, Any]:
+        """`?dry_run=true`'s answer on every endpoint: the shown session, lifetime, decisions."""
+        return {
+            "dry_run": True,
+            "expires_after": self.body["expires_after"],
+            "session": session,
+            "policy_decisions": self.decisions(),
+        }
+
+    def beta_answer(self, view: dict[str, Any], minted: Minted) -> dict[str, Any]:
+        """A beta endpoint's answer: the session in its shape, the secret, the decisions."""
+        return {
+            **view,
+            "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
+            "policy_decisions": self.decisions(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,23 +248,14 @@ async def create_session(
     planned = plan(context, session, expires.seconds if expires else None)
     log_fields(context.fields, "sessions", planned)
     if dry_run:
-        return {
-            "dry_run": True,
-            "session": planned.redacted(_effective_beta(planned.outcome)),
-            "expires_after": planned.body["expires_after"],
-            "policy_decisions": planned.decisions(),
-        }, planned
+        return planned.dry_run_answer(planned.redacted(_effective_beta(planned.outcome))), planned
     minted = await mint_upstream(context, planned)
     view = (
         beta_view(without_credentials(minted.session), _reverse_map(context.settings))
         if minted.session
         else _effective_beta(planned.outcome)
     )
-    return {
-        **view,
-        "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
-        "policy_decisions": planned.decisions(),
-    }, planned
+    return planned.beta_answer(view, minted), planned
 
 
 async def create_client_secret(
@@ -268,12 +276,7 @@ async def answer_ga(
 ) -> tuple[dict[str, Any], Plan]:
     """Step 5 for the GA endpoints: OpenAI's `{value, expires_at, session}`, or the dry run."""
     if dry_run:
-        return {
-            "dry_run": True,
-            "expires_after": planned.body["expires_after"],
-            "session": planned.redacted(planned.body["session"]),
-            "policy_decisions": planned.decisions(),
-        }, planned
+        return planned.dry_run_answer(planned.redacted(planned.body["session"])), planned
     minted = await mint_upstream(context, planned)
     return {
         "value": minted.value,

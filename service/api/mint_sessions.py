@@ -45,19 +45,10 @@ async def create_transcription_session(
     planned = plan(context, session, expires.seconds if expires else None, name, name)
     log_fields(context.fields, "transcription_sessions", planned)
     if dry_run:
-        return {
-            "dry_run": True,
-            "session": transcription_beta_view(planned.body["session"]),
-            "expires_after": planned.body["expires_after"],
-            "policy_decisions": planned.decisions(),
-        }, planned
+        return planned.dry_run_answer(transcription_beta_view(planned.body["session"])), planned
     minted = await mint_upstream(context, planned)
     view = transcription_beta_view(minted.session or planned.body["session"])
-    return {
-        **view,
-        "client_secret": {"value": minted.value, "expires_at": minted.expires_at},
-        "policy_decisions": planned.decisions(),
-    }, planned
+    return planned.beta_answer(view, minted), planned
 
 
 def _translation_param(path: str) -> str:
