@@ -87,7 +87,9 @@ def fixture_store(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield {}
     else:
         with redis_server() as server:
-            yield {"redis_url": server.url}
+            # These tests count mints, not latency: a burst opens one new connection
+            # per mint, and on a loaded machine that can outlast the 0.25 s default.
+            yield {"redis_url": server.url, "redis_timeout_seconds": 2.0}
 
 
 class TestLimits:
@@ -500,6 +502,7 @@ class TestWorkers:
                 "WORKERS": "2",
                 "REDIS_URL": redis.url,
                 "RATE_LIMIT_PER_IDENTITY": "7/minute",
+                "REDIS_TIMEOUT_SECONDS": "2",  # counts, not latency: see fixture_store
                 "LOG_LEVEL": "WARNING",
             }
         )
@@ -524,6 +527,7 @@ class TestWorkers:
                 "WORKERS": "2",
                 "REDIS_URL": redis.url,
                 "RATE_LIMIT_PER_IDENTITY": "1000/minute",
+                "REDIS_TIMEOUT_SECONDS": "2",  # new connections on a loaded machine
                 "RATE_LIMIT_ON_STORE_ERROR": "closed",
                 "LOG_LEVEL": "WARNING",
             }
