@@ -265,8 +265,9 @@ class LiveSession(StrictModel):
     (`session.update` reaches delegation and triggers only).
     """
 
-    model: str
-    """`gpt-live-1`, `gpt-live-1.1`, ... (any name; the policy decides)."""
+    model: Omittable[str] = None
+    """`gpt-live-1`, `gpt-live-1.1`, ... (any name; the policy decides). Required by OpenAI;
+    left out, the service fills POLICY_LIVE_DEFAULT_MODEL."""
     audio: Omittable[LiveAudio] = None
     client: Omittable[ClientConfig] = None
     delegation: LiveDelegation | None = None
