@@ -66,10 +66,12 @@ def read_delegation(value: object) -> object:
     """
     if value is None or isinstance(value, SecretStr):
         return value
-    if isinstance(value, str):
-        if not value.strip():
+    source = "delegation"
+    if isinstance(value, str | Path):
+        if not str(value).strip():
             return None
-        path = Path(value.strip())
+        path = Path(str(value).strip())
+        source = str(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -78,7 +80,7 @@ def read_delegation(value: object) -> object:
             raise ValueError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     else:
         data = value
-    parse_delegation(data)
+    parse_delegation(data, source)
     return SecretStr(json.dumps(data, separators=(",", ":")))
 
 
