@@ -72,6 +72,8 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     if exc.status_code == 405:
         return render(MethodNotAllowed("Method not allowed for this URL.", headers=exc.headers))
+    if exc.status_code == 400:  # Starlette's own parsers (forms) inside a route
+        return render(InvalidRequest(f"Invalid request: {exc.detail}"))
     return render(NotFound("Invalid URL: no such route."))
 
 

@@ -10,13 +10,14 @@ document.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import SkipJsonSchema, models_json_schema
 
+from service.api.routes.calls import LIVE_SESSIONS_PATH, REALTIME_CALLS_PATH
 from service.api.routes.realtime import (
     CLIENT_SECRETS_PATH,
     SESSIONS_PATH,
@@ -25,6 +26,8 @@ from service.api.routes.realtime import (
 )
 from service.contract import (
     ClientSecretRequest,
+    LiveCreateRequest,
+    RealtimeSession,
     Session,
     SessionRequest,
     TranslationClientSecretRequest,
@@ -77,13 +80,39 @@ class TranscriptionSessionCreated(BaseModel):
 
 
 class DryRun(BaseModel):
-    """`?dry_run=true`: what would be minted, and why. Nothing is minted."""
+    """`?dry_run=true`: what would be minted (or created), and why. Nothing is."""
 
     model_config = ConfigDict(extra="allow")
     dry_run: Literal[True]
     session: dict[str, Any]
-    expires_after: dict[str, Any]
+    expires_after: dict[str, Any] | None = None
+    """The secret's lifetime (mints only: a call lasts until hang-up)."""
     policy_decisions: list[PolicyDecision]
+
+
+class LiveTransportAnswer(BaseModel):
+    """The SDP answer for the browser."""
+
+    type: Literal["webrtc"]
+    sdp: str
+
+
+class LiveSessionCreated(BaseModel):
+    """`POST /v1/live/sessions` 200: OpenAI's answer; `session` adds the effective session."""
+
+    session: dict[str, Any]
+    transport: LiveTransportAnswer
+
+
+class CallOffer(BaseModel):
+    """`POST /v1/realtime/calls` as multipart: the browser's offer and, optionally, a session."""
+
+    model_config = ConfigDict(extra="forbid")  # any other part is refused
+
+    sdp: Annotated[str, Field(pattern="^v=0")]
+    """The browser's SDP offer (a part with `Content-Type: application/sdp`)."""
+    session: RealtimeSession | SkipJsonSchema[None] = None
+    """The GA realtime session, as JSON (a part with `Content-Type: application/json`)."""
 
 
 class ErrorBody(BaseModel):
@@ -121,9 +150,36 @@ TRANSCRIPTION_EXAMPLE = {
     "input_audio_format": "pcm16",
     "input_audio_transcription": {"model": "gpt-transcribe", "language": "en"},
 }
+LIVE_EXAMPLE = {
+    "session": {"model": "gpt-live-1", "audio": {"output": {"voice": "marin"}}},
+    "transport": {"type": "webrtc", "sdp": "v=0\r\n..."},
+}
 TRANSLATION_EXAMPLE = {
     "session": {"model": "gpt-realtime-translate", "audio": {"output": {"language": "es"}}}
 }
+
+
+def _errors(extra: dict[int, str] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    statuses = {e.status_code: e.summary for e in caller_errors() if e.documented}
+    for status, summary in {**statuses, **(extra or {})}.items():
+        responses[str(status)] = {
+            "description": summary,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model="ErrorResponse")}}
+            },
+        }
+    return responses
+
+
+DRY_RUN_PARAMETER = {
+    "name": "dry_run",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "Apply the policy; mint or create nothing.",
+}
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {}]
 
 
 def _operation(summary: str, request: str, example: dict[str, Any], created: str) -> dict[str, Any]:
@@ -136,35 +192,127 @@ def _operation(summary: str, request: str, example: dict[str, Any], created: str
             "headers": {"X-Policy-Decisions": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"anyOf": [ref(created), ref("DryRun")]}}},
         },
+        **_errors(),
     }
-    for error in caller_errors():
-        if not error.documented:
-            continue
-        responses[str(error.status_code)] = {
-            "description": error.summary,
-            "content": {"application/json": {"schema": ref("ErrorResponse")}},
-        }
     return {
         "post": {
             "tags": ["mint"],
             "summary": summary,
             "operationId": summary.lower().replace(" ", "_"),
-            "parameters": [
-                {
-                    "name": "dry_run",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "boolean", "default": False},
-                    "description": "Apply the policy, mint nothing.",
-                }
-            ],
+            "parameters": [DRY_RUN_PARAMETER],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": ref(request), "example": example}},
             },
             "responses": responses,
-            "security": [{"bearer": []}, {"apiKey": []}, {}],
+            "security": SECURITY,
         }
+    }
+
+
+def _call_operations() -> dict[str, Any]:
+    """The call endpoints: create a Realtime call, a Live session, and hang either up."""
+    ref = {"$ref": REF.format(model="DryRun")}
+    realtime = {
+        "post": {
+            "tags": ["calls"],
+            "summary": "Create call",
+            "operationId": "create_call",
+            "parameters": [DRY_RUN_PARAMETER],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {"$ref": REF.format(model="CallOffer")},
+                        "encoding": {
+                            "sdp": {"contentType": "application/sdp"},
+                            "session": {"contentType": "application/json"},
+                        },
+                    },
+                    "application/sdp": {"schema": {"type": "string", "pattern": "^v=0"}},
+                },
+            },
+            "responses": {
+                "201": {
+                    "description": "Call created: the SDP answer for the browser.",
+                    "headers": {
+                        "Location": {"schema": {"type": "string"}},
+                        "X-Policy-Decisions": {"schema": {"type": "string"}},
+                    },
+                    "content": {"application/sdp": {"schema": {"type": "string"}}},
+                },
+                "200": {
+                    "description": "With dry_run: the decision; no call is created.",
+                    "content": {"application/json": {"schema": ref}},
+                },
+                **_errors(),
+            },
+            "security": SECURITY,
+        }
+    }
+    live = {
+        "post": {
+            "tags": ["calls"],
+            "summary": "Create Live session",
+            "operationId": "create_live_session",
+            "parameters": [DRY_RUN_PARAMETER],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": REF.format(model="LiveCreateRequest")},
+                        "example": LIVE_EXAMPLE,
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Session created (or, with dry_run, the decision).",
+                    "headers": {"X-Policy-Decisions": {"schema": {"type": "string"}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "anyOf": [{"$ref": REF.format(model="LiveSessionCreated")}, ref]
+                            }
+                        }
+                    },
+                },
+                **_errors(),
+            },
+            "security": SECURITY,
+        }
+    }
+
+    def hangup(summary: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "tags": ["calls"],
+                "summary": summary,
+                "operationId": summary.lower().replace(" ", "_"),
+                "parameters": [
+                    {
+                        "name": "call_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Hung up.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_errors({404: "No open call with this id created by this caller."}),
+                },
+                "security": SECURITY,
+            }
+        }
+
+    return {
+        REALTIME_CALLS_PATH: realtime,
+        LIVE_SESSIONS_PATH: live,
+        f"{REALTIME_CALLS_PATH}/{{call_id}}/hangup": hangup("Hang up call"),
+        f"{LIVE_SESSIONS_PATH}/{{call_id}}/hangup": hangup("Hang up Live session"),
     }
 
 
@@ -187,6 +335,9 @@ def document_mint_endpoints(app: FastAPI) -> None:
             TranscriptionSessionCreated,
             DryRun,
             ErrorResponse,
+            CallOffer,
+            LiveCreateRequest,
+            LiveSessionCreated,
         ]
         names, definitions = models_json_schema(
             [(model, "validation") for model in models], ref_template=REF
@@ -222,6 +373,7 @@ def document_mint_endpoints(app: FastAPI) -> None:
             TRANSLATION_EXAMPLE,
             "ClientSecretCreated",
         )
+        paths.update(_call_operations())
         app.openapi_schema = schema
         return schema
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import AfterValidator, Field, Tag, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, Tag, model_validator
 
 from service.contract.beta import StrictModel
 from service.contract.live_delegation import (
@@ -113,6 +113,16 @@ class LiveAudio(StrictModel):
 
 class ServerEventSelector(StrictModel):
     """A server event the browser may receive; Responses events are selected one level down."""
+
+    # The rule below, in the OpenAPI document too (JSON Schema 2020-12), so that
+    # clients and fuzzers generated from it know it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "response.event"}}},
+            "then": {"required": ["response_event"]},
+            "else": {"not": {"required": ["response_event"]}},
+        }
+    )
 
     type: str
     response_event: Omittable[str] = None
@@ -292,7 +302,8 @@ class LiveTransport(StrictModel):
     """The WebRTC transport: the browser's SDP offer."""
 
     type: Literal["webrtc"]
-    sdp: str
+    sdp: Annotated[str, Field(json_schema_extra={"pattern": "^v=0"})]
+    """The offer; checked (`v=0` first, CALLS_MAX_SDP_BYTES) as `invalid_sdp` by the endpoint."""
 
 
 class LiveCreateRequest(StrictModel):

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -87,16 +88,19 @@ async def _offer_and_session(scope: Scope, body: bytes, limit: int) -> tuple[byt
         form = await Request(scope, _replay(body)).form(
             max_files=2, max_fields=2, max_part_size=limit
         )
-    except MultiPartException as error:
+    except (MultiPartException, HTTPException) as error:
+        # Starlette turns its parser's MultiPartException into a 400 HTTPException
+        # when it runs inside an app; either way the caller gets OpenAI's envelope.
+        detail = error.message if isinstance(error, MultiPartException) else error.detail
         raise InvalidRequest(
-            f"The multipart body is malformed: {error.message}", code="invalid_multipart"
+            f"The multipart body is malformed: {detail}", code="invalid_multipart"
         ) from None
     try:
         names = list(form.keys())
         for name in names:
             if name not in ("sdp", "session"):
                 raise InvalidRequest(
-                    f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter"
+                    f"Unknown parameter: '{name[:64]}'.", param=name[:64], code="unknown_parameter"
                 )
             if len(form.getlist(name)) > 1:
                 raise InvalidRequest(f"Send one '{name}' part.", param=name)
