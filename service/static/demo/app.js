@@ -351,6 +351,11 @@
     refreshConnect();
   }
 
+  function endAtService({ kind, id }) {
+    const path = kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls";
+    return serviceRequest("POST", `${path}/${encodeURIComponent(id)}/hangup`);
+  }
+
   // A server call ends through the service (which hangs up with OpenAI) before the peer
   // closes: closing first would look like a lost connection upstream.
   async function endCall() {
@@ -360,8 +365,7 @@
     try {
       if (ending?.id) {
         setStatus("Hanging up…");
-        const path = ending.kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls";
-        await serviceRequest("POST", `${path}/${encodeURIComponent(ending.id)}/hangup`);
+        await endAtService(ending);
       }
       setStatus("Hung up.");
     } catch (err) {
@@ -448,7 +452,10 @@
       await iceGathered(pc);
       setStatus("Asking the service for a call…");
       const created = await createCall(kind, pc.localDescription.sdp);
-      if (pc !== peer) return; // hung up meanwhile
+      if (pc !== peer) {
+        endAtService({ kind, id: created.id }).catch(() => {}); // the peer failed meanwhile
+        return;
+      }
       call.id = created.id;
       $("call-id").textContent = created.id;
       $("call-info").hidden = false;
@@ -461,15 +468,11 @@
       const decisions = created.decisions ? ` (policy: ${created.decisions})` : "";
       setStatus(`Call ${created.id} created${decisions}: waiting for the session…`);
     } catch (err) {
-      const created = call?.id ? call : null;
+      // A call the service created but this page cannot use is ended there too.
+      if (call?.id) endAtService(call).catch(() => {});
       hangup();
       setStatus("");
       showError(err.name === "NotAllowedError" ? "Microphone access was denied." : err.message);
-      if (created) {
-        // The service created a call this page cannot use: end it there too.
-        const path = created.kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls";
-        serviceRequest("POST", `${path}/${encodeURIComponent(created.id)}/hangup`).catch(() => {});
-      }
     }
   }
 
