@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1)] = Field(default_factory=available_cpus)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    calls_max_sdp_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 65536
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     max_connections_per_worker: Annotated[int, Field(ge=1)] = 1000
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20

@@ -32,14 +32,16 @@ from service.errors import caller_errors
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 MINTS = Counter(
-    "rtp_mints_total", "Mint requests by endpoint and outcome.", ["endpoint", "outcome"]
+    "rtp_mints_total",
+    "Mint and call-creation requests by endpoint and outcome.",
+    ["endpoint", "outcome"],
 )
 POLICY_VIOLATIONS = Counter(
     "rtp_policy_violations_total", "Policy violations (rejected or clamped) by field.", ["field"]
 )
 UPSTREAM_LATENCY = Histogram(
     "rtp_upstream_latency_seconds",
-    "Time to mint upstream, retries included.",
+    "Time for OpenAI to answer a mint or a call creation, retries included.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0),
 )
 UPSTREAM_ERRORS = Counter("rtp_upstream_errors_total", "Upstream failures by kind.", ["kind"])
@@ -53,7 +55,7 @@ OUTCOMES = {error.status_code: error.outcome for error in caller_errors()}
 
 def outcome_of(status: int, dry_run: bool) -> str:
     """A bounded outcome label for a mint endpoint's response status."""
-    if status == 200:
+    if status in (200, 201):  # 201: a call created (POST /v1/realtime/calls)
         return "dry_run" if dry_run else "minted"
     return OUTCOMES.get(status, "other")
 

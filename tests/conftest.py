@@ -19,13 +19,31 @@ from service.api import create_app
 from service.config import Settings
 from service.logs import configure
 from service.policy import Policy
-from tests.contract import assert_valid_ga_request, assert_valid_translation_request
+from tests.contract import (
+    assert_valid_call_request,
+    assert_valid_ga_request,
+    assert_valid_live_request,
+    assert_valid_translation_request,
+)
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
 UPSTREAM_URL = f"{BASE_URL}/realtime/client_secrets"
 TRANSLATION_URL = f"{BASE_URL}/realtime/translations/client_secrets"
 CLIENT_SECRET = "ek_test_CLIENTSECRET_0123456789abcdef"
+CALLS_URL = f"{BASE_URL}/realtime/calls"
+LIVE_URL = f"{BASE_URL}/live/sessions"
+HANGUP_URL = rf"{BASE_URL}/(realtime/calls|live/sessions)/[A-Za-z0-9_-]+/hangup"
+CALL_ID = "rtc_test_0123456789abcdef"
+LIVE_ID = "sess_live_0123456789abcdef"
+SDP_OFFER = (
+    "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+    "a=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n"
+    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+)
+"""A browser's offer as far as the service looks at it (OpenAI's WebRTC stack reads the rest)."""
+SDP_ANSWER = "v=0\r\no=- 1 1 IN IP4 203.0.113.7\r\ns=-\r\nt=0 0\r\n"
 SERVER_INSTRUCTIONS = "TOP-SECRET-PROMPT: you are Acme's agent."
 """Server instructions: sent upstream, never shown to callers or written to a log."""
 MCP_TOKEN = "mcp-TOKEN-do-not-leak-0123"
@@ -88,6 +106,20 @@ def fixture_make_settings() -> MakeSettings:
     return make
 
 
+def call_answer(request: httpx.Request) -> httpx.Response:
+    """What OpenAI answers to a valid call: 201, the SDP answer, the call's Location."""
+    assert_valid_call_request(request)
+    headers = {"Location": f"/v1/realtime/calls/{CALL_ID}", "Content-Type": "application/sdp"}
+    return httpx.Response(201, content=SDP_ANSWER.encode(), headers=headers)
+
+
+def live_answer(request: httpx.Request) -> httpx.Response:
+    """What OpenAI answers to a valid Live session: its id and the SDP answer."""
+    assert_valid_live_request(json.loads(request.content))
+    body = {"session": {"id": LIVE_ID}, "transport": {"type": "webrtc", "sdp": SDP_ANSWER}}
+    return httpx.Response(200, json=body)
+
+
 def ga_answer(request: httpx.Request) -> httpx.Response:
     """What OpenAI answers to a valid mint: the secret and the session echoed with an id."""
     body = json.loads(request.content)
@@ -119,6 +151,11 @@ def fixture_upstream() -> respx.MockRouter:
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
     router.post(UPSTREAM_URL, name="mint").mock(side_effect=ga_answer)
     router.post(TRANSLATION_URL, name="translation").mock(side_effect=ga_answer)
+    router.post(CALLS_URL, name="call").mock(side_effect=call_answer)
+    router.post(LIVE_URL, name="live").mock(side_effect=live_answer)
+    router.post(url__regex=HANGUP_URL, name="hangup").mock(
+        return_value=httpx.Response(200, json={})
+    )
     return router
 
 

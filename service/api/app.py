@@ -31,7 +31,7 @@ from service.api.deps import State
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware
 from service.api.openapi import document_mint_endpoints
-from service.api.routes import health, policy, realtime
+from service.api.routes import calls, health, policy, realtime
 from service.auth import build_authenticator
 from service.config import Settings
 from service.contract import param_of
@@ -44,6 +44,7 @@ log = structlog.get_logger("service.app")
 DEMO_DIR = Path(__file__).parents[1] / "static" / "demo"
 CORS_EXPOSED = [
     "X-Request-ID",
+    "Location",
     "X-Policy-Decisions",
     "Retry-After",
     "RateLimit-Limit",
@@ -123,6 +124,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         lifespan=lifespan,
     )
     app.router.routes.extend(realtime.routes)
+    app.router.routes.extend(calls.routes)
     app.include_router(policy.router)
     app.include_router(health.router)
     if settings.metrics_enabled and settings.metrics_port is None:

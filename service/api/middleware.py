@@ -23,6 +23,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
+from service.api.routes.calls import CALL_ENDPOINTS
 from service.api.routes.realtime import ENDPOINTS
 from service.errors import InternalError, render
 
@@ -69,7 +70,7 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        endpoint = ENDPOINTS.get(scope["path"])
+        endpoint = ENDPOINTS.get(scope["path"]) or CALL_ENDPOINTS.get(scope["path"])
         metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)

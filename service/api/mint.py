@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import metrics
-from service.api.redaction import REDACTED, redact, server_set, tool_name, without_credentials
+from service.api.redaction import (
+    REDACTED,
+    delegation_brief,
+    redact,
+    server_set,
+    tool_name,
+    without_credentials,
+)
 from service.auth import Caller
 from service.config import Settings
 from service.contract import (
@@ -78,6 +85,8 @@ class Plan:
                 decision["applied"] = REDACTED
             elif decision["param"] == "tools" and decision["applied"]:
                 decision["applied"] = [tool_name(tool) for tool in decision["applied"]]
+            elif decision["param"] == "delegation":
+                decision["applied"] = delegation_brief(decision["applied"])
         return shown
 
     def redacted(self, session: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +94,16 @@ class Plan:
         return redact(session, server_set(self.outcome.decisions))
 
     def dry_run_answer(self, session: dict[str, Any]) -> dict[str, Any]:
-        """`?dry_run=true`'s answer on every endpoint: the shown session, lifetime, decisions."""
+        """`?dry_run=true`'s answer on every endpoint: the shown session, lifetime, decisions.
+
+        A call has no lifetime of its own to show (it lasts until hang-up).
+        """
+        lifetime = (
+            {"expires_after": self.body["expires_after"]} if "expires_after" in self.body else {}
+        )
         return {
             "dry_run": True,
-            "expires_after": self.body["expires_after"],
+            **lifetime,
             "session": session,
             "policy_decisions": self.decisions(),
         }
@@ -156,8 +171,18 @@ def plan(
     `name` spells fields in errors as the caller's endpoint does, `label` in
     decisions (the beta vocabulary for realtime sessions, as before GA).
     """
+    outcome = decide(lambda: _evaluate(context, session, ttl_seconds, name, label), name)
+    body = {
+        "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
+        "session": upstream_session(context.settings, outcome),
+    }
+    return Plan(outcome, body, translation=isinstance(session, TranslationSession))
+
+
+def decide(evaluate: Callable[[], Outcome], name: Callable[[str], str]) -> Outcome:
+    """Run one policy evaluation, counting each violation by field in the metrics."""
     try:
-        outcome = _evaluate(context, session, ttl_seconds, name, label)
+        outcome = evaluate()
     except PolicyViolation as violation:
         for item in violation.extra["violations"]:
             metrics.POLICY_VIOLATIONS.labels(item["param"]).inc()
@@ -165,15 +190,16 @@ def plan(
     for decision in outcome.decisions:
         if decision.action == "clamped":
             metrics.POLICY_VIOLATIONS.labels(name(decision.param)).inc()
-    upstream_session = dict(outcome.session)
-    model = upstream_session.get("model")
+    return outcome
+
+
+def upstream_session(settings: Settings, outcome: Outcome) -> dict[str, Any]:
+    """The effective session as sent upstream: the model renamed by UPSTREAM_MODEL_MAP."""
+    session = dict(outcome.session)
+    model = session.get("model")
     if isinstance(model, str):
-        upstream_session["model"] = context.settings.upstream_model_map.get(model, model)
-    body = {
-        "expires_after": {"anchor": "created_at", "seconds": outcome.ttl_seconds},
-        "session": upstream_session,
-    }
-    return Plan(outcome, body, translation=isinstance(session, TranslationSession))
+        session["model"] = settings.upstream_model_map.get(model, model)
+    return session
 
 
 def _effective_beta(outcome: Outcome) -> dict[str, Any]:
@@ -200,13 +226,18 @@ def log_fields(fields: dict[str, Any], endpoint: str, planned: Plan) -> None:
     )
 
 
+async def count_mint(context: MintContext, planned: Plan) -> None:
+    """Count one mint (or call) against the caller's limits: 429 past them."""
+    verdict = await context.limiter.check(context.caller.identity, context.caller.ip)
+    if verdict is not None:
+        context.fields["rate_limit_remaining"] = verdict.remaining
+        planned.headers.update(verdict.headers())
+
+
 async def mint_upstream(context: MintContext, planned: Plan) -> Minted:
     """Step 5: count the mint against the caller's limits, then mint upstream."""
     fields = context.fields
-    verdict = await context.limiter.check(context.caller.identity, context.caller.ip)
-    if verdict is not None:
-        fields["rate_limit_remaining"] = verdict.remaining
-        planned.headers.update(verdict.headers())
+    await count_mint(context, planned)
     minted = await context.upstream.mint_client_secret(
         planned.body, fields["request_id"], translation=planned.translation
     )

@@ -13,7 +13,7 @@ from typing import Any
 from service.policy import Decision
 
 REDACTED = "[redacted: set by the server]"
-OPERATOR_ONLY = frozenset({"instructions", "tools"})
+OPERATOR_ONLY = frozenset({"instructions", "tools", "delegation"})
 """Fields whose server-set values are the operator's: shown to callers only redacted."""
 
 
@@ -59,4 +59,13 @@ def redact(session: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
         shown["instructions"] = REDACTED
     if "tools" in fields and shown.get("tools"):
         shown["tools"] = [_tool_brief(tool) for tool in shown["tools"]]
+    if "delegation" in fields and isinstance(shown.get("delegation"), dict):
+        shown["delegation"] = delegation_brief(shown["delegation"])
     return shown
+
+
+def delegation_brief(delegation: Any) -> Any:
+    """A server-set GPT-Live delegation as callers see it: its type, nothing of its prompt."""
+    if not isinstance(delegation, dict):
+        return delegation
+    return {"type": delegation.get("type"), "configuration": REDACTED}

@@ -121,6 +121,15 @@ async def identify(
     """Authenticate the request's caller (401 otherwise), noting who and from where in the log."""
     ip = client_ip(scope, networks)
     fields["client_ip"] = ip
+    presented = bearer_token(scope) or header(scope, b"x-api-key")
+    if presented and presented.startswith("ek_"):
+        # A client secret is OpenAI's credential for one browser session, not a
+        # caller of this service: refused in every mode, AUTH_MODE=none too.
+        raise unauthenticated(
+            "A client secret (ek_...) is not a credential for this service; "
+            "authenticate as its caller instead.",
+            "invalid_token",
+        )
     authenticator: Authenticator = scope["state"]["auth"]
     caller = await authenticator.authenticate(scope, ip)
     fields["identity"] = caller.identity

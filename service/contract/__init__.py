@@ -1,5 +1,8 @@
 """The request shapes: OpenAI's GA sessions (canonical), the beta `Session`, and how they meet.
 
+GPT-Live's `POST /v1/live/sessions` body (`LiveCreateRequest`) is modelled
+in `live`, its delegation in `live_delegation`.
+
 The GA realtime session is what the policy reasons about; the beta endpoint's
 Session (the seed file's shape) is translated into it first, and answers are
 translated back for beta callers. Parsing is strict: every failure is a 400
@@ -14,6 +17,14 @@ from service.contract.ga import (
     TranslationClientSecretRequest,
     TranslationSession,
 )
+from service.contract.live import (
+    LIVE_CLIENT_EVENTS,
+    LIVE_SESSION_CHANGING_EVENTS,
+    LiveCreateRequest,
+    LiveSession,
+    LiveTransport,
+)
+from service.contract.live_delegation import Delegation, LiveDelegation, parse_delegation
 from service.contract.parsing import invalid_request_from, param_of, parse, translated
 from service.contract.translate import (
     beta_name,
@@ -25,7 +36,14 @@ from service.contract.translate import (
 )
 
 __all__ = [
+    "LIVE_CLIENT_EVENTS",
+    "LIVE_SESSION_CHANGING_EVENTS",
     "ClientSecretRequest",
+    "Delegation",
+    "LiveCreateRequest",
+    "LiveDelegation",
+    "LiveSession",
+    "LiveTransport",
     "RealtimeSession",
     "Session",
     "SessionRequest",
@@ -40,6 +58,7 @@ __all__ = [
     "invalid_request_from",
     "param_of",
     "parse",
+    "parse_delegation",
     "to_ga",
     "translated",
 ]

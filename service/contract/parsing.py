@@ -109,18 +109,23 @@ def invalid_request_from(
     return InvalidRequest(message, param=param, code=code)
 
 
-def parse(model: type[M], body: bytes, beta: bool = False) -> M:
+def parse(model: type[M], body: bytes, beta: bool = False, prefix: str = "") -> M:
     """Strict JSON validation of a body; every failure is a 400 naming the field.
 
     `beta` marks the beta endpoint, where a GA-only field is refused with a
-    pointer to the GA endpoint rather than as unknown.
+    pointer to the GA endpoint rather than as unknown. `prefix` names where
+    the JSON sits in the request (`session`: a multipart part), for `param`.
     """
     if not body.strip():
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+        raise InvalidRequest(
+            f"The {prefix or 'request body'} must be a JSON object.",
+            param=prefix or None,
+            code="invalid_json",
+        )
     try:
         return model.model_validate_json(body, strict=True)
     except ValidationError as exc:
-        raise invalid_request_from(exc, beta=beta) from None
+        raise invalid_request_from(exc, prefix, beta=beta) from None
     except RecursionError:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="invalid_json"

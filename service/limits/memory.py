@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from service.limits.store import Limit, evaluate_gcra
 
@@ -14,6 +15,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, int]] = {}
+        self._records: dict[str, tuple[str, int]] = {}
         self._ops = 0
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
@@ -42,6 +44,19 @@ class MemoryStore:
         self._ops += 1
         if self._ops % self.SWEEP_EVERY == 0:
             self._values = {k: v for k, v in self._values.items() if v[1] > now_ms}
+            self._records = {k: v for k, v in self._records.items() if v[1] > now_ms}
+
+    async def put(self, key: str, value: str, ttl_ms: int) -> None:
+        now_ms = int(time.time() * 1000)
+        self._sweep(now_ms)
+        self._records[key] = (value, now_ms + ttl_ms)
+
+    async def get(self, key: str) -> str | None:
+        value, expires = self._records.get(key, ("", 0))
+        return value if expires > int(time.time() * 1000) else None
+
+    async def delete(self, key: str) -> None:
+        self._records.pop(key, None)
 
     async def ping(self) -> bool:
         return True

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import SSLConnection
@@ -31,6 +32,8 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from service.env_values import SENTINEL_SCHEMES, parse_sentinel_url
 from service.limits.store import Limit, StoreUnavailable
+
+T = TypeVar("T")
 
 # KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
 # Time is Redis's own clock, so every worker and replica agrees on it, and concurrent
@@ -122,13 +125,28 @@ class RedisStore:
         args: list[int | str] = [now_ms]
         for limit in limits:
             args += ["r" if limit.kind == "rate" else "q", limit.count, limit.period_ms]
-        try:
-            async with asyncio.timeout(self._timeout * 2):
-                raw = await self._script(keys=[limit.key for limit in limits], args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise StoreUnavailable(type(exc).__name__) from None
+        raw = await self._command(self._script(keys=[limit.key for limit in limits], args=args))
         values = [int(v) for v in raw]
         return values[0], [(values[i], values[i + 1]) for i in range(1, len(values), 2)]
+
+    async def put(self, key: str, value: str, ttl_ms: int) -> None:
+        """SET with PX; a retry after a dead connection is harmless (the same value again)."""
+        await self._command(self._redis.set(key, value, px=max(1, ttl_ms)))
+
+    async def get(self, key: str) -> str | None:
+        raw = await self._command(self._redis.get(key))
+        return raw.decode() if isinstance(raw, bytes) else None
+
+    async def delete(self, key: str) -> None:
+        await self._command(self._redis.delete(key))
+
+    async def _command(self, pending: Awaitable[T]) -> T:
+        """Await one command within twice the timeout; any failure is `StoreUnavailable`."""
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                return await pending
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
 
     async def ping(self) -> bool:
         try:

@@ -30,11 +30,25 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
-    """Checks and commits a set of limits atomically; returns remaining/reset per limit."""
+    """Checks and commits a set of limits atomically; keeps short-lived records.
+
+    Both are shared state that every worker and replica must agree on, so they
+    live in the same place: process memory, or Redis. Every key expires.
+    """
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
         """`(retry_after_ms, [(remaining, reset_ms), ...])`; retry 0 means allowed."""
         ...
+
+    async def put(self, key: str, value: str, ttl_ms: int) -> None:
+        """Keep `value` under `key` for `ttl_ms` (call records: who may hang up a call)."""
+        ...
+
+    async def get(self, key: str) -> str | None:
+        """The value under `key`, or None once it expired or was never set."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
 
     async def ping(self) -> bool: ...
 

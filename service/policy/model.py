@@ -23,6 +23,7 @@ from pydantic_settings import NoDecode
 
 from service.contract.beta import BETA_VOICES, AudioFormat, MaxTokens, Tool
 from service.contract.ga_tools import REASONING_EFFORTS, ReasoningEffort
+from service.policy.live import LivePolicy, fold_live
 from service.policy.mcp import McpServer, read_mcp_servers
 
 
@@ -146,6 +147,13 @@ class Policy(BaseModel):
     """MCP servers callers may pick by label, read from this file (credentials included)."""
     idle_timeout_ms_max: Annotated[int, Field(ge=5000, le=30000)] | None = None
     """Cap on `turn_detection.idle_timeout_ms`; unset leaves OpenAI's own 30000."""
+    live: LivePolicy = Field(default_factory=LivePolicy)
+    """GPT-Live sessions (`POLICY_LIVE_*`); see `service.policy.live`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _live_table(cls, data: Any) -> Any:
+        return fold_live(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -240,6 +248,8 @@ class Policy(BaseModel):
                 "default": self.default_translation_model,
             },
             "translation_languages": _any_or_list(self.translation_languages),
+            "calls": ["realtime", "live"] if self.live.allowed_models else ["realtime"],
+            "live": self.live.public_view(self.allowed_voices, self.default_voice),
         }
 
 

@@ -18,6 +18,10 @@
     [profiles.staff]
     instructions_mode = "client"
 
+    [profiles.staff.live]            # GPT-Live: the POLICY_LIVE_* fields, by short name
+    allowed_models = ["gpt-live-1.1"]
+    default_model = "gpt-live-1.1"
+
 With `AUTH_PROFILE_CLAIM` set (JWT), the claim's value names the profile.
 Each profile is validated at start-up as a complete policy, like the env one.
 """
@@ -90,8 +94,11 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
     for name, overrides in (data.get("profiles") or {}).items():
         if not isinstance(overrides, dict):
             raise ValueError(f"profile '{name}' must be a table of policy fields")
+        merged = {**base.model_dump(), **overrides}
+        if isinstance(overrides.get("live"), dict):  # a [live] table overrides field by field
+            merged["live"] = {**base.live.model_dump(), **overrides["live"]}
         try:
-            named[name] = Policy.model_validate({**base.model_dump(), **overrides})
+            named[name] = Policy.model_validate(merged)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}"

@@ -51,25 +51,27 @@ def _model(m: Merge[RealtimeSession]) -> None:
 
 
 def _instructions(m: Merge[RealtimeSession]) -> None:
-    p, text = m.policy, m.request.instructions
-    server = p.instructions
-    if p.instructions_mode == "server":
+    p = m.policy
+    merge_instructions(m, m.request.instructions, p.instructions, p.instructions_mode)
+
+
+def merge_instructions(m: Merge[Any], text: str | None, server: str | None, mode: str) -> None:
+    """Instructions under a mode: `server` pins the server's, `append` adds the caller's
+    after them, `client` lets the caller's replace them; POLICY_MAX_INSTRUCTIONS_CHARS caps."""
+    limit = m.policy.max_instructions_chars
+    if mode == "server":
         if text is not None:
             m.violate("instructions", "instructions are set by the server; send none", server)
         elif server is not None:
             m.pin("instructions", server, "server instructions")
         return
-    if text is not None and len(text) > p.max_instructions_chars:
-        m.violate(
-            "instructions",
-            f"instructions exceed {p.max_instructions_chars} characters",
-            text[: p.max_instructions_chars],
-        )
-        text = text[: p.max_instructions_chars]
+    if text is not None and len(text) > limit:
+        m.violate("instructions", f"instructions exceed {limit} characters", text[:limit])
+        text = text[:limit]
     if text is None:
         if server is not None:
             m.default("instructions", server, "server instructions")
-    elif p.instructions_mode == "append" and server is not None:
+    elif mode == "append" and server is not None:
         m.pin("instructions", f"{server}\n\n{text}", "client instructions appended to the server's")
 
 

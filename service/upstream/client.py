@@ -31,9 +31,9 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -52,6 +52,7 @@ from service.logs import scrub
 from service.upstream.http import EMULATOR_BASE_URL, never_sent, read_capped, timed_out
 
 log = structlog.get_logger("service.upstream")
+T = TypeVar("T")
 RETRY_BASE_SECONDS = 0.05
 MAX_RELAYED_CHARS = 300
 """The most of an upstream error message (or param) passed on to a caller."""
@@ -117,10 +118,9 @@ class Upstream:
             else {"Authorization": f"Bearer {key}"}
         )
         self._key = key
-        self._url = httpx.URL(base_url.rstrip("/") + "/realtime/client_secrets")
-        self._translation_url = httpx.URL(
-            base_url.rstrip("/") + "/realtime/translations/client_secrets"
-        )
+        self._base_url = base_url.rstrip("/")
+        self._url = self.url("realtime/client_secrets")
+        self._translation_url = self.url("realtime/translations/client_secrets")
         self._headers = {**auth, "Content-Type": "application/json", "Accept": "application/json"}
         self._request_timeout = client.timeout.as_dict()
         self._client = client
@@ -139,20 +139,49 @@ class Upstream:
         `/realtime/client_secrets`.
         """
         url = self._translation_url if translation else self._url
-        content = orjson.dumps(body)
+        return await self.exchange(url, orjson.dumps(body), request_id, "application/json", _minted)
+
+    def url(self, path: str) -> httpx.URL:
+        """An upstream URL under the configured base (OpenAI's, Azure's or the emulator's)."""
+        return httpx.URL(f"{self._base_url}/{path}")
+
+    async def exchange(
+        self,
+        url: httpx.URL,
+        content: bytes,
+        request_id: str,
+        content_type: str | None,
+        read: Callable[[Reply, float, int], T],
+        missing: ServiceError | None = None,
+    ) -> T:
+        """One POST under this module's rules, its 2xx answer read by `read(reply, ms, attempts)`.
+
+        Every failure, `read`'s included (an answer without what it must
+        carry), is raised as the matching `ServiceError` and counted in
+        `rtp_upstream_errors_total`; a 404 as `missing` when given (a call
+        that no longer exists). Retried only while it provably never left.
+        """
         headers = {**self._headers, "X-Request-ID": request_id, "X-Client-Request-Id": request_id}
+        if content_type is None:
+            del headers["Content-Type"]
+        else:
+            headers["Content-Type"] = content_type
         started = time.perf_counter()
         try:
             reply, attempts = await self._post(url, content, headers)
-            minted = _minted(reply, (time.perf_counter() - started) * 1000, attempts)
+            if reply.status == 404 and missing is not None:
+                raise missing
+            _judge(reply, self._key)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            answer = read(reply, elapsed_ms, attempts)
         except ServiceError as error:
             kind = error.code if error.code in ERROR_KINDS else "upstream_rejected"
             metrics.UPSTREAM_ERRORS.labels(kind).inc()
             if isinstance(error, RateLimited):
                 metrics.RATE_LIMITED.labels("upstream").inc()
             raise
-        metrics.UPSTREAM_LATENCY.observe(minted.upstream_ms / 1000)
-        return minted
+        metrics.UPSTREAM_LATENCY.observe(elapsed_ms / 1000)
+        return answer
 
     async def _post(
         self, url: httpx.URL, content: bytes, headers: Mapping[str, str]
@@ -179,7 +208,7 @@ class Upstream:
             ) from None
 
     async def _send(self, url: httpx.URL, content: bytes, headers: Mapping[str, str]) -> Reply:
-        """One exchange, its answer read within `MAX_ANSWER_BYTES`, then judged."""
+        """One exchange, its answer read within `MAX_ANSWER_BYTES` (`exchange` judges it)."""
         request = httpx.Request(
             "POST",
             url,
@@ -203,9 +232,7 @@ class Upstream:
             raise UpstreamError(
                 "the connection to OpenAI broke before it answered", code="upstream_connection"
             ) from None
-        reply = Reply(response.status_code, response.headers, body)
-        _judge(reply, self._key)
-        return reply
+        return Reply(response.status_code, response.headers, body)
 
 
 def _judge(reply: Reply, key: str) -> None:

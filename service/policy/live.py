@@ -1,0 +1,164 @@
+"""The GPT-Live part of the policy: `POLICY_LIVE_*`, or a `[live]` table per profile.
+
+GPT-Live sessions are created by the server (`POST /v1/live/sessions`), so
+every field of the session the browser uses passes through here first:
+
+- models: `POLICY_LIVE_ALLOWED_MODELS`, `POLICY_LIVE_DEFAULT_MODEL`; voices
+  come from `POLICY_ALLOWED_VOICES` like every other session's;
+- frontend instructions: `POLICY_LIVE_INSTRUCTIONS` and
+  `POLICY_LIVE_INSTRUCTIONS_MODE` (`server`, `append`, `client`), as for Realtime;
+- delegation (the backend model, its prompt and tools): a JSON file,
+  `POLICY_LIVE_DELEGATION_FILE`, read at start-up. The backend prompt is the
+  operator's business logic, so a caller's `delegation` is refused unless
+  `POLICY_LIVE_DELEGATION_MODE=client`;
+- the browser's data channel: `POLICY_LIVE_CLIENT_EVENTS`, the client events
+  it may send. The service always sets it, because OpenAI's default is "all":
+  a browser could otherwise `session.update` the delegation away or append
+  its own instructions. The default allows every event that does not change
+  the session or what the model is told;
+- `POLICY_LIVE_STORE`: `off` (the default: nothing stored), `client`, `on`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeAlias
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, model_validator
+from pydantic_settings import NoDecode
+
+from service.contract.live import LIVE_CLIENT_EVENTS, LIVE_SESSION_CHANGING_EVENTS
+from service.contract.live_delegation import parse_delegation
+
+EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
+DEFAULT_CLIENT_EVENTS = tuple(
+    e for e in LIVE_CLIENT_EVENTS if e not in LIVE_SESSION_CHANGING_EVENTS
+)
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+def read_client_events(value: object) -> object:
+    """`all`, or a comma-separated list of client event types (each checked for shape)."""
+    if isinstance(value, str) and value.strip() == "all":
+        return "all"
+    if value == "all":
+        return value
+    events = _csv(value)
+    if isinstance(events, list | tuple):
+        bad = [e for e in events if not (isinstance(e, str) and EVENT_TYPE.fullmatch(e))]
+        if bad:
+            raise ValueError(f"not client event types: {', '.join(map(str, bad))}")
+    return events
+
+
+def read_delegation(value: object) -> object:
+    """The delegation object from a JSON file (a path), validated as OpenAI's; kept secret.
+
+    It is held as a `SecretStr` of its JSON: it may carry tool credentials and
+    it is the operator's backend prompt, so no repr, log line or dump shows it.
+    """
+    if value is None or isinstance(value, SecretStr):
+        return value
+    source = "delegation"
+    if isinstance(value, str | Path):
+        if not str(value).strip():
+            return None
+        path = Path(str(value).strip())
+        source = str(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read delegation file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    else:
+        data = value
+    parse_delegation(data, source)
+    return SecretStr(json.dumps(data, separators=(",", ":")))
+
+
+ClientEvents: TypeAlias = Annotated[
+    Literal["all"] | tuple[str, ...], NoDecode, BeforeValidator(read_client_events)
+]
+
+
+class LivePolicy(BaseModel):
+    """What GPT-Live sessions may be. Field = `POLICY_LIVE_<NAME>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allowed_models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)] = (
+        "gpt-live-1",
+        "gpt-live-1.1",
+    )
+    default_model: str = "gpt-live-1"
+    instructions: Annotated[str | None, BeforeValidator(lambda v: None if v == "" else v)] = None
+    instructions_mode: Literal["server", "append", "client"] = "client"
+    delegation_file: Annotated[SecretStr | None, NoDecode, BeforeValidator(read_delegation)] = None
+    """The delegation every session gets (JSON, OpenAI's `delegation` object)."""
+    delegation_mode: Literal["server", "client"] = "server"
+    client_events: ClientEvents = DEFAULT_CLIENT_EVENTS
+    store: Literal["off", "client", "on"] = "off"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems = []
+        if self.allowed_models and self.default_model not in self.allowed_models:
+            problems.append(
+                f"POLICY_LIVE_DEFAULT_MODEL '{self.default_model}' is not in "
+                "POLICY_LIVE_ALLOWED_MODELS"
+            )
+        if self.instructions_mode == "server" and self.instructions is None:
+            problems.append("POLICY_LIVE_INSTRUCTIONS_MODE=server needs POLICY_LIVE_INSTRUCTIONS")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def delegation(self) -> dict[str, Any] | None:
+        """The server's delegation object, as sent upstream (None: none configured)."""
+        if self.delegation_file is None:
+            return None
+        value: dict[str, Any] = json.loads(self.delegation_file.get_secret_value())
+        return value
+
+    def public_view(self, voices: tuple[str, ...], default_voice: str) -> dict[str, Any]:
+        """The Live part of `GET /v1/policy`: choices, never the instructions or delegation."""
+        delegation = self.delegation()
+        return {
+            "models": {"allowed": list(self.allowed_models), "default": self.default_model},
+            "voices": {"allowed": list(voices), "default": default_voice},
+            "instructions_mode": self.instructions_mode,
+            "delegation": {
+                "mode": self.delegation_mode,
+                "server": delegation.get("type") if delegation else None,
+            },
+            "client_events": (
+                self.client_events if self.client_events == "all" else list(self.client_events)
+            ),
+            "store": self.store,
+        }
+
+
+def fold_live(data: object) -> object:
+    """`POLICY_LIVE_X` arrives as a `live_x` policy key: gather those into the `live` table.
+
+    A profile's `[live]` table is merged over the base policy's by
+    `load_profiles`; flat `live_x` keys work there too.
+    """
+    if not isinstance(data, dict):
+        return data
+    flat = {k.removeprefix("live_"): v for k, v in data.items() if k.startswith("live_")}
+    if not flat:
+        return data
+    rest = {k: v for k, v in data.items() if not k.startswith("live_")}
+    live = rest.get("live")
+    if isinstance(live, BaseModel):
+        live = live.model_dump()
+    return {**rest, "live": {**(live if isinstance(live, dict) else {}), **flat}}

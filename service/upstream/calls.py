@@ -1,0 +1,125 @@
+"""Calls the service creates on OpenAI for a browser, and their hang-ups.
+
+- Realtime: `POST /realtime/calls`, multipart `sdp` + `session` (the effective
+  session the policy decided), as the openai SDK sends it. OpenAI answers
+  `201`, the SDP answer, and `Location: /v1/realtime/calls/{call_id}`.
+- GPT-Live: `POST /live/sessions`, JSON `{"session", "transport": {"type":
+  "webrtc", "sdp"}}`; OpenAI answers `{"session": {"id"}, "transport":
+  {"type": "webrtc", "sdp"}}`.
+- Hang-up: `POST /realtime/calls/{id}/hangup`, `POST /live/sessions/{id}/hangup`.
+
+Creating a call is not idempotent (GPT-Live bills 15 seconds at creation), so
+it follows `service.upstream.client`'s rule: retried only while the request
+provably never reached OpenAI. An answer without a usable call id or SDP
+answer is a 502: the caller could not use it, whatever OpenAI created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from service.calls import CallKind
+from service.errors import NotFound, UpstreamError
+from service.upstream.client import Reply, Upstream
+
+CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""What a call id may look like (`rtc_…`, `sess_…`): it becomes part of URLs and keys."""
+PATHS: dict[CallKind, str] = {"realtime": "realtime/calls", "live": "live/sessions"}
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedCall:
+    """A call OpenAI created: its id and the SDP answer for the browser."""
+
+    call_id: str
+    answer: str
+    upstream_status: int
+    upstream_ms: float
+    attempts: int
+
+
+def _bad(what: str) -> UpstreamError:
+    return UpstreamError(f"OpenAI's answer has no {what}", code="upstream_bad_response")
+
+
+def _sdp_answer(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("v=0"):
+        raise _bad("SDP answer")
+    return value
+
+
+def _call_id(value: object) -> str:
+    if not isinstance(value, str) or not CALL_ID.fullmatch(value):
+        raise _bad("call id")
+    return value
+
+
+def _realtime_answer(reply: Reply, elapsed_ms: float, attempts: int) -> CreatedCall:
+    location = reply.headers.get("location", "")
+    call_id = _call_id(location.rstrip("/").rsplit("/", 1)[-1] if location else None)
+    try:
+        answer = reply.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad("SDP answer") from None
+    return CreatedCall(call_id, _sdp_answer(answer), reply.status, elapsed_ms, attempts)
+
+
+def _live_answer(reply: Reply, elapsed_ms: float, attempts: int) -> CreatedCall:
+    try:
+        data = orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        raise _bad("JSON body") from None
+    session = data.get("session") if isinstance(data, dict) else None
+    transport = data.get("transport") if isinstance(data, dict) else None
+    call_id = _call_id(session.get("id") if isinstance(session, dict) else None)
+    answer = _sdp_answer(transport.get("sdp") if isinstance(transport, dict) else None)
+    return CreatedCall(call_id, answer, reply.status, elapsed_ms, attempts)
+
+
+def _multipart(sdp: str, session: dict[str, Any]) -> tuple[bytes, str]:
+    """The body the openai SDK sends to `/realtime/calls`, encoded by httpx."""
+    request = httpx.Request(
+        "POST",
+        "http://multipart.invalid/",
+        files=[
+            ("sdp", (None, sdp.encode(), "application/sdp")),
+            ("session", (None, orjson.dumps(session), "application/json")),
+        ],
+    )
+    return request.read(), request.headers["content-type"]
+
+
+async def create_realtime_call(
+    upstream: Upstream, sdp: str, session: dict[str, Any], request_id: str
+) -> CreatedCall:
+    """Create a Realtime WebRTC call with the server's key and the effective session."""
+    content, content_type = _multipart(sdp, session)
+    return await upstream.exchange(
+        upstream.url(PATHS["realtime"]), content, request_id, content_type, _realtime_answer
+    )
+
+
+async def create_live_session(
+    upstream: Upstream, sdp: str, session: dict[str, Any], request_id: str
+) -> CreatedCall:
+    """Create a GPT-Live WebRTC session with the server's key and the effective session."""
+    body = orjson.dumps({"session": session, "transport": {"type": "webrtc", "sdp": sdp}})
+    return await upstream.exchange(
+        upstream.url(PATHS["live"]), body, request_id, "application/json", _live_answer
+    )
+
+
+def _done(reply: Reply, elapsed_ms: float, attempts: int) -> None:
+    return None
+
+
+async def hang_up(upstream: Upstream, kind: CallKind, call_id: str, request_id: str) -> None:
+    """End a call on OpenAI; a 404 there (it already ended) is a 404 here."""
+    url = upstream.url(f"{PATHS[kind]}/{call_id}/hangup")
+    gone = NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
+    await upstream.exchange(url, b"", request_id, None, _done, missing=gone)
