@@ -8,33 +8,21 @@ real. Debian's Chromium is used; no browser is ever downloaded. Without
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import re
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
 from service.auth import new_api_key
+from tests import demo_page
+from tests.demo_page import chromium, screenshot
 from tests.paths import POLICY, SESSIONS
-from tests.servers import ROOT, ServiceProcess
+from tests.servers import ServiceProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-DEMO_DIR = ROOT / "service" / "static" / "demo"
 EMULATOR_NOTICE = "WebRTC needs a real OpenAI key: this server uses the emulator"
 
 
@@ -42,36 +30,11 @@ API_ORIGINS: list[str] = []
 """What the page's own server lists as DEMO_API_ORIGINS (the services the tests start)."""
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    """The demo's files, plus the config.json the service would serve with them."""
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/config.json"):
-            body = json.dumps({"api_origins": API_ORIGINS}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def log_message(self, *_args: Any) -> None:
-        return None
-
-
 @pytest.fixture(name="page_origin", scope="module")
 def fixture_page_origin() -> Iterator[str]:
     """A static server for service/static/demo on its own port: the page's origin."""
-    handler = functools.partial(_QuietHandler, directory=str(DEMO_DIR))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with demo_page.demo_origin(API_ORIGINS) as origin:
+        yield origin
 
 
 @pytest.fixture(name="api_key", scope="module")
@@ -123,17 +86,8 @@ def fixture_foreign_service(api_key: tuple[str, str], page_origin: str) -> Itera
 @pytest.fixture(name="browser", scope="module")
 def fixture_browser() -> Iterator[Browser]:
     """Debian's headless Chromium driven by Playwright."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium(["--disable-gpu"]) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(name="page")
@@ -147,7 +101,7 @@ def fixture_page(browser: Browser) -> Iterator[Page]:
 
 
 def demo_url(page_origin: str, service: ServiceProcess) -> str:
-    return f"{page_origin}/index.html?api={service.url}"
+    return demo_page.demo_url(page_origin, service.url)
 
 
 def service_error(service: ServiceProcess, headers: dict[str, str], body: dict[str, Any]) -> str:
@@ -167,11 +121,6 @@ def load_policy(page: Page, key: str) -> None:
 
 def is_mint(request: Request) -> bool:
     return request.method == "POST" and request.url.endswith(SESSIONS)
-
-
-def screenshot(page: Page, path: Path) -> None:
-    page.screenshot(path=path, full_page=True)
-    assert path.stat().st_size > 0
 
 
 @pytest.mark.browser

@@ -1,5 +1,7 @@
-// realtime-token-proxy demo: mint a client secret, then (with a real key) talk over WebRTC.
-// Plain browser JS, no build step. The raw secret lives only in this closure, never in the DOM.
+// realtime-token-proxy demo: talk over WebRTC through a call the service creates (the
+// default when its policy lists `calls`), or mint a client secret and, with a real key,
+// connect to OpenAI with it. Plain browser JS, no build step. A minted secret lives only in
+// this closure, never in the DOM; a server-created call never gives the page one at all.
 "use strict";
 
 (() => {
@@ -12,6 +14,8 @@
   let countdown = null;
   let peer = null;
   let mic = null;
+  let policy = null; // the last /v1/policy answer
+  let call = null; // the server-created call: { kind, id } once the service answered
   const lines = new Map(); // transcript item id -> <span>
 
   class RequestError extends Error {
@@ -52,6 +56,7 @@
   }
 
   // One fetch, never retried. A thrown fetch (TypeError) is a network or CORS failure.
+  // Returns the body's text and the response headers (those CORS exposes).
   async function send(url, init) {
     let res;
     try {
@@ -72,7 +77,7 @@
       }
       throw new RequestError(message, res.status);
     }
-    return text;
+    return { text, headers: res.headers };
   }
 
   // A typed key goes only to this page's origin or to an origin the serving
@@ -92,7 +97,9 @@
     return apiOrigins.includes(origin);
   }
 
-  async function api(method, path, body) {
+  // A request to the service, with the typed key where it may go. `body` is JSON-encoded,
+  // unless it is FormData (then the browser writes the multipart Content-Type).
+  async function serviceRequest(method, path, body) {
     if (API === null) throw new RequestError("Invalid ?api= parameter: use http(s)://host:port");
     const headers = { ...authHeaders() };
     const origin = new URL(API).origin;
@@ -102,13 +109,17 @@
           "and not in the service's DEMO_API_ORIGINS.",
       );
     }
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const text = await send(API + path, {
+    const form = body instanceof FormData;
+    if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+    return send(API + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || form ? body : JSON.stringify(body),
     });
-    return JSON.parse(text);
+  }
+
+  async function api(method, path, body) {
+    return JSON.parse((await serviceRequest(method, path, body)).text);
   }
 
   function fillSelect(select, choice) {
@@ -124,16 +135,51 @@
     }
   }
 
+  // The call kinds the service creates itself (`calls` in /v1/policy); none on an older service.
+  function offeredCalls() {
+    const kinds = Array.isArray(policy?.calls) ? policy.calls : [];
+    return kinds.filter((kind) => kind === "realtime" || (kind === "live" && policy.live));
+  }
+
+  // Connect creates a server call unless a minted secret is held (the second way).
+  const connectMakesCall = () => secret === null && offeredCalls().length > 0;
+
+  function refreshConnect() {
+    $("connect").disabled = peer !== null || (secret === null && offeredCalls().length === 0);
+  }
+
+  // Realtime's lists are the policy's top level; GPT-Live's are under `live`.
+  function fillChoices() {
+    const live = $("call-type").value === "live" && offeredCalls().includes("live");
+    const source = live ? policy.live : policy;
+    fillSelect($("model"), source.models);
+    fillSelect($("voice"), source.voices);
+  }
+
+  function showCallTypes() {
+    const kinds = offeredCalls();
+    for (const option of $("call-type").options) option.disabled = !kinds.includes(option.value);
+    if (kinds.length > 0 && !kinds.includes($("call-type").value)) {
+      $("call-type").value = kinds[0];
+    }
+    $("call-type-row").hidden = kinds.length === 0;
+  }
+
   async function loadPolicy() {
     clearError();
     setStatus("Loading policy…");
     $("load-policy").disabled = true;
     try {
-      const policy = await api("GET", "/v1/policy");
-      fillSelect($("model"), policy.models);
-      fillSelect($("voice"), policy.voices);
+      policy = await api("GET", "/v1/policy");
+      showCallTypes();
+      fillChoices();
       $("profile").textContent = `(profile: ${policy.profile})`;
-      setStatus("Policy loaded: choose a model and a voice, then mint.");
+      setStatus(
+        offeredCalls().length > 0
+          ? "Policy loaded: choose a call, a model and a voice, then Connect."
+          : "Policy loaded: choose a model and a voice, then mint.",
+      );
+      refreshConnect();
     } catch (err) {
       unknownChoices();
       showError(err.message);
@@ -153,7 +199,7 @@
     secret = null;
     clearInterval(countdown);
     countdown = null;
-    $("connect").disabled = true;
+    refreshConnect();
   }
 
   function tick() {
@@ -167,8 +213,11 @@
 
   async function mint() {
     forgetSecret();
+    $("connect").disabled = true;
     clearError();
     $("result").hidden = true;
+    $("call-info").hidden = true;
+    $("secret-info").hidden = false;
     $("session-json").textContent = "";
     setStatus("Minting…");
     $("mint").disabled = true;
@@ -193,6 +242,8 @@
         setStatus(`Minted ${session.id}: press Connect to talk.`);
       }
     } catch (err) {
+      // Connect stays off: a call with the selection just refused would be refused too.
+      // Changing a select (or loading the policy) turns it back on.
       showError(err.message);
       setStatus("");
     } finally {
@@ -215,6 +266,20 @@
     return span;
   }
 
+  // Every event but a transcript one is listed by its type, in arrival order.
+  function eventLine(type) {
+    const p = document.createElement("p");
+    p.className = "event";
+    const code = document.createElement("code");
+    code.textContent = type;
+    p.append(code);
+    $("transcript").append(p);
+  }
+
+  function showSession(session) {
+    $("session-json").textContent = JSON.stringify(session, null, 2);
+  }
+
   function onServerEvent(raw) {
     let event;
     try {
@@ -222,9 +287,21 @@
     } catch {
       return;
     }
+    if (typeof event?.type !== "string") return;
+    const transcriptEvent = /transcript/.test(event.type);
+    if (!transcriptEvent) eventLine(event.type);
     switch (event.type) {
-      case "session.created":
+      case "session.created": // Realtime: the effective session, as OpenAI applied it
+      case "session.started": // GPT-Live
+        if (call !== null && event.session) showSession(event.session);
         setStatus("Connected: speak into the microphone.");
+        break;
+      case "session.input_transcript.delta": // GPT-Live: what the caller said
+        transcriptLine(event.item_id ?? "live-input", "You").textContent += event.delta ?? "";
+        break;
+      case "session.output_transcript.delta":
+        transcriptLine(event.item_id ?? "live-output", "Assistant").textContent +=
+          event.delta ?? "";
         break;
       case "response.output_audio_transcript.delta":
         transcriptLine(event.item_id, "Assistant").textContent += event.delta;
@@ -239,22 +316,168 @@
         showError(event.error?.message ?? "The realtime session reported an error.");
         break;
       default:
+        if (transcriptEvent) eventLine(event.type); // a transcript event without text to show
         break;
     }
   }
 
+  function watchPeer(pc) {
+    $("peer-state").textContent = pc.connectionState;
+    pc.onconnectionstatechange = () => {
+      if (pc !== peer) return;
+      $("peer-state").textContent = pc.connectionState;
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") {
+        hangup();
+        setStatus(`Call ended (${pc.connectionState}).`);
+      }
+    };
+    pc.ontrack = (event) => {
+      $("remote-audio").srcObject = event.streams[0];
+    };
+  }
+
+  // Ends the call on this side only; `endCall` first asks the service to end a server call.
   function hangup() {
-    if (peer) peer.close();
+    if (peer) {
+      peer.close();
+      $("peer-state").textContent = "closed";
+    }
     peer = null;
+    call = null;
     if (mic) for (const track of mic.getTracks()) track.stop();
     mic = null;
     $("remote-audio").srcObject = null;
     $("hangup").disabled = true;
-    $("connect").disabled = secret === null;
+    refreshConnect();
+  }
+
+  function endAtService({ kind, id }) {
+    const path = kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls";
+    return serviceRequest("POST", `${path}/${encodeURIComponent(id)}/hangup`);
+  }
+
+  // A server call ends through the service (which hangs up with OpenAI) before the peer
+  // closes: closing first would look like a lost connection upstream.
+  async function endCall() {
+    const ending = call;
+    $("hangup").disabled = true;
+    clearError();
+    try {
+      if (ending?.id) {
+        setStatus("Hanging up…");
+        await endAtService(ending);
+      }
+      setStatus("Hung up.");
+    } catch (err) {
+      showError(`Hang-up failed: ${err.message} (the call was closed here)`);
+      setStatus("");
+    } finally {
+      hangup();
+    }
+  }
+
+  // No trickle ICE: the offer the service relays must already carry the candidates.
+  function iceGathered(pc, timeoutMs = 5000) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState !== "complete") return;
+        pc.removeEventListener("icegatheringstatechange", done);
+        clearTimeout(timer);
+        resolve();
+      };
+      // Past the timeout, the candidates found so far go (a host candidate is enough locally).
+      const timer = setTimeout(() => {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }, timeoutMs);
+      pc.addEventListener("icegatheringstatechange", done);
+    });
+  }
+
+  // The service's call: the session it will apply, as Realtime's or GPT-Live's request shapes it.
+  function callSession(kind) {
+    const session = kind === "realtime" ? { type: "realtime" } : {};
+    if ($("model").value) session.model = $("model").value;
+    if ($("voice").value) session.audio = { output: { voice: $("voice").value } };
+    return session;
+  }
+
+  // POST the offer to the service; returns { id, answer, session (Live only), decisions }.
+  async function createCall(kind, offerSdp) {
+    if (kind === "live") {
+      const created = await api("POST", "/v1/live/sessions", {
+        session: callSession(kind),
+        transport: { type: "webrtc", sdp: offerSdp },
+      });
+      const answer = created?.transport?.sdp;
+      if (typeof answer !== "string" || typeof created?.session?.id !== "string") {
+        throw new RequestError("The service answered without a session id and an SDP answer.");
+      }
+      return { id: created.session.id, answer, session: created.session, decisions: null };
+    }
+    const form = new FormData();
+    form.set("sdp", offerSdp);
+    form.set("session", JSON.stringify(callSession(kind)));
+    const { text, headers } = await serviceRequest("POST", "/v1/realtime/calls", form);
+    const id = (headers.get("Location") ?? "").split("/").pop();
+    if (!id) throw new RequestError("The service answered without a Location for the call.");
+    return { id, answer: text, session: null, decisions: headers.get("X-Policy-Decisions") };
+  }
+
+  // The default when the service offers calls: the browser offers, the service creates the
+  // call with OpenAI's key and returns the answer. No secret is minted or seen.
+  async function connectCall() {
+    clearError();
+    if (!navigator.mediaDevices?.getUserMedia) {
+      showError("The microphone needs a secure context (https:// or http://localhost).");
+      return;
+    }
+    const kind = $("call-type").value;
+    $("connect").disabled = true;
+    $("result").hidden = true;
+    $("transcript").replaceChildren();
+    lines.clear();
+    setStatus("Asking for the microphone…");
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+      peer = new RTCPeerConnection();
+      const pc = peer;
+      call = { kind, id: null };
+      watchPeer(pc);
+      pc.addTrack(mic.getAudioTracks()[0], mic);
+      const channel = pc.createDataChannel("oai-events");
+      channel.addEventListener("message", (event) => onServerEvent(event.data));
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceGathered(pc);
+      setStatus("Asking the service for a call…");
+      const created = await createCall(kind, pc.localDescription.sdp);
+      if (pc !== peer) {
+        endAtService({ kind, id: created.id }).catch(() => {}); // the peer failed meanwhile
+        return;
+      }
+      call.id = created.id;
+      $("call-id").textContent = created.id;
+      $("call-info").hidden = false;
+      $("secret-info").hidden = true;
+      $("session-json").textContent = "";
+      if (created.session) showSession(created.session);
+      $("result").hidden = false;
+      await pc.setRemoteDescription({ type: "answer", sdp: created.answer });
+      $("hangup").disabled = false;
+      const decisions = created.decisions ? ` (policy: ${created.decisions})` : "";
+      setStatus(`Call ${created.id} created${decisions}: waiting for the session…`);
+    } catch (err) {
+      // A call the service created but this page cannot use is ended there too.
+      if (call?.id) endAtService(call).catch(() => {});
+      hangup();
+      setStatus("");
+      showError(err.name === "NotAllowedError" ? "Microphone access was denied." : err.message);
+    }
   }
 
   // The GA WebRTC flow: offer SDP to OpenAI with the ek, apply the answer.
-  async function connect() {
+  async function connectWithSecret() {
     clearError();
     if (secret === null) {
       showError("No valid client secret: mint one first.");
@@ -280,22 +503,14 @@
       mic = await navigator.mediaDevices.getUserMedia({ audio: true });
       peer = new RTCPeerConnection();
       const pc = peer;
-      pc.ontrack = (event) => {
-        $("remote-audio").srcObject = event.streams[0];
-      };
-      pc.onconnectionstatechange = () => {
-        if (pc === peer && (pc.connectionState === "failed" || pc.connectionState === "closed")) {
-          hangup();
-          setStatus(`Call ended (${pc.connectionState}).`);
-        }
-      };
+      watchPeer(pc);
       pc.addTrack(mic.getAudioTracks()[0], mic);
       const channel = pc.createDataChannel("oai-events");
       channel.addEventListener("message", (event) => onServerEvent(event.data));
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       setStatus("Connecting to OpenAI…");
-      const answer = await send(OPENAI_CALLS_URL, {
+      const { text: answer } = await send(OPENAI_CALLS_URL, {
         method: "POST",
         body: offer.sdp,
         headers: { Authorization: `Bearer ${ek}`, "Content-Type": "application/sdp" },
@@ -316,10 +531,14 @@
     loadPolicy();
   });
   $("mint").addEventListener("click", mint);
-  $("connect").addEventListener("click", connect);
-  $("hangup").addEventListener("click", () => {
-    hangup();
-    setStatus("Hung up.");
+  $("connect").addEventListener("click", () =>
+    connectMakesCall() ? connectCall() : connectWithSecret(),
+  );
+  $("hangup").addEventListener("click", endCall);
+  $("call-type").addEventListener("change", () => {
+    fillChoices();
+    refreshConnect();
   });
+  for (const id of ["model", "voice"]) $(id).addEventListener("change", refreshConnect);
   loadPolicy();
 })();
