@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Literal, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 import orjson
 
-from service.limits import Store
-
 CallKind: TypeAlias = Literal["realtime", "live"]
 RECORD_TTL_S = 3 * 3600
+
+
+class RecordStore(Protocol):
+    """Where records live: the limits store (`service.limits.Store`) satisfies it."""
+
+    async def put(self, key: str, value: str, ttl_ms: int) -> None: ...
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def delete(self, key: str) -> None: ...
 
 
 def _owner(identity: str) -> str:
@@ -33,7 +41,7 @@ def _owner(identity: str) -> str:
 class CallRecords:
     """Call id -> (kind, owner, created at), in the limits store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RecordStore) -> None:
         self._store = store
 
     @staticmethod
