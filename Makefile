@@ -60,13 +60,14 @@ test: lint typecheck unit
 check-container: setup
 	$(UV) run --frozen python -m deploy.check_container
 
-## bench: the load benchmark against the peers, then the policy and limiter micro-benchmarks
+## bench: the load benchmark against the peers, the micro-benchmarks, then call supervision at 2,000 calls
 bench: setup
 	bash bench/run.sh
 	$(UV) run --frozen python bench/micro_policy.py
 	$(UV) run --frozen python bench/micro_upstream.py
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(UV) run --frozen python bench/micro_limiter.py
+	$(UV) run --frozen python bench/supervision.py
 
 clean:
 	rm -rf .venv $(BOOTSTRAP) .pytest_cache .mypy_cache .ruff_cache

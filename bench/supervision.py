@@ -1,0 +1,377 @@
+"""Benchmark: one service worker supervising 2,000 idle Realtime calls.
+
+Every call the service creates gets a sideband, held open for the call's life,
+over which the supervisor reverts a browser's policy-breaking
+`session.update`. This measures what that costs and how fast it reacts:
+
+1. starts a throwaway redis-server (if installed), the emulator
+   (`python -m service emulator --fake-media`: calls without media, so 2,000
+   fit on a shared 2-core machine) and the service (one worker, no caller
+   auth, the emulator as its upstream, `POLICY_ALLOWED_VOICES=alloy` so any
+   other voice is an override);
+2. creates `--calls` Realtime calls through the service (bare SDP offers,
+   `--concurrency` at a time) and waits until the service's gauge
+   `rtp_calls_supervised` reaches that number;
+3. reads the service's RSS before and after, and its CPU over `--idle-s`
+   seconds while the calls sit idle;
+4. for `--reverts` calls, plays a browser override through the emulator's
+   `POST /_emulator/calls/{id}/client_event` and reads back
+   `reverted_after_ms`, the emulator's own clock from the browser's update to
+   the service's revert over the sideband;
+5. hangs every call up through the service and stops every process.
+
+Goals: RSS <= 250 MB and idle CPU < 5 % of one core with 2,000 supervised
+calls, revert p99 <= 250 ms. It measures: the exit code is 0 whether the goals
+are met or not (1 only if it could not run).
+
+`uv run python bench/supervision.py [--calls 2000] [--reverts 200]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import httpx
+import redis
+from harness.peers import base_env
+from harness.processes import Probe, Proc, StartError, free_port, stop_all, wait_ready
+from harness.sampling import tree_cpu_s, tree_rss_kib
+from harness.settings import HOST, LOG_DIR
+
+GAUGE = "rtp_calls_supervised"
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=bench\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+)
+OVERRIDE = {
+    "type": "session.update",
+    "session": {
+        "type": "realtime",
+        "instructions": "override",
+        "audio": {"output": {"voice": "verse"}},
+    },
+}
+UPSTREAM_KEY = "sk-bench-supervision-the-emulator-accepts-any"
+MAX_RSS_MB = 250.0
+MAX_IDLE_CPU_PERCENT = 5.0
+MAX_REVERT_P99_MS = 250.0
+REVERT_WAIT_S = 3.0
+READY_S = 30.0
+
+
+@dataclass
+class Figures:
+    """What one run measured; None where a step could not measure."""
+
+    calls_created: int = 0
+    create_s: float = 0.0
+    supervised: int = 0
+    supervised_after_s: float | None = None
+    rss_before_mb: float = 0.0
+    rss_after_mb: float = 0.0
+    idle_cpu_percent: float | None = None
+    reverts: list[float] | None = None
+    reverts_missing: int = 0
+    hangups_ok: int = 0
+    service_exit: int | None = None
+
+
+def start(name: str, command: list[str], env: dict[str, str], port: int, probe: Probe) -> Proc:
+    """Start a process logging to bench/results/logs, and wait until the probe answers 200."""
+    proc = Proc(name, command, env, LOG_DIR / f"supervision-{name}.log")
+    wait_ready(proc, port, probe, READY_S)
+    return proc
+
+
+def start_redis() -> tuple[Proc | None, str | None]:
+    """A throwaway loopback redis-server and its URL, or (None, None) if none is installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None, None
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    proc = Proc("redis", command, base_env(), LOG_DIR / "supervision-redis.log")
+    deadline = time.monotonic() + 10
+    client = redis.Redis(host=HOST, port=port, socket_timeout=1.0)
+    try:
+        while not _pings(client):
+            if time.monotonic() > deadline or not proc.alive():
+                raise StartError(f"redis-server did not answer\n{proc.log_tail()}")
+            time.sleep(0.05)
+    finally:
+        client.close()
+    return proc, f"redis://{HOST}:{port}/0"
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+async def bounded(
+    job: Callable[[str], Awaitable[None]], items: Iterable[str], concurrency: int
+) -> None:
+    """Run `job` on every item, at most `concurrency` at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: str) -> None:
+        async with gate:
+            await job(item)
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+async def gauge(client: httpx.AsyncClient) -> int:
+    """The service's `rtp_calls_supervised`, summed over its labels (0 if absent)."""
+    text = (await client.get("/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(GAUGE) and line[len(GAUGE) : len(GAUGE) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+async def create_calls(service: httpx.AsyncClient, count: int, concurrency: int) -> list[str]:
+    """Create `count` Realtime calls through the service; their ids."""
+    ids: list[str] = []
+    headers = {"Content-Type": "application/sdp"}
+
+    async def create(_: str) -> None:
+        response = await service.post("/v1/realtime/calls", content=OFFER, headers=headers)
+        if response.status_code == 201:
+            ids.append(response.headers["location"].rsplit("/", 1)[1])
+        elif len(ids) == 0:
+            print(f"  call refused: {response.status_code} {response.text[:200]}")
+
+    await bounded(create, (str(index) for index in range(count)), concurrency)
+    return ids
+
+
+async def wait_supervised(service: httpx.AsyncClient, target: int, timeout_s: float) -> int:
+    """Poll the gauge until it reaches `target` or `timeout_s` passes; its last value."""
+    deadline = time.monotonic() + timeout_s
+    value = await gauge(service)
+    while value < target and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        value = await gauge(service)
+    return value
+
+
+async def revert_latency(
+    emulator: httpx.AsyncClient, call_ids: list[str], concurrency: int
+) -> tuple[list[float], int]:
+    """Play a browser override on each call; (reverted_after_ms of each reverted, missing)."""
+    reverted: list[float] = []
+    missing = 0
+
+    async def override(call_id: str) -> None:
+        nonlocal missing
+        control = f"/_emulator/calls/{call_id}"
+        await emulator.post(f"{control}/client_event", json=OVERRIDE)
+        deadline = time.monotonic() + REVERT_WAIT_S
+        while time.monotonic() < deadline:
+            overrides = (await emulator.get(control)).json().get("overrides") or []
+            if overrides and overrides[-1]["reverted_after_ms"] is not None:
+                reverted.append(float(overrides[-1]["reverted_after_ms"]))
+                return
+            await asyncio.sleep(0.02)
+        missing += 1
+
+    await bounded(override, call_ids, concurrency)
+    return reverted, missing
+
+
+async def hang_up(service: httpx.AsyncClient, call_ids: list[str], concurrency: int) -> int:
+    """Hang every call up through the service; how many answered 2xx."""
+    done = 0
+
+    async def one(call_id: str) -> None:
+        nonlocal done
+        response = await service.post(f"/v1/realtime/calls/{call_id}/hangup")
+        done += response.is_success
+
+    await bounded(one, call_ids, concurrency)
+    return done
+
+
+async def measure(
+    args: argparse.Namespace, service: Proc, service_url: str, emu_url: str
+) -> Figures:
+    """Steps 2 to 5 against running processes."""
+    figures = Figures()
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with (
+        httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
+        httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,
+    ):
+        await asyncio.sleep(1.0)  # let start-up work settle before the baseline
+        figures.rss_before_mb = tree_rss_kib(service.pid) / 1024
+        started = time.monotonic()
+        call_ids = await create_calls(to_service, args.calls, args.concurrency)
+        figures.calls_created = len(call_ids)
+        figures.create_s = time.monotonic() - started
+        print(f"  created {len(call_ids):,} calls in {figures.create_s:.1f} s")
+        figures.supervised = await wait_supervised(to_service, len(call_ids), args.supervise_s)
+        if figures.supervised >= len(call_ids) > 0:
+            figures.supervised_after_s = time.monotonic() - started
+        print(f"  {GAUGE} = {figures.supervised:,}")
+        await asyncio.sleep(2.0)  # attach work done; now idle
+        figures.rss_after_mb = tree_rss_kib(service.pid) / 1024
+        cpu_before, wall_before = tree_cpu_s(service.pid), time.monotonic()
+        await asyncio.sleep(args.idle_s)
+        cpu = tree_cpu_s(service.pid) - cpu_before
+        figures.idle_cpu_percent = 100.0 * cpu / (time.monotonic() - wall_before)
+        sample = call_ids[: args.reverts]
+        if sample:
+            figures.reverts, figures.reverts_missing = await revert_latency(
+                to_emulator, sample, args.revert_concurrency
+            )
+        figures.hangups_ok = await hang_up(to_service, call_ids, args.concurrency)
+        left = await wait_supervised(to_service, 0, 0)
+        print(f"  hung up {figures.hangups_ok:,} calls; {GAUGE} now {left:,}")
+    return figures
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of the samples."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def report(figures: Figures, calls: int) -> None:
+    """The figures, then the goal table (met / not met / not measured)."""
+    grown = figures.rss_after_mb - figures.rss_before_mb
+    per_call_kib = grown * 1024 / figures.supervised if figures.supervised else float("nan")
+    print(
+        f"\nservice worker: RSS {figures.rss_before_mb:.1f} MB before, "
+        f"{figures.rss_after_mb:.1f} MB with {figures.supervised:,} supervised calls "
+        f"({per_call_kib:.1f} KiB per supervised call); idle CPU "
+        + (f"{figures.idle_cpu_percent:.2f} % of one core" if figures.idle_cpu_percent else "-")
+    )
+    supervised = figures.supervised >= calls > 0
+    rows: list[tuple[str, str, str]] = []
+    if not supervised:
+        why = f"{GAUGE} reached {figures.supervised:,} of {calls:,} (supervisor missing?)"
+        rows.append((f"RSS <= {MAX_RSS_MB:g} MB with {calls:,} calls", "not measured", why))
+        rows.append((f"idle CPU < {MAX_IDLE_CPU_PERCENT:g} %", "not measured", why))
+    else:
+        rss_met = figures.rss_after_mb <= MAX_RSS_MB
+        rows.append(
+            (
+                f"RSS <= {MAX_RSS_MB:g} MB with {calls:,} supervised calls",
+                "met" if rss_met else "not met",
+                f"{figures.rss_after_mb:.1f} MB ({per_call_kib:.1f} KiB per call)",
+            )
+        )
+        cpu = figures.idle_cpu_percent or 0.0
+        rows.append(
+            (
+                f"idle CPU < {MAX_IDLE_CPU_PERCENT:g} % of one core",
+                "met" if cpu < MAX_IDLE_CPU_PERCENT else "not met",
+                f"{cpu:.2f} %",
+            )
+        )
+    reverts = figures.reverts or []
+    name = f"revert p99 <= {MAX_REVERT_P99_MS:g} ms"
+    if reverts:
+        p50, p99 = statistics.median(reverts), percentile(reverts, 0.99)
+        met = p99 <= MAX_REVERT_P99_MS and figures.reverts_missing == 0
+        figures_text = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(reverts)} reverts"
+        if figures.reverts_missing:
+            figures_text += f"; {figures.reverts_missing} not reverted in {REVERT_WAIT_S:g} s"
+        rows.append((name, "met" if met else "not met", figures_text))
+        print(f"revert latency: {figures_text}")
+    else:
+        rows.append((name, "not measured", f"{figures.reverts_missing} overrides, none reverted"))
+    print("\n| goal | verdict | figures |\n|---|---|---|")
+    for goal, verdict, text in rows:
+        shown = f"**{verdict}**" if verdict == "met" else f"**{verdict.upper()}**"
+        print(f"| {goal} | {shown} | {text} |")
+
+
+def raise_nofile(needed: int) -> None:
+    """Sockets: each call holds one in the emulator and one in the service; children inherit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else needed
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
+        print(f"warning: ulimit -n is below {needed}; calls may fail", file=sys.stderr)
+
+
+def main() -> int:
+    """Run the benchmark; 0 whatever the verdicts, 1 if a process would not start."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--reverts", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--revert-concurrency", type=int, default=10)
+    parser.add_argument("--idle-s", type=float, default=10.0)
+    parser.add_argument("--supervise-s", type=float, default=120.0, help="wait for the gauge")
+    parser.add_argument(
+        "--service-env", action="append", default=[], help="KEY=VALUE for the service"
+    )
+    args = parser.parse_args()
+    raise_nofile(2 * args.calls + 512)
+    python = sys.executable
+    try:
+        redis_proc, redis_url = start_redis()
+        emu_port, port = free_port(), free_port()
+        emulator_cmd = [
+            python,
+            "-m",
+            "service",
+            "emulator",
+            "--host",
+            HOST,
+            "--port",
+            str(emu_port),
+        ]
+        emulator_cmd += ["--fake-media", "--max-calls", str(args.calls + 100)]
+        start("emulator", emulator_cmd, base_env(), emu_port, Probe("GET", "/healthz"))
+        env = {
+            **base_env(),
+            "HOST": HOST,
+            "PORT": str(port),
+            "WORKERS": "1",
+            "AUTH_MODE": "none",
+            "LOG_FORMAT": "json",
+            "METRICS_ENABLED": "true",
+            "OPENAI_BASE_URL": f"http://{HOST}:{emu_port}/v1",
+            "OPENAI_API_KEY": UPSTREAM_KEY,
+            # Only alloy: a browser's switch to any other voice breaks the policy.
+            "POLICY_ALLOWED_VOICES": "alloy",
+            "POLICY_DEFAULT_VOICE": "alloy",
+            **({"REDIS_URL": redis_url} if redis_url else {}),
+            **dict(item.split("=", 1) for item in args.service_env),
+        }
+        service = start("service", [python, "-m", "service"], env, port, Probe("GET", "/healthz"))
+        print(
+            f"supervision: {args.calls:,} Realtime calls through one worker"
+            f" (redis: {'yes' if redis_proc else 'no, in-memory'}; emulator --fake-media)"
+        )
+        service_url, emu_url = f"http://{HOST}:{port}", f"http://{HOST}:{emu_port}"
+        figures = asyncio.run(measure(args, service, service_url, emu_url))
+        service.stop(grace_s=15)
+        figures.service_exit = service.popen.returncode
+        print(f"  service stopped with exit code {figures.service_exit}")
+    except StartError as error:
+        print(f"supervision benchmark could not start: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all()
+    report(figures, args.calls)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
