@@ -25,6 +25,7 @@ from tests.contract import (
     assert_valid_live_request,
     assert_valid_translation_request,
 )
+from tests.sidebands import ScriptedSideband
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
@@ -174,13 +175,22 @@ async def serving(
         yield client
 
 
+@pytest.fixture(name="sideband")
+def fixture_sideband() -> ScriptedSideband:
+    """Every call's sideband, quiet until a test scripts it (tests/sidebands.py)."""
+    return ScriptedSideband()
+
+
 @pytest.fixture(name="client_for")
-async def fixture_client_for(upstream: respx.MockRouter) -> AsyncIterator[ClientFor]:
+async def fixture_client_for(
+    upstream: respx.MockRouter, sideband: ScriptedSideband
+) -> AsyncIterator[ClientFor]:
     """Open an HTTP client on a fresh app for given Settings (lifespan included)."""
     async with AsyncExitStack() as stack:
 
         async def open_client(settings: Settings) -> httpx.AsyncClient:
-            app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+            transport = httpx.MockTransport(upstream.async_handler)
+            app = create_app(settings, transport=transport, sideband=sideband)
             return await stack.enter_async_context(serving(app))
 
         yield open_client

@@ -31,6 +31,7 @@ from tests.conftest import (
     MakeSettings,
 )
 from tests.paths import LIVE_SESSIONS, POLICY
+from tests.sidebands import ScriptedSideband
 
 pytestmark = pytest.mark.anyio
 BACKEND_PROMPT = "BACKEND-SECRET: refunds above 100 need a manager."
@@ -373,7 +374,8 @@ async def fixture_sdk(
     make_settings: MakeSettings, upstream: respx.MockRouter
 ) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official SDK with this service as its base_url."""
-    app = create_app(make_settings(), transport=httpx.MockTransport(upstream.async_handler))
+    transport = httpx.MockTransport(upstream.async_handler)
+    app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
     async with LifespanManager(app) as manager:
         http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
         client = openai.AsyncOpenAI(

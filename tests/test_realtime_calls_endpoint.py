@@ -32,6 +32,7 @@ from tests.conftest import (
 )
 from tests.contract import call_parts
 from tests.paths import METRICS, REALTIME_CALLS
+from tests.sidebands import ScriptedSideband
 
 pytestmark = pytest.mark.anyio
 
@@ -334,7 +335,8 @@ async def fixture_sdk(
     make_settings: MakeSettings, upstream: respx.MockRouter
 ) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official SDK with this service as its base_url."""
-    app = create_app(make_settings(), transport=httpx.MockTransport(upstream.async_handler))
+    transport = httpx.MockTransport(upstream.async_handler)
+    app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
     async with LifespanManager(app) as manager:
         http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
         client = openai.AsyncOpenAI(

@@ -39,10 +39,11 @@ from service.api.deps import State
 from service.api.mint import MintContext, dry_run_allowed
 from service.api.routes.realtime import dry_run_of, read_body, require_json
 from service.auth import identify
-from service.calls import CallKind, CallRecords
+from service.calls import CallRecords
 from service.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedMediaType
 from service.limits import StoreUnavailable
 from service.upstream.calls import CALL_ID, hang_up
+from service.upstream.sideband import CallKind
 
 REALTIME_CALLS_PATH = "/v1/realtime/calls"
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
@@ -153,7 +154,7 @@ async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
     if dry_run:
         response = _json(dry_run_answer(call), call)
     else:
-        created = await create_call(context, "realtime", call)
+        created = await create_call(context, state["supervisor"], "realtime", call)
         headers = {**NO_STORE, **call.planned.headers}
         headers["Location"] = f"{REALTIME_CALLS_PATH}/{created.call_id}"
         if call.planned.header():
@@ -177,7 +178,7 @@ async def live_sessions(scope: Scope, receive: Receive, send: Send) -> None:
     if dry_run:
         response = _json(dry_run_answer(call), call)
     else:
-        created = await create_call(context, "live", call)
+        created = await create_call(context, state["supervisor"], "live", call)
         response = _json(live_answer(call, created), call)
     await response(scope, receive, send)
 
