@@ -81,9 +81,29 @@ def _emulator(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--fake-media",
+        action="store_true",
+        help="answer calls with a canned SDP answer and no media (no aiortc; benchmarks)",
+    )
+    parser.add_argument(
+        "--max-calls", type=int, default=None, help="open calls held (default 32; fake media 10000)"
+    )
+    parser.add_argument(
+        "--usage-interval",
+        type=float,
+        default=5.0,
+        help="seconds between a Live call's session.usage.updated events",
+    )
     args = parser.parse_args(argv)
     configure("json", "INFO")
-    _run(create_emulator(args.latency_ms), host=args.host, port=args.port)
+    app = create_emulator(
+        args.latency_ms,
+        fake_media=args.fake_media,
+        max_calls=args.max_calls,
+        usage_interval=args.usage_interval,
+    )
+    _run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -231,7 +231,12 @@ class TestHangup:
         async with asyncio.timeout(WAIT_S):
             await browser.channel_closed.wait()
         record = (await http.get(f"/_emulator/calls/{call_id}")).json()
-        assert record == {"state": "closed", "ended": "hangup", "kind": "realtime"}
+        assert {key: record[key] for key in ("state", "ended", "kind")} == {
+            "state": "closed",
+            "ended": "hangup",
+            "kind": "realtime",
+        }
+        assert record["ended_at_ms"] >= 0
 
     async def test_live_hangup_is_recorded(
         self, http: httpx.AsyncClient, browser: BrowserPeer

@@ -34,6 +34,7 @@ from service.upstream.emulator_calls import (
     InvalidOffer,
     UnknownCall,
 )
+from service.upstream.emulator_calls.call import EmulatedCall
 from service.upstream.emulator_calls.tone import ToneTrack
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -180,6 +181,7 @@ class TestRealtimeCall:
             await browser.next_event("conversation.item.input_audio_transcription.completed")
         )
         call = registry.get(call_id)
+        assert isinstance(call, EmulatedCall)
         async with asyncio.timeout(WAIT_S):
             while call.audio_frames_received < 10:
                 await asyncio.sleep(0.05)

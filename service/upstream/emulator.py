@@ -10,8 +10,12 @@ the session's defaults filled in. Its secrets are obviously fake
 
 It also answers server-created calls (issue #12) with a real WebRTC peer:
 `POST /v1/realtime/calls`, `POST /v1/live/sessions`, their hang-ups and
-sidebands (`emulator_calls.http`). Those need the `webrtc` extra (aiortc),
-imported only when a call route is first hit; without it they answer 501.
+sidebands (`emulator_calls.http`), and controls for tests and benchmarks
+under `/_emulator/`. A WebRTC call needs the `webrtc` extra (aiortc), imported
+only when the first call is made; without it calls answer 501. With
+`fake_media` calls get a canned answer and no media at all, no aiortc needed:
+benchmarks hold thousands of them. In process, `Emulator.sideband()` is the
+`Sideband` the service's supervisor attaches through (no socket to dial).
 
 A raw ASGI app rather than FastAPI: as the benchmark's "limit" it must cost as
 little as possible, so call routes are dispatched only once a request is known
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from service.contract import (
     ClientSecretRequest,
@@ -37,10 +41,12 @@ from service.contract import (
     invalid_request_from,
 )
 from service.contract.ga import READ_ONLY
-from service.errors import ServiceError
+from service.upstream.emulator_calls.errors import WebrtcUnavailable
+from service.upstream.emulator_calls.registry import USAGE_INTERVAL_S
 
 if TYPE_CHECKING:
     from service.upstream.emulator_calls.http import CallRoutes
+    from service.upstream.emulator_calls.sideband import EmulatorSideband
 
 log = structlog.get_logger("service.emulator")
 PATH = "/v1/realtime/client_secrets"
@@ -187,20 +193,13 @@ def answer(body: bytes, has_key: bool, translation: bool = False) -> tuple[int, 
     )
 
 
-class WebrtcUnavailable(ServiceError):
-    """501: a call route was hit, but aiortc (the `webrtc` extra) is not installed."""
-
-    status_code = 501
-    error_type = "server_error"
-    default_code = "webrtc_unavailable"
-
-
 class LazyCallRoutes:
-    """The call routes, imported on first use: the production image has no aiortc."""
+    """The call routes, imported on first use: a mint pays nothing for them."""
 
-    def __init__(self) -> None:
+    def __init__(self, **registry_options: Any) -> None:
         self.routes: CallRoutes | None = None
-        self.missing: str | None = None
+        self.missing: ImportError | None = None
+        self._registry_options = registry_options
 
     def load(self) -> CallRoutes | None:
         """The routes, or None (and `missing` says why) without the `webrtc` extra."""
@@ -208,20 +207,17 @@ class LazyCallRoutes:
             try:
                 # Imported here, not at the top: aiortc is an optional extra.
                 from service.upstream.emulator_calls.http import CallRoutes
+                from service.upstream.emulator_calls.registry import CallRegistry
             except ImportError as error:
-                missing = error.name or ""
-                self.missing = missing if not missing.startswith("service.") else "aiortc"
-                log.warning("emulator_calls_unavailable", missing=self.missing)
+                self.missing = error
+                log.warning("emulator_calls_unavailable", missing=error.name)
             else:
-                self.routes = CallRoutes()
+                self.routes = CallRoutes(CallRegistry(**self._registry_options))
         return self.routes
 
     def unavailable(self) -> WebrtcUnavailable:
-        """The 501 a call route answers without the extra."""
-        return WebrtcUnavailable(
-            f"The emulator's calls need the `webrtc` extra ({self.missing} is not installed): "
-            "`uv sync --extra webrtc`, or the dev group."
-        )
+        """The 501 a call route answers when its modules cannot be imported."""
+        return WebrtcUnavailable.missing(self.missing or ImportError(name="aiortc"))
 
     async def close(self) -> None:
         """Hang up every open call, if the routes were ever loaded."""
@@ -251,18 +247,32 @@ async def serve_call_websocket(
     await send({"type": "websocket.close", "code": 1008, "reason": "webrtc extra missing"})
 
 
-def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
-    """The emulator as an ASGI app; `latency_ms` delays every answer (load tests)."""
-    delay = latency_ms / 1000
-    log.warning(
-        "emulator_active",
-        note="UPSTREAM EMULATOR: secrets are fake, nothing "
-        "reaches OpenAI; for development and benchmarks only",
-    )
+class Emulator:
+    """The emulator as an ASGI app, and the in-process sideband to its calls."""
 
-    calls = LazyCallRoutes()
+    def __init__(
+        self,
+        latency_ms: float = 0.0,
+        *,
+        fake_media: bool = False,
+        max_calls: int | None = None,
+        usage_interval: float | None = USAGE_INTERVAL_S,
+    ) -> None:
+        self.delay = latency_ms / 1000
+        self.calls = LazyCallRoutes(
+            fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
+        )
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def sideband(self) -> EmulatorSideband:
+        """The `Sideband` to this emulator's calls, for a service that runs it in process."""
+        routes = self.calls.load()
+        if routes is None:
+            raise self.calls.unavailable()
+        return routes.sideband
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection."""
+        calls = self.calls
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
@@ -295,10 +305,32 @@ def create_emulator(latency_ms: float = 0.0) -> ASGIApp:
             has_key = headers.get(b"authorization", b"").startswith(b"Bearer ") or (
                 b"api-key" in headers
             )
-            if delay:
-                await asyncio.sleep(delay)
+            if self.delay:
+                await asyncio.sleep(self.delay)
             translation = scope["path"] == TRANSLATION_PATH
             status, body = answer(b"".join(chunks), has_key, translation)
         await respond(send, status, body)
 
-    return app
+
+def create_emulator(
+    latency_ms: float = 0.0,
+    *,
+    fake_media: bool = False,
+    max_calls: int | None = None,
+    usage_interval: float | None = USAGE_INTERVAL_S,
+) -> Emulator:
+    """The emulator as an ASGI app.
+
+    `latency_ms` delays every mint (load tests); `fake_media` answers calls
+    without media (no aiortc); `max_calls` bounds open calls (default 32, or
+    10,000 with fake media); Live calls report usage every `usage_interval` s.
+    """
+    log.warning(
+        "emulator_active",
+        note="UPSTREAM EMULATOR: secrets are fake, nothing "
+        "reaches OpenAI; for development and benchmarks only",
+        fake_media=fake_media,
+    )
+    return Emulator(
+        latency_ms, fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
+    )

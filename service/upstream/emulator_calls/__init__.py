@@ -1,38 +1,47 @@
-"""The emulator's WebRTC half: real peer connections standing in for OpenAI's calls.
+"""The emulator's call half: peers standing in for OpenAI's server-created calls.
 
 Issue #12's server-created calls (`POST /v1/realtime/calls`,
 `POST /v1/live/sessions`) end in a WebRTC peer connection between the browser
-and OpenAI. In development the emulator answers them with aiortc:
-`CallRegistry.accept(offer, kind, session)` returns `(call_id, answer_sdp)`
-and the call then speaks on the `oai-events` data channel and plays a tone.
-`hangup`, `emit`, `subscribe` (via `get`), `send_client_event` and
-`simulate_client_update` are what the HTTP routes and the sidebands use.
+and OpenAI. In development the emulator answers them with aiortc
+(`call.EmulatedCall`); with `fake_media` (benchmarks) it answers without any
+media (`fake_media.FakeMediaCall`). `CallRegistry.accept(offer, kind, session)`
+returns `(call_id, answer_sdp)`; `hangup`, `emit`, `subscribe` (via `get`),
+`send_client_event` and `simulate_client_update` are what the HTTP routes and
+the sidebands use, and `EmulatorSideband` is the in-process sideband.
 
-Needs the `webrtc` extra (aiortc); the production image has no emulator calls.
+Nothing imported here needs aiortc (the `webrtc` extra): a WebRTC call imports
+it when it is first made, and answers 501 without it.
 """
 
-from service.upstream.emulator_calls.call import CHANNEL_LABEL, EmulatedCall
+from service.upstream.emulator_calls.base import BaseCall, CallReport
 from service.upstream.emulator_calls.errors import (
     MAX_OFFER_BYTES,
     CallLimitReached,
     InvalidOffer,
     UnknownCall,
+    WebrtcUnavailable,
     validate_offer,
 )
 from service.upstream.emulator_calls.events import TRANSCRIPT, CallKind, Event
+from service.upstream.emulator_calls.fake_media import FakeMediaCall
 from service.upstream.emulator_calls.registry import CallEnded, CallRegistry
+from service.upstream.emulator_calls.sideband import EmulatorSideband, EmulatorSidebandConnection
 
 __all__ = [
-    "CHANNEL_LABEL",
     "MAX_OFFER_BYTES",
     "TRANSCRIPT",
+    "BaseCall",
     "CallEnded",
     "CallKind",
     "CallLimitReached",
     "CallRegistry",
-    "EmulatedCall",
+    "CallReport",
+    "EmulatorSideband",
+    "EmulatorSidebandConnection",
     "Event",
+    "FakeMediaCall",
     "InvalidOffer",
     "UnknownCall",
+    "WebrtcUnavailable",
     "validate_offer",
 ]

@@ -1,17 +1,17 @@
-"""One emulated call: an aiortc peer connection answering the browser's offer.
+"""One emulated call with real media: an aiortc peer connection answering the browser's offer.
 
 The browser offers audio and creates the `oai-events` data channel; the call
 answers with a `ToneTrack` on the audio transceiver, sends `session.created` /
 `session.started` once the channel is open, one transcript event once inbound
-audio arrives, and answers client events as `events` says. Every server event
-also goes to the call's subscribers (the sideband), which see all of them.
+audio arrives, and answers client events as `events` says (`BaseCall`). Every
+server event also goes to the call's subscribers (the sideband), which see all
+of them.
 
 Nothing of the SDP or of any transcript is logged, only sizes and states.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -25,6 +25,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from service.upstream.emulator_calls import events
+from service.upstream.emulator_calls.base import BaseCall
 from service.upstream.emulator_calls.errors import InvalidOffer
 from service.upstream.emulator_calls.events import CallKind, Event
 from service.upstream.emulator_calls.tone import ToneTrack
@@ -35,13 +36,11 @@ log = structlog.get_logger("service.emulator.calls")
 for _name in ("aiortc", "aioice"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 CHANNEL_LABEL = "oai-events"
-HISTORY = 256
-SUBSCRIBER_QUEUE = 1024
 PENDING_LIMIT = 256
 MESSAGE_LIMIT = 64 * 1024
 
 
-class EmulatedCall:
+class EmulatedCall(BaseCall):
     """A WebRTC call answered by the emulator (Realtime or Live)."""
 
     def __init__(
@@ -49,28 +48,18 @@ class EmulatedCall:
         call_id: str,
         kind: CallKind,
         session: Mapping[str, Any],
-        on_closed: Callable[[EmulatedCall, str], Awaitable[None]],
+        on_closed: Callable[[BaseCall, str], Awaitable[None]],
+        usage_interval: float | None = None,
     ) -> None:
-        self.call_id = call_id
-        self.kind: CallKind = kind
-        self.session = events.resolved_session(kind, call_id, session)
-        self.created_at = time.monotonic()
-        self.connected_at: float | None = None
+        super().__init__(call_id, kind, session, on_closed, usage_interval)
         self.audio_frames_received = 0
-        self.history: deque[Event] = deque(maxlen=HISTORY)
-        self.closed_reason: str | None = None
         # No ICE servers: the emulator is reached directly (loopback or LAN), never via STUN.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.tone = ToneTrack()
-        self._on_closed = on_closed
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=PENDING_LIMIT)
-        self._subscribers: set[asyncio.Queue[Event]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._opened = False
         self._transcribed = False
-        self._closing = False
-        self._closed = asyncio.Event()
         self.pc.add_listener("datachannel", self._on_datachannel)
         self.pc.add_listener("track", self._on_track)
         self.pc.add_listener("connectionstatechange", self._on_connection_state)
@@ -95,57 +84,13 @@ class EmulatedCall:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return str(self.pc.localDescription.sdp)
 
-    # Server events out.
-
-    def emit(self, event: Event) -> Event:
-        """Send a server event on the data channel (queued until it opens) and to subscribers."""
-        event.setdefault("event_id", events.new_id("event"))
-        self.history.append(event)
-        for queue in self._subscribers:
-            with contextlib.suppress(asyncio.QueueFull):  # a stalled subscriber misses events
-                queue.put_nowait(event)
+    def _to_browser(self, event: Event) -> None:
+        """Send on the data channel, or queue until it opens."""
         text = orjson.dumps(event).decode()
         if self._channel is not None and self._channel.readyState == "open":
             self._channel.send(text)
         else:
             self._pending.append(text)
-        return event
-
-    def subscribe(self) -> asyncio.Queue[Event]:
-        """A queue that receives every server event emitted from now on (the sideband's view)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
-        self._subscribers.add(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
-        """Stop delivering events to `queue`."""
-        self._subscribers.discard(queue)
-
-    # Client events in.
-
-    def client_event(self, event: object, *, trusted: bool) -> list[Event]:
-        """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted."""
-        refused = events.refusal(self.kind, self.session, event, trusted=trusted)
-        if refused is not None:
-            return [self.emit(refused)]
-        assert isinstance(event, Mapping)  # noqa: S101 (refusal() checked it; narrows for mypy)
-        event_type = event["type"]
-        reply: dict[str, Any] = {}
-        if isinstance(event.get("event_id"), str) and self.kind == "live":
-            reply["client_event_id"] = event["event_id"]
-        if event_type == "session.update":
-            update = event.get("session")
-            if isinstance(update, Mapping):
-                self.session = events.merged(self.session, update)
-            return [
-                self.emit(events.server_event("session.updated", session=self.session, **reply))
-            ]
-        if event_type == "session.close" and self.kind == "live":
-            self.close_soon("close_requested")
-            return []
-        elapsed_ms = int((time.monotonic() - self.created_at) * 1000)
-        ack = events.acknowledgement(self.kind, event, elapsed_ms)
-        return [self.emit(ack)] if ack is not None else []
 
     def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes) or len(message) > MESSAGE_LIMIT:
@@ -194,7 +139,7 @@ class EmulatedCall:
                 if not self._transcribed:
                     self._transcribed = True
                     log.info("call_audio_received", call_id=self.call_id, kind=self.kind)
-                    audio_ms = int((time.monotonic() - self.created_at) * 1000)
+                    audio_ms = self.ms_since_created(time.monotonic())
                     self.emit(events.transcript(self.kind, audio_ms))
 
     def _on_connection_state(self) -> None:
@@ -210,47 +155,6 @@ class EmulatedCall:
         elif state in ("failed", "closed"):
             self.close_soon("connection_lost")
 
-    # Ending.
-
-    def close_soon(self, reason: str) -> None:
-        """Close from a callback that cannot await."""
-        if not self._closing:
-            self._spawn(self.close(reason))
-
-    async def close(self, reason: str) -> None:
-        """End the call once: a Live session says `session.closed`, then the peer closes."""
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        self.closed_reason = reason
-        if self.kind == "live":
-            seconds = round(time.monotonic() - self.created_at, 3)
-            self.emit(
-                events.server_event(
-                    "session.closed",
-                    reason="close_requested"
-                    if reason in ("hangup", "close_requested")
-                    else "connection_lost",
-                    session=self.session,
-                    usage={"seconds": seconds},
-                )
-            )
-        try:
-            # Forgotten first: from here on no route reaches the call, and the
-            # ending is on record by the time the browser sees the channel close.
-            await self._on_closed(self, reason)
-        finally:
-            self.tone.stop()
-            await self.pc.close()
-            current = asyncio.current_task()
-            for task in list(self._tasks):
-                if task is not current:
-                    task.cancel()
-            self._subscribers.clear()
-            self._closed.set()
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _release_media(self) -> None:
+        self.tone.stop()
+        await self.pc.close()

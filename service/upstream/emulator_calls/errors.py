@@ -8,7 +8,7 @@ the 64 KiB `CALLS_MAX_SDP_BYTES` default of issue #12. What it refuses is a
 
 from __future__ import annotations
 
-from service.errors import InvalidRequest, NotFound, RateLimited
+from service.errors import InvalidRequest, NotFound, RateLimited, ServiceError
 
 MAX_OFFER_BYTES = 64 * 1024
 
@@ -52,3 +52,21 @@ def validate_offer(offer: object, max_bytes: int = MAX_OFFER_BYTES) -> str:
     if "\x00" in offer:
         raise InvalidOffer("The SDP offer contains a NUL character.")
     return offer
+
+
+class WebrtcUnavailable(ServiceError):
+    """501: a WebRTC call was asked for, but aiortc (the `webrtc` extra) is not installed."""
+
+    status_code = 501
+    error_type = "server_error"
+    default_code = "webrtc_unavailable"
+
+    @classmethod
+    def missing(cls, error: ImportError) -> WebrtcUnavailable:
+        """The 501 for this failed import, naming the missing module and the extra."""
+        name = error.name or ""
+        module = name if name and not name.startswith("service.") else "aiortc"
+        return cls(
+            f"The emulator's calls need the `webrtc` extra ({module} is not installed): "
+            "`uv sync --extra webrtc`, or the dev group; or run the emulator with --fake-media."
+        )

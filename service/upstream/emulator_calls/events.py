@@ -5,7 +5,9 @@ Pure functions on plain dicts, shaped like the openai SDK's models
 there. Realtime has no data-channel allow-list; a Live session enforces
 `client.data_channel.allowed_client_events` on the browser's channel only (a
 trusted sideband is never restricted), answering a refused event with an
-`error` event, as OpenAI does.
+`error` event, as OpenAI does. Usage is reported as OpenAI reports it:
+Realtime's `response.done` carries token counts; Live's
+`session.usage.updated` and `session.closed` carry seconds (`BaseCall.usage`).
 """
 
 from __future__ import annotations
@@ -192,3 +194,37 @@ def acknowledgement(kind: CallKind, event: Mapping[str, Any], elapsed_ms: int) -
     if ack.endswith("appended"):
         fields.update(start_ms=elapsed_ms, end_ms=elapsed_ms)
     return server_event(ack, **fields)
+
+
+def response_done(input_tokens: int, output_tokens: int) -> Event:
+    """A Realtime `response.done` whose `usage` has OpenAI's shape (`RealtimeResponse.usage`).
+
+    A quarter of each side is counted as text and the rest as audio, none cached.
+    """
+    input_text = input_tokens // 4
+    output_text = output_tokens // 4
+    usage = {
+        "total_tokens": input_tokens + output_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "input_token_details": {
+            "text_tokens": input_text,
+            "audio_tokens": input_tokens - input_text,
+            "image_tokens": 0,
+            "cached_tokens": 0,
+            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {
+            "text_tokens": output_text,
+            "audio_tokens": output_tokens - output_text,
+        },
+    }
+    response = {
+        "object": "realtime.response",
+        "id": new_id("resp"),
+        "status": "completed",
+        "output": [],
+        "output_modalities": ["audio"],
+        "usage": usage,
+    }
+    return server_event("response.done", response=response)

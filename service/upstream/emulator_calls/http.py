@@ -7,12 +7,13 @@
 - `POST /v1/realtime/calls/{id}/hangup`, `POST /v1/live/sessions/{id}/hangup`: 200, or 404.
 - Sidebands, `/v1/realtime?call_id={id}` and `/v1/live/sessions/{id}/attach`:
   every server event of the call as JSON text; JSON client events in, trusted.
-- `GET /_emulator/calls/{id}`: the call's state and how it ended (for tests).
+- `/_emulator/calls/{id}…`: controls for tests and benchmarks (`controls.py`).
 
-Every route needs a key header (`Authorization: Bearer …` or `api-key`), as
-OpenAI's do. Multipart is parsed by Starlette (python-multipart), WebSockets are
-Starlette's over uvicorn: no protocol code here. Needs the `webrtc` extra; the
-emulator imports this module only when a call route is hit.
+Every route but the controls needs a key header (`Authorization: Bearer …` or
+`api-key`), as OpenAI's do. Multipart is parsed by Starlette (python-multipart), WebSockets are
+Starlette's over uvicorn, each one an `EmulatorSidebandConnection` behind a
+socket: no protocol code here. Needs no aiortc itself: only a WebRTC (not
+fake-media) call imports it.
 """
 
 from __future__ import annotations
@@ -31,29 +32,25 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.errors import InvalidRequest, NotFound, ServiceError, Unauthenticated
+from service.errors import InvalidRequest, ServiceError, Unauthenticated
+from service.upstream.emulator_calls.controls import control, json_object, json_response
 from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall
 from service.upstream.emulator_calls.events import CallKind
 from service.upstream.emulator_calls.registry import CallRegistry
+from service.upstream.emulator_calls.sideband import EmulatorSideband, EmulatorSidebandConnection
+from service.upstream.sideband import CLOSE_UNKNOWN_CALL, SidebandClosed
 
 REALTIME_CALLS = "/v1/realtime/calls"
 LIVE_SESSIONS = "/v1/live/sessions"
 REALTIME_SIDEBAND = "/v1/realtime"
 HANGUP = re.compile(r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/hangup")
 LIVE_ATTACH = re.compile(r"/v1/live/sessions/([A-Za-z0-9_-]{1,128})/attach")
-DEBUG_CALL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})")
-CLOSE_UNKNOWN_CALL = 4404  # 4000-4999 are the application's; 404 as in HTTP
 CLOSE_POLICY = 1008
-ENDED_POLL_S = 0.2
 
 
 def has_key(headers: Mapping[bytes, bytes]) -> bool:
     """Whether the request carries a key header, as the emulator's mint route checks."""
     return headers.get(b"authorization", b"").startswith(b"Bearer ") or b"api-key" in headers
-
-
-def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
 
 
 def _error_response(error: ServiceError) -> Response:
@@ -74,21 +71,12 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _json_object(raw: bytes | str, param: str | None) -> dict[str, Any]:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The body is not valid JSON.", param=param) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest("Expected a JSON object.", param=param, code="invalid_type")
-    return value
-
-
 class CallRoutes:
     """The call routes of one emulator app, over its one `CallRegistry`."""
 
     def __init__(self, registry: CallRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CallRegistry()
+        self.sideband = EmulatorSideband(self.registry)
 
     async def close(self) -> None:
         """Hang up every open call (the emulator's shutdown)."""
@@ -109,10 +97,9 @@ class CallRoutes:
         return True
 
     async def _route(self, scope: Scope, path: str, method: str, body: bytes) -> Response | None:
+        if path.startswith("/_emulator/"):
+            return control(self.registry, path, method, body)
         hangup = HANGUP.fullmatch(path)
-        debug = DEBUG_CALL.fullmatch(path)
-        if method == "GET" and debug:
-            return self._describe(debug.group(1))
         if method != "POST" or not (path in (REALTIME_CALLS, LIVE_SESSIONS) or hangup):
             return None
         if not has_key(dict(scope["headers"])):
@@ -146,7 +133,7 @@ class CallRoutes:
             finally:
                 await form.close()
             if raw_session is not None:
-                session = _json_object(raw_session, "session")
+                session = json_object(raw_session, "session")
         elif content_type.split(";")[0].strip() == "application/sdp":
             offer = body
         else:
@@ -162,7 +149,7 @@ class CallRoutes:
         )
 
     async def _create_live(self, body: bytes) -> Response:
-        request = _json_object(body, None)
+        request = json_object(body, None)
         session = request.get("session")
         transport = request.get("transport")
         if not isinstance(session, dict):
@@ -186,22 +173,15 @@ class CallRoutes:
             raise InvalidOffer("Missing required parameter: 'transport.sdp'.")
         call_id, answer = await self.registry.accept(transport["sdp"], "live", session)
         effective = self.registry.get(call_id).session
-        return _json(200, {"session": effective, "transport": {"type": "webrtc", "sdp": answer}})
+        return json_response(
+            200, {"session": effective, "transport": {"type": "webrtc", "sdp": answer}}
+        )
 
     async def _hangup(self, kind: CallKind, call_id: str) -> Response:
         if self.registry.get(call_id).kind != kind:
             raise UnknownCall(f"No open call with id '{call_id}'.")
         await self.registry.hangup(call_id)
-        return _json(200, {})
-
-    def _describe(self, call_id: str) -> Response:
-        with contextlib.suppress(UnknownCall):
-            call = self.registry.get(call_id)
-            return _json(200, {"state": call.connection_state, "ended": None, "kind": call.kind})
-        ending = self.registry.ended(call_id)
-        if ending is None:
-            raise NotFound(f"No call with id '{call_id}'.")
-        return _json(200, {"state": "closed", "ended": ending.reason, "kind": ending.kind})
+        return json_response(200, {})
 
     # Sidebands.
 
@@ -229,38 +209,31 @@ class CallRoutes:
         kind, call_id = target
         await websocket.accept()
         try:
-            call = self.registry.get(call_id or "")
-            if call.kind != kind:
-                raise UnknownCall("wrong kind")
-        except UnknownCall:
+            connection = await self.sideband.connect(kind, call_id or "")
+        except SidebandClosed:
             await websocket.close(CLOSE_UNKNOWN_CALL, "No open call with this id.")
             return
-        queue = call.subscribe()
-        forward = asyncio.ensure_future(self._forward(websocket, call_id or "", queue))
+        forward = asyncio.ensure_future(self._forward(websocket, connection))
         try:
-            await self._receive(websocket, call_id or "")
+            await self._receive(websocket, connection)
         finally:
-            call.unsubscribe(queue)
+            await connection.close()
             forward.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await forward
 
-    async def _forward(
-        self, websocket: WebSocket, call_id: str, queue: asyncio.Queue[dict[str, Any]]
-    ) -> None:
+    async def _forward(self, websocket: WebSocket, connection: EmulatorSidebandConnection) -> None:
         """Send the call's events until it ends, then close the socket normally."""
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), ENDED_POLL_S)
-            except TimeoutError:
-                if self.registry.ended(call_id) is not None and queue.empty():
-                    with contextlib.suppress(RuntimeError):
-                        await websocket.close(1000, "The call ended.")
-                    return
-                continue
+                event = await connection.recv()
+            except SidebandClosed:
+                with contextlib.suppress(RuntimeError):
+                    await websocket.close(1000, "The call ended.")
+                return
             await websocket.send_text(orjson.dumps(event).decode())
 
-    async def _receive(self, websocket: WebSocket, call_id: str) -> None:
+    async def _receive(self, websocket: WebSocket, connection: EmulatorSidebandConnection) -> None:
         """Apply each JSON client event to the call, trusted; a bad one gets an `error` event."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while True:
@@ -273,6 +246,6 @@ class CallRoutes:
                 except orjson.JSONDecodeError:
                     event = None  # answered with the call's `error` event, as OpenAI does
                 try:
-                    self.registry.send_client_event(call_id, event, trusted=True)
-                except UnknownCall:
+                    connection.apply(event)
+                except SidebandClosed:
                     return

@@ -3,8 +3,13 @@
 Bounded: at most `max_calls` open calls (one more is a `CallLimitReached`), a
 call that has not connected `connect_timeout` seconds after its answer is
 closed, and a closed call leaves the registry at once. Endings are kept in a
-short record (`endings`), so a test can see that a hang-up reached the
-emulator after the call itself is gone.
+short record (`endings`), with the call's override record and last session,
+so a test can see that a hang-up reached the emulator after the call itself
+is gone.
+
+With `fake_media` every call is a `FakeMediaCall` (no aiortc, no connect
+timeout); otherwise aiortc is imported at the first call, and its absence is a
+501 `WebrtcUnavailable`.
 """
 
 from __future__ import annotations
@@ -19,15 +24,23 @@ from typing import Any
 import structlog
 
 from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.call import EmulatedCall
-from service.upstream.emulator_calls.errors import CallLimitReached, UnknownCall, validate_offer
+from service.upstream.emulator_calls.base import BaseCall, CallReport
+from service.upstream.emulator_calls.errors import (
+    CallLimitReached,
+    UnknownCall,
+    WebrtcUnavailable,
+    validate_offer,
+)
 from service.upstream.emulator_calls.events import CallKind, Event
+from service.upstream.emulator_calls.fake_media import FakeMediaCall
 
 log = structlog.get_logger("service.emulator.calls")
 MAX_CALLS = 32  # each idle call costs ~1 MiB and ~3 % of a core (tone + decoding)
 CONNECT_TIMEOUT_S = 30.0
 ANSWER_TIMEOUT_S = 10.0
+FAKE_MEDIA_MAX_CALLS = 10_000  # a fake-media call is a few KiB and no CPU while idle
 ENDINGS_KEPT = 1000
+USAGE_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,9 @@ class CallEnded:
     kind: CallKind
     reason: str
     ended_at: float
+    ended_at_ms: int
+    """Milliseconds from the call's creation to its end (monotonic clock)."""
+    report: CallReport
 
 
 class CallRegistry:
@@ -47,15 +63,20 @@ class CallRegistry:
     def __init__(
         self,
         *,
-        max_calls: int = MAX_CALLS,
+        max_calls: int | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         answer_timeout: float = ANSWER_TIMEOUT_S,
+        fake_media: bool = False,
+        usage_interval: float | None = USAGE_INTERVAL_S,
     ) -> None:
-        self.max_calls = max_calls
+        default_max = FAKE_MEDIA_MAX_CALLS if fake_media else MAX_CALLS
+        self.max_calls = default_max if max_calls is None else max_calls
+        self.fake_media = fake_media
+        self.usage_interval = usage_interval
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.endings: deque[CallEnded] = deque(maxlen=ENDINGS_KEPT)
-        self._calls: dict[str, EmulatedCall] = {}
+        self._calls: dict[str, BaseCall] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -73,14 +94,14 @@ class CallRegistry:
         if len(self._calls) >= self.max_calls:
             raise CallLimitReached(f"The emulator holds {self.max_calls} open calls already.")
         call_id = events.new_id("rtc" if kind == "realtime" else "sess")
-        call = EmulatedCall(call_id, kind, session, self._forget)
-        self._calls[call_id] = call
-        try:
-            async with asyncio.timeout(self.answer_timeout):
-                answer = await call.answer(offer)
-        except BaseException:
-            await call.close("invalid_offer")
-            raise
+        if self.fake_media:
+            fake = FakeMediaCall(call_id, kind, session, self._forget, self.usage_interval)
+            self._calls[call_id] = fake
+            answer = fake.answer()
+            fake.start()
+            log.info("call_answered", call_id=call_id, kind=kind, fake_media=True)
+            return call_id, answer
+        call, answer = await self._accept_webrtc(call_id, offer, kind, session)
         log.info(
             "call_answered",
             call_id=call_id,
@@ -93,7 +114,26 @@ class CallRegistry:
         watchdog.add_done_callback(self._watchdogs.discard)
         return call_id, answer
 
-    def get(self, call_id: str) -> EmulatedCall:
+    async def _accept_webrtc(
+        self, call_id: str, offer: str, kind: CallKind, session: Mapping[str, Any]
+    ) -> tuple[BaseCall, str]:
+        try:
+            # Imported here: aiortc is the optional `webrtc` extra, and fake media needs none.
+            from service.upstream.emulator_calls.call import EmulatedCall
+        except ImportError as error:
+            raise WebrtcUnavailable.missing(error) from None
+        call = EmulatedCall(call_id, kind, session, self._forget, self.usage_interval)
+        self._calls[call_id] = call
+        try:
+            async with asyncio.timeout(self.answer_timeout):
+                answer = await call.answer(offer)
+        except BaseException:
+            await call.close("invalid_offer")
+            raise
+        call.start()
+        return call, answer
+
+    def get(self, call_id: str) -> BaseCall:
         """The open call with this id; `UnknownCall` (404) if there is none."""
         call = self._calls.get(call_id)
         if call is None:
@@ -138,13 +178,15 @@ class CallRegistry:
             watchdog.cancel()
         await asyncio.gather(*(call.close("hangup") for call in list(self._calls.values())))
 
-    async def _forget(self, call: EmulatedCall, reason: str) -> None:
+    async def _forget(self, call: BaseCall, reason: str) -> None:
         if self._calls.pop(call.call_id, None) is None:
             return
-        self.endings.append(CallEnded(call.call_id, call.kind, reason, time.time()))
+        ended_at_ms = call.ms_since_created(time.monotonic())
+        ending = CallEnded(call.call_id, call.kind, reason, time.time(), ended_at_ms, call.report())
+        self.endings.append(ending)
         log.info("call_ended", call_id=call.call_id, kind=call.kind, reason=reason)
 
-    async def _close_unless_connected(self, call: EmulatedCall) -> None:
+    async def _close_unless_connected(self, call: BaseCall) -> None:
         await asyncio.sleep(self.connect_timeout)
         if call.connected_at is None:
             await call.close("connect_timeout")

@@ -1,0 +1,231 @@
+"""What every emulated call does, whatever carries its media.
+
+`BaseCall` holds the session, the server events (history, subscribers: the
+sideband's view), client events (browser: untrusted, sideband: trusted), the
+override record that the benchmarks read, Live's usage ticker and the one-time
+ending. Its subclasses carry the media: `EmulatedCall` (aiortc, `call.py`) and
+`FakeMediaCall` (no media, `fake_media.py`), which is why nothing here imports
+aiortc.
+
+Every `*_ms` figure is milliseconds since the call was created, on the
+monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from service.upstream.emulator_calls import events
+from service.upstream.emulator_calls.events import CallKind, Event
+
+HISTORY = 256
+SUBSCRIBER_QUEUE = 1024
+OVERRIDES_KEPT = 256
+
+
+@dataclass(slots=True)
+class Override:
+    """A browser's `session.update`, and when the next sideband `session.update` followed it."""
+
+    at: float
+    reverted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallReport:
+    """What `GET /_emulator/calls/{id}` shows of a call, open or ended."""
+
+    overrides: list[dict[str, int | None]]
+    sideband_updates: int
+    session: dict[str, Any]
+
+
+class BaseCall:
+    """A call answered by the emulator (Realtime or Live), without its media."""
+
+    def __init__(
+        self,
+        call_id: str,
+        kind: CallKind,
+        session: Mapping[str, Any],
+        on_closed: Callable[[BaseCall, str], Awaitable[None]],
+        usage_interval: float | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.kind: CallKind = kind
+        self.session = events.resolved_session(kind, call_id, session)
+        self.created_at = time.monotonic()
+        self.connected_at: float | None = None
+        self.history: deque[Event] = deque(maxlen=HISTORY)
+        self.closed_reason: str | None = None
+        self.overrides: deque[Override] = deque(maxlen=OVERRIDES_KEPT)
+        self.sideband_updates = 0
+        self._usage_interval = usage_interval
+        self._on_closed = on_closed
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    @property
+    def connection_state(self) -> str:
+        """`RTCPeerConnection.connectionState`: new, connecting, connected, failed or closed."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """The call is answered: a Live session starts reporting its usage."""
+        if self.kind == "live" and self._usage_interval:
+            self._spawn(self._report_usage(self._usage_interval))
+
+    def ms_since_created(self, moment: float) -> int:
+        """A monotonic moment as milliseconds since the call was created."""
+        return round((moment - self.created_at) * 1000)
+
+    def report(self) -> CallReport:
+        """The call's override record, sideband update count and current session."""
+        overrides: list[dict[str, int | None]] = [
+            {
+                "at_ms": self.ms_since_created(override.at),
+                "reverted_after_ms": None
+                if override.reverted_at is None
+                else round((override.reverted_at - override.at) * 1000),
+            }
+            for override in self.overrides
+        ]
+        return CallReport(overrides, self.sideband_updates, self.session)
+
+    # Server events out.
+
+    def emit(self, event: Event) -> Event:
+        """Send a server event to the browser and to every subscriber."""
+        event.setdefault("event_id", events.new_id("event"))
+        self.history.append(event)
+        for queue in self._subscribers:
+            with contextlib.suppress(asyncio.QueueFull):  # a stalled subscriber misses events
+                queue.put_nowait(event)
+        self._to_browser(event)
+        return event
+
+    def _to_browser(self, event: Event) -> None:
+        """Deliver a server event on the browser's data channel (none without media)."""
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A queue that receives every server event emitted from now on (the sideband's view)."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        """Stop delivering events to `queue`."""
+        self._subscribers.discard(queue)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the call has ended (its last events are already emitted)."""
+        return self._closed.is_set()
+
+    async def wait_closed(self) -> None:
+        """Return once the call has ended."""
+        await self._closed.wait()
+
+    def usage(self) -> dict[str, float | int]:
+        """A Live session's cumulative usage (`SessionUsage`), in whole seconds."""
+        seconds = math.floor(time.monotonic() - self.created_at)
+        return {"seconds": seconds, "active_seconds": seconds, "paused_seconds": 0}
+
+    # Client events in.
+
+    def client_event(self, event: object, *, trusted: bool) -> list[Event]:
+        """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted."""
+        refused = events.refusal(self.kind, self.session, event, trusted=trusted)
+        if refused is not None:
+            return [self.emit(refused)]
+        assert isinstance(event, Mapping)  # noqa: S101 (refusal() checked it; narrows for mypy)
+        event_type = event["type"]
+        reply: dict[str, Any] = {}
+        if isinstance(event.get("event_id"), str) and self.kind == "live":
+            reply["client_event_id"] = event["event_id"]
+        if event_type == "session.update":
+            self._record_update(trusted=trusted)
+            update = event.get("session")
+            if isinstance(update, Mapping):
+                self.session = events.merged(self.session, update)
+            return [
+                self.emit(events.server_event("session.updated", session=self.session, **reply))
+            ]
+        if event_type == "session.close" and self.kind == "live":
+            self.close_soon("close_requested")
+            return []
+        elapsed_ms = self.ms_since_created(time.monotonic())
+        ack = events.acknowledgement(self.kind, event, elapsed_ms)
+        return [self.emit(ack)] if ack is not None else []
+
+    def _record_update(self, *, trusted: bool) -> None:
+        """A browser's update opens an override; the sideband's next update reverts them all."""
+        now = time.monotonic()
+        if not trusted:
+            self.overrides.append(Override(now))
+            return
+        self.sideband_updates += 1
+        for override in self.overrides:
+            if override.reverted_at is None:
+                override.reverted_at = now
+
+    async def _report_usage(self, interval: float) -> None:
+        """Live's periodic `session.usage.updated`, as OpenAI sends it during a session."""
+        while True:
+            await asyncio.sleep(interval)
+            self.emit(events.server_event("session.usage.updated", usage=self.usage()))
+
+    # Ending.
+
+    def close_soon(self, reason: str) -> None:
+        """Close from a callback that cannot await."""
+        if not self._closing:
+            self._spawn(self.close(reason))
+
+    async def close(self, reason: str) -> None:
+        """End the call once: a Live session says `session.closed`, then the media stops."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self.closed_reason = reason
+        if self.kind == "live":
+            self.emit(
+                events.server_event(
+                    "session.closed",
+                    reason="close_requested"
+                    if reason in ("hangup", "close_requested")
+                    else "connection_lost",
+                    session=self.session,
+                    usage=self.usage(),
+                )
+            )
+        try:
+            # Forgotten first: from here on no route reaches the call, and the
+            # ending is on record by the time the browser sees the channel close.
+            await self._on_closed(self, reason)
+        finally:
+            await self._release_media()
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+            self._subscribers.clear()
+            self._closed.set()
+
+    async def _release_media(self) -> None:
+        """Stop the media (nothing to stop without it)."""
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

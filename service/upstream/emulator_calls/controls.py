@@ -1,0 +1,118 @@
+"""The emulator's controls for tests and benchmarks, under `/_emulator/` (no key needed).
+
+- `GET /_emulator/calls/{id}`: the call's `state`, `kind`, how it `ended`
+  (null while open) and `ended_at_ms`, its `session`, `sideband_updates` (trusted
+  `session.update`s received) and `overrides`: each browser `session.update`
+  as `{"at_ms", "reverted_after_ms"}`, the latter the milliseconds until the
+  next sideband `session.update` (the service's revert), or null.
+- `POST /_emulator/calls/{id}/client_event`: a client event JSON applied as if
+  the browser had sent it on its data channel (untrusted: Live's allow-list
+  applies); 200 `{"emitted": [event types]}`.
+- `POST /_emulator/calls/{id}/response`: `{"input_tokens", "output_tokens"}`
+  (both optional): a Realtime call emits `response.done` with that usage, a
+  Live call `session.usage.updated` with its seconds; 200 `{"emitted": [...]}`.
+
+Milliseconds count from the call's creation, on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from service.errors import InvalidRequest, NotFound
+from service.upstream.emulator_calls import events
+from service.upstream.emulator_calls.base import CallReport
+from service.upstream.emulator_calls.errors import UnknownCall
+from service.upstream.emulator_calls.events import Event
+from service.upstream.emulator_calls.registry import CallRegistry
+
+CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response))?")
+DEFAULT_INPUT_TOKENS = 12
+DEFAULT_OUTPUT_TOKENS = 24
+MAX_TOKENS = 10_000_000
+
+
+def json_response(
+    status: int, payload: object, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON response, serialized by orjson."""
+    return Response(orjson.dumps(payload), status, headers, media_type="application/json")
+
+
+def json_object(raw: bytes | str, param: str | None) -> dict[str, Any]:
+    """The body as a JSON object; a 400 naming `param` if it is not one."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The body is not valid JSON.", param=param) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("Expected a JSON object.", param=param, code="invalid_type")
+    return value
+
+
+def control(registry: CallRegistry, path: str, method: str, body: bytes) -> Response | None:
+    """Answer a control route; None if the path and method are none of them."""
+    match = CONTROL.fullmatch(path)
+    if match is None:
+        return None
+    call_id, action = match.groups()
+    if action is None:
+        return describe(registry, call_id) if method == "GET" else None
+    if method != "POST":
+        return None
+    if action == "client_event":
+        emitted = registry.send_client_event(call_id, json_object(body, None), trusted=False)
+    else:
+        emitted = [emit_response(registry, call_id, body)]
+    return json_response(200, {"emitted": [event["type"] for event in emitted]})
+
+
+def describe(registry: CallRegistry, call_id: str) -> Response:
+    """The call's state and record, open or recently ended."""
+    with contextlib.suppress(UnknownCall):
+        call = registry.get(call_id)
+        state: dict[str, Any] = {
+            "state": call.connection_state,
+            "ended": None,
+            "ended_at_ms": None,
+        }
+        return json_response(200, {**state, "kind": call.kind, **_shown(call.report())})
+    ending = registry.ended(call_id)
+    if ending is None:
+        raise NotFound(f"No call with id '{call_id}'.")
+    state = {"state": "closed", "ended": ending.reason, "ended_at_ms": ending.ended_at_ms}
+    return json_response(200, {**state, "kind": ending.kind, **_shown(ending.report)})
+
+
+def _shown(report: CallReport) -> dict[str, Any]:
+    return {
+        "overrides": report.overrides,
+        "sideband_updates": report.sideband_updates,
+        "session": report.session,
+    }
+
+
+def _tokens(request: Mapping[str, Any], name: str, default: int) -> int:
+    value = request.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise InvalidRequest(
+            f"'{name}' must be an integer from 0 to {MAX_TOKENS}.", param=name, code="invalid_value"
+        )
+    return value
+
+
+def emit_response(registry: CallRegistry, call_id: str, body: bytes) -> Event:
+    """Emit the usage a finished response reports: tokens (Realtime) or seconds (Live)."""
+    request = json_object(body, None) if body.strip() else {}
+    input_tokens = _tokens(request, "input_tokens", DEFAULT_INPUT_TOKENS)
+    output_tokens = _tokens(request, "output_tokens", DEFAULT_OUTPUT_TOKENS)
+    call = registry.get(call_id)
+    if call.kind == "live":
+        return call.emit(events.server_event("session.usage.updated", usage=call.usage()))
+    return call.emit(events.response_done(input_tokens, output_tokens))

@@ -1,0 +1,449 @@
+"""The emulator's test controls, its in-process sideband, and fake-media calls.
+
+Most tests run the emulator in process (`httpx.ASGITransport`, as
+`UPSTREAM_EMULATOR=true` does) with `fake_media`, so no aiortc peer is needed;
+one runs `python -m service emulator --fake-media` for the WebSocket sideband,
+and one a fresh interpreter where aiortc cannot be imported. Usage events are
+validated against OpenAI's published schema and the openai SDK's models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from openai.types.live import SessionClosedEvent, SessionUsageUpdatedEvent
+from openai.types.realtime import ResponseDoneEvent
+from websockets.asyncio.client import connect
+
+from service.upstream.emulator import Emulator, create_emulator
+from service.upstream.emulator_calls import TRANSCRIPT, EmulatorSideband
+from service.upstream.emulator_calls.events import transcript
+from service.upstream.emulator_calls.sideband import EmulatorSidebandConnection
+from service.upstream.sideband import Sideband, SidebandClosed
+from tests.contract import ga_errors
+from tests.servers import ROOT, ServiceProcess, free_port
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+KEY = {"Authorization": "Bearer sk-emulator-test"}
+SDP_HEADERS = {**KEY, "Content-Type": "application/sdp"}
+OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+LIVE_SESSION: dict[str, Any] = {
+    "model": "gpt-live-1",
+    "audio": {"output": {"voice": "marin"}},
+    "client": {"data_channel": {"allowed_client_events": ["session.input_audio.mute"]}},
+}
+OVERRIDE = {
+    "type": "session.update",
+    "session": {
+        "type": "realtime",
+        "instructions": "override",
+        "audio": {"output": {"voice": "verse"}},
+    },
+}
+WAIT_S = 5.0
+SIDEBAND_LOG = logging.getLogger("tests.sideband_client")
+SIDEBAND_LOG.setLevel(logging.WARNING)  # the handshake's headers carry the key
+
+
+@pytest.fixture(name="emulator")
+async def fixture_emulator() -> AsyncIterator[Emulator]:
+    """An in-process fake-media emulator, every call hung up afterwards."""
+    app = create_emulator(fake_media=True, usage_interval=0.05)
+    yield app
+    await app.calls.close()
+
+
+@pytest.fixture(name="http")
+async def fixture_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the in-process emulator."""
+    transport = httpx.ASGITransport(app=emulator)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        yield client
+
+
+@pytest.fixture(name="sideband")
+def fixture_sideband(emulator: Emulator) -> EmulatorSideband:
+    """The in-process sideband to the emulator's calls."""
+    return emulator.sideband()
+
+
+async def realtime_call(http: httpx.AsyncClient) -> str:
+    """Create a fake-media Realtime call from a bare offer; its id."""
+    response = await http.post("/v1/realtime/calls", content=OFFER, headers=SDP_HEADERS)
+    assert response.status_code == 201, response.text
+    call_id: str = response.headers["location"].rsplit("/", 1)[1]
+    return call_id
+
+
+async def live_call(http: httpx.AsyncClient) -> str:
+    """Create a fake-media Live session with an allow-list; its id."""
+    body = {"session": LIVE_SESSION, "transport": {"type": "webrtc", "sdp": OFFER.decode()}}
+    response = await http.post("/v1/live/sessions", json=body, headers=KEY)
+    assert response.status_code == 200, response.text
+    session_id: str = response.json()["session"]["id"]
+    return session_id
+
+
+async def next_of(connection: EmulatorSidebandConnection, event_type: str) -> dict[str, Any]:
+    """The next event of this type on the sideband (others skipped), within WAIT_S."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            event = await connection.recv()
+            if event["type"] == event_type:
+                return event
+
+
+class TestFakeMedia:
+    """`fake_media`: calls answered without aiortc, alive until hung up."""
+
+    async def test_realtime_call_is_connected_at_once(self, http: httpx.AsyncClient) -> None:
+        """A bare `v=0` offer gets a 201 with a canned SDP answer and the call is connected."""
+        response = await http.post("/v1/realtime/calls", content=OFFER, headers=SDP_HEADERS)
+        assert response.status_code == 201
+        assert response.text.startswith("v=0\r\n")
+        assert "m=audio" in response.text
+        call_id = response.headers["location"].rsplit("/", 1)[1]
+        record = (await http.get(f"/_emulator/calls/{call_id}")).json()
+        assert record["state"] == "connected"
+        assert record["ended"] is None
+
+    async def test_live_session_answers_json(self, http: httpx.AsyncClient) -> None:
+        """A Live session is answered with its id and a canned WebRTC answer."""
+        body = {"session": LIVE_SESSION, "transport": {"type": "webrtc", "sdp": OFFER.decode()}}
+        answer = (await http.post("/v1/live/sessions", json=body, headers=KEY)).json()
+        assert answer["session"]["id"].startswith("sess_")
+        assert answer["transport"]["sdp"].startswith("v=0")
+
+    async def test_non_sdp_offer_is_400(self, http: httpx.AsyncClient) -> None:
+        """An offer that does not start with `v=0` is refused as without fake media."""
+        response = await http.post("/v1/realtime/calls", content=b"hello", headers=SDP_HEADERS)
+        assert response.json()["error"]["code"] == "invalid_sdp"
+
+    async def test_sideband_starts_with_opening_event(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """A sideband attached after the answer still sees `session.created` first."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        assert (await connection.recv())["type"] == "session.created"
+
+    async def test_hangup_is_recorded_with_time(self, http: httpx.AsyncClient) -> None:
+        """A hang-up ends the call; the record says `hangup` and when, in ms from creation."""
+        call_id = await realtime_call(http)
+        hangup = await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        assert hangup.status_code == 200
+        record = (await http.get(f"/_emulator/calls/{call_id}")).json()
+        assert record["state"] == "closed"
+        assert record["ended"] == "hangup"
+        assert record["ended_at_ms"] >= 0
+        assert record["session"]["type"] == "realtime"
+
+    def test_works_without_aiortc(self) -> None:
+        """Without aiortc a fake-media call works end to end; a WebRTC call answers 501."""
+        script = textwrap.dedent(
+            """
+            import asyncio, sys
+            sys.modules["aiortc"] = None
+            import httpx
+            from service.upstream.emulator import create_emulator
+
+            async def main():
+                fake = create_emulator(fake_media=True)
+                real = create_emulator()
+                headers = {"Authorization": "Bearer sk-x", "Content-Type": "application/sdp"}
+                for app, expected in ((fake, 201), (real, 501)):
+                    transport = httpx.ASGITransport(app=app)
+                    async with httpx.AsyncClient(transport=transport, base_url="http://e") as c:
+                        offer = b"v=0\\r\\n"
+                        r = await c.post("/v1/realtime/calls", content=offer, headers=headers)
+                        assert r.status_code == expected, r.text
+                        if expected == 201:
+                            call_id = r.headers["location"].rsplit("/", 1)[1]
+                            connection = await app.sideband().connect("realtime", call_id)
+                            assert (await connection.recv())["type"] == "session.created"
+                            await c.post(f"/v1/realtime/calls/{call_id}/hangup", headers=headers)
+                        else:
+                            assert "aiortc" in r.json()["error"]["message"]
+                assert "aiortc.rtcpeerconnection" not in sys.modules
+                print("ok")
+
+            asyncio.run(main())
+            """
+        )
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=environment,
+            check=False,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip().endswith("ok")
+
+
+class TestClientEventControl:
+    """`POST /_emulator/calls/{id}/client_event`: the browser's data channel, simulated."""
+
+    async def test_realtime_update_is_an_override(self, http: httpx.AsyncClient) -> None:
+        """A browser `session.update` is applied, answered, and on record as an open override."""
+        call_id = await realtime_call(http)
+        response = await http.post(f"/_emulator/calls/{call_id}/client_event", json=OVERRIDE)
+        assert response.json() == {"emitted": ["session.updated"]}
+        record = (await http.get(f"/_emulator/calls/{call_id}")).json()
+        assert record["session"]["audio"]["output"]["voice"] == "verse"
+        assert record["sideband_updates"] == 0
+        [override] = record["overrides"]
+        assert override["at_ms"] >= 0
+        assert override["reverted_after_ms"] is None
+
+    async def test_sideband_update_reverts(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """The next trusted `session.update` is counted and closes the override with its delay."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await http.post(f"/_emulator/calls/{call_id}/client_event", json=OVERRIDE)
+        revert = {"type": "session.update", "session": {"audio": {"output": {"voice": "alloy"}}}}
+        await connection.send(revert)
+        record = (await http.get(f"/_emulator/calls/{call_id}")).json()
+        assert record["sideband_updates"] == 1
+        assert record["overrides"][0]["reverted_after_ms"] >= 0
+        assert record["session"]["audio"]["output"]["voice"] == "alloy"
+
+    async def test_live_allow_list_applies(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """On Live the browser's event meets the allow-list; the sideband's does not."""
+        session_id = await live_call(http)
+        update = {"type": "session.update", "session": {"idle_timeout_s": 60}}
+        response = await http.post(f"/_emulator/calls/{session_id}/client_event", json=update)
+        assert response.json() == {"emitted": ["error"]}
+        connection = await sideband.connect("live", session_id)
+        await connection.send(update)
+        updated = await next_of(connection, "session.updated")
+        assert updated["session"]["idle_timeout_s"] == 60
+
+    async def test_unknown_call_is_404(self, http: httpx.AsyncClient) -> None:
+        """A control on a call the emulator does not hold is a 404."""
+        response = await http.post("/_emulator/calls/rtc_none/client_event", json=OVERRIDE)
+        assert response.status_code == 404
+
+    async def test_body_not_json_is_400(self, http: httpx.AsyncClient) -> None:
+        """A body that is not a JSON object is a 400."""
+        call_id = await realtime_call(http)
+        response = await http.post(f"/_emulator/calls/{call_id}/client_event", content=b"[")
+        assert response.status_code == 400
+
+
+class TestResponseControl:
+    """`POST /_emulator/calls/{id}/response` and Live's own usage events."""
+
+    async def test_realtime_response_done_matches_schema(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """`response.done` carries the asked tokens, valid for OpenAI's schema and the SDK."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        tokens = {"input_tokens": 120, "output_tokens": 45}
+        response = await http.post(f"/_emulator/calls/{call_id}/response", json=tokens)
+        assert response.json() == {"emitted": ["response.done"]}
+        event = await next_of(connection, "response.done")
+        assert ga_errors(event, "RealtimeServerEventResponseDone") == []
+        usage = ResponseDoneEvent.model_validate(event).response.usage
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (120, 45, 165)
+
+    async def test_defaults_are_small(self, http: httpx.AsyncClient) -> None:
+        """Without a body the response uses small default token counts."""
+        call_id = await realtime_call(http)
+        response = await http.post(f"/_emulator/calls/{call_id}/response")
+        assert response.json() == {"emitted": ["response.done"]}
+
+    @pytest.mark.parametrize("value", [-1, "12", True, 1.5])
+    async def test_bad_tokens_are_400(self, http: httpx.AsyncClient, value: object) -> None:
+        """Token counts must be non-negative integers."""
+        call_id = await realtime_call(http)
+        body = {"input_tokens": value}
+        response = await http.post(f"/_emulator/calls/{call_id}/response", json=body)
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "input_tokens"
+
+    async def test_live_response_reports_seconds(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """On Live the control emits `session.usage.updated`, valid for the SDK."""
+        session_id = await live_call(http)
+        response = await http.post(f"/_emulator/calls/{session_id}/response", json={})
+        assert response.json() == {"emitted": ["session.usage.updated"]}
+        connection = await sideband.connect("live", session_id)
+        event = SessionUsageUpdatedEvent.model_validate(
+            await next_of(connection, "session.usage.updated")
+        )
+        assert event.usage.seconds >= 0
+        assert event.usage.active_seconds is not None
+
+    async def test_live_reports_usage_periodically(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """A Live call emits `session.usage.updated` by itself every `usage_interval`."""
+        session_id = await live_call(http)
+        connection = await sideband.connect("live", session_id)
+        first = await next_of(connection, "session.usage.updated")
+        second = await next_of(connection, "session.usage.updated")
+        for event in (first, second):
+            SessionUsageUpdatedEvent.model_validate(event)
+
+    async def test_live_closed_carries_final_usage(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """A Live hang-up emits `session.closed` with the final usage, valid for the SDK."""
+        session_id = await live_call(http)
+        connection = await sideband.connect("live", session_id)
+        await http.post(f"/v1/live/sessions/{session_id}/hangup", headers=KEY)
+        closed = SessionClosedEvent.model_validate(await next_of(connection, "session.closed"))
+        assert closed.reason == "close_requested"
+        assert closed.usage.paused_seconds == 0
+
+    def test_transcript_text_is_the_known_constant(self) -> None:
+        """The transcript event's text stays TRANSCRIPT, which the privacy tests look for."""
+        assert transcript("realtime", 10)["transcript"] == TRANSCRIPT
+        assert transcript("live", 10)["delta"] == TRANSCRIPT
+
+
+class TestEmulatorSideband:
+    """`EmulatorSideband`: the `Sideband` protocol in process."""
+
+    async def test_is_a_sideband(self, emulator: Emulator) -> None:
+        """It satisfies the service's `Sideband` protocol (checked by mypy here)."""
+        sideband: Sideband = emulator.sideband()
+        assert sideband is emulator.sideband()
+
+    async def test_events_arrive_in_order(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband, emulator: Emulator
+    ) -> None:
+        """Server events arrive in the order the call emitted them."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        for index in range(5):
+            await http.post(f"/_emulator/calls/{call_id}/response", json={"input_tokens": index})
+        assert (await connection.recv())["type"] == "session.created"
+        seen = [(await connection.recv())["response"]["usage"]["input_tokens"] for _ in range(5)]
+        assert seen == [0, 1, 2, 3, 4]
+
+    async def test_ended_after_the_last_event(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """After a hang-up, recv yields `session.closed`, then raises `ended`."""
+        session_id = await live_call(http)
+        connection = await sideband.connect("live", session_id)
+        await http.post(f"/v1/live/sessions/{session_id}/hangup", headers=KEY)
+        await next_of(connection, "session.closed")
+        with pytest.raises(SidebandClosed) as closed:
+            await connection.recv()
+        assert closed.value.reason == "ended"
+
+    async def test_waiting_recv_ends_with_the_call(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """A recv already waiting when a Realtime call ends raises `ended`."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await connection.recv()  # session.created
+        waiting = asyncio.ensure_future(connection.recv())
+        await asyncio.sleep(0)
+        await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        with pytest.raises(SidebandClosed) as closed:
+            async with asyncio.timeout(WAIT_S):
+                await waiting
+        assert closed.value.reason == "ended"
+
+    async def test_send_after_end_is_ended(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """Sending to a call that has ended raises `ended`."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        with pytest.raises(SidebandClosed) as closed:
+            await connection.send({"type": "session.update", "session": {}})
+        assert closed.value.reason == "ended"
+
+    @pytest.mark.parametrize("kind", ["realtime", "live"])
+    async def test_unknown_or_other_kind_is_unknown_call(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband, kind: Any
+    ) -> None:
+        """An id the emulator does not hold, or a call of the other kind, is `unknown_call`."""
+        call_id = await realtime_call(http)
+        target = "rtc_unknown" if kind == "realtime" else call_id
+        with pytest.raises(SidebandClosed) as closed:
+            await sideband.connect(kind, target)
+        assert closed.value.reason == "unknown_call"
+
+    async def test_close_detaches_and_the_call_goes_on(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """Closing the sideband stops its events; the call stays open."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await connection.close()
+        await http.post(f"/_emulator/calls/{call_id}/response")
+        with pytest.raises(SidebandClosed):
+            await connection.recv()
+        assert (await http.get(f"/_emulator/calls/{call_id}")).json()["state"] == "connected"
+
+
+@pytest.fixture(name="emulator_process", scope="module")
+def fixture_emulator_process() -> Iterator[ServiceProcess]:
+    """`python -m service emulator --fake-media` on its own."""
+    port = free_port()
+    args = ("emulator", "--port", str(port), "--fake-media", "--usage-interval", "0.1")
+    process = ServiceProcess({"PORT": str(port)}, args)
+    try:
+        process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        assert process.stop() == 0
+
+
+class TestFakeMediaProcess:
+    """The `--fake-media` flag over real sockets."""
+
+    async def test_websocket_sideband_and_hangup(self, emulator_process: ServiceProcess) -> None:
+        """Calls, the WebSocket sideband, an override's revert and the hang-up all work."""
+        async with httpx.AsyncClient(base_url=emulator_process.url, timeout=WAIT_S) as http:
+            call_id = await realtime_call(http)
+            url = emulator_process.url.replace("http://", "ws://")
+            url += f"/v1/realtime?call_id={call_id}"
+            async with connect(
+                url, additional_headers=KEY, open_timeout=WAIT_S, logger=SIDEBAND_LOG
+            ) as ws:
+                first = orjson.loads(await ws.recv())
+                await http.post(f"/_emulator/calls/{call_id}/client_event", json=OVERRIDE)
+                updated = orjson.loads(await ws.recv())
+                revert = {"type": "session.update", "session": {"instructions": "policy"}}
+                await ws.send(orjson.dumps(revert).decode())
+                reverted = orjson.loads(await ws.recv())
+                record = (await http.get(f"/_emulator/calls/{call_id}")).json()
+                await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+                async with asyncio.timeout(WAIT_S):
+                    await ws.wait_closed()
+        assert [first["type"], updated["type"], reverted["type"]] == [
+            "session.created",
+            "session.updated",
+            "session.updated",
+        ]
+        assert record["overrides"][0]["reverted_after_ms"] >= 0
+        assert ws.close_code == 1000
