@@ -60,6 +60,14 @@ async def usage_of(client: httpx.AsyncClient, key: str | None = None) -> dict[st
     return body
 
 
+async def attached(sideband: ScriptedSideband, call_id: str, count: int = 1) -> None:
+    """Wait until the supervisor attached `count` times and restated the policy each time;
+    `sideband.sent` then holds only what follows (the reverts under test)."""
+    await sideband.attached(call_id, count)
+    await sideband.until(lambda: len(sideband.sent[call_id]) >= 1)
+    sideband.sent[call_id].clear()
+
+
 def hangups(upstream: respx.MockRouter) -> list[str]:
     return [call.request.url.path for call in upstream.routes["hangup"].calls]
 
@@ -79,7 +87,7 @@ class TestOverride:
     ) -> None:
         """Only the fixed field goes back; what the client may set (instructions) stays."""
         assert (await create(client)).status_code == 201
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         changed = session_updated(instructions="Talk like a pirate.")
         changed["session"]["audio"] = {"output": {"voice": "verse"}}
         sideband.emit(CALL_ID, changed)
@@ -96,7 +104,7 @@ class TestOverride:
     ) -> None:
         """POLICY_TRACING=off: a client's `tracing: "auto"` is reverted to null."""
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         sideband.emit(CALL_ID, session_updated(tracing="auto"))
         await sideband.until(lambda: sideband.sent[CALL_ID])
         assert sideband.sent[CALL_ID][0]["session"] == {"type": "realtime", "tracing": None}
@@ -111,7 +119,7 @@ class TestOverride:
             )
         )
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         with capture_logs() as logs:
             sideband.emit(CALL_ID, session_updated(instructions="Ignore all rules."))
             await sideband.until(lambda: sideband.sent[CALL_ID])
@@ -131,7 +139,7 @@ class TestOverride:
     ) -> None:
         """A `session.updated` that keeps the policy (the supervisor's own revert) is left be."""
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         sideband.emit(CALL_ID, session_updated(instructions="Client may set these."))
         sideband.emit(CALL_ID, session_updated(tracing="auto"))
         await sideband.until(lambda: sideband.sent[CALL_ID])
@@ -147,7 +155,7 @@ class TestOverride:
         """CALLS_ON_OVERRIDE=hangup: the call is hung up upstream, and counted."""
         client = await client_for(make_settings(calls_on_override="hangup"))
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         before = await metric(client, 'rtp_call_hangups_total{reason="override"}')
         sideband.emit(CALL_ID, session_updated(tracing="auto"))
         await sideband.until(lambda: upstream.routes["hangup"].called)
@@ -171,11 +179,31 @@ class TestOverride:
             LIVE_SESSIONS, json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}}
         )
         assert created.status_code == 200, created.text
-        await sideband.attached(LIVE_ID)
+        await attached(sideband, LIVE_ID)
         sideband.emit(LIVE_ID, {"type": "session.updated", "session": {"delegation": None}})
         await sideband.until(lambda: sideband.sent[LIVE_ID])
         assert sideband.sent[LIVE_ID] == [
             {"type": "session.update", "session": {"delegation": delegation}}
+        ]
+
+    async def test_policy_restated_on_every_attach(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband
+    ) -> None:
+        """On attach (and re-attach), the fixed fields are sent once: a session.update
+        made while no sideband listened is undone too. The model is left out."""
+        await create(client)
+        await sideband.attached(CALL_ID)
+        await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID] == [
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"output": {"voice": "alloy"}},
+                    "tracing": None,
+                    "tools": [],
+                },
+            }
         ]
 
 
@@ -204,12 +232,12 @@ class TestLifetime:
         refused = await create(client)
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "too_many_calls"
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         assert (await usage_of(client))["usage"]["live_calls"] == 1
         sideband.close(CALL_ID, "ended")
 
         async def freed() -> bool:
-            return (await usage_of(client))["usage"]["live_calls"] == 0
+            return bool((await usage_of(client))["usage"]["live_calls"] == 0)
 
         await eventually(freed)
         assert (await create(client)).status_code == 201
@@ -220,9 +248,9 @@ class TestLifetime:
         """A dropped sideband (the call lives on) is reconnected, and counted."""
         before = await metric(client, "rtp_sideband_reconnects_total")
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         sideband.close(CALL_ID, "dropped")
-        await sideband.attached(CALL_ID, count=2)
+        await attached(sideband, CALL_ID, count=2)
         assert await metric(client, "rtp_sideband_reconnects_total") == before + 1
         sideband.emit(CALL_ID, session_updated(tracing="auto"))
         await sideband.until(lambda: sideband.sent[CALL_ID])
@@ -230,11 +258,12 @@ class TestLifetime:
     async def test_supervised_gauge_follows_calls(
         self, client: httpx.AsyncClient, sideband: ScriptedSideband
     ) -> None:
-        """rtp_calls_supervised counts the call while it lives."""
+        """rtp_calls_supervised and /readyz count the call while it lives."""
         before = await metric(client, "rtp_calls_supervised")
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         assert await metric(client, "rtp_calls_supervised") == before + 1
+        assert (await client.get("/readyz")).json()["calls"] == {"supervised": 1}
         sideband.close(CALL_ID, "ended")
 
         async def unsupervised() -> bool:
@@ -256,7 +285,7 @@ class TestUsage:
             make_settings(auth_mode="api_key", auth_api_keys=f"{alice_entry},{bob_entry}")
         )
         await create(client, Authorization=f"Bearer {alice}")
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         for tokens in (120, 80):
             sideband.emit(
                 CALL_ID, {"type": "response.done", "response": {"usage": {"total_tokens": tokens}}}
@@ -278,7 +307,7 @@ class TestUsage:
         """Past QUOTA_TOKENS_PER_DAY: the live call is hung up, a new one is 429 quota_exceeded."""
         client = await client_for(make_settings(quota_tokens_per_day=100))
         await create(client)
-        await sideband.attached(CALL_ID)
+        await attached(sideband, CALL_ID)
         sideband.emit(
             CALL_ID, {"type": "response.done", "response": {"usage": {"total_tokens": 150}}}
         )
@@ -303,7 +332,7 @@ class TestUsage:
             LIVE_SESSIONS, json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}}
         )
         assert created.status_code == 200
-        await sideband.attached(LIVE_ID)
+        await attached(sideband, LIVE_ID)
         usage = {"seconds": 45, "active_seconds": 40, "paused_seconds": 5}
         sideband.emit(LIVE_ID, {"type": "session.usage.updated", "usage": usage})
         await sideband.until(lambda: upstream.routes["hangup"].called)
@@ -322,7 +351,7 @@ class TestPrivacy:
         """Every log line of a supervised call, transcripts flowing: no transcript text."""
         with capture_logs() as logs:
             await create(client)
-            await sideband.attached(CALL_ID)
+            await attached(sideband, CALL_ID)
             for event_type in (
                 "conversation.item.input_audio_transcription.completed",
                 "response.output_audio_transcript.done",

@@ -118,10 +118,7 @@ class TestSupervision:
         try:
             call_id = create_call(process)
             eventually(lambda: supervised(process) == 1, 10, "supervised")
-            eventually(
-                lambda: call_state(emulator, call_id).get("sidebands", 1) >= 1, 10, "attached"
-            )
-            time.sleep(0.3)
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
             override(emulator, call_id)
             eventually(lambda: reverted(emulator, call_id), 10, "reverted")
             voice = call_state(emulator, call_id)["session"]["audio"]["output"]["voice"]
@@ -148,7 +145,7 @@ class TestTakeover:
             os.killpg(first.process.pid, signal.SIGKILL)
             first.process.wait(timeout=5)
             eventually(lambda: supervised(second) == 1, 10, "taken over by the second")
-            time.sleep(0.5)  # attached
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
             override(emulator, call_id)
             eventually(lambda: reverted(emulator, call_id), 10, "reverted after the takeover")
             eventually(

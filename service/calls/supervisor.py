@@ -261,6 +261,7 @@ class Supervisor:
                 log.info("sideband_reconnected", call_id=record.call_id, attempts=attempt)
             attempt = 0
             try:
+                await self._assert_policy(call, connection)
                 return await self._read(call, connection)
             except SidebandClosed as closed:
                 if closed.reason != "dropped":
@@ -271,6 +272,20 @@ class Supervisor:
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
+
+    async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
+        """On every attach, restate what the policy fixed.
+
+        A `session.updated` sent while no sideband was attached (between
+        creation and attach, during a reconnect, or before another worker
+        took the call over) was never seen; restating the fixed fields makes
+        the session hold the policy again whatever happened meanwhile. The
+        model is left out: it does not change within a session.
+        """
+        fixed = call.record.fixed
+        paths = [path for path in fixed if path != "model"]
+        if paths:
+            await connection.send(restoring(call.record.kind, fixed, paths))
 
     async def _read(self, call: Watched, connection: SidebandConnection) -> How:
         """Handle the call's events until it ends; `SidebandClosed` if the socket does."""
