@@ -101,9 +101,7 @@ class BaseCall:
             }
             for override in self.overrides
         ]
-        return CallReport(
-            overrides, self.sideband_updates, self.session, len(self._subscribers)
-        )
+        return CallReport(overrides, self.sideband_updates, self.session, len(self._subscribers))
 
     # Server events out.
 
