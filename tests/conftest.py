@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 import pytest
 import respx
 from asgi_lifespan import LifespanManager
@@ -206,3 +208,19 @@ def sent_body(upstream: respx.MockRouter, route: str = "mint") -> dict[str, Any]
     """The JSON body of the last request that reached OpenAI (`route`: mint or translation)."""
     body: dict[str, Any] = json.loads(upstream.routes[route].calls.last.request.content)
     return body
+
+
+@pytest.fixture(name="sdk")
+async def fixture_sdk(
+    make_settings: MakeSettings, upstream: respx.MockRouter
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official openai SDK with this service as its base_url (the default policy)."""
+    transport = httpx.MockTransport(upstream.async_handler)
+    app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
+    async with LifespanManager(app) as manager:
+        http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
+        client = openai.AsyncOpenAI(
+            base_url="http://proxy.test/v1", api_key="caller", http_client=http_client
+        )
+        yield client
+        await client.close()

@@ -25,7 +25,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.calls import (
     CallPlan,
@@ -42,6 +42,7 @@ from service.auth import identify
 from service.calls import CallRecords
 from service.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedMediaType
 from service.limits import StoreUnavailable
+from service.replay import replay
 from service.upstream.calls import CALL_ID, hang_up
 from service.upstream.sideband import CallKind
 
@@ -52,20 +53,6 @@ CALL_ENDPOINTS = {REALTIME_CALLS_PATH: "realtime_calls", LIVE_SESSIONS_PATH: "li
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MULTIPART_SLACK = 8192
 """Room for multipart boundaries and part headers on top of the SDP and session limits."""
-
-
-def _replay(body: bytes) -> Receive:
-    """A `receive` that hands Starlette's form parser the body already read (and capped)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _media_type(scope: Scope) -> str:
@@ -86,7 +73,7 @@ async def _part(value: str | UploadFile | None) -> bytes | None:
 async def _offer_and_session(scope: Scope, body: bytes, limit: int) -> tuple[bytes, bytes | None]:
     """The `sdp` and `session` parts of a multipart body; anything else is a 400."""
     try:
-        form = await Request(scope, _replay(body)).form(
+        form = await Request(scope, replay(body)).form(
             max_files=2, max_fields=2, max_part_size=limit
         )
     except (MultiPartException, HTTPException) as error:
