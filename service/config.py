@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         60, 60
     )
     quota_mints_per_day: Annotated[int, Field(ge=1)] | None = None
+    quota_tokens_per_day: Annotated[int, Field(ge=1)] | None = None
+    quota_call_seconds_per_day: Annotated[int, Field(ge=1)] | None = None
+
+    calls_on_override: Literal["revert", "hangup"] = "revert"
+    calls_max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
+    calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None
+    calls_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
 
     @model_validator(mode="before")

@@ -50,6 +50,29 @@ IN_FLIGHT = Gauge(
     "rtp_requests_in_flight", "HTTP requests being served.", multiprocess_mode="livesum"
 )
 
+CALLS_SUPERVISED = Gauge(
+    "rtp_calls_supervised",
+    "Calls this service supervises over their sideband now.",
+    multiprocess_mode="livesum",
+)
+CALL_OVERRIDES = Counter(
+    "rtp_call_overrides_total", "Policy overrides seen on a call's session, by action.", ["action"]
+)
+CALL_HANGUPS = Counter(
+    "rtp_call_hangups_total", "Calls the service hung up, by reason.", ["reason"]
+)
+CALL_ENDINGS = Counter("rtp_calls_ended_total", "Supervised calls that ended, by how.", ["how"])
+SIDEBAND_RECONNECTS = Counter(
+    "rtp_sideband_reconnects_total", "Sideband connections re-established after a drop."
+)
+CALL_TAKEOVERS = Counter(
+    "rtp_call_takeovers_total", "Calls taken over from a supervisor that went away."
+)
+USAGE_TOKENS = Counter("rtp_call_usage_tokens_total", "Tokens used by supervised Realtime calls.")
+USAGE_SECONDS = Counter(
+    "rtp_call_usage_seconds_total", "Seconds of supervised calls, by kind.", ["kind"]
+)
+
 OUTCOMES = {error.status_code: error.outcome for error in caller_errors()}
 
 

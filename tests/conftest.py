@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 import pytest
 import respx
 from asgi_lifespan import LifespanManager
@@ -25,6 +27,7 @@ from tests.contract import (
     assert_valid_live_request,
     assert_valid_translation_request,
 )
+from tests.sidebands import ScriptedSideband
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
@@ -174,13 +177,22 @@ async def serving(
         yield client
 
 
+@pytest.fixture(name="sideband")
+def fixture_sideband() -> ScriptedSideband:
+    """Every call's sideband, quiet until a test scripts it (tests/sidebands.py)."""
+    return ScriptedSideband()
+
+
 @pytest.fixture(name="client_for")
-async def fixture_client_for(upstream: respx.MockRouter) -> AsyncIterator[ClientFor]:
+async def fixture_client_for(
+    upstream: respx.MockRouter, sideband: ScriptedSideband
+) -> AsyncIterator[ClientFor]:
     """Open an HTTP client on a fresh app for given Settings (lifespan included)."""
     async with AsyncExitStack() as stack:
 
         async def open_client(settings: Settings) -> httpx.AsyncClient:
-            app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
+            transport = httpx.MockTransport(upstream.async_handler)
+            app = create_app(settings, transport=transport, sideband=sideband)
             return await stack.enter_async_context(serving(app))
 
         yield open_client
@@ -196,3 +208,19 @@ def sent_body(upstream: respx.MockRouter, route: str = "mint") -> dict[str, Any]
     """The JSON body of the last request that reached OpenAI (`route`: mint or translation)."""
     body: dict[str, Any] = json.loads(upstream.routes[route].calls.last.request.content)
     return body
+
+
+@pytest.fixture(name="sdk")
+async def fixture_sdk(
+    make_settings: MakeSettings, upstream: respx.MockRouter
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official openai SDK with this service as its base_url (the default policy)."""
+    transport = httpx.MockTransport(upstream.async_handler)
+    app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
+    async with LifespanManager(app) as manager:
+        http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
+        client = openai.AsyncOpenAI(
+            base_url="http://proxy.test/v1", api_key="caller", http_client=http_client
+        )
+        yield client
+        await client.close()

@@ -449,7 +449,17 @@ class ServiceProcess:
             k: v
             for k, v in os.environ.items()
             if not k.startswith(
-                ("OPENAI_", "POLICY_", "UPSTREAM_", "AUTH_", "RATE_", "QUOTA_", "REDIS_", "CORS_")
+                (
+                    "OPENAI_",
+                    "POLICY_",
+                    "UPSTREAM_",
+                    "AUTH_",
+                    "RATE_",
+                    "QUOTA_",
+                    "REDIS_",
+                    "CORS_",
+                    "CALLS_",
+                )
             )
         }
         self.log_path = log_file(f"service-{self.port}")

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import openai
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 
-from service.api import create_app
 from service.auth import new_api_key
 from service.contract import LIVE_SESSION_CHANGING_EVENTS
 from tests.conftest import (
@@ -366,21 +362,6 @@ class TestBadInput:
         )
         response = await client.post(LIVE_SESSIONS, json=body())
         assert_error(response, 502, "upstream_bad_response", None)
-
-
-@pytest.fixture(name="sdk")
-async def fixture_sdk(
-    make_settings: MakeSettings, upstream: respx.MockRouter
-) -> AsyncIterator[openai.AsyncOpenAI]:
-    """The official SDK with this service as its base_url."""
-    app = create_app(make_settings(), transport=httpx.MockTransport(upstream.async_handler))
-    async with LifespanManager(app) as manager:
-        http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
-        client = openai.AsyncOpenAI(
-            base_url="http://proxy.test/v1", api_key="caller", http_client=http_client
-        )
-        yield client
-        await client.close()
 
 
 class TestOfficialSdk:

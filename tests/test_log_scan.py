@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from service.upstream.emulator_calls.events import TRANSCRIPT
 from tests.conftest import API_KEY, MCP_HEADER, MCP_TOKEN, SERVER_INSTRUCTIONS
 
 SECRET_SHAPES = {
@@ -23,6 +24,8 @@ SECRET_SHAPES = {
     "caller JWT": re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+"),
     "server instructions": re.compile(re.escape(SERVER_INSTRUCTIONS)),
     "MCP credentials": re.compile(f"{re.escape(MCP_TOKEN)}|{re.escape(MCP_HEADER)}"),
+    # What the emulator says in every call (over the sideband the service reads too).
+    "call transcript": re.compile(re.escape(TRANSCRIPT)),
 }
 
 
@@ -36,7 +39,8 @@ class TestSuiteLogs:
         assert '"event":"request"' in text
 
     def test_no_secret_in_any_log_line(self, suite_logs: Path) -> None:
-        """The API key, client secrets and caller credentials never appear in a log."""
+        """The API key, client secrets, caller credentials, server instructions and call
+        transcripts never appear in a log."""
         leaks = []
         for path in sorted(suite_logs.iterdir()):
             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):

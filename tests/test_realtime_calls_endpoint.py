@@ -8,18 +8,14 @@ session valid against OpenAI's `RealtimeSessionCreateRequestGA`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import httpx2
 import openai
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from structlog.testing import capture_logs
 
-from service.api import create_app
 from service.auth import new_api_key
 from tests.conftest import (
     API_KEY,
@@ -327,21 +323,6 @@ class TestAuditAndMetrics:
         before = await count()
         await client.post(REALTIME_CALLS, files=multipart())
         assert await count() == before + 1
-
-
-@pytest.fixture(name="sdk")
-async def fixture_sdk(
-    make_settings: MakeSettings, upstream: respx.MockRouter
-) -> AsyncIterator[openai.AsyncOpenAI]:
-    """The official SDK with this service as its base_url."""
-    app = create_app(make_settings(), transport=httpx.MockTransport(upstream.async_handler))
-    async with LifespanManager(app) as manager:
-        http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
-        client = openai.AsyncOpenAI(
-            base_url="http://proxy.test/v1", api_key="caller", http_client=http_client
-        )
-        yield client
-        await client.close()
 
 
 class TestOfficialSdk:

@@ -31,14 +31,16 @@ from service.api.deps import State
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware
 from service.api.openapi import document_mint_endpoints
-from service.api.routes import calls, health, policy, realtime
+from service.api.routes import calls, health, policy, realtime, usage
 from service.auth import build_authenticator
+from service.calls import Supervisor
 from service.config import Settings
 from service.contract import param_of
 from service.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
 from service.limits import Limiter, build_store
 from service.policy import model_warnings
-from service.upstream import Upstream, build_http_client
+from service.upstream import connect_upstream
+from service.upstream.sideband import Sideband
 
 log = structlog.get_logger("service.app")
 DEMO_DIR = Path(__file__).parents[1] / "static" / "demo"
@@ -83,12 +85,16 @@ async def _metrics() -> Response:
     return Response(body, media_type=content_type)
 
 
-def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
-    """The service for `settings`; `transport` replaces the upstream network (tests)."""
+def create_app(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sideband: Sideband | None = None,
+) -> FastAPI:
+    """The service for `settings`; `transport` and `sideband` replace the network (tests)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        upstream = Upstream(settings, build_http_client(settings, transport))
+        upstream, network_sideband = connect_upstream(settings, transport)
         auth = build_authenticator(settings)
         limiter = Limiter(settings, build_store(settings))
         if limiter.enabled and settings.workers > 1 and not settings.redis_url:
@@ -99,6 +105,8 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
         await auth.start()
+        supervisor = Supervisor(settings, sideband or network_sideband, upstream, limiter.store)
+        await supervisor.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
         try:
@@ -108,8 +116,10 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
                 "auth": auth,
                 "limiter": limiter,
                 "lifecycle": lifecycle,
+                "supervisor": supervisor,
             }
         finally:
+            await supervisor.stop()
             logs.flush()
             lifecycle.restore()
             await upstream.aclose()
@@ -128,6 +138,7 @@ def create_app(settings: Settings, transport: httpx.AsyncBaseTransport | None = 
     app.router.routes.extend(realtime.routes)
     app.router.routes.extend(calls.routes)
     app.include_router(policy.router)
+    app.include_router(usage.router)
     app.include_router(health.router)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

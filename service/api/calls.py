@@ -9,8 +9,10 @@
    GPT-Live: `service.policy.rules_live`), 403 or clamp;
 3. `?dry_run=true` stops here and shows the effective session;
 4. count the call against the caller's limits, as a mint;
-5. create the call upstream (never retried once it may have arrived);
-6. record who created it, so that only they can hang it up.
+5. admit it: the caller's daily budgets and live-call slots (429 otherwise);
+6. create the call upstream (never retried once it may have arrived);
+7. record it (who created it, what the policy fixed) and supervise it until
+   it ends (`service.calls.Supervisor`).
 
 The browser never holds a credential: it gets the SDP answer and the call id.
 """
@@ -18,6 +20,7 @@ The browser never holds a credential: it gets the SDP answer and the call id.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +35,13 @@ from service.api.mint import (
     plan,
     upstream_session,
 )
-from service.calls import CallKind, CallRecords, check_offer
+from service.calls import CallRecord, CallRecords, Supervisor, check_offer, fixed_fields
 from service.contract import RealtimeSession, ga_param, parse
 from service.contract.live import LiveCreateRequest
 from service.limits import StoreUnavailable
 from service.policy.rules_live import evaluate_live
 from service.upstream.calls import CreatedCall, create_live_session, create_realtime_call
+from service.upstream.sideband import CallKind
 
 log = structlog.get_logger("service.calls")
 
@@ -90,15 +94,22 @@ def dry_run_answer(call: CallPlan) -> dict[str, Any]:
     return planned.dry_run_answer(planned.redacted(planned.body["session"]))
 
 
-async def create_call(context: MintContext, kind: CallKind, call: CallPlan) -> CreatedCall:
-    """Steps 4-6: count, create upstream, record the owner."""
+async def create_call(
+    context: MintContext, supervisor: Supervisor, kind: CallKind, call: CallPlan
+) -> CreatedCall:
+    """Steps 4-6: count, admit, create upstream, record, supervise."""
     await count_mint(context, call.planned)
+    identity, rid = context.caller.identity, context.fields["request_id"]
+    slot = await supervisor.admit(identity, kind, rid)
     session = call.planned.body["session"]
-    rid = context.fields["request_id"]
-    if kind == "realtime":
-        created = await create_realtime_call(context.upstream, call.offer, session, rid)
-    else:
-        created = await create_live_session(context.upstream, call.offer, session, rid)
+    try:
+        if kind == "realtime":
+            created = await create_realtime_call(context.upstream, call.offer, session, rid)
+        else:
+            created = await create_live_session(context.upstream, call.offer, session, rid)
+    except BaseException:
+        await supervisor.unadmit(identity, slot)
+        raise
     context.fields.update(
         outcome="created",
         call_id=created.call_id,
@@ -106,15 +117,25 @@ async def create_call(context: MintContext, kind: CallKind, call: CallPlan) -> C
         upstream_ms=round(created.upstream_ms, 3),
         attempts=created.attempts,
     )
+    started = int(time.time() * 1000)
+    record = CallRecord(
+        kind=kind,
+        call_id=created.call_id,
+        identity=identity,
+        started_ms=started,
+        deadline_ms=started + context.settings.calls_max_seconds * 1000,
+        fixed=fixed_fields(kind, context.policy(), session, call.planned.outcome.decisions),
+        slot=slot,
+    )
     try:
-        await CallRecords(context.limiter.store).record(
-            kind, created.call_id, context.caller.identity
-        )
+        await CallRecords(context.limiter.store).record(record)
     except StoreUnavailable:
         # The call exists and the browser needs its answer: losing it would leave a
-        # billed call nobody can use. Only the service's hang-up is lost (the
-        # browser can still end the call by closing its connection).
+        # billed call nobody can use. The service's hang-up is lost (the browser
+        # can still end the call by closing its connection); supervision goes on
+        # in this worker.
         log.error("call_record_failed", call_id=created.call_id, kind=kind)
+    await supervisor.watch(record)
     return created
 
 

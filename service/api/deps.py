@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from service.api.lifecycle import Lifecycle
 from service.auth import Authenticator, Caller, identify
+from service.calls import Supervisor
 from service.config import Settings
 from service.limits import Limiter
 from service.upstream import Upstream
@@ -28,6 +29,7 @@ class State(TypedDict):
     auth: Authenticator
     limiter: Limiter
     lifecycle: Lifecycle
+    supervisor: Supervisor
 
 
 async def get_settings(request: Request) -> Settings:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 
 from service.limits.store import Limit, evaluate_gcra
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MemoryStore:
@@ -16,6 +21,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, int]] = {}
         self._records: dict[str, tuple[str, int]] = {}
+        self._counters: dict[str, tuple[int, int]] = {}
+        self._slots: dict[str, dict[str, int]] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
         self._ops = 0
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
@@ -45,6 +53,7 @@ class MemoryStore:
         if self._ops % self.SWEEP_EVERY == 0:
             self._values = {k: v for k, v in self._values.items() if v[1] > now_ms}
             self._records = {k: v for k, v in self._records.items() if v[1] > now_ms}
+            self._counters = {k: v for k, v in self._counters.items() if v[1] > now_ms}
 
     async def put(self, key: str, value: str, ttl_ms: int) -> None:
         now_ms = int(time.time() * 1000)
@@ -57,6 +66,69 @@ class MemoryStore:
 
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
+
+    async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
+        now_ms = _now_ms()
+        totals = {}
+        for key, amount in increments.items():
+            value, expires = self._counters.get(key, (0, 0))
+            if expires <= now_ms:
+                value, expires = 0, now_ms + ttl_ms
+            self._counters[key] = (value + amount, expires)
+            totals[key] = value + amount
+        return totals
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        now_ms = _now_ms()
+        found = (self._counters.get(key, (0, 0)) for key in keys)
+        return [value if expires > now_ms else 0 for value, expires in found]
+
+    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
+        members = self._live(key)
+        if member not in members and len(members) >= limit:
+            return False
+        members[member] = expires_at_ms
+        return True
+
+    async def unreserve(self, key: str, member: str) -> None:
+        self._live(key).pop(member, None)
+
+    async def occupancy(self, key: str) -> int:
+        return len(self._live(key))
+
+    def _live(self, key: str) -> dict[str, int]:
+        now_ms = _now_ms()
+        members = {m: at for m, at in self._slots.get(key, {}).items() if at > now_ms}
+        self._slots[key] = members
+        return members
+
+    async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
+        holder, expires = self._leases.get(member, ("", 0))
+        if holder not in ("", owner) and expires > _now_ms():
+            return False
+        self._leases[member] = (owner, _now_ms() + ttl_ms)
+        return True
+
+    async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
+        lost = []
+        for member in members:
+            if self._leases.get(member, ("", 0))[0] == owner:
+                self._leases[member] = (owner, _now_ms() + ttl_ms)
+            else:
+                lost.append(member)
+        return lost
+
+    async def release(self, members: Sequence[str], owner: str) -> None:
+        for member in members:
+            if self._leases.get(member, ("", 0))[0] == owner:
+                self._leases[member] = (owner, 0)
+
+    async def drop(self, member: str) -> None:
+        self._leases.pop(member, None)
+
+    async def orphans(self, limit: int) -> list[str]:
+        now_ms = _now_ms()
+        return [m for m, (_, expires) in self._leases.items() if expires <= now_ms][:limit]
 
     async def ping(self) -> bool:
         return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -86,6 +86,86 @@ return out
 """
 
 
+LEASES = "rtp:calls:leases"
+"""ZSET: supervised call -> lease expiry (ms, Redis's clock)."""
+OWNERS = "rtp:calls:owners"
+"""HASH: supervised call -> the worker holding its lease."""
+
+# Redis's clock for every lease, so that workers on different hosts agree.
+LUA_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+LUA_ADD = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local total = redis.call('INCRBY', key, ARGV[i + 1])
+  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[1]) end
+  out[i] = total
+end
+return out
+"""
+LUA_RESERVE = (
+    LUA_NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], math.max(tonumber(ARGV[3]), redis.call('PTTL', KEYS[1]) + now))
+return 1
+"""
+)
+LUA_OCCUPANCY = (
+    LUA_NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+LUA_CLAIM = (
+    LUA_NOW
+    + """
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local holder = redis.call('HGET', KEYS[2], ARGV[1])
+if expires and tonumber(expires) > now and holder and holder ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+)
+LUA_RENEW = (
+    LUA_NOW
+    + """
+local lost = {}
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
+)
+LUA_RELEASE = """
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  end
+end
+return 1
+"""
+LUA_ORPHANS = (
+    LUA_NOW
+    + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+"""
+)
+
+
 def retry_a_dead_connection() -> Retry:
     """One immediate retry on a fresh connection after `ConnectionError`; none on timeouts.
 
@@ -119,6 +199,18 @@ class RedisStore:
         else:
             self._redis = aioredis.Redis.from_url(url, **options)
         self._script = self._redis.register_script(LUA_HIT)
+        script = self._redis.register_script
+        self._add, self._reserve, self._occupancy = (
+            script(LUA_ADD),
+            script(LUA_RESERVE),
+            script(LUA_OCCUPANCY),
+        )
+        self._claim, self._renew, self._release, self._orphans = (
+            script(LUA_CLAIM),
+            script(LUA_RENEW),
+            script(LUA_RELEASE),
+            script(LUA_ORPHANS),
+        )
 
     async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
         """Run the script; `StoreUnavailable` within twice the timeout, the retry included."""
@@ -139,6 +231,56 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._command(self._redis.delete(key))
+
+    async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
+        keys = list(increments)
+        raw = await self._command(self._add(keys=keys, args=[ttl_ms, *increments.values()]))
+        return {key: int(value) for key, value in zip(keys, raw, strict=True)}
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        raw = await self._command(self._redis.mget(list(keys)))
+        return [int(value) if value is not None else 0 for value in raw]
+
+    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
+        args: list[str | int] = [member, limit, expires_at_ms]
+        return bool(await self._command(self._reserve(keys=[key], args=args)))
+
+    async def unreserve(self, key: str, member: str) -> None:
+        await self._command(self._redis.zrem(key, member))
+
+    async def occupancy(self, key: str) -> int:
+        return int(await self._command(self._occupancy(keys=[key])))
+
+    async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
+        args: list[str | int] = [member, owner, ttl_ms]
+        return bool(await self._command(self._claim(keys=[LEASES, OWNERS], args=args)))
+
+    async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
+        if not members:
+            return []
+        raw = await self._command(
+            self._renew(keys=[LEASES, OWNERS], args=[owner, ttl_ms, *members])
+        )
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
+
+    async def release(self, members: Sequence[str], owner: str) -> None:
+        if members:
+            await self._command(self._release(keys=[LEASES, OWNERS], args=[owner, *members]))
+
+    async def drop(self, member: str) -> None:
+        async def both() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(LEASES, member)
+                pipe.hdel(OWNERS, member)
+                await pipe.execute()
+
+        await self._command(both())
+
+    async def orphans(self, limit: int) -> list[str]:
+        raw = await self._command(self._orphans(keys=[LEASES], args=[limit]))
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def _command(self, pending: Awaitable[T]) -> T:
         """Await one command within twice the timeout; any failure is `StoreUnavailable`."""

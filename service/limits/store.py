@@ -9,6 +9,7 @@ mirrors it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -49,6 +50,50 @@ class Store(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+    # Counters (usage per identity and day).
+
+    async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
+        """Add to counters (created with `ttl_ms`); their new totals."""
+        ...
+
+    async def counts(self, keys: Sequence[str]) -> list[int]:
+        """Current counter values (0 for a missing one)."""
+        ...
+
+    # Slots (live calls per identity): members that expire on their own.
+
+    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
+        """Add `member` unless `key` holds `limit` live members (expired ones do not count)."""
+        ...
+
+    async def unreserve(self, key: str, member: str) -> None: ...
+
+    async def occupancy(self, key: str) -> int:
+        """How many live members `key` holds."""
+        ...
+
+    # Leases (which worker supervises which call).
+
+    async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
+        """Take `member`'s lease if it is free, expired or already `owner`'s."""
+        ...
+
+    async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
+        """Extend `owner`'s leases; the members it no longer holds (taken over)."""
+        ...
+
+    async def release(self, members: Sequence[str], owner: str) -> None:
+        """Expire `owner`'s leases now, so another worker takes them over at once."""
+        ...
+
+    async def drop(self, member: str) -> None:
+        """Forget a lease for good (the call ended)."""
+        ...
+
+    async def orphans(self, limit: int) -> list[str]:
+        """Members whose lease expired: calls whose supervisor is gone."""
+        ...
 
     async def ping(self) -> bool: ...
 

@@ -39,14 +39,16 @@ class Outcome:
 
 def _model(m: Merge[RealtimeSession]) -> None:
     session_type(m, "realtime")
-    p, asked = m.policy, m.request.model
+    choose_model(m, m.request.model, m.policy.allowed_models, m.policy.default_model)
+
+
+def choose_model(m: Merge[Any], asked: str | None, allowed: tuple[str, ...], default: str) -> None:
+    """The model: the server's default, or one from the allowed list."""
     if asked is None:
-        m.default("model", p.default_model, "server default model")
-    elif asked not in p.allowed_models:
+        m.default("model", default, "server default model")
+    elif asked not in allowed:
         m.violate(
-            "model",
-            f"model '{asked}' is not allowed (allowed: {allowed_text(p.allowed_models)})",
-            p.default_model,
+            "model", f"model '{asked}' is not allowed (allowed: {allowed_text(allowed)})", default
         )
 
 

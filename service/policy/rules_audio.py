@@ -14,7 +14,6 @@ from service.contract.ga_audio import (
     AudioOutput,
     ServerVad,
     Transcription,
-    voice_name,
 )
 from service.contract.translate import FORMAT_FROM_GA, FORMAT_TO_GA
 from service.policy.merge import Merge, allowed_text
@@ -27,8 +26,13 @@ def voice_value(name: str) -> Any:
 
 def voice(m: Merge[Any], output: AudioOutput | None) -> None:
     """The voice: the server's default, or one from POLICY_ALLOWED_VOICES (ids included)."""
+    choose_voice(m, output.voice if output else None)
+
+
+def choose_voice(m: Merge[Any], asked_voice: object) -> None:
+    """`asked_voice`: a built-in name, a custom voice (anything with an `id`), or None."""
     p, path = m.policy, "audio.output.voice"
-    asked = voice_name(output.voice if output else None)
+    asked = asked_voice if isinstance(asked_voice, str) else getattr(asked_voice, "id", None)
     if asked is None:
         m.default(path, voice_value(p.default_voice), "server default voice")
     elif asked not in p.allowed_voices:
@@ -37,7 +41,7 @@ def voice(m: Merge[Any], output: AudioOutput | None) -> None:
             f"voice '{asked}' is not allowed (allowed: {allowed_text(p.allowed_voices)})",
             voice_value(p.default_voice),
         )
-    elif output is not None and isinstance(output.voice, str) and asked.startswith("voice_"):
+    elif isinstance(asked_voice, str) and asked.startswith("voice_"):
         m.pin(path, voice_value(asked), "custom voices are sent by id")
 
 

@@ -24,40 +24,22 @@ from collections.abc import Callable
 from service.contract.live import LiveSession
 from service.policy.merge import Merge, allowed_text
 from service.policy.model import Policy
-from service.policy.rules import Outcome, conclude, merge_instructions
-from service.policy.rules_audio import voice_value
+from service.policy.rules import Outcome, choose_model, conclude, merge_instructions
+from service.policy.rules_audio import choose_voice
 
 
 def _model(m: Merge[LiveSession]) -> None:
-    live, asked = m.policy.live, m.request.model
+    live = m.policy.live
     if not live.allowed_models:
         message = "GPT-Live sessions are not allowed (ops enable them: POLICY_LIVE_ALLOWED_MODELS)"
         m.violations.append(("model", message))
-    elif asked is None:
-        m.default("model", live.default_model, "server default model")
-    elif asked not in live.allowed_models:
-        m.violate(
-            "model",
-            f"model '{asked}' is not allowed (allowed: {allowed_text(live.allowed_models)})",
-            live.default_model,
-        )
+        return
+    choose_model(m, m.request.model, live.allowed_models, live.default_model)
 
 
 def _voice(m: Merge[LiveSession]) -> None:
-    p, path = m.policy, "audio.output.voice"
     output = m.request.audio.output if m.request.audio else None
-    voice = output.voice if output else None
-    asked = voice if isinstance(voice, str) or voice is None else voice.id
-    if asked is None:
-        m.default(path, voice_value(p.default_voice), "server default voice")
-    elif asked not in p.allowed_voices:
-        m.violate(
-            path,
-            f"voice '{asked}' is not allowed (allowed: {allowed_text(p.allowed_voices)})",
-            voice_value(p.default_voice),
-        )
-    elif isinstance(voice, str) and asked.startswith("voice_"):
-        m.pin(path, voice_value(asked), "custom voices are sent by id")
+    choose_voice(m, output.voice if output else None)
 
 
 def _instructions(m: Merge[LiveSession]) -> None:

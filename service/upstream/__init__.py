@@ -7,6 +7,7 @@ development and benchmarks.
 """
 
 from service.upstream.client import Minted, Upstream
+from service.upstream.connect import connect_upstream
 from service.upstream.http import build_http_client
 
-__all__ = ["Minted", "Upstream", "build_http_client"]
+__all__ = ["Minted", "Upstream", "build_http_client", "connect_upstream"]

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import orjson
 
-from service.calls import CallKind
 from service.errors import NotFound, UpstreamError
 from service.upstream.client import Reply, Upstream
+from service.upstream.sideband import CallKind
 
 CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 """What a call id may look like (`rtc_…`, `sess_…`): it becomes part of URLs and keys."""

@@ -125,6 +125,11 @@ class Upstream:
         self._request_timeout = client.timeout.as_dict()
         self._client = client
 
+    @property
+    def key_headers(self) -> dict[str, str]:
+        """The server's key as OpenAI (or Azure) expects it, for the sideband's handshake."""
+        return {k: v for k, v in self._headers.items() if k in ("Authorization", "api-key")}
+
     async def aclose(self) -> None:
         """Close the pool (in-flight requests have finished by shutdown)."""
         await self._client.aclose()

@@ -65,14 +65,11 @@ def build_http_client(
     """The process's one upstream HTTP client (the lifespan creates and closes it).
 
     `transport` replaces the network: respx's mock in tests, the emulator's
-    ASGI app with `UPSTREAM_EMULATOR=true`. Everything else (timeouts, pool,
-    redirects off, proxies from the environment) is the same in every case.
+    ASGI app with `UPSTREAM_EMULATOR=true` (see `connect_upstream`).
+    Everything else (timeouts, pool, redirects off, proxies from the
+    environment) is the same in every case.
     """
     timeout = settings.upstream_timeout_seconds
-    if transport is None and settings.upstream_emulator:
-        from service.upstream.emulator import create_emulator
-
-        transport = httpx.ASGITransport(app=create_emulator())
     return UpstreamHttpClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),

@@ -27,6 +27,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, TypeAlias
 
+import orjson
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
+
+log = structlog.get_logger("service.sideband")
+
 CallKind: TypeAlias = Literal["realtime", "live"]
 CloseReason: TypeAlias = Literal["ended", "unknown_call", "dropped"]
 MAX_EVENT_BYTES = 4 * 1024 * 1024
@@ -70,3 +78,93 @@ QUIET = logging.getLogger("service.sideband.websockets")
 """The websockets library's logger for our connections: it logs handshake
 headers (the API key) at DEBUG, so it never goes below WARNING."""
 QUIET.setLevel(logging.WARNING)
+
+
+def sideband_url(base_url: str, kind: CallKind, call_id: str) -> str:
+    """The sideband's URL under the upstream base (`https://…/v1` -> `wss://…/v1/…`)."""
+    base = base_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    if kind == "realtime":
+        return f"{base}/realtime?call_id={call_id}"
+    return f"{base}/live/sessions/{call_id}/attach"
+
+
+class WebSocketSideband:
+    """Sidebands over the network with the server's key (websockets; proxies from the env).
+
+    No compression: a deflate context per connection costs ~300 KB, and one
+    worker holds thousands of sidebands that carry little.
+    """
+
+    def __init__(self, base_url: str, key_headers: Mapping[str, str]) -> None:
+        self._base_url = base_url
+        self._headers = dict(key_headers)
+
+    async def connect(self, kind: CallKind, call_id: str) -> SidebandConnection:
+        url = sideband_url(self._base_url, kind, call_id)
+        try:
+            socket = await connect(
+                url,
+                additional_headers=self._headers,
+                compression=None,
+                max_size=MAX_EVENT_BYTES,
+                open_timeout=10,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=2,
+                logger=QUIET,
+                user_agent_header="realtime-token-proxy",
+            )
+        except InvalidStatus as refused:
+            status = refused.response.status_code
+            if status == 404:
+                raise SidebandClosed("unknown_call") from None
+            log.warning("sideband_refused", kind=kind, call_id=call_id, upstream_status=status)
+            raise SidebandClosed("dropped") from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as failed:
+            log.warning(
+                "sideband_unreachable", kind=kind, call_id=call_id, error=type(failed).__name__
+            )
+            raise SidebandClosed("dropped") from None
+        return _WebSocketConnection(socket)
+
+
+class _WebSocketConnection:
+    def __init__(self, socket: ClientConnection) -> None:
+        self._socket = socket
+
+    async def recv(self) -> dict[str, Any]:
+        while True:
+            try:
+                message = await self._socket.recv()
+            except ConnectionClosed as closed:
+                raise SidebandClosed(_reason(closed)) from None
+            try:
+                event = orjson.loads(message)
+            except orjson.JSONDecodeError:
+                event = None
+            if isinstance(event, dict):
+                return event
+            log.warning("sideband_unreadable_event", size=len(message))
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        try:
+            await self._socket.send(orjson.dumps(event).decode())
+        except ConnectionClosed as closed:
+            raise SidebandClosed(_reason(closed)) from None
+
+    async def close(self) -> None:
+        await self._socket.close()
+
+
+def _reason(closed: ConnectionClosed) -> CloseReason:
+    """A normal close means the call ended; 4404 that it never existed; else it dropped."""
+    received = closed.rcvd
+    if received is None:
+        return "dropped"
+    if received.code == CLOSE_UNKNOWN_CALL:
+        return "unknown_call"
+    return "ended" if received.code == CloseCode.NORMAL_CLOSURE else "dropped"

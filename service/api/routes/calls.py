@@ -25,7 +25,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.calls import (
     CallPlan,
@@ -39,10 +39,12 @@ from service.api.deps import State
 from service.api.mint import MintContext, dry_run_allowed
 from service.api.routes.realtime import dry_run_of, read_body, require_json
 from service.auth import identify
-from service.calls import CallKind, CallRecords
+from service.calls import CallRecords
 from service.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedMediaType
 from service.limits import StoreUnavailable
+from service.replay import replay
 from service.upstream.calls import CALL_ID, hang_up
+from service.upstream.sideband import CallKind
 
 REALTIME_CALLS_PATH = "/v1/realtime/calls"
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
@@ -51,20 +53,6 @@ CALL_ENDPOINTS = {REALTIME_CALLS_PATH: "realtime_calls", LIVE_SESSIONS_PATH: "li
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MULTIPART_SLACK = 8192
 """Room for multipart boundaries and part headers on top of the SDP and session limits."""
-
-
-def _replay(body: bytes) -> Receive:
-    """A `receive` that hands Starlette's form parser the body already read (and capped)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _media_type(scope: Scope) -> str:
@@ -85,7 +73,7 @@ async def _part(value: str | UploadFile | None) -> bytes | None:
 async def _offer_and_session(scope: Scope, body: bytes, limit: int) -> tuple[bytes, bytes | None]:
     """The `sdp` and `session` parts of a multipart body; anything else is a 400."""
     try:
-        form = await Request(scope, _replay(body)).form(
+        form = await Request(scope, replay(body)).form(
             max_files=2, max_fields=2, max_part_size=limit
         )
     except (MultiPartException, HTTPException) as error:
@@ -153,7 +141,7 @@ async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
     if dry_run:
         response = _json(dry_run_answer(call), call)
     else:
-        created = await create_call(context, "realtime", call)
+        created = await create_call(context, state["supervisor"], "realtime", call)
         headers = {**NO_STORE, **call.planned.headers}
         headers["Location"] = f"{REALTIME_CALLS_PATH}/{created.call_id}"
         if call.planned.header():
@@ -177,7 +165,7 @@ async def live_sessions(scope: Scope, receive: Receive, send: Send) -> None:
     if dry_run:
         response = _json(dry_run_answer(call), call)
     else:
-        created = await create_call(context, "live", call)
+        created = await create_call(context, state["supervisor"], "live", call)
         response = _json(live_answer(call, created), call)
     await response(scope, receive, send)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import LifecycleDep, LimiterDep, SettingsDep
+from service.calls import Supervisor
 from service.policy import model_warnings
 
 router = APIRouter(tags=["health"])
@@ -22,14 +23,15 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(
-    settings: SettingsDep, limiter: LimiterDep, lifecycle: LifecycleDep
+    request: Request, settings: SettingsDep, limiter: LimiterDep, lifecycle: LifecycleDep
 ) -> JSONResponse:
     """Ready to mint: configuration loaded, upstream client open, rate-limit store reachable.
 
     With RATE_LIMIT_ON_STORE_ERROR=open an unreachable Redis is reported but
     does not make the pod unready: it would still mint. Models that OpenAI
     shuts down within 60 days (or has shut down), and names the service does
-    not know, are listed under `models`: a warning, not unreadiness.
+    not know, are listed under `models`: a warning, not unreadiness. `calls`
+    says how many calls this worker supervises.
     """
     body: dict[str, Any] = {
         "status": "ready",
@@ -41,6 +43,8 @@ async def readyz(
     status = 200
     if lifecycle.draining:
         body["status"], status = "draining", 503
+    supervisor: Supervisor = request.state.supervisor
+    body["calls"] = {"supervised": supervisor.supervised}
     if settings.redis_url:
         up = await limiter.store.ping()
         body["redis"] = "ok" if up else "unreachable"

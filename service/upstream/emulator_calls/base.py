@@ -45,6 +45,8 @@ class CallReport:
     overrides: list[dict[str, int | None]]
     sideband_updates: int
     session: dict[str, Any]
+    listeners: int = 0
+    """Sidebands (and other subscribers) attached now."""
 
 
 class BaseCall:
@@ -99,7 +101,7 @@ class BaseCall:
             }
             for override in self.overrides
         ]
-        return CallReport(overrides, self.sideband_updates, self.session)
+        return CallReport(overrides, self.sideband_updates, self.session, len(self._subscribers))
 
     # Server events out.
 

@@ -95,6 +95,7 @@ def _shown(report: CallReport) -> dict[str, Any]:
         "overrides": report.overrides,
         "sideband_updates": report.sideband_updates,
         "session": report.session,
+        "listeners": report.listeners,
     }
 
 

@@ -29,10 +29,11 @@ from starlette.datastructures import QueryParams, UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from service.errors import InvalidRequest, ServiceError, Unauthenticated
+from service.replay import replay
 from service.upstream.emulator_calls.controls import control, json_object, json_response
 from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall
 from service.upstream.emulator_calls.events import CallKind
@@ -57,20 +58,6 @@ def _error_response(error: ServiceError) -> Response:
     return Response(error.body(), error.status_code, error.headers, "application/json")
 
 
-def _replay(body: bytes) -> Receive:
-    """A `receive` that hands Starlette the body the emulator has already read."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
 class CallRoutes:
     """The call routes of one emulator app, over its one `CallRegistry`."""
 
@@ -93,7 +80,7 @@ class CallRoutes:
             response = _error_response(error)
         if response is None:
             return False
-        await response(scope, _replay(b""), send)
+        await response(scope, replay(b""), send)
         return True
 
     async def _route(self, scope: Scope, path: str, method: str, body: bytes) -> Response | None:
@@ -116,7 +103,7 @@ class CallRoutes:
         session: dict[str, Any] = {}
         if content_type.startswith("multipart/form-data"):
             try:
-                form = await Request(scope, _replay(body)).form()
+                form = await Request(scope, replay(body)).form()
             except MultiPartException as error:
                 raise InvalidOffer(f"The multipart body is malformed: {error.message}") from None
             try:

@@ -1,0 +1,29 @@
+"""`GET /v1/usage`: the caller's own usage today, and the limits that apply to it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from service.api.deps import CallerDep
+from service.calls import Supervisor
+from service.errors import ServiceUnavailable
+from service.limits import StoreUnavailable
+
+router = APIRouter(tags=["usage"])
+
+
+@router.get("/v1/usage")
+async def get_usage(request: Request, caller: CallerDep) -> JSONResponse:
+    """Tokens and call seconds used today (UTC), live calls, and each limit (null: none).
+
+    Live-call counts are kept only with `CALLS_MAX_CONCURRENT_PER_IDENTITY`.
+    """
+    supervisor: Supervisor = request.state.supervisor
+    try:
+        body = await supervisor.usage(caller.identity)
+    except StoreUnavailable:
+        raise ServiceUnavailable(
+            "The usage store is unavailable; retry shortly.", headers={"Retry-After": "1"}
+        ) from None
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

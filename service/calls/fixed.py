@@ -1,0 +1,93 @@
+"""What the policy fixed for a call, and whether a session still holds it.
+
+At creation the policy decides the effective session; some of its fields are
+the server's to keep for the whole call, whatever the browser later sends on
+its data channel:
+
+- Realtime: the model, voice, output modalities and output-token cap when
+  set; tracing (always: `off` means it stays null); the instructions unless
+  `POLICY_INSTRUCTIONS_MODE=client`; the tools unless `POLICY_TOOLS_MODE=client`;
+  and every value the policy pinned.
+- GPT-Live: the delegation, unless `POLICY_LIVE_DELEGATION_MODE=client` (the
+  model, voice and instructions cannot change after start, and the data
+  channel's allow-list is fixed at creation).
+
+`overridden` compares a `session.updated` against them; `restoring` is the
+`session.update` that puts exactly those fields back and leaves the rest (what
+the client may set) alone. Pure functions: no I/O, a few µs per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from service.policy import Decision, Policy
+from service.upstream.sideband import CallKind
+
+REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
+EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
+
+
+def value_at(session: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`audio.output.voice`), or None if absent."""
+    node: Any = session
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def fixed_fields(
+    kind: CallKind, policy: Policy, session: Mapping[str, Any], decisions: Iterable[Decision]
+) -> dict[str, Any]:
+    """The fields of the effective `session` the server keeps for the whole call."""
+    if kind == "live":
+        if policy.live.delegation_mode == "client":
+            return {}
+        return {"delegation": session.get("delegation")}
+    fixed = {path: value_at(session, path) for path in REALTIME_WHEN_SET}
+    fixed = {path: value for path, value in fixed.items() if value is not None}
+    fixed["tracing"] = session.get("tracing")
+    if policy.instructions_mode != "client":
+        fixed["instructions"] = session.get("instructions")
+    if policy.tools_mode != "client":
+        fixed["tools"] = session.get("tools") or []
+    for decision in decisions:
+        if decision.action == "pinned":
+            fixed[decision.param] = value_at(session, decision.param)
+    return fixed
+
+
+def _normal(value: Any) -> Any:
+    """Compared without nulls in objects, and with null, [] and {} alike."""
+    if value in EMPTY_LIKE:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _normal(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normal(item) for item in value]
+    return value
+
+
+def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str]:
+    """The fixed paths whose value in `session` (a `session.updated`) is not the policy's."""
+    return [
+        path
+        for path, expected in fixed.items()
+        if _normal(value_at(session, path)) != _normal(expected)
+    ]
+
+
+def restoring(kind: CallKind, fixed: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """The `session.update` client event that puts `paths` back to the policy's values."""
+    session: dict[str, Any] = {"type": "realtime"} if kind == "realtime" else {}
+    for path in paths:
+        *parents, last = path.split(".")
+        node = session
+        for part in parents:
+            node = node.setdefault(part, {})
+        value = fixed[path]
+        node[last] = [] if path == "tools" and value is None else value
+    return {"type": "session.update", "session": session}

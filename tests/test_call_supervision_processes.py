@@ -1,0 +1,184 @@
+"""No call loses its supervisor: real service processes, one Redis, the emulator's sideband.
+
+The emulator runs as its own process (`--fake-media`: calls without WebRTC,
+sidebands over real WebSockets); two service processes share one
+`redis-server`. Killing the supervising process with SIGKILL must not leave
+its call unsupervised: the other takes it over within the lease, reverts an
+override sent afterwards, and still hangs up at CALLS_MAX_SECONDS. SIGTERM
+hands a call over at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import SDP_OFFER
+from tests.paths import METRICS, REALTIME_CALLS
+from tests.servers import RedisServer, ServiceProcess, free_port, redis_server
+
+pytestmark = pytest.mark.timeout(90)
+KEY = "sk-test-SUPERVISION-0123456789abcdef"
+OVERRIDE = {
+    "type": "session.update",
+    "session": {"type": "realtime", "audio": {"output": {"voice": "verse"}}},
+}
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `check` every 50 ms; the seconds it took, or fail naming `what`."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.fixture(name="emulator", scope="module")
+def fixture_emulator() -> Iterator[ServiceProcess]:
+    port = free_port()
+    process = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port), "--fake-media"))
+    try:
+        process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(name="redis")
+def fixture_redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+def service(emulator: ServiceProcess, redis: RedisServer | None, **env: str) -> ServiceProcess:
+    """A service process creating calls on the emulator (as OpenAI), supervising them."""
+    settings = {
+        "AUTH_MODE": "none",
+        "WORKERS": "1",
+        "OPENAI_BASE_URL": f"{emulator.url}/v1",
+        "OPENAI_API_KEY": KEY,
+        "REDIS_TIMEOUT_SECONDS": "2",
+        "LOG_LEVEL": "INFO",
+        **env,
+    }
+    if redis is not None:
+        settings["REDIS_URL"] = redis.url
+    process = ServiceProcess(settings)
+    process.wait_ready()
+    return process
+
+
+def supervised(process: ServiceProcess) -> float:
+    for line in httpx.get(f"{process.url}{METRICS}").text.splitlines():
+        if line.startswith("rtp_calls_supervised"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def create_call(process: ServiceProcess) -> str:
+    response = httpx.post(
+        f"{process.url}{REALTIME_CALLS}",
+        content=SDP_OFFER,
+        headers={"Content-Type": "application/sdp"},
+    )
+    assert response.status_code == 201, response.text
+    return response.headers["location"].rsplit("/", 1)[-1]
+
+
+def call_state(emulator: ServiceProcess, call_id: str) -> dict[str, Any]:
+    state: dict[str, Any] = httpx.get(f"{emulator.url}/_emulator/calls/{call_id}").json()
+    return state
+
+
+def override(emulator: ServiceProcess, call_id: str) -> None:
+    """The browser changes the voice on its data channel (the emulator's control)."""
+    response = httpx.post(f"{emulator.url}/_emulator/calls/{call_id}/client_event", json=OVERRIDE)
+    assert response.status_code == 200, response.text
+
+
+def reverted(emulator: ServiceProcess, call_id: str) -> bool:
+    overrides = call_state(emulator, call_id).get("overrides") or []
+    return bool(overrides) and overrides[-1]["reverted_after_ms"] is not None
+
+
+class TestSupervision:
+    """One service process, the emulator's real sideband."""
+
+    def test_override_reverted_over_the_real_sideband(self, emulator: ServiceProcess) -> None:
+        """The browser's voice change is reverted, and the session holds the policy's voice."""
+        process = service(emulator, None)
+        try:
+            call_id = create_call(process)
+            eventually(lambda: supervised(process) == 1, 10, "supervised")
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
+            override(emulator, call_id)
+            eventually(lambda: reverted(emulator, call_id), 10, "reverted")
+            voice = call_state(emulator, call_id)["session"]["audio"]["output"]["voice"]
+            assert voice == "alloy"
+            log = process.log_path.read_text()
+            assert "call_policy_override" in log
+        finally:
+            assert process.stop() == 0
+
+
+class TestTakeover:
+    """Two processes, one Redis: a call outlives its supervisor."""
+
+    def test_kill_9_then_override_and_duration_still_enforced(
+        self, emulator: ServiceProcess, redis: RedisServer
+    ) -> None:
+        """SIGKILL the supervising process: the other adopts the call, reverts, hangs up."""
+        env = {"CALLS_LEASE_SECONDS": "1", "CALLS_MAX_SECONDS": "12"}
+        first = service(emulator, redis, **env)
+        second = service(emulator, redis, **env)
+        try:
+            call_id = create_call(first)
+            eventually(lambda: supervised(first) == 1, 10, "supervised by the first")
+            os.killpg(first.process.pid, signal.SIGKILL)
+            first.process.wait(timeout=5)
+            eventually(lambda: supervised(second) == 1, 10, "taken over by the second")
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
+            override(emulator, call_id)
+            eventually(lambda: reverted(emulator, call_id), 10, "reverted after the takeover")
+            eventually(
+                lambda: call_state(emulator, call_id)["ended"] == "hangup", 20, "hung up at 12 s"
+            )
+            assert "call_taken_over" in second.log_path.read_text()
+        finally:
+            second.stop()
+            if first.process.poll() is None:
+                first.stop()
+
+    def test_sigterm_hands_over_before_the_lease_expires(
+        self, emulator: ServiceProcess, redis: RedisServer
+    ) -> None:
+        """SIGTERM: the other process adopts the call well within the 10 s lease."""
+        first = service(emulator, redis)
+        second = service(emulator, redis)
+        try:
+            call_id = create_call(first)
+            eventually(lambda: supervised(first) == 1, 10, "supervised by the first")
+            assert first.stop() == 0
+            took = eventually(lambda: supervised(second) == 1, 9, "handed over")
+            assert took < 8  # the lease is 10 s: it was handed over, not waited out
+            assert call_state(emulator, call_id)["ended"] is None
+        finally:
+            second.stop()
+
+    def test_memory_store_says_calls_go_unsupervised_across_restarts(
+        self, emulator: ServiceProcess
+    ) -> None:
+        """Without REDIS_URL the start-up log says what a restart means for calls."""
+        process = service(emulator, None)
+        try:
+            assert "calls continue unsupervised across a restart" in process.log_path.read_text()
+        finally:
+            assert process.stop() == 0

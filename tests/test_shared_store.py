@@ -1,0 +1,110 @@
+"""The shared store's call state, the same on both stores: counters, slots, leases.
+
+What supervision keeps across workers and replicas (`service.calls`): usage
+counters per identity and day, live-call slots per identity, and the lease
+that says which worker supervises which call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from service.limits import Store
+from service.limits.memory import MemoryStore
+from service.limits.redis import RedisStore
+from tests.servers import redis_server
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(name="store", params=["memory", "redis"])
+async def fixture_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    with redis_server() as server:
+        store = RedisStore(server.url, 2.0)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TestCounters:
+    async def test_add_returns_totals_and_counts_read_them(self, store: Store) -> None:
+        """Increments accumulate per key; a key never set counts 0."""
+        assert await store.add({"t:a": 5, "t:b": 2}, 60_000) == {"t:a": 5, "t:b": 2}
+        assert await store.add({"t:a": 3}, 60_000) == {"t:a": 8}
+        assert await store.counts(["t:a", "t:b", "t:none"]) == [8, 2, 0]
+
+    async def test_counters_expire(self, store: Store) -> None:
+        """A counter lives `ttl_ms` from its creation (a day's usage ends with the day)."""
+        await store.add({"t:short": 1}, 50)
+        await asyncio.sleep(0.12)
+        assert await store.counts(["t:short"]) == [0]
+
+
+class TestSlots:
+    async def test_reserve_up_to_the_limit(self, store: Store) -> None:
+        """The limit-th member is refused; freeing one admits the next."""
+        until = now_ms() + 60_000
+        assert await store.reserve("s:id", "a", 2, until)
+        assert await store.reserve("s:id", "b", 2, until)
+        assert not await store.reserve("s:id", "c", 2, until)
+        assert await store.occupancy("s:id") == 2
+        await store.unreserve("s:id", "a")
+        assert await store.reserve("s:id", "c", 2, until)
+
+    async def test_expired_members_free_their_slot(self, store: Store) -> None:
+        """A member past its expiry (a call that cannot still be live) stops counting."""
+        assert await store.reserve("s:exp", "old", 1, now_ms() + 50)
+        await asyncio.sleep(0.12)
+        assert await store.occupancy("s:exp") == 0
+        assert await store.reserve("s:exp", "new", 1, now_ms() + 60_000)
+
+
+class TestLeases:
+    async def test_one_owner_at_a_time(self, store: Store) -> None:
+        """A live lease refuses another owner; its own owner may claim it again."""
+        assert await store.claim("call-1", "w1", 10_000)
+        assert not await store.claim("call-1", "w2", 10_000)
+        assert await store.claim("call-1", "w1", 10_000)
+
+    async def test_expired_lease_is_an_orphan_and_can_be_taken(self, store: Store) -> None:
+        """An unrenewed lease expires: the call is listed as an orphan and w2 takes it."""
+        assert await store.claim("call-2", "w1", 50)
+        await asyncio.sleep(0.12)
+        assert "call-2" in await store.orphans(100)
+        assert await store.claim("call-2", "w2", 10_000)
+        assert await store.renew(["call-2"], "w1", 10_000) == ["call-2"]
+
+    async def test_renew_keeps_and_reports_lost(self, store: Store) -> None:
+        """Renewal extends the owner's leases and names the ones it no longer holds."""
+        await store.claim("call-3", "w1", 100)
+        await store.claim("call-4", "w2", 10_000)
+        assert await store.renew(["call-3", "call-4"], "w1", 10_000) == ["call-4"]
+        await asyncio.sleep(0.15)
+        assert "call-3" not in await store.orphans(100)
+
+    async def test_release_hands_over_at_once(self, store: Store) -> None:
+        """Released leases are orphans now, not after their expiry."""
+        await store.claim("call-5", "w1", 60_000)
+        await store.release(["call-5"], "w2")  # not w2's: unchanged
+        assert "call-5" not in await store.orphans(100)
+        await store.release(["call-5"], "w1")
+        assert "call-5" in await store.orphans(100)
+
+    async def test_drop_forgets_the_call(self, store: Store) -> None:
+        """A dropped lease (the call ended) is never an orphan again."""
+        await store.claim("call-6", "w1", 50)
+        await store.drop("call-6")
+        await asyncio.sleep(0.12)
+        assert "call-6" not in await store.orphans(100)
