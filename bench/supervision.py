@@ -208,7 +208,9 @@ async def measure(
 ) -> Figures:
     """Steps 2 to 5 against running processes."""
     figures = Figures()
-    limits = httpx.Limits(max_connections=args.concurrency)
+    # Expire pooled connections before uvicorn's 5 s keep-alive closes them: after the
+    # idle measurement a reused connection would otherwise race its own close (ReadError).
+    limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
     async with (
         httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
         httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,

@@ -112,7 +112,7 @@ class WebSocketSideband:
                 compression=None,
                 max_size=MAX_EVENT_BYTES,
                 open_timeout=10,
-                ping_interval=20,
+                ping_interval=30,
                 ping_timeout=20,
                 close_timeout=2,
                 logger=QUIET,
