@@ -7,6 +7,7 @@ probed. Ownership lives in the limits store: with Redis, any replica answers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,12 +159,15 @@ class TestUpstream:
     async def test_upstream_failure_is_502(
         self, callers: httpx.AsyncClient, keys: dict[str, str], upstream: respx.MockRouter
     ) -> None:
-        """OpenAI failing the hang-up: 502 upstream_server_error, not a 500."""
+        """OpenAI failing the hang-up: 502, and the call stays the caller's to retry."""
         upstream.routes["hangup"].mock(return_value=httpx.Response(503))
         await create_realtime(callers, keys["alice"])
         response = await callers.post(REALTIME_HANGUP, headers=auth(keys["alice"]))
         assert response.status_code == 502
         assert response.json()["error"]["code"] == "upstream_server_error"
+        upstream.routes["hangup"].mock(return_value=httpx.Response(200, json={}))
+        retried = await callers.post(REALTIME_HANGUP, headers=auth(keys["alice"]))
+        assert retried.status_code == 200
 
 
 @pytest.fixture(name="redis")
@@ -221,10 +225,16 @@ class TestSharedStore:
         keys: dict[str, str],
         redis: RedisServer,
     ) -> None:
-        """No limits configured and Redis down: the call (already billed) is answered, and
-        the lost record is logged (only the service's hang-up is lost)."""
+        """Redis down at creation: the call (already billed) is answered, and its record is
+        written once Redis is back, so the caller's hang-up then works."""
         client = await client_for(
-            make_settings(auth_mode="api_key", auth_api_keys=keys["entries"], redis_url=redis.url)
+            make_settings(
+                auth_mode="api_key",
+                auth_api_keys=keys["entries"],
+                redis_url=redis.url,
+                redis_timeout_seconds=2.0,
+                calls_lease_seconds=1,
+            )
         )
         redis.stop()
         with capture_logs() as logs:
@@ -232,3 +242,10 @@ class TestSharedStore:
         assert [line["call_id"] for line in logs if line["event"] == "call_record_failed"] == [
             CALL_ID
         ]
+        redis.start()
+        async with asyncio.timeout(10):
+            while True:
+                response = await client.post(REALTIME_HANGUP, headers=auth(keys["alice"]))
+                if response.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)

@@ -206,6 +206,27 @@ class TestOverride:
             }
         ]
 
+    async def test_changed_model_cannot_be_reverted_so_the_call_ends(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """A session's model cannot be set back by session.update: the call is hung up."""
+        await create(client)
+        await attached(sideband, CALL_ID)
+        sideband.emit(CALL_ID, session_updated(model="gpt-realtime-2.1-mini"))
+        await sideband.until(lambda: upstream.routes["hangup"].called)
+        assert sideband.sent[CALL_ID] == []
+
+    async def test_a_session_that_will_not_hold_is_hung_up(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """More than 10 reverts in a minute (the client keeps changing it back): hang up."""
+        await create(client)
+        await attached(sideband, CALL_ID)
+        for _ in range(11):
+            sideband.emit(CALL_ID, session_updated(tracing="auto"))
+        await sideband.until(lambda: upstream.routes["hangup"].called)
+        assert len(sideband.sent[CALL_ID]) == 10
+
 
 class TestLifetime:
     """Calls end: by the limit, by the caller, or on their own; the supervisor notices."""
@@ -241,6 +262,15 @@ class TestLifetime:
 
         await eventually(freed)
         assert (await create(client)).status_code == 201
+
+    async def test_caller_request_ids_do_not_share_a_slot(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """Slots are named by the server: reusing an X-Request-ID does not get past the limit."""
+        client = await client_for(make_settings(calls_max_concurrent_per_identity=1))
+        assert (await create(client, **{"X-Request-ID": "same"})).status_code == 201
+        second = await create(client, **{"X-Request-ID": "same"})
+        assert second.status_code == 429
 
     async def test_dropped_sideband_is_reattached(
         self, client: httpx.AsyncClient, sideband: ScriptedSideband

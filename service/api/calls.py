@@ -20,6 +20,7 @@ The browser never holds a credential: it gets the SDP answer and the call id.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,8 @@ async def create_call(
     """Steps 4-6: count, admit, create upstream, record, supervise."""
     await count_mint(context, call.planned)
     identity, rid = context.caller.identity, context.fields["request_id"]
-    slot = await supervisor.admit(identity, kind, rid)
+    # The slot's name is the server's own, never a caller's value (X-Request-ID).
+    slot = await supervisor.admit(identity, kind, secrets.token_hex(8))
     session = call.planned.body["session"]
     try:
         if kind == "realtime":
@@ -127,15 +129,17 @@ async def create_call(
         fixed=fixed_fields(kind, context.policy(), session, call.planned.outcome.decisions),
         slot=slot,
     )
+    recorded = True
     try:
         await CallRecords(context.limiter.store).record(record)
     except StoreUnavailable:
         # The call exists and the browser needs its answer: losing it would leave a
-        # billed call nobody can use. The service's hang-up is lost (the browser
-        # can still end the call by closing its connection); supervision goes on
-        # in this worker.
+        # billed call nobody can use. Supervision goes on in this worker, which
+        # writes the record once the store answers (until then the service's
+        # hang-up answers 404; the browser can still close its connection).
         log.error("call_record_failed", call_id=created.call_id, kind=kind)
-    await supervisor.watch(record)
+        recorded = False
+    await supervisor.watch(record, recorded=recorded)
     return created
 
 

@@ -5,9 +5,11 @@ the server's to keep for the whole call, whatever the browser later sends on
 its data channel:
 
 - Realtime: the model, voice, output modalities and output-token cap when
-  set; tracing (always: `off` means it stays null); the instructions unless
-  `POLICY_INSTRUCTIONS_MODE=client`; the tools unless `POLICY_TOOLS_MODE=client`;
-  and every value the policy pinned.
+  set; tracing (always: `off` means it stays null); the server's instructions
+  unless `POLICY_INSTRUCTIONS_MODE=client`; the tools unless
+  `POLICY_TOOLS_MODE=client`; and every value the policy pinned. A changed
+  model cannot be restored (a session's model is fixed at creation), so it
+  ends the call.
 - GPT-Live: the delegation, unless `POLICY_LIVE_DELEGATION_MODE=client` (the
   model, voice and instructions cannot change after start, and the data
   channel's allow-list is fixed at creation).
@@ -19,6 +21,7 @@ the client may set) alone. Pure functions: no I/O, a few µs per event.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +30,8 @@ from service.upstream.sideband import CallKind
 
 REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
+UNECHOED = frozenset({"authorization", "headers"})
+SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}")
 
 
 def value_at(session: Mapping[str, Any], path: str) -> Any:
@@ -50,7 +55,7 @@ def fixed_fields(
     fixed = {path: value_at(session, path) for path in REALTIME_WHEN_SET}
     fixed = {path: value for path, value in fixed.items() if value is not None}
     fixed["tracing"] = session.get("tracing")
-    if policy.instructions_mode != "client":
+    if policy.instructions_mode != "client" and policy.instructions is not None:
         fixed["instructions"] = session.get("instructions")
     if policy.tools_mode != "client":
         fixed["tools"] = session.get("tools") or []
@@ -61,14 +66,22 @@ def fixed_fields(
 
 
 def _normal(value: Any) -> Any:
-    """Compared without nulls in objects, and with null, [] and {} alike."""
+    """Compared without nulls in objects, with null, [] and {} alike, and without the
+    credentials of MCP tools (OpenAI does not echo them back)."""
     if value in EMPTY_LIKE:
         return None
     if isinstance(value, Mapping):
-        return {k: _normal(v) for k, v in value.items() if v is not None}
+        return {k: _normal(v) for k, v in value.items() if v is not None and k not in UNECHOED}
     if isinstance(value, list):
         return [_normal(item) for item in value]
     return value
+
+
+def _same(path: str, echoed: Any, expected: Any) -> bool:
+    if path == "model" and isinstance(echoed, str) and isinstance(expected, str):
+        # OpenAI may echo the dated snapshot an alias resolved to.
+        return echoed == expected or SNAPSHOT.fullmatch(echoed.removeprefix(expected)) is not None
+    return bool(_normal(echoed) == _normal(expected))
 
 
 def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str]:
@@ -76,8 +89,13 @@ def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str
     return [
         path
         for path, expected in fixed.items()
-        if _normal(value_at(session, path)) != _normal(expected)
+        if not _same(path, value_at(session, path), expected)
     ]
+
+
+def revertible(paths: Iterable[str]) -> bool:
+    """Whether a `session.update` can put these back (a session's model cannot change)."""
+    return "model" not in paths
 
 
 def restoring(kind: CallKind, fixed: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:

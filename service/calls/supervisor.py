@@ -43,7 +43,7 @@ from typing import Any, Literal
 import structlog
 
 from service import metrics
-from service.calls.fixed import overridden, restoring
+from service.calls.fixed import overridden, restoring, revertible
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, day_of
 from service.config import Settings
@@ -58,6 +58,7 @@ CONNECT_TIMEOUT_S = 10.0
 BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
 ORPHANS_PER_SWEEP = 200
+MAX_REVERTS_PER_MINUTE = 10
 How = Literal["ended", "unknown_call", "closed", "max_duration", "override", "quota", "hung_up"]
 
 
@@ -70,7 +71,7 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_MAX_S, 0.25 * 2**attempt))  # noqa: S311 - jitter
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Watched:
     """A call this worker supervises now, and its usage not yet written to the store."""
 
@@ -78,8 +79,13 @@ class Watched:
     task: asyncio.Task[None] | None = None
     metered_ms: int = field(default_factory=now_ms)
     unmetered_ms: int = 0
-    live_seconds: float = 0.0
-    """GPT-Live's cumulative `usage.seconds` seen so far."""
+    live_seconds: float | None = 0.0
+    """GPT-Live's cumulative `usage.seconds` counted so far; None after a takeover, until
+    the first report sets the baseline (the previous worker counted what came before)."""
+    recorded: bool = True
+    """Whether the call's record is in the store; if not, the keeper writes it."""
+    reverts: list[int] = field(default_factory=list)
+    """When the recent reverts were sent (ms), to stop a revert loop."""
     owner: str = ""
     """The caller as usage keys name it (hashed once, not on every meter pass)."""
 
@@ -102,6 +108,8 @@ class Supervisor:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._watched: dict[str, Watched] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
+        self._ending: set[Watched] = set()
         self._fail_open = settings.rate_limit_on_store_error == "open"
 
     # Lifecycle.
@@ -122,6 +130,8 @@ class Supervisor:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
+        for chore in list(self._chores):
+            chore.cancel()
         watched = list(self._watched.values())
         for call in watched:
             if call.task is not None:
@@ -130,7 +140,7 @@ class Supervisor:
             *(call.task for call in watched if call.task is not None), return_exceptions=True
         )
         with contextlib.suppress(StoreUnavailable):
-            await self._meter()
+            await self._meter_calls(watched, enforce=False)
             await self._store.release([call.record.member for call in watched], self.worker)
         if watched:
             log.info("calls_handed_over", calls=len(watched))
@@ -167,8 +177,8 @@ class Supervisor:
             limit = settings.calls_max_concurrent_per_identity
             if limit is None:
                 return None
-            expires = now_ms() + (settings.calls_max_seconds + 60) * 1000
-            if not await self._store.reserve(keys.slots, member, limit, expires):
+            ttl_ms = (settings.calls_max_seconds + 60) * 1000
+            if not await self._store.reserve(keys.slots, member, limit, ttl_ms):
                 raise RateLimited(
                     f"This caller already has {limit} live calls; hang one up first.",
                     code="too_many_calls",
@@ -212,16 +222,22 @@ class Supervisor:
 
     # Supervision.
 
-    async def watch(self, record: CallRecord) -> None:
-        """Supervise a call this worker just created (its record is already stored)."""
+    async def watch(self, record: CallRecord, recorded: bool = True) -> None:
+        """Supervise a call this worker just created.
+
+        `recorded`: whether its record reached the store; if not (nor its lease),
+        the keeper writes both once the store answers again.
+        """
         try:
             await self._store.claim(record.member, self.worker, self._lease_ms)
         except StoreUnavailable:
             log.error("call_lease_unavailable", call_id=record.call_id)
-        self._adopt(record)
+        self._adopt(record, recorded=recorded)
 
-    def _adopt(self, record: CallRecord) -> None:
-        watched = Watched(record)
+    def _adopt(
+        self, record: CallRecord, *, recorded: bool = True, taken_over: bool = False
+    ) -> None:
+        watched = Watched(record, recorded=recorded, live_seconds=None if taken_over else 0.0)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
@@ -233,8 +249,9 @@ class Supervisor:
         except asyncio.CancelledError:
             raise  # handed over or taken over: the call goes on without us
         except Exception:
+            # Outside the sideband loop (which survives its own faults): the
+            # record and slot are left for another worker's takeover.
             log.exception("call_supervision_failed", call_id=call.record.call_id)
-            how = "ended"
         finally:
             if self._watched.pop(call.record.member, None) is not None:
                 metrics.CALLS_SUPERVISED.dec()
@@ -272,11 +289,15 @@ class Supervisor:
                 if closed.reason != "dropped":
                     return closed.reason
                 log.info("sideband_dropped", call_id=record.call_id)
-                attempt = 1
-                await asyncio.sleep(backoff(attempt))
+            except Exception:
+                # Never mistake a fault here for the call's end: the call goes on,
+                # so supervision does too, on a fresh sideband.
+                log.exception("call_supervision_fault", call_id=record.call_id)
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
+            attempt = 1
+            await asyncio.sleep(backoff(attempt))
 
     async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
         """On every attach, restate what the policy fixed.
@@ -320,9 +341,10 @@ class Supervisor:
         elif event_type in ("session.usage.updated", "session.closed") and kind == "live":
             usage = event.get("usage")
             seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
-            if isinstance(seconds, int | float) and seconds > call.live_seconds:
-                call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
-                call.live_seconds = float(seconds)
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                if call.live_seconds is not None and seconds > call.live_seconds:
+                    call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
+                call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
             if event_type == "session.closed":
                 return "closed"
         return None
@@ -345,11 +367,22 @@ class Supervisor:
             fields=paths,
             action=action,
         )
-        if action == "revert":
+        if action == "revert" and revertible(paths) and not self._looping(call):
             await connection.send(restoring(record.kind, record.fixed, paths))
             return None
-        await self._hang_up(call, "override")
-        return "override"
+        if await self._hang_up(call, "override"):
+            return "override"
+        return None
+
+    def _looping(self, call: Watched) -> bool:
+        """More than `MAX_REVERTS_PER_MINUTE` reverts: the session will not hold; stop trying."""
+        now = now_ms()
+        call.reverts = [at for at in call.reverts if now - at < 60_000]
+        call.reverts.append(now)
+        if len(call.reverts) <= MAX_REVERTS_PER_MINUTE:
+            return False
+        log.warning("call_override_loop", call_id=call.record.call_id, reverts=len(call.reverts))
+        return True
 
     async def _tokens(self, call: Watched, event: Mapping[str, Any]) -> How | None:
         response = event.get("response")
@@ -421,6 +454,10 @@ class Supervisor:
                 log.exception("call_keeper_failed")
 
     async def _renew(self) -> None:
+        for call in list(self._watched.values()):
+            if not call.recorded:
+                await self._records.record(call.record)
+                call.recorded = True
         members = list(self._watched)
         for member in await self._store.renew(members, self.worker, self._lease_ms):
             lost = self._watched.get(member)
@@ -432,7 +469,7 @@ class Supervisor:
         """Write the seconds of every call since the last meter, and enforce the seconds quota."""
         await self._meter_calls(list(self._watched.values()))
 
-    async def _meter_calls(self, calls: list[Watched]) -> None:
+    async def _meter_calls(self, calls: list[Watched], enforce: bool = True) -> None:
         """One pass over thousands of calls: one day, one store round trip, one metric each."""
         now = now_ms()
         day = day_of(now)
@@ -456,17 +493,27 @@ class Supervisor:
         totals = await self._store.add(per_caller, COUNTER_TTL_MS)
         quota = self._settings.quota_call_seconds_per_day
         for key, total in totals.items():
-            if _over(total, quota):
+            if enforce and _over(total, quota):
                 for call in callers[key]:
-                    if call.task is not None and call.record.member in self._watched:
-                        await self._quota_hang_up(call)
+                    if call.record.member in self._watched and call not in self._ending:
+                        # Off the keeper: its lease renewals must never wait on OpenAI.
+                        self._ending.add(call)
+                        chore = asyncio.create_task(self._quota_hang_up(call))
+                        self._chores.add(chore)
+                        chore.add_done_callback(self._chores.discard)
 
     async def _quota_hang_up(self, call: Watched) -> None:
-        if await self._hang_up(call, "quota") and call.task is not None:
-            call.task.cancel()
-            if self._watched.pop(call.record.member, None) is not None:
-                metrics.CALLS_SUPERVISED.dec()
+        try:
+            if not await self._hang_up(call, "quota"):
+                return
+            if self._watched.pop(call.record.member, None) is None:
+                return  # the call's own task finished it meanwhile
+            metrics.CALLS_SUPERVISED.dec()
+            if call.task is not None:
+                call.task.cancel()
             await self._finish(call, "quota")
+        finally:
+            self._ending.discard(call)
 
     async def _adopt_orphans(self) -> None:
         """Take over calls whose supervisor is gone (their lease expired)."""
@@ -486,7 +533,7 @@ class Supervisor:
                 continue
             metrics.CALL_TAKEOVERS.inc()
             log.info("call_taken_over", call_id=call_id, kind=kind, worker=self.worker)
-            self._adopt(record)
+            self._adopt(record, taken_over=True)
 
 
 def _over(total: int, quota: int | None) -> bool:

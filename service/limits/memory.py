@@ -83,23 +83,30 @@ class MemoryStore:
         found = (self._counters.get(key, (0, 0)) for key in keys)
         return [value if expires > now_ms else 0 for value, expires in found]
 
-    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
+    async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
         members = self._live(key)
         if member not in members and len(members) >= limit:
             return False
-        members[member] = expires_at_ms
+        members[member] = _now_ms() + ttl_ms
+        self._slots[key] = members
         return True
 
     async def unreserve(self, key: str, member: str) -> None:
-        self._live(key).pop(member, None)
+        members = self._live(key)
+        if members.pop(member, None) is not None and not members:
+            self._slots.pop(key, None)
 
     async def occupancy(self, key: str) -> int:
         return len(self._live(key))
 
     def _live(self, key: str) -> dict[str, int]:
+        """The key's unexpired members; an emptied key is dropped (no growth per caller)."""
         now_ms = _now_ms()
         members = {m: at for m, at in self._slots.get(key, {}).items() if at > now_ms}
-        self._slots[key] = members
+        if members:
+            self._slots[key] = members
+        else:
+            self._slots.pop(key, None)
         return members
 
     async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
@@ -112,7 +119,7 @@ class MemoryStore:
     async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
         lost = []
         for member in members:
-            if self._leases.get(member, ("", 0))[0] == owner:
+            if self._leases.get(member, ("", 0))[0] in (owner, ""):
                 self._leases[member] = (owner, _now_ms() + ttl_ms)
             else:
                 lost.append(member)

@@ -113,8 +113,9 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
    and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   return 0
 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], math.max(tonumber(ARGV[3]), redis.call('PTTL', KEYS[1]) + now))
+local expires = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], math.max(expires, redis.call('PTTL', KEYS[1]) + now))
 return 1
 """
 )
@@ -141,8 +142,11 @@ LUA_RENEW = (
     + """
 local lost = {}
 for i = 3, #ARGV do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+  local holder = redis.call('HGET', KEYS[2], ARGV[i])
+  if holder == ARGV[1] or not holder then
+    -- Ours, or never written (the store was down at creation): take it now.
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[i])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[1])
   else
     lost[#lost + 1] = ARGV[i]
   end
@@ -243,8 +247,8 @@ class RedisStore:
         raw = await self._command(self._redis.mget(list(keys)))
         return [int(value) if value is not None else 0 for value in raw]
 
-    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
-        args: list[str | int] = [member, limit, expires_at_ms]
+    async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
+        args: list[str | int] = [member, limit, ttl_ms]
         return bool(await self._command(self._reserve(keys=[key], args=args)))
 
     async def unreserve(self, key: str, member: str) -> None:

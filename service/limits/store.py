@@ -63,7 +63,7 @@ class Store(Protocol):
 
     # Slots (live calls per identity): members that expire on their own.
 
-    async def reserve(self, key: str, member: str, limit: int, expires_at_ms: int) -> bool:
+    async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
         """Add `member` unless `key` holds `limit` live members (expired ones do not count)."""
         ...
 
@@ -80,7 +80,7 @@ class Store(Protocol):
         ...
 
     async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
-        """Extend `owner`'s leases; the members it no longer holds (taken over)."""
+        """Extend `owner`'s leases (taking any never written); the ones another holds now."""
         ...
 
     async def release(self, members: Sequence[str], owner: str) -> None:

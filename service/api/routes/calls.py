@@ -191,8 +191,11 @@ class HangUp:
                 raise NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
             try:
                 await hang_up(state["upstream"], self._kind, call_id, fields["request_id"])
-            finally:
-                await records.forget(self._kind, call_id)
+            except NotFound:
+                await records.forget(self._kind, call_id)  # it had already ended
+                raise
+            # Only now: after a failed hang-up the call lives on, and so must its record.
+            await records.forget(self._kind, call_id)
         except StoreUnavailable:
             raise ServiceUnavailable(
                 "The call store is unavailable; retry shortly.", headers={"Retry-After": "1"}

@@ -1,0 +1,51 @@
+"""What the policy fixed, compared with what OpenAI echoes (service/calls/fixed.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.calls.fixed import overridden, restoring, revertible
+
+MCP_TOOL = {
+    "type": "mcp",
+    "server_label": "crm",
+    "server_url": "https://mcp.example.com/mcp",
+    "authorization": "secret-token",
+}
+
+
+class TestOverridden:
+    """Echoes that keep the policy are not overrides; changes are."""
+
+    def test_dated_snapshot_of_the_model_is_the_same_model(self) -> None:
+        """An alias echoed as the snapshot it resolved to is no override."""
+        fixed = {"model": "gpt-realtime-2"}
+        assert overridden(fixed, {"model": "gpt-realtime-2-2026-08-28"}) == []
+        assert overridden(fixed, {"model": "gpt-realtime-2.1-mini"}) == ["model"]
+
+    def test_mcp_credentials_not_echoed_are_no_override(self) -> None:
+        """OpenAI does not echo an MCP tool's credentials; their absence changes nothing."""
+        echoed = {k: v for k, v in MCP_TOOL.items() if k != "authorization"}
+        assert overridden({"tools": [MCP_TOOL]}, {"tools": [echoed]}) == []
+        assert overridden({"tools": [MCP_TOOL]}, {"tools": []}) == ["tools"]
+
+    def test_null_empty_and_absent_are_alike(self) -> None:
+        """No tools fixed: `[]`, null and absent all keep it; tracing null stays null."""
+        fixed: dict[str, Any] = {"tools": [], "tracing": None}
+        assert overridden(fixed, {}) == []
+        assert overridden(fixed, {"tools": None, "tracing": None}) == []
+        assert overridden(fixed, {"tracing": "auto"}) == ["tracing"]
+
+
+class TestRestoring:
+    def test_only_the_named_paths_nested(self) -> None:
+        """The session.update carries exactly the overridden paths, nested as the GA shape."""
+        fixed: dict[str, Any] = {"audio.output.voice": "alloy", "tracing": None, "tools": []}
+        assert restoring("realtime", fixed, ["audio.output.voice"]) == {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"output": {"voice": "alloy"}}},
+        }
+
+    def test_model_is_not_revertible(self) -> None:
+        assert revertible(["tracing", "audio.output.voice"])
+        assert not revertible(["model"])
