@@ -249,3 +249,14 @@ class TestSharedStore:
                 if response.status_code == 200:
                     break
                 await asyncio.sleep(0.2)
+
+
+class TestWithoutRedis:
+    async def test_several_workers_without_redis_are_warned(
+        self, client_for: ClientFor, make_settings: MakeSettings
+    ) -> None:
+        """WORKERS>1 and no REDIS_URL: the log says hang-ups only work on the creating worker."""
+        with capture_logs() as logs:
+            await client_for(make_settings(workers=2))
+        [warning] = [line for line in logs if line["event"] == "state_per_process"]
+        assert "hang-up" in warning["note"]

@@ -97,10 +97,12 @@ def create_app(
         upstream, network_sideband = connect_upstream(settings, transport)
         auth = build_authenticator(settings)
         limiter = Limiter(settings, build_store(settings))
-        if limiter.enabled and settings.workers > 1 and not settings.redis_url:
+        if settings.workers > 1 and not settings.redis_url:
             log.warning(
-                "rate_limits_per_process",
-                note="WORKERS>1 without REDIS_URL: each worker counts its own limits",
+                "state_per_process",
+                note="WORKERS>1 without REDIS_URL: each worker counts its own limits, and a "
+                "call's hang-up, live-call slots and usage are known only to the worker "
+                "that created it; set REDIS_URL",
             )
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
