@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from service.auth import new_api_key
-from tests.servers import ServiceProcess, require
+from tests.conftest import SDP_OFFER
+from tests.servers import ServiceProcess, free_port, require
 
 NODE_DIR = Path(__file__).with_name("node")
 
@@ -73,4 +74,54 @@ class TestNodeSdk:
             "status": 403,
             "code": "policy_violation",
             "param": "session.audio.output.voice",
+        }
+
+
+@pytest.fixture(name="calls_service", scope="module")
+def fixture_calls_service() -> Iterator[tuple[ServiceProcess, str]]:
+    """The service creating calls on the emulator as its own process (fake media)."""
+    key, entry = new_api_key("node-calls")
+    port = free_port()
+    emulator = ServiceProcess(
+        {"PORT": str(port)}, ("emulator", "--port", str(port), "--fake-media")
+    )
+    service = ServiceProcess(
+        {
+            "AUTH_MODE": "api_key",
+            "AUTH_API_KEYS": entry,
+            "OPENAI_BASE_URL": f"{emulator.url}/v1",
+            "OPENAI_API_KEY": "sk-test-NODE-CALLS-0123456789",
+            "WORKERS": "1",
+        }
+    )
+    try:
+        emulator.wait_ready(path="/healthz")
+        service.wait_ready()
+        yield service, key
+    finally:
+        service.stop()
+        emulator.stop()
+
+
+class TestNodeSdkCalls:
+    """A call created by multipart `fetch`, hung up with the Node SDK's own method."""
+
+    def test_node_creates_and_hangs_up_through_the_service(
+        self, node: str, calls_service: tuple[ServiceProcess, str]
+    ) -> None:
+        """201 and a call id; `client.realtime.calls.hangup` succeeds, then is a 404."""
+        process, key = calls_service
+        result = subprocess.run(
+            [node, str(NODE_DIR / "sdk_calls.mjs"), f"{process.url}/v1", key, SDP_OFFER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        assert out == {
+            "created": {"status": 201, "prefix": "rtc_"},
+            "hungUp": True,
+            "again": {"status": 404, "code": "call_not_found"},
         }
