@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.upstream.emulator_calls.events import TRANSCRIPT
 from tests.conftest import SDP_OFFER
 from tests.paths import METRICS, REALTIME_CALLS
 from tests.servers import RedisServer, ServiceProcess, free_port, redis_server
@@ -93,6 +94,11 @@ def create_call(process: ServiceProcess) -> str:
     return response.headers["location"].rsplit("/", 1)[-1]
 
 
+def tokens_used(process: ServiceProcess) -> int:
+    usage: dict[str, Any] = httpx.get(f"{process.url}/v1/usage").json()
+    return int(usage["usage"]["tokens"])
+
+
 def call_state(emulator: ServiceProcess, call_id: str) -> dict[str, Any]:
     state: dict[str, Any] = httpx.get(f"{emulator.url}/_emulator/calls/{call_id}").json()
     return state
@@ -112,8 +118,11 @@ def reverted(emulator: ServiceProcess, call_id: str) -> bool:
 class TestSupervision:
     """One service process, the emulator's real sideband."""
 
-    def test_override_reverted_over_the_real_sideband(self, emulator: ServiceProcess) -> None:
-        """The browser's voice change is reverted, and the session holds the policy's voice."""
+    def test_override_reverted_and_usage_counted_over_the_real_sideband(
+        self, emulator: ServiceProcess
+    ) -> None:
+        """The browser's voice change is reverted; a response's tokens count; no transcript
+        is logged."""
         process = service(emulator, None)
         try:
             call_id = create_call(process)
@@ -123,9 +132,19 @@ class TestSupervision:
             eventually(lambda: reverted(emulator, call_id), 10, "reverted")
             voice = call_state(emulator, call_id)["session"]["audio"]["output"]["voice"]
             assert voice == "alloy"
+            # A spoken answer: its usage counts for the caller; its transcript (the
+            # emulator's TRANSCRIPT) must reach no log line (test_log_scan reads them all).
+            answered = httpx.post(
+                f"{emulator.url}/_emulator/calls/{call_id}/response",
+                json={"input_tokens": 100, "output_tokens": 200},
+            )
+            assert answered.status_code == 200, answered.text
+            eventually(lambda: tokens_used(process) == 300, 10, "usage counted")
         finally:
             assert process.stop() == 0
-        assert "call_policy_override" in process.log_path.read_text()
+        log = process.log_path.read_text()
+        assert "call_policy_override" in log
+        assert TRANSCRIPT not in log
 
 
 class TestTakeover:

@@ -199,7 +199,9 @@ def acknowledgement(kind: CallKind, event: Mapping[str, Any], elapsed_ms: int) -
 def response_done(input_tokens: int, output_tokens: int) -> Event:
     """A Realtime `response.done` whose `usage` has OpenAI's shape (`RealtimeResponse.usage`).
 
-    A quarter of each side is counted as text and the rest as audio, none cached.
+    A quarter of each side is counted as text and the rest as audio, none cached. The
+    output carries the emulator's transcript, as a spoken answer would: supervision
+    tests show it never reaches a log.
     """
     input_text = input_tokens // 4
     output_text = output_tokens // 4
@@ -223,7 +225,16 @@ def response_done(input_tokens: int, output_tokens: int) -> Event:
         "object": "realtime.response",
         "id": new_id("resp"),
         "status": "completed",
-        "output": [],
+        "output": [
+            {
+                "type": "message",
+                "id": new_id("item"),
+                "object": "realtime.item",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_audio", "transcript": TRANSCRIPT}],
+            }
+        ],
         "output_modalities": ["audio"],
         "usage": usage,
     }
