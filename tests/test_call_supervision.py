@@ -19,9 +19,19 @@ import pytest
 import respx
 from structlog.testing import capture_logs
 
+from service.api import create_app
 from service.auth import new_api_key
-from tests.conftest import CALL_ID, LIVE_ID, SDP_OFFER, SERVER_INSTRUCTIONS, ClientFor, MakeSettings
+from tests.conftest import (
+    CALL_ID,
+    LIVE_ID,
+    SDP_OFFER,
+    SERVER_INSTRUCTIONS,
+    ClientFor,
+    MakeSettings,
+    serving,
+)
 from tests.paths import LIVE_SESSIONS, METRICS, REALTIME_CALLS
+from tests.servers import redis_server
 from tests.sidebands import ScriptedSideband
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -393,3 +403,46 @@ class TestPrivacy:
             await sideband.until(lambda: sideband.current(CALL_ID).closed)
         assert logs
         assert "4111" not in repr(logs)
+
+
+class TestHandover:
+    """Two apps on one Redis: the second adopts what the first hands over at shutdown."""
+
+    async def test_live_seconds_are_not_counted_twice_after_a_handover(
+        self,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """The adopting worker counts GPT-Live's seconds on from where the first stopped."""
+        with redis_server() as redis:
+            settings = make_settings(
+                redis_url=redis.url, redis_timeout_seconds=2.0, calls_lease_seconds=1
+            )
+            transport = httpx.MockTransport(upstream.async_handler)
+            async with serving(create_app(settings, transport, sideband)) as second:
+                async with serving(create_app(settings, transport, sideband)) as first:
+                    created = await first.post(
+                        LIVE_SESSIONS,
+                        json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}},
+                    )
+                    assert created.status_code == 200
+                    await attached(sideband, LIVE_ID)
+                    usage = {"seconds": 30, "active_seconds": 30, "paused_seconds": 0}
+                    sideband.emit(LIVE_ID, {"type": "session.usage.updated", "usage": usage})
+
+                    async def counted_by_first() -> bool:
+                        return bool((await usage_of(first))["usage"]["call_seconds"] >= 30)
+
+                    await eventually(counted_by_first)
+                # The first app shut down: its call was handed over, and the second adopts it.
+                await attached(sideband, LIVE_ID, count=2)
+                usage = {"seconds": 40, "active_seconds": 40, "paused_seconds": 0}
+                sideband.emit(LIVE_ID, {"type": "session.usage.updated", "usage": usage})
+
+                async def counted_by_second() -> bool:
+                    return bool((await usage_of(second))["usage"]["call_seconds"] >= 40)
+
+                await eventually(counted_by_second)
+                await asyncio.sleep(1.0)  # two more meter passes: nothing else is added
+                assert (await usage_of(second))["usage"]["call_seconds"] == 40

@@ -58,6 +58,9 @@ class CallRecord:
     """What the policy fixed, by GA path (`audio.output.voice`), as sent upstream."""
     slot: str | None = None
     """The caller's live-call slot member (`CALLS_MAX_CONCURRENT_PER_IDENTITY`), if any."""
+    counted_seconds: float | None = None
+    """GPT-Live's cumulative usage seconds already counted, written at a hand-over so the
+    adopting worker counts on from there (None: unknown, after a crash)."""
 
     @property
     def owner(self) -> str:

@@ -37,7 +37,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import structlog
@@ -80,8 +80,9 @@ class Watched:
     metered_ms: int = field(default_factory=now_ms)
     unmetered_ms: int = 0
     live_seconds: float | None = 0.0
-    """GPT-Live's cumulative `usage.seconds` counted so far; None after a takeover, until
-    the first report sets the baseline (the previous worker counted what came before)."""
+    """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
+    the previous worker counted; after a crash None, until the first report sets the
+    baseline (what the previous worker counted is unknown: never count it twice)."""
     recorded: bool = True
     """Whether the call's record is in the store; if not, the keeper writes it."""
     reverts: list[int] = field(default_factory=list)
@@ -141,6 +142,10 @@ class Supervisor:
         )
         with contextlib.suppress(StoreUnavailable):
             await self._meter_calls(watched, enforce=False)
+            for call in watched:
+                if call.record.kind == "live" and call.live_seconds is not None:
+                    call.record.counted_seconds = call.live_seconds
+                    await self._records.record(call.record)
             await self._store.release([call.record.member for call in watched], self.worker)
         if watched:
             log.info("calls_handed_over", calls=len(watched))
@@ -237,7 +242,8 @@ class Supervisor:
     def _adopt(
         self, record: CallRecord, *, recorded: bool = True, taken_over: bool = False
     ) -> None:
-        watched = Watched(record, recorded=recorded, live_seconds=None if taken_over else 0.0)
+        counted = record.counted_seconds if taken_over else 0.0
+        watched = Watched(record, recorded=recorded, live_seconds=counted)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
@@ -534,6 +540,10 @@ class Supervisor:
             metrics.CALL_TAKEOVERS.inc()
             log.info("call_taken_over", call_id=call_id, kind=kind, worker=self.worker)
             self._adopt(record, taken_over=True)
+            if record.counted_seconds is not None:
+                # Used once: if this worker dies too, its successor must not count from
+                # this stale figure, and takes its baseline from the next report instead.
+                await self._records.record(replace(record, counted_seconds=None))
 
 
 def _over(total: int, quota: int | None) -> bool:
