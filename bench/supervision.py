@@ -58,7 +58,7 @@ OVERRIDE = {
         "audio": {"output": {"voice": "verse"}},
     },
 }
-UPSTREAM_KEY = "sk-bench-supervision-the-emulator-accepts-any"
+UPSTREAM_KEY = "emulator-accepts-any-key"
 MAX_RSS_MB = 250.0
 MAX_IDLE_CPU_PERCENT = 5.0
 MAX_REVERT_P99_MS = 250.0
