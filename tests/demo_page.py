@@ -90,6 +90,17 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
             browser.close()
 
 
+@contextmanager
+def fresh_page(browser: Browser) -> Iterator[Page]:
+    """A page in its own context (no shared cache or storage), 10 s per action."""
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def demo_url(page_origin: str, service_url: str) -> str:
     """The demo page pointed at a service on another origin (`?api=`)."""
     return f"{page_origin}/index.html?api={service_url}"

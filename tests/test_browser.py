@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from service.auth import new_api_key
 from tests import demo_page
-from tests.demo_page import chromium, screenshot
+from tests.demo_page import chromium, fresh_page, screenshot
 from tests.paths import POLICY, SESSIONS
 from tests.servers import ServiceProcess
 
@@ -93,11 +93,8 @@ def fixture_browser() -> Iterator[Browser]:
 @pytest.fixture(name="page")
 def fixture_page(browser: Browser) -> Iterator[Page]:
     """A fresh page in its own context (no shared cache or storage)."""
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+    with fresh_page(browser) as page:
+        yield page
 
 
 def demo_url(page_origin: str, service: ServiceProcess) -> str:

@@ -113,11 +113,8 @@ def fixture_browser() -> Iterator[Browser]:
 @pytest.fixture(name="page")
 def fixture_page(browser: Browser) -> Iterator[Page]:
     """A fresh page in its own context (no shared cache or storage)."""
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+    with demo_page.fresh_page(browser) as page:
+        yield page
 
 
 def open_demo(page: Page, page_origin: str, service: ServiceProcess, key: str) -> None:

@@ -36,7 +36,7 @@ from service.api.mint import (
     plan,
     upstream_session,
 )
-from service.calls import CallRecord, CallRecords, Supervisor, check_offer, fixed_fields
+from service.calls import CallRecord, Supervisor, check_offer, fixed_fields
 from service.contract import RealtimeSession, ga_param, parse
 from service.contract.live import LiveCreateRequest
 from service.limits import StoreUnavailable
@@ -91,8 +91,7 @@ def plan_live_session(context: MintContext, body: bytes) -> CallPlan:
 
 def dry_run_answer(call: CallPlan) -> dict[str, Any]:
     """Step 3: the effective session as the caller may see it, and the decisions."""
-    planned = call.planned
-    return planned.dry_run_answer(planned.redacted(planned.body["session"]))
+    return call.planned.dry_run_answer(call.planned.shown())
 
 
 async def create_call(
@@ -131,7 +130,7 @@ async def create_call(
     )
     recorded = True
     try:
-        await CallRecords(context.limiter.store).record(record)
+        await supervisor.records.record(record)
     except StoreUnavailable:
         # The call exists and the browser needs its answer: losing it would leave a
         # billed call nobody can use. Supervision goes on in this worker, which
@@ -145,8 +144,7 @@ async def create_call(
 
 def live_answer(call: CallPlan, created: CreatedCall) -> dict[str, Any]:
     """OpenAI's `{session: {id}, transport}` answer, with the effective session shown (redacted)."""
-    planned = call.planned
-    shown = planned.redacted(planned.body["session"])
+    shown = call.planned.shown()
     return {
         "session": {**shown, "id": created.call_id},
         "transport": {"type": "webrtc", "sdp": created.answer},

@@ -60,6 +60,9 @@ from service.policy import (
 )
 from service.upstream import Minted, Upstream
 
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""Answers carry secrets or session details: no cache may keep them."""
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -75,6 +78,18 @@ class Plan:
     def header(self) -> str:
         """`param=action, ...`: the decisions in brief, for the X-Policy-Decisions header."""
         return ", ".join(f"{d.param}={d.action}" for d in self.outcome.decisions)
+
+    def response_headers(self) -> dict[str, str]:
+        """Every answer's headers: never cached, the limits' state, the decisions in brief."""
+        headers = {**NO_STORE, **self.headers}
+        brief = self.header()
+        if brief:
+            headers["X-Policy-Decisions"] = brief
+        return headers
+
+    def shown(self) -> dict[str, Any]:
+        """The upstream session as a caller may see it (what the server set, redacted)."""
+        return self.redacted(self.body["session"])
 
     def decisions(self) -> list[dict[str, Any]]:
         """The policy's decisions as JSON, operator-only values redacted (`GET /v1/policy`
@@ -307,7 +322,7 @@ async def answer_ga(
 ) -> tuple[dict[str, Any], Plan]:
     """Step 5 for the GA endpoints: OpenAI's `{value, expires_at, session}`, or the dry run."""
     if dry_run:
-        return planned.dry_run_answer(planned.redacted(planned.body["session"])), planned
+        return planned.dry_run_answer(planned.shown()), planned
     minted = await mint_upstream(context, planned)
     return {
         "value": minted.value,

@@ -104,7 +104,8 @@ class Supervisor:
         self._sideband = sideband
         self._upstream = upstream
         self._store = store
-        self._records = CallRecords(store)
+        self.records = CallRecords(store)
+        """The calls' records, in the same store as the supervisor's leases."""
         self._lease_ms = int(settings.calls_lease_seconds * 1000)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._watched: dict[str, Watched] = {}
@@ -145,7 +146,7 @@ class Supervisor:
             for call in watched:
                 if call.record.kind == "live" and call.live_seconds is not None:
                     call.record.counted_seconds = call.live_seconds
-                    await self._records.record(call.record)
+                    await self.records.record(call.record)
             await self._store.release([call.record.member for call in watched], self.worker)
         if watched:
             log.info("calls_handed_over", calls=len(watched))
@@ -193,9 +194,7 @@ class Supervisor:
             if self._fail_open:
                 log.error("call_admission_unchecked", reason="store unavailable")
                 return None
-            raise ServiceUnavailable(
-                "The call store is unavailable; retry shortly.", headers={"Retry-After": "1"}
-            ) from None
+            raise ServiceUnavailable.store("call") from None
         return member
 
     async def unadmit(self, identity: str, slot: str | None) -> None:
@@ -440,7 +439,7 @@ class Supervisor:
             await self._store.drop(record.member)
             if record.slot is not None:
                 await self._store.unreserve(UsageKeys(record.owner, "").slots, record.slot)
-            await self._records.forget(record.kind, record.call_id)
+            await self.records.forget(record.kind, record.call_id)
         except StoreUnavailable:
             log.error("call_end_unrecorded", call_id=record.call_id)
 
@@ -462,7 +461,7 @@ class Supervisor:
     async def _renew(self) -> None:
         for call in list(self._watched.values()):
             if not call.recorded:
-                await self._records.record(call.record)
+                await self.records.record(call.record)
                 call.recorded = True
         members = list(self._watched)
         for member in await self._store.renew(members, self.worker, self._lease_ms):
@@ -531,9 +530,9 @@ class Supervisor:
             kind, _, call_id = member.partition(":")
             record = None
             if kind == "realtime":
-                record = await self._records.get("realtime", call_id)
+                record = await self.records.get("realtime", call_id)
             elif kind == "live":
-                record = await self._records.get("live", call_id)
+                record = await self.records.get("live", call_id)
             if record is None:
                 await self._store.drop(member)
                 continue
@@ -543,7 +542,7 @@ class Supervisor:
             if record.counted_seconds is not None:
                 # Used once: if this worker dies too, its successor must not count from
                 # this stale figure, and takes its baseline from the next report instead.
-                await self._records.record(replace(record, counted_seconds=None))
+                await self.records.record(replace(record, counted_seconds=None))
 
 
 def _over(total: int, quota: int | None) -> bool:

@@ -179,9 +179,7 @@ class Limiter:
                 action="minting without limits" if self._fail_open else "refusing mints",
             )
         if not self._fail_open:
-            raise ServiceUnavailable(
-                "The rate-limit store is unavailable; retry shortly.", headers={"Retry-After": "1"}
-            )
+            raise ServiceUnavailable.store("rate-limit")
 
 
 def build_store(settings: Settings) -> Store:

@@ -36,10 +36,9 @@ from service.api.calls import (
     plan_realtime_call,
 )
 from service.api.deps import State
-from service.api.mint import MintContext, dry_run_allowed
-from service.api.routes.realtime import dry_run_of, read_body, require_json
+from service.api.mint import NO_STORE, MintContext, dry_run_allowed
+from service.api.routes.realtime import dry_run_of, media_type, read_body, require_json
 from service.auth import identify
-from service.calls import CallRecords
 from service.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedMediaType
 from service.limits import StoreUnavailable
 from service.replay import replay
@@ -50,16 +49,8 @@ REALTIME_CALLS_PATH = "/v1/realtime/calls"
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
 CALL_ENDPOINTS = {REALTIME_CALLS_PATH: "realtime_calls", LIVE_SESSIONS_PATH: "live_sessions"}
 """The call-creating endpoints by path, as metrics and the audit line name them."""
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MULTIPART_SLACK = 8192
 """Room for multipart boundaries and part headers on top of the SDP and session limits."""
-
-
-def _media_type(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return str(value.split(b";", 1)[0].strip().lower().decode("latin-1"))
-    return ""
 
 
 async def _part(value: str | UploadFile | None) -> bytes | None:
@@ -108,11 +99,9 @@ def _context(scope: Scope, caller: Any) -> MintContext:
     )
 
 
-def _json(answer: dict[str, Any], call: CallPlan, status: int = 200) -> Response:
-    headers = {**NO_STORE, **call.planned.headers}
-    if call.planned.header():
-        headers["X-Policy-Decisions"] = call.planned.header()
-    return Response(orjson.dumps(answer), status, headers, media_type="application/json")
+def _json(answer: dict[str, Any], call: CallPlan) -> Response:
+    headers = call.planned.response_headers()
+    return Response(orjson.dumps(answer), 200, headers, media_type="application/json")
 
 
 async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
@@ -120,8 +109,8 @@ async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
     state: State = scope["state"]
     settings = state["settings"]
     dry_run = dry_run_of(scope)
-    media_type = _media_type(scope)
-    if media_type not in ("multipart/form-data", "application/sdp"):
+    declared = media_type(scope)
+    if declared not in (b"multipart/form-data", b"application/sdp"):
         raise UnsupportedMediaType(
             "Send the offer as multipart/form-data (parts 'sdp' and 'session') "
             "or as 'Content-Type: application/sdp'.",
@@ -133,7 +122,7 @@ async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
     context = _context(scope, caller)
     if dry_run:
         await dry_run_allowed(context)
-    if media_type == "application/sdp":
+    if declared == b"application/sdp":
         offer, session = body, None
     else:
         offer, session = await _offer_and_session(scope, body, limit)
@@ -142,10 +131,8 @@ async def realtime_calls(scope: Scope, receive: Receive, send: Send) -> None:
         response = _json(dry_run_answer(call), call)
     else:
         created = await create_call(context, state["supervisor"], "realtime", call)
-        headers = {**NO_STORE, **call.planned.headers}
+        headers = call.planned.response_headers()
         headers["Location"] = f"{REALTIME_CALLS_PATH}/{created.call_id}"
-        if call.planned.header():
-            headers["X-Policy-Decisions"] = call.planned.header()
         response = Response(created.answer, 201, headers, media_type="application/sdp")
     await response(scope, receive, send)
 
@@ -182,7 +169,7 @@ class HangUp:
         caller = await identify(scope, state["settings"].trusted_proxies, fields)
         call_id: str = scope["path_params"]["call_id"][:128]
         fields.update(endpoint=f"{self._kind}_hangup", call_id=call_id)
-        records = CallRecords(state["limiter"].store)
+        records = state["supervisor"].records
         try:
             owned = CALL_ID.fullmatch(call_id) is not None and await records.owned_by(
                 self._kind, call_id, caller.identity
@@ -197,9 +184,7 @@ class HangUp:
             # Only now: after a failed hang-up the call lives on, and so must its record.
             await records.forget(self._kind, call_id)
         except StoreUnavailable:
-            raise ServiceUnavailable(
-                "The call store is unavailable; retry shortly.", headers={"Retry-After": "1"}
-            ) from None
+            raise ServiceUnavailable.store("call") from None
         fields["outcome"] = "hung_up"
         answer = Response(orjson.dumps({}), 200, NO_STORE, media_type="application/json")
         await answer(scope, receive, send)

@@ -79,14 +79,18 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def require_json(scope: Scope) -> None:
-    """Refuse a body not declared as `application/json` (parameters such as charset allowed)."""
+def media_type(scope: Scope) -> bytes:
+    """The request's media type, lower-case, without parameters (b"" if none is declared)."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            media_type = value.split(b";", 1)[0].strip().lower()
-            if media_type == b"application/json":
-                return
-            break
+            return bytes(value.split(b";", 1)[0].strip().lower())
+    return b""
+
+
+def require_json(scope: Scope) -> None:
+    """Refuse a body not declared as `application/json` (parameters such as charset allowed)."""
+    if media_type(scope) == b"application/json":
+        return
     raise UnsupportedMediaType(
         "Send the body as JSON with 'Content-Type: application/json'.", param="Content-Type"
     )
@@ -121,10 +125,7 @@ class MintEndpoint:
         if dry_run:
             await dry_run_allowed(context)
         answer, planned = await self._create(context, body, dry_run)
-        headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **planned.headers}
-        brief = planned.header()
-        if brief:
-            headers["X-Policy-Decisions"] = brief
+        headers = planned.response_headers()
         response = Response(orjson.dumps(answer), headers=headers, media_type="application/json")
         await response(scope, receive, send)
 

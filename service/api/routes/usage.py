@@ -23,7 +23,5 @@ async def get_usage(request: Request, caller: CallerDep) -> JSONResponse:
     try:
         body = await supervisor.usage(caller.identity)
     except StoreUnavailable:
-        raise ServiceUnavailable(
-            "The usage store is unavailable; retry shortly.", headers={"Retry-After": "1"}
-        ) from None
+        raise ServiceUnavailable.store("usage") from None
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
