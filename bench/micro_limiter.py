@@ -20,9 +20,10 @@ import time
 import redis
 
 from service.config import Settings
-from service.limits import Limiter, Store
-from service.limits.memory import MemoryStore
-from service.limits.redis import RedisStore
+from service.limits import Limiter
+from service.store import Store
+from service.store.memory import MemoryStore
+from service.store.redis import RedisStore
 
 CALLS = 5_000
 

@@ -16,10 +16,10 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 
-from service import logs
 from service.api import create_app
 from service.config import Settings
-from service.logs import configure
+from service.core import logs
+from service.core.logs import configure
 from service.policy import Policy
 from tests.contract import (
     assert_valid_call_request,

@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from service.upstream.sideband import CallKind, CloseReason, SidebandClosed, SidebandConnection
+from service.contract.calls import CallKind
+from service.upstream.sideband import CloseReason, SidebandClosed, SidebandConnection
 
 
 class ScriptedConnection:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.api import create_app
+from service.server.compose import build_app
 from service.upstream.emulator import create_emulator
 from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
@@ -66,7 +66,7 @@ class TestEndToEnd:
     async def test_mint_through_emulator(self, make_settings: MakeSettings) -> None:
         """No key, emulator on: a beta request is translated, validated and minted."""
         settings = make_settings(openai_api_key=None, upstream_emulator=True)
-        app = create_app(settings)
+        app = build_app(settings)
         async with serving(app) as client:
             response = await client.post(
                 SESSIONS,
@@ -151,7 +151,7 @@ class TestRoundTripThroughTheEmulator:
     ) -> None:
         """The emulator's full answer (defaults and nulls included) is a valid request."""
         settings = make_settings(upstream_emulator=True, openai_api_key=None)
-        async with serving(create_app(settings)) as client:
+        async with serving(build_app(settings)) as client:
             first = await client.post(CLIENT_SECRETS, json={"session": session})
             assert first.status_code == 200, first.text
             again = await client.post(CLIENT_SECRETS, json={"session": first.json()["session"]})

@@ -22,7 +22,7 @@ from functools import partial
 import pytest
 import uvicorn
 
-from service.serving import ConnectionLimits, LimitedHttpToolsProtocol, http_protocol
+from service.server.protocol import ConnectionLimits, LimitedHttpToolsProtocol, http_protocol
 from tests.paths import CLIENT_SECRETS, HEALTHZ
 from tests.servers import ServiceProcess
 
@@ -296,7 +296,7 @@ class TestWorkers:
     def test_limits_survive_the_trip_to_a_worker(self) -> None:
         """uvicorn's config, pickled as it is for each spawned worker, keeps the limits."""
         limits = ConnectionLimits(read_timeout=3.0, max_connections=7)
-        config = uvicorn.Config("service.asgi:app", http=http_protocol(limits), workers=2)
+        config = uvicorn.Config("service.server.asgi:app", http=http_protocol(limits), workers=2)
         factory = pickle.loads(pickle.dumps(config)).http  # noqa: S301 - our own bytes
         assert isinstance(factory, partial)
         assert factory.func is LimitedHttpToolsProtocol

@@ -36,7 +36,7 @@ from service.contract.live_delegation import (
     DecisionsDelegation,
     ResponsesDelegation,
 )
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 
 DISCRIMINATING_KEYS = ("type", "role")
 """Keys whose literal tells a union's variants apart (history messages share `type`)."""

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from service.auth import new_api_key
 from service.config import describe
-from service.env_values import SentinelUrl, parse_sentinel_url
-from service.limits import Limit, StoreUnavailable
-from service.limits.redis import RedisStore
+from service.core.env_values import SentinelUrl, parse_sentinel_url
+from service.store import Limit, StoreUnavailable
+from service.store.redis import RedisStore
 from tests.conftest import ClientFor, MakeSettings
 from tests.paths import SESSIONS
 from tests.servers import (
@@ -47,7 +47,7 @@ def statuses(responses: list[httpx.Response]) -> list[int]:
     return sorted(r.status_code for r in responses)
 
 
-QUOTA = [Limit("rtp:test:quota", "quota", 100, 60_000)]
+QUOTA = [Limit("rtp:test:quota", "quota", 100)]
 """One quota counter: its value in Redis says how many times the script ran."""
 
 
@@ -248,11 +248,11 @@ class TestRedisRetry:
         """After Redis closed every pooled connection, the next check succeeds and counts once."""
         store = RedisStore(redis.url, 0.25)
         try:
-            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            await asyncio.gather(*(store.hit(QUOTA) for _ in range(3)))
             async with aioredis.Redis.from_url(redis.url) as admin:
                 assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
             await asyncio.sleep(0.1)
-            await asyncio.gather(*(store.hit(QUOTA, 0) for _ in range(3)))
+            await asyncio.gather(*(store.hit(QUOTA) for _ in range(3)))
             assert await redis_value(redis.url, QUOTA[0].key) == "6"
         finally:
             await store.aclose()
@@ -261,10 +261,10 @@ class TestRedisRetry:
         """A script whose connection drops is sent twice at most, then the store is unavailable."""
         store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
         try:
-            await store.hit(QUOTA, 0)
+            await store.hit(QUOTA)
             link.mode, link.scripts = "cut", 0
             with pytest.raises(StoreUnavailable):
-                await store.hit(QUOTA, 0)
+                await store.hit(QUOTA)
             assert link.scripts == 2
         finally:
             await store.aclose()
@@ -276,7 +276,7 @@ class TestRedisRetry:
         store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.25)
         with redis_server() as successor:
             try:
-                await store.hit(QUOTA, 0)
+                await store.hit(QUOTA)
                 with successor.client() as new, redis.client() as old:
                     new.replicaof("127.0.0.1", redis.port)
                     wait_until(
@@ -286,7 +286,7 @@ class TestRedisRetry:
                     new.replicaof("NO", "ONE")
                     old.replicaof("127.0.0.1", successor.port)
                 link.target_port = successor.port  # as a managed Redis moves its DNS name
-                await store.hit(QUOTA, 0)
+                await store.hit(QUOTA)
                 assert await redis_value(successor.url, QUOTA[0].key) == "2"
             finally:
                 await store.aclose()
@@ -295,11 +295,11 @@ class TestRedisRetry:
         """A script whose reply times out is not sent again: it ran, and counted once."""
         store = RedisStore(f"redis://127.0.0.1:{link.port}/0", 0.2)
         try:
-            await store.hit(QUOTA, 0)
+            await store.hit(QUOTA)
             link.mode, link.scripts = "swallow", 0
             started = time.monotonic()
             with pytest.raises(StoreUnavailable):
-                await store.hit(QUOTA, 0)
+                await store.hit(QUOTA)
             assert time.monotonic() - started < 0.4 + 0.2
             assert link.scripts == 1
             assert await redis_value(redis.url, QUOTA[0].key) == "2"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from service.api import create_app
+from service.server.compose import build_app
 from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings, sent_body, serving
 from tests.paths import SESSIONS
 
@@ -251,7 +251,7 @@ class TestRoundTrip:
     async def test_answer_sent_back_mints(self, make_settings: MakeSettings) -> None:
         """The emulator-backed answer (id, object, client_secret, decisions, nulls) mints again."""
         settings = make_settings(upstream_emulator=True, openai_api_key=None)
-        async with serving(create_app(settings)) as client:
+        async with serving(build_app(settings)) as client:
             first = await client.post(SESSIONS, json={"voice": "marin", "speed": 1.1})
             assert first.status_code == 200, first.text
             again = await client.post(SESSIONS, json=first.json())

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.limits import Store
-from service.limits.memory import MemoryStore
-from service.limits.redis import RedisStore
+from service.store import Store
+from service.store.memory import MemoryStore
+from service.store.redis import RedisStore
 from tests.servers import redis_server
 
 pytestmark = pytest.mark.anyio

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.upstream.sideband import CallKind, sideband_url
+from service.contract.calls import CallKind
+from service.upstream.sideband import sideband_url
 
 
 class TestSidebandUrl:

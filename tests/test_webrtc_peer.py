@@ -26,7 +26,7 @@ from openai.types.realtime import (
     SessionCreatedEvent,
 )
 
-from service import logs
+from service.core import logs
 from service.upstream.emulator_calls import (
     TRANSCRIPT,
     CallLimitReached,

@@ -5,7 +5,7 @@ store, the authenticator) and reach requests through the typed lifespan
 state (`service.api.deps.State`), never through module globals, so tests
 build as many apps as they like from explicit `Settings`. Every
 `ServiceError`, and the framework's own 404/405/422, is rendered by the
-handlers registered here through `service.errors.render`; an unexpected
+handlers registered here through `service.core.errors.render`; an unexpected
 exception ends in the request middleware, which renders it the same way.
 """
 
@@ -26,7 +26,6 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import logs, metrics
 from service.api.deps import State
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware
@@ -36,11 +35,13 @@ from service.auth import build_authenticator
 from service.calls import Supervisor
 from service.config import Settings
 from service.contract import param_of
-from service.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
-from service.limits import Limiter, build_store
+from service.core import logs, metrics
+from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
+from service.limits import Limiter
 from service.policy import model_warnings
-from service.upstream import connect_upstream
-from service.upstream.sideband import Sideband
+from service.store import build_store
+from service.upstream import Upstream, build_http_client
+from service.upstream.sideband import Sideband, WebSocketSideband
 
 log = structlog.get_logger("service.app")
 DEMO_DIR = Path(__file__).parents[1] / "static" / "demo"
@@ -90,13 +91,20 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     sideband: Sideband | None = None,
 ) -> FastAPI:
-    """The service for `settings`; `transport` and `sideband` replace the network (tests)."""
+    """The service for `settings`; `transport` and `sideband` replace the network.
+
+    Tests pass respx's transport and a scripted sideband; `service.server.compose`
+    passes the in-process emulator's with `UPSTREAM_EMULATOR=true`.
+    """
+    if settings.upstream_emulator and transport is None:
+        raise ValueError("UPSTREAM_EMULATOR=true: pass the emulator's transport (build_app)")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
-        upstream, network_sideband = connect_upstream(settings, transport)
+        upstream = Upstream(settings, build_http_client(settings, transport))
         auth = build_authenticator(settings)
-        limiter = Limiter(settings, build_store(settings))
+        store = build_store(settings)
+        limiter = Limiter(settings, store)
         if settings.workers > 1 and not settings.redis_url:
             log.warning(
                 "state_per_process",
@@ -107,7 +115,10 @@ def create_app(
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
         await auth.start()
-        supervisor = Supervisor(settings, sideband or network_sideband, upstream, limiter.store)
+        sideband_to_calls = sideband or WebSocketSideband(
+            settings.openai_base_url, upstream.key_headers
+        )
+        supervisor = Supervisor(settings, sideband_to_calls, upstream, store)
         await supervisor.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
@@ -117,6 +128,7 @@ def create_app(
                 "upstream": upstream,
                 "auth": auth,
                 "limiter": limiter,
+                "store": store,
                 "lifecycle": lifecycle,
                 "supervisor": supervisor,
             }
@@ -125,7 +137,7 @@ def create_app(
             logs.flush()
             lifecycle.restore()
             await upstream.aclose()
-            await limiter.store.aclose()
+            await store.aclose()
             await auth.aclose()
 
     app = FastAPI(

@@ -38,11 +38,11 @@ from service.api.mint import (
 )
 from service.calls import CallRecord, Supervisor, check_offer, fixed_fields
 from service.contract import RealtimeSession, ga_param, parse
+from service.contract.calls import CallKind
 from service.contract.live import LiveCreateRequest
-from service.limits import StoreUnavailable
 from service.policy.rules_live import evaluate_live
+from service.store import StoreUnavailable
 from service.upstream.calls import CreatedCall, create_live_session, create_realtime_call
-from service.upstream.sideband import CallKind
 
 log = structlog.get_logger("service.calls")
 

@@ -18,6 +18,7 @@ from service.auth import Authenticator, Caller, identify
 from service.calls import Supervisor
 from service.config import Settings
 from service.limits import Limiter
+from service.store import Store
 from service.upstream import Upstream
 
 
@@ -28,6 +29,7 @@ class State(TypedDict):
     upstream: Upstream
     auth: Authenticator
     limiter: Limiter
+    store: Store
     lifecycle: Lifecycle
     supervisor: Supervisor
 

@@ -22,10 +22,10 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import metrics
 from service.api.routes.calls import CALL_ENDPOINTS
 from service.api.routes.realtime import ENDPOINTS
-from service.errors import InternalError, render
+from service.core import metrics
+from service.core.errors import InternalError, render
 
 log = structlog.get_logger("service.request")
 _PREFIX = os.urandom(8).hex()

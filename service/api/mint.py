@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import metrics
 from service.api.redaction import (
     REDACTED,
     delegation_brief,
@@ -49,7 +48,8 @@ from service.contract import (
     to_ga,
     translated,
 )
-from service.errors import PolicyViolation
+from service.core import metrics
+from service.core.errors import PolicyViolation
 from service.limits import Limiter
 from service.policy import (
     Outcome,

@@ -33,7 +33,7 @@ from service.contract import (
     TranslationClientSecretRequest,
 )
 from service.contract.beta_transcription import TranscriptionSessionRequest
-from service.errors import caller_errors
+from service.core.errors import caller_errors
 
 REF = "#/components/schemas/{model}"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
-from service.errors import Unauthenticated
+from service.core.errors import Unauthenticated
 
 Networks = tuple[IPv4Network | IPv6Network, ...]
 

@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from service.contract.calls import CallKind
 from service.policy import Decision, Policy
-from service.upstream.sideband import CallKind
 
 REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})

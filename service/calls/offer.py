@@ -11,7 +11,7 @@ its size is.
 
 from __future__ import annotations
 
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 
 
 def check_offer(offer: bytes | str, limit: int, param: str = "sdp") -> str:

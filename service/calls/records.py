@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from service.upstream.sideband import CallKind
+from service.contract.calls import CallKind
 
 RECORD_TTL_S = 26 * 3600
 

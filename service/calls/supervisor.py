@@ -42,16 +42,17 @@ from typing import Any, Literal
 
 import structlog
 
-from service import metrics
 from service.calls.fixed import overridden, restoring, revertible
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, day_of
 from service.config import Settings
-from service.errors import NotFound, RateLimited, ServiceError, ServiceUnavailable
-from service.limits import Store, StoreUnavailable
+from service.contract.calls import CallKind
+from service.core import metrics
+from service.core.errors import NotFound, RateLimited, ServiceError
+from service.store import Store, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
-from service.upstream.sideband import CallKind, Sideband, SidebandClosed, SidebandConnection
+from service.upstream.sideband import Sideband, SidebandClosed, SidebandConnection
 
 log = structlog.get_logger("service.calls")
 CONNECT_TIMEOUT_S = 10.0
@@ -194,7 +195,7 @@ class Supervisor:
             if self._fail_open:
                 log.error("call_admission_unchecked", reason="store unavailable")
                 return None
-            raise ServiceUnavailable.store("call") from None
+            raise
         return member
 
     async def unadmit(self, identity: str, slot: str | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -34,7 +34,7 @@ from service.contract.beta import (
     Tool,
     TurnDetection,
 )
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 
 FORMAT_TO_GA: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},

@@ -5,12 +5,9 @@ burst of up to N, then one every period/N. The daily quota is a counter per
 identity and UTC day. All limits of one request are checked and committed
 together, atomically, so a request refused by one limit consumes none.
 
-Stores:
-
-- memory (no `REDIS_URL`): exact within one process; expired keys are swept.
-- Redis (`REDIS_URL`: one server, TLS, or the master Redis Sentinel names):
-  one Lua script, one round trip per check, exact across workers and replicas;
-  every key has a TTL, so nothing grows without bound.
+The counting itself is the shared store's (`service.store.Rates`): exact in
+one process's memory, or in Redis across workers and replicas, one atomic
+round trip per check.
 
 If Redis is unreachable, `RATE_LIMIT_ON_STORE_ERROR` decides: `closed` answers
 503 within twice the store timeout, `open` mints and logs. A command that
@@ -28,15 +25,14 @@ from ipaddress import ip_address, ip_network
 
 import structlog
 
-from service import metrics
 from service.config import Settings
-from service.env_values import Rate
-from service.errors import RateLimited, ServiceUnavailable
-from service.limits.memory import MemoryStore
-from service.limits.store import Limit, Store, StoreUnavailable
+from service.core import metrics
+from service.core.clock import DAY_MS, Clock, wall_ms
+from service.core.env_values import Rate
+from service.core.errors import RateLimited
+from service.store import Limit, Rates, StoreUnavailable
 
 log = structlog.get_logger("service.limits")
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +80,9 @@ def _key_part(value: str) -> str:
 class Limiter:
     """Applies RATE_LIMIT_PER_IDENTITY, RATE_LIMIT_PER_IP, QUOTA_MINTS_PER_DAY, and dry runs'."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.store = store
+    def __init__(self, settings: Settings, rates: Rates, clock: Clock = wall_ms) -> None:
+        self._rates = rates
+        self._clock = clock
         self._dry_run: Rate | None = settings.rate_limit_dry_run_per_identity
         self._per_identity: Rate | None = settings.rate_limit_per_identity
         self._per_ip: Rate | None = settings.rate_limit_per_ip
@@ -98,7 +95,7 @@ class Limiter:
         """Whether any limit is configured."""
         return bool(self._per_identity or self._per_ip or self._quota)
 
-    def _limits(self, identity: str, ip: str, now_ms: int) -> list[Limit]:
+    def _limits(self, identity: str, ip: str) -> list[Limit]:
         limits = []
         if self._per_identity:
             rate = self._per_identity
@@ -116,23 +113,16 @@ class Limiter:
                 )
             )
         if self._quota:
-            day = now_ms // DAY_MS
-            limits.append(
-                Limit(
-                    f"rtp:q:{day}:{_key_part(identity)}",
-                    "quota",
-                    self._quota,
-                    (day + 1) * DAY_MS - now_ms,
-                )
-            )
+            # The key names the day, so a store whose clock has passed midnight counts anew.
+            day = self._clock() // DAY_MS
+            limits.append(Limit(f"rtp:q:{day}:{_key_part(identity)}", "quota", self._quota))
         return limits
 
     async def check(self, identity: str, ip: str) -> Verdict | None:
         """Count one mint for this caller; raise 429 (or 503) when it may not mint."""
         if not self.enabled:
             return None
-        now_ms = int(time.time() * 1000)
-        return await self._hit(self._limits(identity, ip, now_ms), now_ms)
+        return await self._hit(self._limits(identity, ip))
 
     async def check_dry_run(self, identity: str) -> Verdict | None:
         """Count one dry run for this caller against its own, separate rate.
@@ -144,14 +134,13 @@ class Limiter:
             return None
         rate = self._dry_run
         key = f"rtp:r:dry:{_key_part(identity)}"
-        now_ms = int(time.time() * 1000)
-        return await self._hit([Limit(key, "rate", rate.count, rate.period * 1000)], now_ms)
+        return await self._hit([Limit(key, "rate", rate.count, rate.period * 1000)])
 
-    async def _hit(self, limits: list[Limit], now_ms: int) -> Verdict | None:
+    async def _hit(self, limits: list[Limit]) -> Verdict | None:
         try:
-            retry_ms, results = await self.store.hit(limits, now_ms)
-        except StoreUnavailable as exc:
-            self._store_down(str(exc))
+            retry_ms, results = await self._rates.hit(limits)
+        except StoreUnavailable as down:
+            self._store_down(down)
             return None
         tightest = min(range(len(limits)), key=lambda i: results[i][0])
         remaining, reset_ms = results[tightest]
@@ -169,23 +158,15 @@ class Limiter:
             )
         return verdict
 
-    def _store_down(self, reason: str) -> None:
+    def _store_down(self, down: StoreUnavailable) -> None:
+        """RATE_LIMIT_ON_STORE_ERROR: `open` mints unlimited (logged), `closed` is the 503."""
         now = time.monotonic()
         if now - self._last_warning > 10:
             self._last_warning = now
             log.error(
                 "rate_limit_store_unavailable",
-                reason=reason,
+                reason=down.reason,
                 action="minting without limits" if self._fail_open else "refusing mints",
             )
         if not self._fail_open:
-            raise ServiceUnavailable.store("rate-limit")
-
-
-def build_store(settings: Settings) -> Store:
-    """Redis when REDIS_URL is set, else process memory."""
-    if settings.redis_url:
-        from service.limits.redis import RedisStore  # redis-py: only imported when used
-
-        return RedisStore(settings.redis_url, settings.redis_timeout_seconds)
-    return MemoryStore()
+            raise down

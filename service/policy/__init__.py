@@ -6,22 +6,19 @@ into it, purely, and says what it decided and why.
 
 from service.policy.catalog import model_warnings
 from service.policy.merge import Decision
-from service.policy.model import CsvStr, Policy, csv_items, split_csv
+from service.policy.model import Policy
 from service.policy.profiles import Profiles, load_profiles
 from service.policy.rules import Outcome, evaluate
 from service.policy.rules_sessions import evaluate_transcription, evaluate_translation
 
 __all__ = [
-    "CsvStr",
     "Decision",
     "Outcome",
     "Policy",
     "Profiles",
-    "csv_items",
     "evaluate",
     "evaluate_transcription",
     "evaluate_translation",
     "load_profiles",
     "model_warnings",
-    "split_csv",
 ]

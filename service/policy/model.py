@@ -23,18 +23,9 @@ from pydantic_settings import NoDecode
 
 from service.contract.beta import BETA_VOICES, AudioFormat, MaxTokens, Tool
 from service.contract.ga_tools import REASONING_EFFORTS, ReasoningEffort
+from service.core.env_values import CsvStr, split_csv
 from service.policy.live import LivePolicy, fold_live
 from service.policy.mcp import McpServer, read_mcp_servers
-
-
-def csv_items(text: str) -> tuple[str, ...]:
-    """`a, b ,,c` -> `("a", "b", "c")`: how every comma-separated env value is read."""
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def split_csv(value: object) -> object:
-    """Read `a, b ,c` from env as `("a", "b", "c")`; leave lists from files alone."""
-    return csv_items(value) if isinstance(value, str) else value
 
 
 def empty_is_none(value: object) -> object:
@@ -64,8 +55,6 @@ def read_tools(value: object) -> object:
 TurnDetectionKind: TypeAlias = Literal["server_vad", "semantic_vad", "none"]
 OutputModality: TypeAlias = Literal["audio", "text"]
 NoiseReduction: TypeAlias = Literal["near_field", "far_field"]
-# Env lists are comma-separated: NoDecode stops pydantic-settings reading them as JSON.
-CsvStr: TypeAlias = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
 CsvModalities: TypeAlias = Annotated[
     tuple[OutputModality, ...], NoDecode, BeforeValidator(split_csv)
 ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from service.contract.ga import READ_ONLY, RealtimeSession
 from service.contract.ga_audio import AudioInput, AudioOutput
-from service.errors import PolicyViolation
+from service.core.errors import PolicyViolation
 from service.policy import rules_audio, rules_features, rules_tools
 from service.policy.merge import Decision, Merge, allowed_text, effective, session_type
 from service.policy.model import Policy

@@ -16,19 +16,16 @@ answer is a 502: the caller could not use it, whatever OpenAI created.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
-from service.errors import NotFound, UpstreamError
+from service.contract.calls import CALL_ID, CallKind
+from service.core.errors import NotFound, UpstreamError
 from service.upstream.client import Reply, Upstream
-from service.upstream.sideband import CallKind
 
-CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-"""What a call id may look like (`rtc_…`, `sess_…`): it becomes part of URLs and keys."""
 PATHS: dict[CallKind, str] = {"realtime": "realtime/calls", "live": "live/sessions"}
 
 

@@ -39,17 +39,17 @@ import httpx
 import orjson
 import structlog
 
-from service import metrics
 from service.config import Settings
-from service.errors import (
+from service.core import metrics
+from service.core.errors import (
     InvalidRequest,
     RateLimited,
     ServiceError,
     UpstreamError,
     UpstreamTimeout,
 )
-from service.logs import scrub
-from service.upstream.http import EMULATOR_BASE_URL, never_sent, read_capped, timed_out
+from service.core.logs import scrub
+from service.upstream.http import never_sent, read_capped, timed_out
 
 log = structlog.get_logger("service.upstream")
 T = TypeVar("T")
@@ -110,7 +110,6 @@ class Upstream:
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self._timeout = settings.upstream_timeout_seconds
         self._retries = settings.upstream_max_retries
-        base_url = EMULATOR_BASE_URL if settings.upstream_emulator else settings.openai_base_url
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
         auth = (
             {"api-key": key}
@@ -118,7 +117,7 @@ class Upstream:
             else {"Authorization": f"Bearer {key}"}
         )
         self._key = key
-        self._base_url = base_url.rstrip("/")
+        self._base_url = settings.openai_base_url.rstrip("/")
         self._url = self.url("realtime/client_secrets")
         self._translation_url = self.url("realtime/translations/client_secrets")
         self._headers = {**auth, "Content-Type": "application/json", "Accept": "application/json"}
@@ -147,7 +146,7 @@ class Upstream:
         return await self.exchange(url, orjson.dumps(body), request_id, "application/json", _minted)
 
     def url(self, path: str) -> httpx.URL:
-        """An upstream URL under the configured base (OpenAI's, Azure's or the emulator's)."""
+        """An upstream URL under `OPENAI_BASE_URL` (OpenAI's, Azure's, or an emulator's)."""
         return httpx.URL(f"{self._base_url}/{path}")
 
     async def exchange(

@@ -22,15 +22,13 @@ import structlog
 from httpx_aiohttp import HttpxAiohttpClient
 
 from service.config import Settings
-from service.errors import UpstreamError
+from service.core.errors import UpstreamError
 
 log = structlog.get_logger("service.upstream")
 MAX_ANSWER_BYTES = 1 << 20
 """The largest upstream answer read; OpenAI's are a few KiB."""
 KEEPALIVE_SECONDS = 5.0
 """Idle pooled connections are dropped before servers commonly close them."""
-EMULATOR_BASE_URL = "http://emulator.invalid/v1"
-"""Where the in-process emulator is reached (never resolved: ASGITransport serves it)."""
 
 
 class _NoCookies(httpx.Cookies):
@@ -65,7 +63,7 @@ def build_http_client(
     """The process's one upstream HTTP client (the lifespan creates and closes it).
 
     `transport` replaces the network: respx's mock in tests, the emulator's
-    ASGI app with `UPSTREAM_EMULATOR=true` (see `connect_upstream`).
+    ASGI app with `UPSTREAM_EMULATOR=true` (`service.server.compose`).
     Everything else (timeouts, pool, redirects off, proxies from the
     environment) is the same in every case.
     """

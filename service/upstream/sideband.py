@@ -33,9 +33,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
+from service.contract.calls import CallKind
+
 log = structlog.get_logger("service.sideband")
 
-CallKind: TypeAlias = Literal["realtime", "live"]
 CloseReason: TypeAlias = Literal["ended", "unknown_call", "dropped"]
 MAX_EVENT_BYTES = 4 * 1024 * 1024
 """The largest sideband event accepted (a long `response.done`); larger drops the socket."""

@@ -37,13 +37,12 @@ from service.api.calls import (
 )
 from service.api.deps import State
 from service.api.mint import NO_STORE, MintContext, dry_run_allowed
+from service.api.replay import replay
 from service.api.routes.realtime import dry_run_of, media_type, read_body, require_json
 from service.auth import identify
-from service.errors import InvalidRequest, NotFound, ServiceUnavailable, UnsupportedMediaType
-from service.limits import StoreUnavailable
-from service.replay import replay
-from service.upstream.calls import CALL_ID, hang_up
-from service.upstream.sideband import CallKind
+from service.contract.calls import CALL_ID, CallKind
+from service.core.errors import InvalidRequest, NotFound, UnsupportedMediaType
+from service.upstream.calls import hang_up
 
 REALTIME_CALLS_PATH = "/v1/realtime/calls"
 LIVE_SESSIONS_PATH = "/v1/live/sessions"
@@ -170,21 +169,18 @@ class HangUp:
         call_id: str = scope["path_params"]["call_id"][:128]
         fields.update(endpoint=f"{self._kind}_hangup", call_id=call_id)
         records = state["supervisor"].records
+        owned = CALL_ID.fullmatch(call_id) is not None and await records.owned_by(
+            self._kind, call_id, caller.identity
+        )
+        if not owned:
+            raise NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
         try:
-            owned = CALL_ID.fullmatch(call_id) is not None and await records.owned_by(
-                self._kind, call_id, caller.identity
-            )
-            if not owned:
-                raise NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
-            try:
-                await hang_up(state["upstream"], self._kind, call_id, fields["request_id"])
-            except NotFound:
-                await records.forget(self._kind, call_id)  # it had already ended
-                raise
-            # Only now: after a failed hang-up the call lives on, and so must its record.
-            await records.forget(self._kind, call_id)
-        except StoreUnavailable:
-            raise ServiceUnavailable.store("call") from None
+            await hang_up(state["upstream"], self._kind, call_id, fields["request_id"])
+        except NotFound:
+            await records.forget(self._kind, call_id)  # it had already ended
+            raise
+        # Only now: after a failed hang-up the call lives on, and so must its record.
+        await records.forget(self._kind, call_id)
         fields["outcome"] = "hung_up"
         answer = Response(orjson.dumps({}), 200, NO_STORE, media_type="application/json")
         await answer(scope, receive, send)

@@ -46,7 +46,7 @@ async def readyz(
     supervisor: Supervisor = request.state.supervisor
     body["calls"] = {"supervised": supervisor.supervised}
     if settings.redis_url:
-        up = await limiter.store.ping()
+        up = await request.state.store.ping()
         body["redis"] = "ok" if up else "unreachable"
         if not up and settings.rate_limit_on_store_error == "closed":
             body["status"], status = "unready", 503

@@ -30,7 +30,7 @@ from service.api.mint import (
 )
 from service.api.mint_sessions import create_transcription_session, create_translation_client_secret
 from service.auth import identify
-from service.errors import (
+from service.core.errors import (
     ClientDisconnected,
     InvalidRequest,
     PayloadTooLarge,

@@ -7,8 +7,6 @@ from fastapi.responses import JSONResponse
 
 from service.api.deps import CallerDep
 from service.calls import Supervisor
-from service.errors import ServiceUnavailable
-from service.limits import StoreUnavailable
 
 router = APIRouter(tags=["usage"])
 
@@ -20,8 +18,5 @@ async def get_usage(request: Request, caller: CallerDep) -> JSONResponse:
     Live-call counts are kept only with `CALLS_MAX_CONCURRENT_PER_IDENTITY`.
     """
     supervisor: Supervisor = request.state.supervisor
-    try:
-        body = await supervisor.usage(caller.identity)
-    except StoreUnavailable:
-        raise ServiceUnavailable.store("usage") from None
+    body = await supervisor.usage(caller.identity)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

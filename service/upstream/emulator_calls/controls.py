@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from service.errors import InvalidRequest, NotFound
+from service.core.errors import InvalidRequest, NotFound
 from service.upstream.emulator_calls import events
 from service.upstream.emulator_calls.base import CallReport
 from service.upstream.emulator_calls.errors import UnknownCall

@@ -8,7 +8,7 @@ the 64 KiB `CALLS_MAX_SDP_BYTES` default of issue #12. What it refuses is a
 
 from __future__ import annotations
 
-from service.errors import InvalidRequest, NotFound, RateLimited, ServiceError
+from service.core.errors import InvalidRequest, NotFound, RateLimited, ServiceError
 
 MAX_OFFER_BYTES = 64 * 1024
 

@@ -20,11 +20,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from service.contract.calls import CallKind
 from service.upstream.emulator_calls.base import BaseCall
 from service.upstream.emulator_calls.errors import UnknownCall
 from service.upstream.emulator_calls.events import Event
 from service.upstream.emulator_calls.registry import CallRegistry
-from service.upstream.sideband import CallKind, SidebandClosed
+from service.upstream.sideband import SidebandClosed
 
 
 class EmulatorSidebandConnection:

@@ -1,24 +1,26 @@
-"""The in-process store: exact for one process, swept so that it stays bounded."""
+"""The in-process store: exact for one process, swept so that it stays bounded.
+
+The event loop serialises every call, so each method is atomic as the Redis
+store's scripts are. Time is the injected `clock` (tests pass their own and
+move it, instead of waiting).
+"""
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 
-from service.limits.store import Limit, evaluate_gcra
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+from service.core.clock import DAY_MS, Clock, wall_ms
+from service.store.base import Limit, evaluate_gcra
 
 
 class MemoryStore:
-    """Exact for one process: the event loop serialises every check."""
+    """Every interface of `service.store.Store`, in this process's memory."""
 
     SWEEP_EVERY = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = wall_ms) -> None:
+        self._clock = clock
         self._values: dict[str, tuple[float, int]] = {}
         self._records: dict[str, tuple[str, int]] = {}
         self._counters: dict[str, tuple[int, int]] = {}
@@ -26,7 +28,10 @@ class MemoryStore:
         self._leases: dict[str, tuple[str, int]] = {}
         self._ops = 0
 
-    async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
+    # Rates.
+
+    async def hit(self, limits: Sequence[Limit]) -> tuple[int, list[tuple[int, int]]]:
+        now_ms = self._clock()
         self._sweep(now_ms)
         retry, results, updates = 0, [], []
         for limit in limits:
@@ -40,9 +45,10 @@ class MemoryStore:
                 updates.append((limit.key, (new_tat, math.ceil(new_tat))))
                 results.append((remaining, math.ceil(new_tat - now_ms)))
             else:
-                wait = limit.period_ms if value >= limit.count else 0
-                updates.append((limit.key, (value + 1, now_ms + limit.period_ms)))
-                results.append((max(0, limit.count - int(value) - 1), limit.period_ms))
+                period = DAY_MS - now_ms % DAY_MS  # the rest of the UTC day
+                wait = period if value >= limit.count else 0
+                updates.append((limit.key, (value + 1, now_ms + period)))
+                results.append((max(0, limit.count - int(value) - 1), period))
             retry = max(retry, wait)
         if retry == 0:
             self._values.update(updates)
@@ -55,20 +61,24 @@ class MemoryStore:
             self._records = {k: v for k, v in self._records.items() if v[1] > now_ms}
             self._counters = {k: v for k, v in self._counters.items() if v[1] > now_ms}
 
+    # Records.
+
     async def put(self, key: str, value: str, ttl_ms: int) -> None:
-        now_ms = int(time.time() * 1000)
+        now_ms = self._clock()
         self._sweep(now_ms)
         self._records[key] = (value, now_ms + ttl_ms)
 
     async def get(self, key: str) -> str | None:
         value, expires = self._records.get(key, ("", 0))
-        return value if expires > int(time.time() * 1000) else None
+        return value if expires > self._clock() else None
 
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
 
+    # Counters.
+
     async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
-        now_ms = _now_ms()
+        now_ms = self._clock()
         totals = {}
         for key, amount in increments.items():
             value, expires = self._counters.get(key, (0, 0))
@@ -79,15 +89,17 @@ class MemoryStore:
         return totals
 
     async def counts(self, keys: Sequence[str]) -> list[int]:
-        now_ms = _now_ms()
+        now_ms = self._clock()
         found = (self._counters.get(key, (0, 0)) for key in keys)
         return [value if expires > now_ms else 0 for value, expires in found]
+
+    # Slots.
 
     async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
         members = self._live(key)
         if member not in members and len(members) >= limit:
             return False
-        members[member] = _now_ms() + ttl_ms
+        members[member] = self._clock() + ttl_ms
         self._slots[key] = members
         return True
 
@@ -101,7 +113,7 @@ class MemoryStore:
 
     def _live(self, key: str) -> dict[str, int]:
         """The key's unexpired members; an emptied key is dropped (no growth per caller)."""
-        now_ms = _now_ms()
+        now_ms = self._clock()
         members = {m: at for m, at in self._slots.get(key, {}).items() if at > now_ms}
         if members:
             self._slots[key] = members
@@ -109,18 +121,22 @@ class MemoryStore:
             self._slots.pop(key, None)
         return members
 
+    # Leases.
+
     async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
+        now_ms = self._clock()
         holder, expires = self._leases.get(member, ("", 0))
-        if holder not in ("", owner) and expires > _now_ms():
+        if holder not in ("", owner) and expires > now_ms:
             return False
-        self._leases[member] = (owner, _now_ms() + ttl_ms)
+        self._leases[member] = (owner, now_ms + ttl_ms)
         return True
 
     async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
+        now_ms = self._clock()
         lost = []
         for member in members:
             if self._leases.get(member, ("", 0))[0] in (owner, ""):
-                self._leases[member] = (owner, _now_ms() + ttl_ms)
+                self._leases[member] = (owner, now_ms + ttl_ms)
             else:
                 lost.append(member)
         return lost
@@ -134,8 +150,10 @@ class MemoryStore:
         self._leases.pop(member, None)
 
     async def orphans(self, limit: int) -> list[str]:
-        now_ms = _now_ms()
+        now_ms = self._clock()
         return [m for m, (_, expires) in self._leases.items() if expires <= now_ms][:limit]
+
+    # Health.
 
     async def ping(self) -> bool:
         return True

@@ -30,16 +30,18 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.env_values import (
+from service.core.env_values import (
+    CsvStr,
     Rate,
     available_cpus,
     check_redis_url,
     parse_key_entries,
     parse_pairs,
     parse_rate,
+    split_csv,
     upper_case,
 )
-from service.policy import CsvStr, Policy, Profiles, load_profiles, split_csv
+from service.policy import Policy, Profiles, load_profiles
 
 
 class Settings(BaseSettings):

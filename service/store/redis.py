@@ -1,9 +1,10 @@
-"""The Redis rate-limit store: every limit of a mint in one atomic round trip.
+"""The Redis store: the shared state of every worker and replica, one round trip per use.
 
-One Lua script (EVALSHA, loaded once) reads the GCRA timestamps and quota
-counters, decides, and commits only if every limit allows, on Redis's own
-clock. Connect and read timeouts are short, so an unreachable Redis is
-reported at once (`StoreUnavailable`) instead of stalling mints.
+Each use is one Lua script (EVALSHA, loaded once; `redis_scripts`) or one
+command, atomic on Redis's own clock: a mint's limits are read, decided and
+committed only if every limit allows. Connect and read timeouts are short,
+so an unreachable Redis is reported at once (`StoreUnavailable`) instead of
+stalling mints.
 
 Retries: a pooled connection that Redis closed (a restart, a failover, an idle
 reap) is found dead only when a command fails on it; redis-py 8.1's pool no
@@ -30,144 +31,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from service.env_values import SENTINEL_SCHEMES, parse_sentinel_url
-from service.limits.store import Limit, StoreUnavailable
+from service.core.clock import DAY_MS
+from service.core.env_values import SENTINEL_SCHEMES, parse_sentinel_url
+from service.store import redis_scripts as lua
+from service.store.base import Limit, StoreUnavailable
 
 T = TypeVar("T")
-
-# KEYS: one per limit. ARGV: unused slot, then per limit: kind ("r"|"q"), count, period_ms.
-# Time is Redis's own clock, so every worker and replica agrees on it, and concurrent
-# requests are ordered by their arrival at Redis. A quota expires at the end of the UTC day.
-# Returns {retry_after_ms, remaining_1, reset_ms_1, remaining_2, reset_ms_2, ...}.
-LUA_HIT = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local retry = 0
-local out = {}
-local commits = {}
-for i, key in ipairs(KEYS) do
-  local kind = ARGV[i * 3 - 1]
-  local count = tonumber(ARGV[i * 3])
-  local period = tonumber(ARGV[i * 3 + 1])
-  local stored = tonumber(redis.call('GET', key) or '0')
-  if kind == 'r' then
-    local interval = period / count
-    local tat = math.max(stored, now)
-    if tat - now > period - interval then
-      retry = math.max(retry, math.ceil(tat - now - (period - interval)))
-      out[#out + 1] = 0
-      out[#out + 1] = math.ceil(tat - now)
-    else
-      local new_tat = tat + interval
-      commits[#commits + 1] = {key, 'r', new_tat, new_tat - now}
-      out[#out + 1] = math.floor((period - (new_tat - now)) / interval)
-      out[#out + 1] = new_tat - now
-    end
-  else
-    period = 86400000 - (now % 86400000)
-    if stored >= count then retry = math.max(retry, period) end
-    commits[#commits + 1] = {key, 'q', 0, period}
-    out[#out + 1] = math.max(0, count - stored - 1)
-    out[#out + 1] = period
-  end
-end
-if retry == 0 then
-  for _, c in ipairs(commits) do
-    if c[2] == 'r' then
-      -- Microsecond precision: rounding to whole ms per step would tighten the limit.
-      redis.call('SET', c[1], string.format('%.3f', c[3]), 'PX', math.max(1, math.ceil(c[4])))
-    elseif redis.call('INCR', c[1]) == 1 then
-      redis.call('PEXPIRE', c[1], c[4])
-    end
-  end
-end
-table.insert(out, 1, retry)
-return out
-"""
-
-
-LEASES = "rtp:calls:leases"
-"""ZSET: supervised call -> lease expiry (ms, Redis's clock)."""
-OWNERS = "rtp:calls:owners"
-"""HASH: supervised call -> the worker holding its lease."""
-
-# Redis's clock for every lease, so that workers on different hosts agree.
-LUA_NOW = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
-LUA_ADD = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local total = redis.call('INCRBY', key, ARGV[i + 1])
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[1]) end
-  out[i] = total
-end
-return out
-"""
-LUA_RESERVE = (
-    LUA_NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
-   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return 0
-end
-local expires = now + tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], expires, ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], math.max(expires, redis.call('PTTL', KEYS[1]) + now))
-return 1
-"""
-)
-LUA_OCCUPANCY = (
-    LUA_NOW
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])
-"""
-)
-LUA_CLAIM = (
-    LUA_NOW
-    + """
-local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local holder = redis.call('HGET', KEYS[2], ARGV[1])
-if expires and tonumber(expires) > now and holder and holder ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-)
-LUA_RENEW = (
-    LUA_NOW
-    + """
-local lost = {}
-for i = 3, #ARGV do
-  local holder = redis.call('HGET', KEYS[2], ARGV[i])
-  if holder == ARGV[1] or not holder then
-    -- Ours, or never written (the store was down at creation): take it now.
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[i])
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[1])
-  else
-    lost[#lost + 1] = ARGV[i]
-  end
-end
-return lost
-"""
-)
-LUA_RELEASE = """
-for i = 2, #ARGV do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
-    redis.call('ZADD', KEYS[1], 0, ARGV[i])
-  end
-end
-return 1
-"""
-LUA_ORPHANS = (
-    LUA_NOW
-    + """
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
-"""
-)
 
 
 def retry_a_dead_connection() -> Retry:
@@ -182,7 +51,7 @@ def retry_a_dead_connection() -> Retry:
 
 
 class RedisStore:
-    """Shared limits in Redis: one EVALSHA per check, fail-fast timeouts, one retry."""
+    """Every interface of `service.store.Store` in Redis: fail-fast timeouts, one retry."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self._timeout = timeout
@@ -202,23 +71,23 @@ class RedisStore:
             self._sentinel, self._redis = _sentinel_master(url, options)
         else:
             self._redis = aioredis.Redis.from_url(url, **options)
-        self._script = self._redis.register_script(LUA_HIT)
+        self._script = self._redis.register_script(lua.HIT)
         script = self._redis.register_script
         self._add, self._reserve, self._occupancy = (
-            script(LUA_ADD),
-            script(LUA_RESERVE),
-            script(LUA_OCCUPANCY),
+            script(lua.ADD),
+            script(lua.RESERVE),
+            script(lua.OCCUPANCY),
         )
         self._claim, self._renew, self._release, self._orphans = (
-            script(LUA_CLAIM),
-            script(LUA_RENEW),
-            script(LUA_RELEASE),
-            script(LUA_ORPHANS),
+            script(lua.CLAIM),
+            script(lua.RENEW),
+            script(lua.RELEASE),
+            script(lua.ORPHANS),
         )
 
-    async def hit(self, limits: list[Limit], now_ms: int) -> tuple[int, list[tuple[int, int]]]:
+    async def hit(self, limits: Sequence[Limit]) -> tuple[int, list[tuple[int, int]]]:
         """Run the script; `StoreUnavailable` within twice the timeout, the retry included."""
-        args: list[int | str] = [now_ms]
+        args: list[int | str] = [DAY_MS]
         for limit in limits:
             args += ["r" if limit.kind == "rate" else "q", limit.count, limit.period_ms]
         raw = await self._command(self._script(keys=[limit.key for limit in limits], args=args))
@@ -259,31 +128,33 @@ class RedisStore:
 
     async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
         args: list[str | int] = [member, owner, ttl_ms]
-        return bool(await self._command(self._claim(keys=[LEASES, OWNERS], args=args)))
+        return bool(await self._command(self._claim(keys=[lua.LEASES, lua.OWNERS], args=args)))
 
     async def renew(self, members: Sequence[str], owner: str, ttl_ms: int) -> list[str]:
         if not members:
             return []
         raw = await self._command(
-            self._renew(keys=[LEASES, OWNERS], args=[owner, ttl_ms, *members])
+            self._renew(keys=[lua.LEASES, lua.OWNERS], args=[owner, ttl_ms, *members])
         )
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def release(self, members: Sequence[str], owner: str) -> None:
         if members:
-            await self._command(self._release(keys=[LEASES, OWNERS], args=[owner, *members]))
+            await self._command(
+                self._release(keys=[lua.LEASES, lua.OWNERS], args=[owner, *members])
+            )
 
     async def drop(self, member: str) -> None:
         async def both() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(LEASES, member)
-                pipe.hdel(OWNERS, member)
+                pipe.zrem(lua.LEASES, member)
+                pipe.hdel(lua.OWNERS, member)
                 await pipe.execute()
 
         await self._command(both())
 
     async def orphans(self, limit: int) -> list[str]:
-        raw = await self._command(self._orphans(keys=[LEASES], args=[limit]))
+        raw = await self._command(self._orphans(keys=[lua.LEASES], args=[limit]))
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def _command(self, pending: Awaitable[T]) -> T:

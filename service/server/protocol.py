@@ -52,7 +52,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 
 MAX_HEAD_BYTES = 16 * 1024
 """The largest request head: target plus header names and values (16 KiB; nginx allows 8 KiB

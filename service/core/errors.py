@@ -189,11 +189,6 @@ class ServiceUnavailable(ServiceError):
     outcome = "unavailable"
     summary = "The rate-limit store is unavailable."
 
-    @classmethod
-    def store(cls, what: str) -> ServiceUnavailable:
-        """The shared store (Redis) did not answer: retry in a second."""
-        return cls(f"The {what} store is unavailable; retry shortly.", headers={"Retry-After": "1"})
-
 
 class UpstreamTimeout(ServiceError):
     """504: OpenAI did not answer within UPSTREAM_TIMEOUT_SECONDS."""

@@ -9,7 +9,7 @@ port never exposes them.
 
 Label values are bounded (endpoints, outcomes, field names, error kinds);
 never identities, which are unbounded and personal. Outcomes are the error
-classes' own labels (`service.errors`), so the two cannot drift apart.
+classes' own labels (`service.core.errors`), so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from service.errors import caller_errors
+from service.core.errors import caller_errors
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

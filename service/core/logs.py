@@ -1,9 +1,10 @@
 """Logging: JSON lines on stdout (or console output for humans), secrets scrubbed in both.
 
-structlog renders each event once, with orjson; one canonical line per request
-is the main product (see `service.context`). Two choices keep it cheap on the
-mint path, where it was measured at ~40 µs of CPU per request with a
-processor that scrubbed every field and a write+flush per line:
+structlog renders each event once, with orjson; one canonical line per
+request is the main product (written by `service.api.middleware`). Two
+choices keep it cheap on the mint path, where it was measured at ~40 µs of CPU
+per request with a processor that scrubbed every field and a write+flush per
+line:
 
 - Scrubbing runs once on the rendered line, and only when the line contains
   something shaped like a credential (`sk-`, `ek_`, `rtp_`, `Bearer`, a JWT);
@@ -70,7 +71,12 @@ class Sink(Protocol):
 
 
 class LineBuffer:
-    """Collects log lines; a daemon thread writes them every FLUSH_SECONDS and at exit."""
+    """Collects log lines; one daemon thread writes them every FLUSH_SECONDS and at exit.
+
+    One per process: `configure` may run more than once (the command line,
+    then uvicorn's worker import, then tests), and each run points the one
+    buffer at its stream instead of starting another thread and exit hook.
+    """
 
     def __init__(self, stream: Sink) -> None:
         self._stream = stream
@@ -80,6 +86,12 @@ class LineBuffer:
         threading.Thread(target=self._run, name="log-flusher", daemon=True).start()
         atexit.register(self.flush)
 
+    def point_at(self, stream: Sink) -> None:
+        """Write what is buffered to the old stream, then everything after to `stream`."""
+        self.flush()
+        with self._lock:
+            self._stream = stream
+
     def write(self, line: bytes) -> None:
         with self._lock:
             self._lines.append(line)
@@ -88,9 +100,10 @@ class LineBuffer:
         """Write out what is buffered (also called by structlog: cheap when empty)."""
         with self._lock:
             lines, self._lines = self._lines, []
+            stream = self._stream
         if lines:
-            self._stream.write(b"".join(lines))
-            self._stream.flush()
+            stream.write(b"".join(lines))
+            stream.flush()
 
     def _run(self) -> None:
         while not self._wake.wait(FLUSH_SECONDS):
@@ -138,8 +151,11 @@ def configure(
         renderer: Any = _scrubbed_text(console) if scrub_secrets else console
         factory: Any = structlog.WriteLoggerFactory(stream)
     else:
-        flush()
-        _buffer = LineBuffer(stream.buffer if hasattr(stream, "buffer") else _Binary(stream))
+        sink = stream.buffer if hasattr(stream, "buffer") else _Binary(stream)
+        if _buffer is None:
+            _buffer = LineBuffer(sink)
+        else:
+            _buffer.point_at(sink)
         buffer = _buffer
         renderer = _render if scrub_secrets else _render_unscrubbed
         factory = lambda *_: _BufferedLogger(buffer)  # noqa: E731 - structlog wants a callable

@@ -1,17 +1,34 @@
-"""How the environment's text becomes typed values: rates, key entries, pairs, Redis URLs.
+"""How the environment's text becomes typed values: lists, rates, key entries, pairs, Redis URLs.
 
-`Settings` (service.config) declares the variables; these readers turn each
-one's text into a value or a `ValueError` that names what was expected,
-never echoing the input (a URL or key entry may hold a secret).
+`Settings` (`service.config`) and the `Policy` it holds declare the
+variables; these readers turn each one's text into a value or a `ValueError`
+that names what was expected, never echoing the input (a URL or key entry may
+hold a secret).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Annotated, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
-from service.policy import csv_items
+from pydantic import BeforeValidator
+from pydantic_settings import NoDecode
+
+
+def csv_items(text: str) -> tuple[str, ...]:
+    """`a, b ,,c` -> `("a", "b", "c")`: how every comma-separated env value is read."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def split_csv(value: object) -> object:
+    """Read `a, b ,c` from env as `("a", "b", "c")`; leave lists from files alone."""
+    return csv_items(value) if isinstance(value, str) else value
+
+
+CsvStr: TypeAlias = Annotated[tuple[str, ...], NoDecode, BeforeValidator(split_csv)]
+"""A comma-separated env list (NoDecode: pydantic-settings must not read it as JSON)."""
 
 
 def available_cpus() -> int:

@@ -1,0 +1,11 @@
+"""The one Settings class, loaded once and validated at start-up.
+
+It sits above `policy` and `contract` in the import order because a
+`Settings` carries the validated `Policy` (and its profiles): a policy that
+contradicts itself stops start-up with the variable's name, like any other
+bad setting.
+"""
+
+from service.config.settings import Settings, describe, env_name, load_settings
+
+__all__ = ["Settings", "describe", "env_name", "load_settings"]
