@@ -36,6 +36,7 @@ from service.calls import Supervisor
 from service.config import Settings
 from service.contract import param_of
 from service.core import logs, metrics
+from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
 from service.limits import Limiter
 from service.policy import model_warnings
@@ -90,11 +91,13 @@ def create_app(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None = None,
     sideband: Sideband | None = None,
+    clock: Clock = wall_ms,
 ) -> FastAPI:
     """The service for `settings`; `transport` and `sideband` replace the network.
 
     Tests pass respx's transport and a scripted sideband; `service.server.compose`
-    passes the in-process emulator's with `UPSTREAM_EMULATOR=true`.
+    passes the in-process emulator's with `UPSTREAM_EMULATOR=true`. `clock` is
+    the time the limits and the memory store count by (tests move their own).
     """
     if settings.upstream_emulator and transport is None:
         raise ValueError("UPSTREAM_EMULATOR=true: pass the emulator's transport (build_app)")
@@ -103,8 +106,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         upstream = Upstream(settings, build_http_client(settings, transport))
         auth = build_authenticator(settings)
-        store = build_store(settings)
-        limiter = Limiter(settings, store)
+        store = build_store(settings, clock)
+        limiter = Limiter(settings, store, clock)
         if settings.workers > 1 and not settings.redis_url:
             log.warning(
                 "state_per_process",
