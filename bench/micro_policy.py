@@ -14,19 +14,10 @@ from collections.abc import Callable
 
 import orjson
 
-from service.api.mint import MintContext, plan
-from service.auth import Caller
 from service.config import Settings
-from service.contract import (
-    ClientSecretRequest,
-    RealtimeSession,
-    SessionRequest,
-    check_carriable,
-    ga_param,
-    parse,
-    to_ga,
-    translated,
-)
+from service.contract import read_beta_session, read_client_secret
+from service.sessions import plan
+from service.sessions.client_secrets import BETA, GA_REALTIME
 
 GA_MINIMAL = orjson.dumps(
     {
@@ -62,18 +53,24 @@ def main() -> None:
         workers=1,
         policy={"tools_mode": "client", "tracing": "auto", "max_output_tokens": 1024},
     )
-    context = MintContext(settings, None, None, Caller("bench", "127.0.0.1"), {})  # type: ignore[arg-type]
+    policy, model_map = settings.policy, settings.upstream_model_map
 
     def ga_minimal() -> None:
-        request = parse(ClientSecretRequest, GA_MINIMAL)
-        session = request.session or RealtimeSession(type="realtime")
-        orjson.dumps(plan(context, session, None, ga_param).body)
+        request = read_client_secret(GA_MINIMAL)
+        planned = plan(policy, request.session, GA_REALTIME, caller="bench", model_map=model_map)
+        orjson.dumps(planned.body)
 
     def beta_full() -> None:
-        request = parse(SessionRequest, BETA_FULL, beta=True)
-        check_carriable(request)
-        session = translated(RealtimeSession, to_ga(request))
-        orjson.dumps(plan(context, session, None).body)
+        request = read_beta_session(BETA_FULL)
+        planned = plan(
+            policy,
+            request.session,
+            BETA,
+            caller="bench",
+            model_map=model_map,
+            ttl_seconds=request.ttl_seconds,
+        )
+        orjson.dumps(planned.body)
 
     cases: list[tuple[str, Callable[[], None]]] = [
         ("GA endpoint, minimal body", ga_minimal),

@@ -30,7 +30,7 @@ from service.api.deps import State
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware
 from service.api.openapi import document_mint_endpoints
-from service.api.routes import calls, health, policy, realtime, usage
+from service.api.routes import calls, client_secrets, health, policy, usage
 from service.auth import build_authenticator
 from service.calls import Supervisor
 from service.config import Settings
@@ -40,6 +40,7 @@ from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
 from service.limits import Limiter
 from service.policy import model_warnings
+from service.sessions import Services
 from service.store import build_store
 from service.upstream import Upstream, build_http_client
 from service.upstream.sideband import Sideband, WebSocketSideband
@@ -121,20 +122,13 @@ def create_app(
         sideband_to_calls = sideband or WebSocketSideband(
             settings.openai_base_url, upstream.key_headers
         )
-        supervisor = Supervisor(settings, sideband_to_calls, upstream, store)
+        supervisor = Supervisor(settings, sideband_to_calls, upstream, store, clock)
         await supervisor.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
+        services = Services(settings, auth, upstream, store, limiter, supervisor)
         try:
-            yield {
-                "settings": settings,
-                "upstream": upstream,
-                "auth": auth,
-                "limiter": limiter,
-                "store": store,
-                "lifecycle": lifecycle,
-                "supervisor": supervisor,
-            }
+            yield {"services": services, "lifecycle": lifecycle}
         finally:
             await supervisor.stop()
             logs.flush()
@@ -152,7 +146,7 @@ def create_app(
         summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",
         lifespan=lifespan,
     )
-    app.router.routes.extend(realtime.routes)
+    app.router.routes.extend(client_secrets.routes)
     app.router.routes.extend(calls.routes)
     app.include_router(policy.router)
     app.include_router(usage.router)

@@ -5,7 +5,9 @@ A plain ASGI middleware, the outermost of the app's own, so every response
 `X-Request-ID` and exactly one log line. It adds no per-request task or body
 copy: it costs microseconds on the hot path. Handlers add fields to
 `scope["state"]["log"]`; the line is written when the response is done,
-with status and total latency.
+with status and total latency. An endpoint that mints or creates calls
+names itself in `scope["state"]["counted_endpoint"]`, and its answer is
+counted in `rtp_mints_total` by status.
 
 It is also where an unexpected exception ends: the exception handlers
 render every `ServiceError`; anything else is logged here with its
@@ -22,8 +24,6 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.routes.calls import CALL_ENDPOINTS
-from service.api.routes.realtime import ENDPOINTS
 from service.core import metrics
 from service.core.errors import InternalError, render
 
@@ -60,7 +60,8 @@ class RequestMiddleware:
         started = time.perf_counter()
         rid = request_id(scope)
         fields: dict[str, Any] = {"request_id": rid}
-        scope.setdefault("state", {})["log"] = fields
+        state = scope.setdefault("state", {})
+        state["log"] = fields
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -70,7 +71,6 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        endpoint = ENDPOINTS.get(scope["path"]) or CALL_ENDPOINTS.get(scope["path"])
         metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
@@ -83,7 +83,8 @@ class RequestMiddleware:
             )
         finally:
             metrics.IN_FLIGHT.dec()
-            if endpoint is not None and scope["method"] == "POST":
+            endpoint = state.get("counted_endpoint")
+            if endpoint is not None:
                 outcome = metrics.outcome_of(status, fields.get("outcome") == "dry_run")
                 metrics.MINTS.labels(endpoint, outcome).inc()
             fields["method"] = scope["method"]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema, models_json_schema
 
 from service.api.routes.calls import LIVE_SESSIONS_PATH, REALTIME_CALLS_PATH
-from service.api.routes.realtime import (
+from service.api.routes.client_secrets import (
     CLIENT_SECRETS_PATH,
     SESSIONS_PATH,
     TRANSCRIPTION_SESSIONS_PATH,

@@ -4,13 +4,14 @@
 runs it for one request and yields a `Caller` (or a 401).
 """
 
-from service.auth.callers import Caller, client_ip
+from service.auth.callers import Caller, caller_tag, client_ip
 from service.auth.credentials import Authenticator, build_authenticator, identify, new_api_key
 
 __all__ = [
     "Authenticator",
     "Caller",
     "build_authenticator",
+    "caller_tag",
     "client_ip",
     "identify",
     "new_api_key",

@@ -7,6 +7,7 @@ per-IP limits count the client, not the gateway.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
@@ -24,6 +25,14 @@ class Caller:
     identity: str
     ip: str
     claim: str | None = None
+
+
+def caller_tag(caller: Caller, hashed: bool) -> str:
+    """The caller as OpenAI (trace metadata, `safety_identifier`) and call records name it:
+    the identity, or with AUTH_HASH_IDENTITIES a hash of it."""
+    if hashed:
+        return hashlib.sha256(caller.identity.encode()).hexdigest()[:32]
+    return caller.identity
 
 
 def trusted(address: str, networks: Networks) -> bool:

@@ -116,7 +116,10 @@ class GatewayAuth(_Stateless):
 
 
 async def identify(
-    scope: MutableMapping[str, Any], networks: Networks, fields: dict[str, Any]
+    scope: MutableMapping[str, Any],
+    authenticator: Authenticator,
+    networks: Networks,
+    fields: dict[str, Any],
 ) -> Caller:
     """Authenticate the request's caller (401 otherwise), noting who and from where in the log."""
     ip = client_ip(scope, networks)
@@ -130,7 +133,6 @@ async def identify(
             "authenticate as its caller instead.",
             "invalid_token",
         )
-    authenticator: Authenticator = scope["state"]["auth"]
     caller = await authenticator.authenticate(scope, ip)
     fields["identity"] = caller.identity
     return caller

@@ -1,16 +1,14 @@
-"""Server-created calls: the browser's offer, and who may end the call it became.
+"""Server-created calls: admitted, created, recorded and supervised until they end.
 
 The service creates WebRTC calls for browsers (`POST /v1/realtime/calls`,
-`POST /v1/live/sessions`) so that no browser ever holds a credential. This
-package holds what those calls need beyond a mint: checking the SDP offer
-before it costs an upstream request, remembering which caller created which
-call (so that only they can hang it up), and supervising each call over its
-sideband until it ends (`Supervisor`).
+`POST /v1/live/sessions`) so that no browser ever holds a credential. The
+`Supervisor` is this package's one door: a flow hands it a `NewCall` and gets
+the created call back; hang-ups and usage go through it too. Inside:
+`admission` (budgets, live-call slots), `loop` (one call's sideband, the
+policy kept), `keeper` (leases, metering, adoption), `records` (who created
+which call, what the policy fixed), and `fixed` (the comparison, pure).
 """
 
-from service.calls.fixed import fixed_fields
-from service.calls.offer import check_offer
-from service.calls.records import CallRecord, CallRecords
-from service.calls.supervisor import Supervisor
+from service.calls.supervisor import NewCall, Supervisor
 
-__all__ = ["CallRecord", "CallRecords", "Supervisor", "check_offer", "fixed_fields"]
+__all__ = ["NewCall", "Supervisor"]

@@ -3,12 +3,15 @@
 Two uses, one record:
 
 - **hang-ups**: a call id alone must not let anyone end a call (ids travel
-  through browsers and logs), so the record names the creating caller (a hash
-  of the identity). A hang-up by anyone else, or for a call the service did
-  not create, is a 404, the same answer as for an id that never existed;
-- **supervision**: what the policy fixed (`fixed`: GA path -> value), the
-  caller, when the call started and must end, and its live-call slot, so
-  that any worker can take over a call whose supervisor died.
+  through browsers and logs), so the record names the creating caller by
+  `owner`, a hash of the identity. A hang-up by anyone else, or for a call the
+  service did not create, is a 404, the same answer as for an id that never
+  existed;
+- **supervision**: what the policy fixed (`fixed`: GA path -> value), when
+  the call started and must end, and its live-call slot, so that any worker
+  can take over a call whose supervisor died; and `caller`, the caller as
+  audit lines name it (the identity, or its hash with `AUTH_HASH_IDENTITIES`),
+  so the adopting worker's lines name the same caller.
 
 Records live in the shared store (process memory, or Redis so that any
 replica can answer), and expire after `RECORD_TTL_S`, longer than any call
@@ -21,23 +24,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from service.contract.calls import CallKind
+from service.store import Records
 
 RECORD_TTL_S = 26 * 3600
-
-
-class RecordStore(Protocol):
-    """Where records live: the limits store (`service.limits.Store`) satisfies it."""
-
-    async def put(self, key: str, value: str, ttl_ms: int) -> None: ...
-
-    async def get(self, key: str) -> str | None: ...
-
-    async def delete(self, key: str) -> None: ...
 
 
 def owner_of(identity: str) -> str:
@@ -51,7 +45,10 @@ class CallRecord:
 
     kind: CallKind
     call_id: str
-    identity: str
+    owner: str
+    """`owner_of(identity)`: who may hang the call up, and whose usage it is."""
+    caller: str
+    """The caller as audit lines name it (hashed with AUTH_HASH_IDENTITIES)."""
     started_ms: int
     deadline_ms: int
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -63,10 +60,6 @@ class CallRecord:
     adopting worker counts on from there (None: unknown, after a crash)."""
 
     @property
-    def owner(self) -> str:
-        return owner_of(self.identity)
-
-    @property
     def member(self) -> str:
         """The call as leases and logs name it: `kind:call_id`."""
         return f"{self.kind}:{self.call_id}"
@@ -76,10 +69,20 @@ class CallRecord:
 
     @classmethod
     def loads(cls, raw: str) -> CallRecord | None:
-        """The record, or None if it is not one (a foreign or older value)."""
+        """The record, or None if it is not one (a foreign value).
+
+        A record written before records held only the owner's hash (it held the
+        identity) is read as the hash, so calls survive a rolling upgrade.
+        """
         try:
             data = orjson.loads(raw)
-            return cls(**data) if isinstance(data, dict) else None
+            if not isinstance(data, dict):
+                return None
+            if "identity" in data:
+                identity = data.pop("identity")
+                data.setdefault("owner", owner_of(str(identity)))
+                data.setdefault("caller", data["owner"])
+            return cls(**data)
         except (orjson.JSONDecodeError, TypeError):
             return None
 
@@ -87,8 +90,8 @@ class CallRecord:
 class CallRecords:
     """Call (kind, id) -> `CallRecord`, in the shared store."""
 
-    def __init__(self, store: RecordStore) -> None:
-        self._store = store
+    def __init__(self, records: Records) -> None:
+        self._records = records
 
     @staticmethod
     def _key(kind: CallKind, call_id: str) -> str:
@@ -96,17 +99,13 @@ class CallRecords:
 
     async def record(self, call: CallRecord) -> None:
         """Remember the call (`StoreUnavailable` if the store cannot)."""
-        await self._store.put(self._key(call.kind, call.call_id), call.dumps(), RECORD_TTL_S * 1000)
+        key = self._key(call.kind, call.call_id)
+        await self._records.put(key, call.dumps(), RECORD_TTL_S * 1000)
 
     async def get(self, kind: CallKind, call_id: str) -> CallRecord | None:
-        raw = await self._store.get(self._key(kind, call_id))
+        raw = await self._records.get(self._key(kind, call_id))
         return CallRecord.loads(raw) if raw is not None else None
-
-    async def owned_by(self, kind: CallKind, call_id: str, identity: str) -> bool:
-        """Whether `identity` created this call of this kind (and its record is alive)."""
-        call = await self.get(kind, call_id)
-        return call is not None and call.owner == owner_of(identity)
 
     async def forget(self, kind: CallKind, call_id: str) -> None:
         """Drop the record once the call ended: the id can end nothing any more."""
-        await self._store.delete(self._key(kind, call_id))
+        await self._records.delete(self._key(kind, call_id))

@@ -10,15 +10,10 @@ days later. Only numbers: nothing of a call's content is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-DAY_MS = 86_400_000
+from service.core.clock import DAY_MS
+
 COUNTER_TTL_MS = 2 * DAY_MS
-
-
-def day_of(now_ms: int) -> str:
-    """The UTC day of a moment, as keys and `GET /v1/usage` name it (`2026-11-26`)."""
-    return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +34,8 @@ class UsageKeys:
     @property
     def slots(self) -> str:
         return f"rtp:calls:live:{self.owner}"
+
+
+def over(total: int, quota: int | None) -> bool:
+    """Whether a daily total has reached its quota (None: no quota)."""
+    return quota is not None and total >= quota

@@ -10,6 +10,8 @@ naming the field as OpenAI would (`param`).
 """
 
 from service.contract.beta import Session, SessionRequest
+from service.contract.beta_transcription import beta_transcription_param, transcription_beta_view
+from service.contract.calls import CALL_ID, CallKind
 from service.contract.ga import (
     ClientSecretRequest,
     RealtimeSession,
@@ -26,6 +28,16 @@ from service.contract.live import (
 )
 from service.contract.live_delegation import Delegation, LiveDelegation, parse_delegation
 from service.contract.parsing import invalid_request_from, param_of, parse, translated
+from service.contract.requests import (
+    CallRequest,
+    SecretRequest,
+    read_beta_session,
+    read_beta_transcription,
+    read_client_secret,
+    read_live_session,
+    read_realtime_call,
+    read_translation,
+)
 from service.contract.translate import (
     beta_name,
     beta_param,
@@ -36,8 +48,11 @@ from service.contract.translate import (
 )
 
 __all__ = [
+    "CALL_ID",
     "LIVE_CLIENT_EVENTS",
     "LIVE_SESSION_CHANGING_EVENTS",
+    "CallKind",
+    "CallRequest",
     "ClientSecretRequest",
     "Delegation",
     "LiveCreateRequest",
@@ -45,6 +60,7 @@ __all__ = [
     "LiveSession",
     "LiveTransport",
     "RealtimeSession",
+    "SecretRequest",
     "Session",
     "SessionRequest",
     "TranscriptionSession",
@@ -52,6 +68,7 @@ __all__ = [
     "TranslationSession",
     "beta_name",
     "beta_param",
+    "beta_transcription_param",
     "beta_view",
     "check_carriable",
     "ga_param",
@@ -59,6 +76,13 @@ __all__ = [
     "param_of",
     "parse",
     "parse_delegation",
+    "read_beta_session",
+    "read_beta_transcription",
+    "read_client_secret",
+    "read_live_session",
+    "read_realtime_call",
+    "read_translation",
     "to_ga",
+    "transcription_beta_view",
     "translated",
 ]

@@ -18,7 +18,7 @@ client secrets and caller keys are never interpolated into an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -91,13 +91,25 @@ class Unauthenticated(ServiceError):
 
 
 class PolicyViolation(ServiceError):
-    """403: the request is well formed, but the server's policy does not allow it."""
+    """403: the request is well formed, but the server's policy does not allow it.
+
+    `found` holds every violation as `(param, message)`, so one refusal
+    answers them all, and a door can name each field as its callers spell it.
+    """
 
     status_code = 403
     error_type = "permission_error"
     default_code = "policy_violation"
     outcome = "policy_violation"
     summary = "Policy violation; `error.violations` lists each field."
+
+    def __init__(self, found: Sequence[tuple[str, str]]) -> None:
+        super().__init__(
+            "Policy violation: " + "; ".join(f"{param}: {message}" for param, message in found),
+            param=found[0][0] if found else None,
+            extra={"violations": [{"param": p, "message": m} for p, m in found]},
+        )
+        self.found = tuple(found)
 
 
 class NotFound(ServiceError):

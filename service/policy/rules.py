@@ -155,12 +155,7 @@ def _tag_traces(m: Merge[RealtimeSession], caller_tag: str) -> None:
     m.pin("tracing", config, "caller added to traces")
 
 
-def conclude(
-    m: Merge[Any],
-    ttl_seconds: int | None,
-    name: Callable[[str], str],
-    label: Callable[[str], str],
-) -> Outcome:
+def conclude(m: Merge[Any], ttl_seconds: int | None) -> Outcome:
     """The TTL, then one 403 for every violation (reject) or the effective session."""
     policy = m.policy
     ttl = policy.token_ttl_seconds
@@ -172,34 +167,16 @@ def conclude(
             m.violations.append(("expires_after.seconds", message))
             m.decisions.append(Decision("expires_after.seconds", "clamped", message, ttl))
     if m.violations and policy.on_violation == "reject":
-        named = [(name(param), message) for param, message in m.violations]
-        raise PolicyViolation(
-            "Policy violation: " + "; ".join(f"{p}: {msg}" for p, msg in named),
-            param=named[0][0],
-            extra={"violations": [{"param": p, "message": msg} for p, msg in named]},
-        )
-    decisions = tuple(Decision(label(d.param), d.action, d.reason, d.applied) for d in m.decisions)
-    return Outcome(effective(m.request, m.updates, READ_ONLY), ttl, decisions)
+        raise PolicyViolation(m.violations)
+    return Outcome(effective(m.request, m.updates, READ_ONLY), ttl, tuple(m.decisions))
 
 
-def evaluate(
-    policy: Policy,
-    request: RealtimeSession,
-    ttl_seconds: int | None,
-    name: Callable[[str], str] = str,
-    caller_tag: str | None = None,
-    label: Callable[[str], str] = str,
+def evaluate_realtime(
+    policy: Policy, request: RealtimeSession, ttl_seconds: int | None, caller_tag: str
 ) -> Outcome:
-    """Merge a realtime session into `policy`: the effective session, or a `PolicyViolation`.
-
-    Rules name fields by GA path within the session (`audio.output.voice`);
-    `name` spells them the way the caller's endpoint does in errors
-    (`voice` on the beta endpoint, `session.audio.output.voice` on the GA
-    one), and `label` the way decisions report them.
-    """
+    """Merge a realtime session into `policy`: the effective session, or a `PolicyViolation`."""
     m = Merge(policy, request)
     for rule in RULES:
         rule(m)
-    if caller_tag is not None:
-        _tag_traces(m, caller_tag)
-    return conclude(m, ttl_seconds, name, label)
+    _tag_traces(m, caller_tag)
+    return conclude(m, ttl_seconds)

@@ -119,14 +119,15 @@ RULES: tuple[Callable[[Merge[LiveSession]], None], ...] = (
 
 
 def evaluate_live(
-    policy: Policy,
-    request: LiveSession,
-    caller_tag: str,
-    name: Callable[[str], str] = str,
+    policy: Policy, request: LiveSession, ttl_seconds: int | None, caller_tag: str
 ) -> Outcome:
-    """Merge a Live session into `policy`: the effective session, or a `PolicyViolation`."""
+    """Merge a Live session into `policy`: the effective session, or a `PolicyViolation`.
+
+    A Live session has no lifetime of its own to choose (`ttl_seconds` is unused):
+    it lasts until hang-up.
+    """
     m = Merge(policy, request)
     for rule in RULES:
         rule(m)
     m.pin("safety_identifier", caller_tag, "the caller's identity")
-    return conclude(m, None, name, str)
+    return conclude(m, None)

@@ -10,23 +10,15 @@ POLICY_TRANSLATION_LANGUAGES).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from service.contract.ga import READ_ONLY, TranscriptionSession, TranslationSession
 from service.policy import rules_audio
 from service.policy.merge import Merge, allowed_text, session_type
 from service.policy.model import Policy
 from service.policy.rules import Outcome, conclude
 
-Namer = Callable[[str], str]
-
 
 def evaluate_transcription(
-    policy: Policy,
-    request: TranscriptionSession,
-    ttl_seconds: int | None,
-    name: Namer = str,
-    label: Namer = str,
+    policy: Policy, request: TranscriptionSession, ttl_seconds: int | None, caller_tag: str
 ) -> Outcome:
     """Merge a transcription session into `policy` (GA `type: "transcription"`)."""
     m = Merge(policy, request)
@@ -45,15 +37,11 @@ def evaluate_transcription(
             ("audio.input.transcription", "transcription is disabled by the server")
         )
     rules_audio.turn_detection(m, audio_in)
-    return conclude(m, ttl_seconds, name, label)
+    return conclude(m, ttl_seconds)
 
 
 def evaluate_translation(
-    policy: Policy,
-    request: TranslationSession,
-    ttl_seconds: int | None,
-    name: Namer = str,
-    label: Namer = str,
+    policy: Policy, request: TranslationSession, ttl_seconds: int | None, caller_tag: str
 ) -> Outcome:
     """Merge a translation session into `policy` (`/v1/realtime/translations/client_secrets`)."""
     m = Merge(policy, request)
@@ -94,7 +82,7 @@ def evaluate_translation(
             None,
             "audio.input.transcription",
         )
-    outcome = conclude(m, ttl_seconds, name, label)
+    outcome = conclude(m, ttl_seconds)
     return Outcome(
         {key: value for key, value in outcome.session.items() if key not in READ_ONLY | {"type"}},
         outcome.ttl_seconds,

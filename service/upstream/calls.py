@@ -111,6 +111,14 @@ async def create_live_session(
     )
 
 
+async def create_call(
+    upstream: Upstream, kind: CallKind, sdp: str, session: dict[str, Any], request_id: str
+) -> CreatedCall:
+    """Create a call of either kind with the server's key and the effective session."""
+    create = create_realtime_call if kind == "realtime" else create_live_session
+    return await create(upstream, sdp, session, request_id)
+
+
 def _done(reply: Reply, elapsed_ms: float, attempts: int) -> None:
     return None
 

@@ -1,1 +1,1 @@
-"""The routes, one module per resource: the mint endpoints, the policy view, health."""
+"""The routes, one module per resource: client secrets, calls, the policy view, usage, health."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import LifecycleDep, LimiterDep, SettingsDep
-from service.calls import Supervisor
+from service.api.deps import LifecycleDep, ServicesDep
 from service.policy import model_warnings
 
 router = APIRouter(tags=["health"])
@@ -22,9 +21,7 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz")
-async def readyz(
-    request: Request, settings: SettingsDep, limiter: LimiterDep, lifecycle: LifecycleDep
-) -> JSONResponse:
+async def readyz(services: ServicesDep, lifecycle: LifecycleDep) -> JSONResponse:
     """Ready to mint: configuration loaded, upstream client open, rate-limit store reachable.
 
     With RATE_LIMIT_ON_STORE_ERROR=open an unreachable Redis is reported but
@@ -33,6 +30,7 @@ async def readyz(
     not know, are listed under `models`: a warning, not unreadiness. `calls`
     says how many calls this worker supervises.
     """
+    settings = services.settings
     body: dict[str, Any] = {
         "status": "ready",
         "upstream": "emulator" if settings.upstream_emulator else "openai",
@@ -43,10 +41,9 @@ async def readyz(
     status = 200
     if lifecycle.draining:
         body["status"], status = "draining", 503
-    supervisor: Supervisor = request.state.supervisor
-    body["calls"] = {"supervised": supervisor.supervised}
+    body["calls"] = {"supervised": services.supervisor.supervised}
     if settings.redis_url:
-        up = await request.state.store.ping()
+        up = await services.store.ping()
         body["redis"] = "ok" if up else "unreachable"
         if not up and settings.rate_limit_on_store_error == "closed":
             body["status"], status = "unready", 503

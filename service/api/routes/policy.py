@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import CallerDep, SettingsDep
+from service.api.deps import CallerDep, ServicesDep
 
 router = APIRouter(tags=["policy"])
 
 
 @router.get("/v1/policy")
-async def get_policy(settings: SettingsDep, caller: CallerDep) -> JSONResponse:
+async def get_policy(services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """What this caller may choose (their profile's models, voices, limits); never instructions."""
-    profile, policy = settings.profiles.for_caller(caller.identity, caller.claim)
+    profile, policy = services.settings.profiles.for_caller(caller.identity, caller.claim)
     return JSONResponse(policy.public_view(profile))

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import CallerDep
-from service.calls import Supervisor
+from service.api.deps import CallerDep, ServicesDep
 
 router = APIRouter(tags=["usage"])
 
 
 @router.get("/v1/usage")
-async def get_usage(request: Request, caller: CallerDep) -> JSONResponse:
+async def get_usage(services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """Tokens and call seconds used today (UTC), live calls, and each limit (null: none).
 
     Live-call counts are kept only with `CALLS_MAX_CONCURRENT_PER_IDENTITY`.
     """
-    supervisor: Supervisor = request.state.supervisor
-    body = await supervisor.usage(caller.identity)
+    body = await services.supervisor.usage(caller.identity)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

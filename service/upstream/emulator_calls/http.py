@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.api.replay import replay
+from service.api.bodies import replay
 from service.core.errors import InvalidRequest, ServiceError, Unauthenticated
 from service.upstream.emulator_calls.controls import control, json_object, json_response
 from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall

@@ -1,0 +1,163 @@
+"""The keeper: what keeps every call supervised across workers, and its usage counted.
+
+**No call loses its supervisor.** Each call holds a lease in the shared
+store, renewed by its worker every third of `CALLS_LEASE_SECONDS`. A worker
+that finds a lease expired (its worker died) claims it, reads the call's
+record and attaches. At shutdown a worker releases its leases at once, so the
+others take its calls over without waiting. With the memory store there is
+no other worker to take over: calls continue unsupervised across a restart.
+
+A pass also writes what the store lacks (a record or lease that could not be
+written while it was down) and meters every call's seconds since the last
+pass, in one round trip for thousands of calls. The keeper only touches the
+store: what to do about a lost lease, a caller over quota or an orphan is
+the supervisor's (`service.calls.supervisor`), so a pass never waits on
+OpenAI.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import replace
+
+import structlog
+
+from service.calls.loop import Watched
+from service.calls.records import CallRecord, CallRecords
+from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.config import Settings
+from service.core import metrics
+from service.core.clock import Clock, day_of
+from service.store import Counters, Leases
+
+log = structlog.get_logger("service.calls")
+ORPHANS_PER_SWEEP = 200
+
+
+class Keeper:
+    """Leases, metering and orphans, for one worker's calls."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        leases: Leases,
+        counters: Counters,
+        records: CallRecords,
+        worker: str,
+        clock: Clock,
+    ) -> None:
+        self._quota = settings.quota_call_seconds_per_day
+        self._leases = leases
+        self._counters = counters
+        self._records = records
+        self._worker = worker
+        self._clock = clock
+        self.lease_ms = int(settings.calls_lease_seconds * 1000)
+
+    async def hold(self, record: CallRecord) -> None:
+        """Take the lease of a call this worker just created or adopted."""
+        await self._leases.claim(record.member, self._worker, self.lease_ms)
+
+    async def renew(self, calls: Sequence[Watched]) -> list[Watched]:
+        """Write missing records, extend this worker's leases; the calls another worker took."""
+        for call in calls:
+            if not call.recorded:
+                await self._records.record(call.record)
+                call.recorded = True
+        lost = set(
+            await self._leases.renew([c.record.member for c in calls], self._worker, self.lease_ms)
+        )
+        return [call for call in calls if call.record.member in lost]
+
+    async def meter(self, calls: Iterable[Watched]) -> list[Watched]:
+        """Write the seconds of every call since the last pass; the calls whose caller is over
+        `QUOTA_CALL_SECONDS_PER_DAY` now.
+
+        One pass over thousands of calls: one day, one store round trip, one
+        metric update per kind.
+        """
+        now = self._clock()
+        day = day_of(now)
+        per_caller: dict[str, int] = defaultdict(int)
+        per_kind: dict[str, int] = defaultdict(int)
+        callers: dict[str, list[Watched]] = defaultdict(list)
+        for call in calls:
+            if call.record.kind == "realtime":
+                call.unmetered_ms += now - call.metered_ms
+            call.metered_ms = now
+            seconds, call.unmetered_ms = divmod(call.unmetered_ms, 1000)
+            key = UsageKeys(call.record.owner, day).seconds
+            callers[key].append(call)
+            if seconds:
+                per_caller[key] += seconds
+                per_kind[call.record.kind] += seconds
+        for kind, seconds in per_kind.items():
+            metrics.USAGE_SECONDS.labels(kind).inc(seconds)
+        if not per_caller:
+            return []
+        totals = await self._counters.add(per_caller, COUNTER_TTL_MS)
+        return [
+            call
+            for key, total in totals.items()
+            if over(total, self._quota)
+            for call in callers[key]
+        ]
+
+    async def orphans(self, watched: Collection[str]) -> list[CallRecord]:
+        """Claim the calls whose supervisor is gone (their lease expired); their records."""
+        adopted = []
+        for member in await self._leases.orphans(ORPHANS_PER_SWEEP):
+            if member in watched:
+                continue
+            if not await self._leases.claim(member, self._worker, self.lease_ms):
+                continue
+            kind, _, call_id = member.partition(":")
+            record = None
+            if kind == "realtime":
+                record = await self._records.get("realtime", call_id)
+            elif kind == "live":
+                record = await self._records.get("live", call_id)
+            if record is None:
+                await self._leases.drop(member)
+                continue
+            metrics.CALL_TAKEOVERS.inc()
+            log.info("call_taken_over", call_id=call_id, kind=kind, worker=self._worker)
+            adopted.append(record)
+            if record.counted_seconds is not None:
+                # Used once: if this worker dies too, its successor must not count from
+                # this stale figure, and takes its baseline from the next report instead.
+                await self._records.record(replace(record, counted_seconds=None))
+        return adopted
+
+    async def hand_over(self, calls: Sequence[Watched]) -> None:
+        """At shutdown: meter, pass GPT-Live's counted seconds on, release every lease.
+
+        Each step runs whatever the one before it met (`StoreUnavailable`
+        included), so one failed write never keeps the others' leases held
+        until they expire.
+        """
+        steps: list[Callable[[Sequence[Watched]], Awaitable[object]]] = [
+            self.meter,
+            self._write_counted,
+            self.release,
+        ]
+        for step in steps:
+            try:
+                await step(calls)
+            except Exception as failed:
+                log.error("call_hand_over_incomplete", error=type(failed).__name__)
+
+    async def _write_counted(self, calls: Sequence[Watched]) -> None:
+        for call in calls:
+            if call.record.kind == "live" and call.live_seconds is not None:
+                call.record.counted_seconds = call.live_seconds
+                await self._records.record(call.record)
+
+    async def release(self, calls: Sequence[Watched]) -> None:
+        """Expire this worker's leases now, so another worker adopts the calls at once."""
+        await self._leases.release([call.record.member for call in calls], self._worker)
+
+    async def forget(self, call: Watched) -> None:
+        """The call is over: its lease goes for good."""
+        await self._leases.drop(call.record.member)

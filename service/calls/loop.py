@@ -1,0 +1,253 @@
+"""The per-call loop: one call's sideband, followed until the call ends or is hung up.
+
+For each call the supervisor runs `CallLoop.follow`, which
+
+- attaches to the call's sideband (`service.upstream.sideband`) and restates
+  what the policy fixed on every attach;
+- on every `session.updated`, compares what the policy fixed
+  (`service.calls.fixed`) and, by `CALLS_ON_OVERRIDE`, sends the
+  `session.update` that restores exactly those fields (`revert`) or hangs up
+  (`hangup`); either way the audit line `call_policy_override` names the
+  call, the caller and the fields, never their content;
+- hangs up at `CALLS_MAX_SECONDS`;
+- counts Realtime tokens (`response.done`) against the caller's day, and
+  hangs up a call whose caller crosses `QUOTA_TOKENS_PER_DAY`; notes
+  GPT-Live's usage seconds for the keeper to write;
+- reconnects with backoff when the sideband drops while the call lives.
+
+Events carry transcripts: only their types, sizes and usage numbers are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from service.calls.fixed import overridden, restoring, revertible
+from service.calls.records import CallRecord
+from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.config import Settings
+from service.core import metrics
+from service.core.clock import Clock, day_of
+from service.core.errors import NotFound, ServiceError
+from service.store import Counters, StoreUnavailable
+from service.upstream import Upstream
+from service.upstream.calls import hang_up
+from service.upstream.sideband import Sideband, SidebandClosed, SidebandConnection
+
+log = structlog.get_logger("service.calls")
+CONNECT_TIMEOUT_S = 10.0
+BACKOFF_MAX_S = 10.0
+HANGUP_RETRY_S = 1.0
+MAX_REVERTS_PER_MINUTE = 10
+How = Literal["ended", "unknown_call", "closed", "max_duration", "override", "quota"]
+"""How a supervised call ended, as `rtp_calls_ended_total{how}` counts it."""
+
+
+def backoff(attempt: int) -> float:
+    """Full jitter, 0.25 s doubling to `BACKOFF_MAX_S`."""
+    return random.uniform(0, min(BACKOFF_MAX_S, 0.25 * 2**attempt))  # noqa: S311 - jitter
+
+
+@dataclass(slots=True, eq=False)
+class Watched:
+    """A call this worker supervises now, and its usage not yet written to the store."""
+
+    record: CallRecord
+    metered_ms: int
+    """When the keeper last metered the call's seconds (on the supervisor's clock)."""
+    task: asyncio.Task[None] | None = None
+    unmetered_ms: int = 0
+    live_seconds: float | None = 0.0
+    """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
+    the previous worker counted; after a crash None, until the first report sets the
+    baseline (what the previous worker counted is unknown: never count it twice)."""
+    recorded: bool = True
+    """Whether the call's record is in the store; if not, the keeper writes it."""
+    reverts: list[int] = field(default_factory=list)
+    """When the recent reverts were sent (ms), to stop a revert loop."""
+
+
+class CallLoop:
+    """Follows calls over their sidebands; one per supervisor, one `follow` per call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sideband: Sideband,
+        upstream: Upstream,
+        counters: Counters,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._sideband = sideband
+        self._upstream = upstream
+        self._counters = counters
+        self._clock = clock
+
+    async def follow(self, call: Watched) -> How:
+        """Attach, and re-attach after drops, until the call ends or is hung up."""
+        record = call.record
+        attempt = 0
+        while True:
+            left_s = (record.deadline_ms - self._clock()) / 1000
+            if left_s <= 0 and await self.hang_up(call, "max_duration"):
+                return "max_duration"
+            try:
+                async with asyncio.timeout(max(0.1, min(left_s, CONNECT_TIMEOUT_S))):
+                    connection = await self._sideband.connect(record.kind, record.call_id)
+            except SidebandClosed as closed:
+                if closed.reason != "dropped":
+                    return closed.reason
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+                continue
+            except TimeoutError:
+                attempt += 1
+                continue
+            if attempt:
+                metrics.SIDEBAND_RECONNECTS.inc()
+                log.info("sideband_reconnected", call_id=record.call_id, attempts=attempt)
+            attempt = 0
+            try:
+                await self._assert_policy(call, connection)
+                return await self._read(call, connection)
+            except SidebandClosed as closed:
+                if closed.reason != "dropped":
+                    return closed.reason
+                log.info("sideband_dropped", call_id=record.call_id)
+            except Exception:
+                # Never mistake a fault here for the call's end: the call goes on,
+                # so supervision does too, on a fresh sideband.
+                log.exception("call_supervision_fault", call_id=record.call_id)
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            attempt = 1
+            await asyncio.sleep(backoff(attempt))
+
+    async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
+        """On every attach, restate what the policy fixed.
+
+        A `session.updated` sent while no sideband was attached (between
+        creation and attach, during a reconnect, or before another worker
+        took the call over) was never seen; restating the fixed fields makes
+        the session hold the policy again whatever happened meanwhile. The
+        model is left out: it does not change within a session.
+        """
+        fixed = call.record.fixed
+        paths = [path for path in fixed if path != "model"]
+        if paths:
+            await connection.send(restoring(call.record.kind, fixed, paths))
+
+    async def _read(self, call: Watched, connection: SidebandConnection) -> How:
+        """Handle the call's events until it ends; `SidebandClosed` if the socket does."""
+        while True:
+            left_s = (call.record.deadline_ms - self._clock()) / 1000
+            try:
+                async with asyncio.timeout(max(0.0, left_s)):
+                    event = await connection.recv()
+            except TimeoutError:
+                if await self.hang_up(call, "max_duration"):
+                    return "max_duration"
+                continue
+            how = await self._on_event(call, connection, event)
+            if how is not None:
+                return how
+
+    async def _on_event(
+        self, call: Watched, connection: SidebandConnection, event: Mapping[str, Any]
+    ) -> How | None:
+        kind, event_type = call.record.kind, event.get("type")
+        if event_type == "session.updated":
+            session = event.get("session")
+            if isinstance(session, Mapping):
+                return await self._check(call, connection, session)
+        elif event_type == "response.done" and kind == "realtime":
+            return await self._tokens(call, event)
+        elif event_type in ("session.usage.updated", "session.closed") and kind == "live":
+            usage = event.get("usage")
+            seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
+            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                if call.live_seconds is not None and seconds > call.live_seconds:
+                    call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
+                call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
+            if event_type == "session.closed":
+                return "closed"
+        return None
+
+    async def _check(
+        self, call: Watched, connection: SidebandConnection, session: Mapping[str, Any]
+    ) -> How | None:
+        """Compare a `session.updated` with what the policy fixed; revert or hang up."""
+        record = call.record
+        paths = overridden(record.fixed, session)
+        if not paths:
+            return None
+        action = self._settings.calls_on_override
+        metrics.CALL_OVERRIDES.labels(action).inc()
+        log.warning(
+            "call_policy_override",
+            call_id=record.call_id,
+            kind=record.kind,
+            identity=record.caller,
+            fields=paths,
+            action=action,
+        )
+        if action == "revert" and revertible(paths) and not self._looping(call):
+            await connection.send(restoring(record.kind, record.fixed, paths))
+            return None
+        if await self.hang_up(call, "override"):
+            return "override"
+        return None
+
+    def _looping(self, call: Watched) -> bool:
+        """More than `MAX_REVERTS_PER_MINUTE` reverts: the session will not hold; stop trying."""
+        now = self._clock()
+        call.reverts = [at for at in call.reverts if now - at < 60_000]
+        call.reverts.append(now)
+        if len(call.reverts) <= MAX_REVERTS_PER_MINUTE:
+            return False
+        log.warning("call_override_loop", call_id=call.record.call_id, reverts=len(call.reverts))
+        return True
+
+    async def _tokens(self, call: Watched, event: Mapping[str, Any]) -> How | None:
+        response = event.get("response")
+        usage = response.get("usage") if isinstance(response, Mapping) else None
+        tokens = usage.get("total_tokens") if isinstance(usage, Mapping) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
+            return None
+        metrics.USAGE_TOKENS.inc(tokens)
+        key = UsageKeys(call.record.owner, day_of(self._clock())).tokens
+        try:
+            total = (await self._counters.add({key: tokens}, COUNTER_TTL_MS))[key]
+        except StoreUnavailable:
+            log.error("call_usage_unrecorded", call_id=call.record.call_id, tokens=tokens)
+            return None
+        quota = self._settings.quota_tokens_per_day
+        if over(total, quota) and await self.hang_up(call, "quota"):
+            return "quota"
+        return None
+
+    async def hang_up(self, call: Watched, reason: str) -> bool:
+        """End the call upstream; True once it is over (also if it already was)."""
+        record = call.record
+        try:
+            await hang_up(self._upstream, record.kind, record.call_id, f"supervisor-{reason}")
+        except NotFound:
+            pass
+        except ServiceError as failed:
+            log.warning(
+                "call_hangup_failed", call_id=record.call_id, reason=reason, code=failed.code
+            )
+            await asyncio.sleep(HANGUP_RETRY_S)
+            return False
+        metrics.CALL_HANGUPS.labels(reason).inc()
+        log.info("call_hung_up", call_id=record.call_id, kind=record.kind, reason=reason)
+        return True
