@@ -32,6 +32,7 @@ from service.calls.loop import CallLoop, How, Watched
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.config import Settings
 from service.contract.calls import CALL_ID, CallKind
+from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.clock import Clock, wall_ms
 from service.core.errors import NotFound
@@ -53,7 +54,7 @@ class NewCall:
     caller: str
     """The caller as audit lines name it (hashed with AUTH_HASH_IDENTITIES)."""
     policy: Policy
-    session: dict[str, Any]
+    session: SessionJSON
     """The effective session, exactly as it goes upstream."""
     decisions: Iterable[Decision]
     offer: str

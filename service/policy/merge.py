@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 
+from service.contract.effective import SessionJSON
 from service.policy.model import Policy, SessionType
 
 Action = Literal["default", "pinned", "clamped"]
@@ -134,7 +135,9 @@ def _explicit_null(request: BaseModel, path: str) -> bool:
     return last in node.model_fields_set and getattr(node, last, None) is None
 
 
-def effective(request: BaseModel, updates: Mapping[str, Any], exclude: frozenset[str]) -> Any:
+def effective(
+    request: BaseModel, updates: Mapping[str, Any], exclude: frozenset[str]
+) -> SessionJSON:
     """The request's JSON with the policy's updates applied, normalised for upstream.
 
     pydantic leaves out every null a model field holds (free-form JSON such as
@@ -158,4 +161,5 @@ def effective(request: BaseModel, updates: Mapping[str, Any], exclude: frozenset
                 del audio[side]
         if not audio:
             del body["audio"]
-    return body
+    # What the GA models dump, with updates of the same JSON: the shape SessionJSON names.
+    return cast("SessionJSON", body)

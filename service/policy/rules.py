@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from service.contract.effective import SessionJSON
 from service.contract.ga import READ_ONLY, RealtimeSession
 from service.contract.ga_audio import AudioInput, AudioOutput
 from service.core.errors import PolicyViolation
@@ -32,7 +33,7 @@ from service.policy.model import Policy
 class Outcome:
     """The effective GA session (JSON, as sent upstream), its lifetime, and the decisions."""
 
-    session: dict[str, Any]
+    session: SessionJSON
     ttl_seconds: int
     decisions: tuple[Decision, ...]
 

@@ -10,7 +10,7 @@ POLICY_TRANSLATION_LANGUAGES).
 
 from __future__ import annotations
 
-from service.contract.ga import READ_ONLY, TranscriptionSession, TranslationSession
+from service.contract.ga import TranscriptionSession, TranslationSession
 from service.policy import rules_audio
 from service.policy.merge import Merge, allowed_text, session_type
 from service.policy.model import Policy
@@ -83,8 +83,6 @@ def evaluate_translation(
             "audio.input.transcription",
         )
     outcome = conclude(m, ttl_seconds)
-    return Outcome(
-        {key: value for key, value in outcome.session.items() if key not in READ_ONLY | {"type"}},
-        outcome.ttl_seconds,
-        outcome.decisions,
-    )
+    # OpenAI's translation endpoint takes no `type` (the endpoint says it).
+    outcome.session.pop("type", None)
+    return outcome

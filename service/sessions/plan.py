@@ -15,6 +15,7 @@ from typing import Any
 
 from service.auth import caller_tag
 from service.contract import TranslationSession
+from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.errors import PolicyViolation
 from service.policy import AnySession, Decision, Outcome, Policy, evaluate
@@ -52,9 +53,9 @@ class Plan:
     """Minted on OpenAI's translation endpoint rather than `client_secrets`."""
 
     @property
-    def session(self) -> dict[str, Any]:
+    def session(self) -> SessionJSON:
         """The effective session, exactly as it goes upstream."""
-        session: dict[str, Any] = self.body["session"]
+        session: SessionJSON = self.body["session"]
         return session
 
     @property
@@ -110,7 +111,7 @@ class Plan:
     def log_fields(self) -> dict[str, Any]:
         """What the audit line says of the decision: model, voice, each decision in brief."""
         session = self.outcome.session
-        voice = ((session.get("audio") or {}).get("output") or {}).get("voice")
+        voice = session.get("audio", {}).get("output", {}).get("voice")
         return {
             "model": session.get("model"),
             "voice": voice.get("id") if isinstance(voice, dict) else voice,
@@ -138,9 +139,9 @@ def plan(
         outcome = evaluate(policy, session, caller_tag=caller, ttl_seconds=ttl_seconds)
     except PolicyViolation as violation:
         raise PolicyViolation([(door.param(p), m) for p, m in violation.found]) from None
-    upstream = dict(outcome.session)
+    upstream = outcome.session.copy()
     model = upstream.get("model")
-    if isinstance(model, str):
+    if model is not None:
         upstream["model"] = model_map.get(model, model)
     if call:
         return Plan(door, policy, outcome, {"session": upstream})

@@ -7,7 +7,7 @@ to a caller loses the MCP credentials OpenAI may echo back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from service.policy import Decision
@@ -36,13 +36,13 @@ def tool_name(tool: Any) -> Any:
     return None
 
 
-def without_credentials(session: dict[str, Any]) -> dict[str, Any]:
+def without_credentials(session: Mapping[str, Any]) -> dict[str, Any]:
     """`session` without MCP credentials, which OpenAI may echo and callers must not see."""
     tools = session.get("tools")
     if not isinstance(tools, list) or not any(
         isinstance(tool, dict) and tool.get("type") == "mcp" for tool in tools
     ):
-        return session
+        return dict(session)
     cleaned = [
         {k: v for k, v in tool.items() if k not in ("authorization", "headers")}
         if isinstance(tool, dict)

@@ -16,6 +16,7 @@ answer is a 502: the caller could not use it, whatever OpenAI created.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ def _live_answer(reply: Reply, elapsed_ms: float, attempts: int) -> CreatedCall:
     return CreatedCall(call_id, answer, reply.status, elapsed_ms, attempts)
 
 
-def _multipart(sdp: str, session: dict[str, Any]) -> tuple[bytes, str]:
+def _multipart(sdp: str, session: Mapping[str, Any]) -> tuple[bytes, str]:
     """The body the openai SDK sends to `/realtime/calls`, encoded by httpx."""
     request = httpx.Request(
         "POST",
@@ -92,7 +93,7 @@ def _multipart(sdp: str, session: dict[str, Any]) -> tuple[bytes, str]:
 
 
 async def create_realtime_call(
-    upstream: Upstream, sdp: str, session: dict[str, Any], request_id: str
+    upstream: Upstream, sdp: str, session: Mapping[str, Any], request_id: str
 ) -> CreatedCall:
     """Create a Realtime WebRTC call with the server's key and the effective session."""
     content, content_type = _multipart(sdp, session)
@@ -102,7 +103,7 @@ async def create_realtime_call(
 
 
 async def create_live_session(
-    upstream: Upstream, sdp: str, session: dict[str, Any], request_id: str
+    upstream: Upstream, sdp: str, session: Mapping[str, Any], request_id: str
 ) -> CreatedCall:
     """Create a GPT-Live WebRTC session with the server's key and the effective session."""
     body = orjson.dumps({"session": session, "transport": {"type": "webrtc", "sdp": sdp}})
@@ -112,7 +113,7 @@ async def create_live_session(
 
 
 async def create_call(
-    upstream: Upstream, kind: CallKind, sdp: str, session: dict[str, Any], request_id: str
+    upstream: Upstream, kind: CallKind, sdp: str, session: Mapping[str, Any], request_id: str
 ) -> CreatedCall:
     """Create a call of either kind with the server's key and the effective session."""
     create = create_realtime_call if kind == "realtime" else create_live_session
