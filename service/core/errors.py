@@ -113,14 +113,18 @@ class PolicyViolation(ServiceError):
 
 
 class NotFound(ServiceError):
-    """404: no such route."""
+    """404: no such route, or no open call with this id that this caller created.
+
+    A call that exists but is someone else's gets the same answer as one that
+    never existed (`call_not_found`), so ids reveal nothing.
+    """
 
     status_code = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
     documented = False
     outcome = "not_found"
-    summary = "No such route."
+    summary = "No such route, or no open call with this id created by this caller."
 
 
 class MethodNotAllowed(ServiceError):
@@ -144,17 +148,23 @@ class PayloadTooLarge(ServiceError):
 
 
 class UnsupportedMediaType(ServiceError):
-    """415: the body is not declared as JSON (`Content-Type: application/json`).
+    """415: the body is not declared in a media type the endpoint takes.
 
-    Requiring it also means a cross-site "simple" request (text/plain, forms),
-    which browsers send without a CORS preflight, never reaches a mint.
+    JSON (`Content-Type: application/json`) everywhere but `POST
+    /v1/realtime/calls`, which takes `multipart/form-data` or
+    `application/sdp`. Requiring it also means a cross-site "simple" request
+    (text/plain), which browsers send without a CORS preflight, never reaches
+    a mint.
     """
 
     status_code = 415
     error_type = "invalid_request_error"
     default_code = "unsupported_media_type"
     outcome = "unsupported_media_type"
-    summary = "The body is not sent as application/json."
+    summary = (
+        "The body is not sent as application/json (a Realtime call's offer: "
+        "multipart/form-data or application/sdp)."
+    )
 
 
 class ClientDisconnected(ServiceError):
@@ -193,13 +203,14 @@ class UpstreamError(ServiceError):
 
 
 class ServiceUnavailable(ServiceError):
-    """503: a dependency we need to decide (the rate-limit store) is unreachable."""
+    """503: something the service needs to decide is unavailable (`service.store`'s
+    `StoreUnavailable`: the shared store did not answer in time); see Retry-After."""
 
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
     outcome = "unavailable"
-    summary = "The rate-limit store is unavailable."
+    summary = "The shared store (Redis) is unavailable; retry after Retry-After."
 
 
 class UpstreamTimeout(ServiceError):

@@ -52,8 +52,6 @@ class StoreUnavailable(ServiceUnavailable):
     the shared store is unavailable.
     """
 
-    summary = "The shared store (Redis) is unavailable."
-
     def __init__(self, reason: str) -> None:
         super().__init__(
             "The shared store is unavailable; retry shortly.", headers={"Retry-After": "1"}
