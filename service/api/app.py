@@ -25,8 +25,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from service.api.deps import State
+from service.api.dispatch import Dispatch, Rendered
+from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware
 from service.api.openapi import document_mint_endpoints
@@ -93,7 +97,7 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     sideband: Sideband | None = None,
     clock: Clock = wall_ms,
-) -> FastAPI:
+) -> Dispatch:
     """The service for `settings`; `transport` and `sideband` replace the network.
 
     Tests pass respx's transport and a scripted sideband; `service.server.compose`
@@ -126,7 +130,7 @@ def create_app(
         await supervisor.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
-        services = Services(settings, auth, upstream, store, limiter, supervisor)
+        services = Services(settings, settings.profiles, auth, upstream, store, limiter, supervisor)
         try:
             yield {"services": services, "lifecycle": lifecycle}
         finally:
@@ -164,16 +168,31 @@ def create_app(
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(settings.cors_allow_origins),
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-            expose_headers=CORS_EXPOSED,
-            max_age=600,
-        )
+    cors = _cors(settings)
+    if cors:
+        app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestMiddleware)
     document_mint_endpoints(app)
-    return app
+    endpoints = {
+        route.path: route.app
+        for route in [*client_secrets.routes, *calls.routes]
+        if isinstance(route, Route) and isinstance(route.app, Endpoint) and "{" not in route.path
+    }
+    fast: ASGIApp = Rendered(endpoints)
+    if cors:
+        fast = CORSMiddleware(fast, **cors)
+    return Dispatch(app, RequestMiddleware(fast), frozenset(endpoints))
+
+
+def _cors(settings: Settings) -> dict[str, Any]:
+    """CORSMiddleware's options for CORS_ALLOW_ORIGINS (none: no CORS headers at all)."""
+    if not settings.cors_allow_origins:
+        return {}
+    return {
+        "allow_origins": list(settings.cors_allow_origins),
+        "allow_credentials": settings.cors_allow_credentials,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        "expose_headers": CORS_EXPOSED,
+        "max_age": 600,
+    }

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import httpx
 import structlog
-from fastapi import FastAPI
 
 from service.api import create_app
+from service.api.dispatch import Dispatch
 from service.config import Settings
 from service.contract.calls import CallKind
 from service.upstream.sideband import Sideband, SidebandClosed, SidebandConnection
@@ -30,7 +30,7 @@ class NoSideband:
         raise SidebandClosed("unknown_call")
 
 
-def build_app(settings: Settings) -> FastAPI:
+def build_app(settings: Settings) -> Dispatch:
     """The service for `settings`, on the network or on the in-process emulator."""
     if not settings.upstream_emulator:
         return create_app(settings)

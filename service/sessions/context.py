@@ -16,6 +16,7 @@ from service.auth import Authenticator, Caller
 from service.calls import Supervisor
 from service.config import Settings
 from service.limits import Limiter
+from service.policy import Profiles
 from service.store import Store
 from service.upstream import Upstream
 
@@ -25,6 +26,9 @@ class Services:
     """The process's handles, built once by the lifespan and shared by every request."""
 
     settings: Settings
+    profiles: Profiles
+    """`settings.profiles`, read once: a pydantic private attribute costs a failed
+    lookup on every access, on the hot path."""
     auth: Authenticator
     upstream: Upstream
     store: Store

@@ -161,7 +161,7 @@ def decide(
 ) -> Plan:
     """The flows' policy step: the caller's profile, the plan, its metrics and audit fields."""
     settings = services.settings
-    profile, policy = settings.profiles.for_caller(incoming.caller.identity, incoming.caller.claim)
+    profile, policy = services.profiles.for_caller(incoming.caller.identity, incoming.caller.claim)
     incoming.log["profile"] = profile
     try:
         planned = plan(

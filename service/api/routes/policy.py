@@ -13,5 +13,5 @@ router = APIRouter(tags=["policy"])
 @router.get("/v1/policy")
 async def get_policy(services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """What this caller may choose (their profile's models, voices, limits); never instructions."""
-    profile, policy = services.settings.profiles.for_caller(caller.identity, caller.claim)
+    profile, policy = services.profiles.for_caller(caller.identity, caller.claim)
     return JSONResponse(policy.public_view(profile))
