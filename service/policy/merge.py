@@ -11,7 +11,7 @@ detection off), which the GA schema accepts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -79,6 +79,25 @@ class Merge(Generic[S]):
         self.violations.append((param, message))
         self.updates[field_path or param] = as_json(clamp_to)
         self.decisions.append(Decision(param, "clamped", message, as_json(clamp_to)))
+
+    def allowed(
+        self,
+        param: str,
+        what: str,
+        value: object,
+        allowed: Collection[object],
+        clamp_to: Any,
+        field_path: str = "",
+    ) -> bool:
+        """Whether `value` is among `allowed`; if not, the violation every list rule words
+        alike: "`what` 'value' is not allowed (allowed: a, b)"."""
+        if value in allowed:
+            return True
+        shown = allowed_text(tuple(str(item) for item in allowed))
+        self.violate(
+            param, f"{what} '{value}' is not allowed (allowed: {shown})", clamp_to, field_path
+        )
+        return False
 
     def refuse(self, param: str, message: str) -> None:
         """Record a violation whose clamp is to leave the offending part out."""

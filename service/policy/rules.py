@@ -25,7 +25,7 @@ from service.contract.ga import READ_ONLY, RealtimeSession
 from service.contract.ga_audio import AudioInput, AudioOutput
 from service.core.errors import PolicyViolation
 from service.policy import rules_audio, rules_features, rules_tools
-from service.policy.merge import Decision, Merge, allowed_text, effective, session_type
+from service.policy.merge import Decision, Merge, effective, session_type
 from service.policy.model import Policy
 
 
@@ -47,10 +47,8 @@ def choose_model(m: Merge[Any], asked: str | None, allowed: tuple[str, ...], def
     """The model: the server's default, or one from the allowed list."""
     if asked is None:
         m.default("model", default, "server default model")
-    elif asked not in allowed:
-        m.violate(
-            "model", f"model '{asked}' is not allowed (allowed: {allowed_text(allowed)})", default
-        )
+    else:
+        m.allowed("model", "model", asked, allowed, default)
 
 
 def _instructions(m: Merge[RealtimeSession]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.contract.ga import TranslationAudioInput
 from service.contract.ga_audio import (
     AudioInput,
     AudioOutput,
@@ -35,12 +36,8 @@ def choose_voice(m: Merge[Any], asked_voice: object) -> None:
     asked = asked_voice if isinstance(asked_voice, str) else getattr(asked_voice, "id", None)
     if asked is None:
         m.default(path, voice_value(p.default_voice), "server default voice")
-    elif asked not in p.allowed_voices:
-        m.violate(
-            path,
-            f"voice '{asked}' is not allowed (allowed: {allowed_text(p.allowed_voices)})",
-            voice_value(p.default_voice),
-        )
+    elif not m.allowed(path, "voice", asked, p.allowed_voices, voice_value(p.default_voice)):
+        return
     elif isinstance(asked_voice, str) and asked.startswith("voice_"):
         m.pin(path, voice_value(asked), "custom voices are sent by id")
 
@@ -75,25 +72,17 @@ def formats(
         asked = FORMAT_FROM_GA[chosen.type] if chosen else None
         if asked is None and "pcm16" not in allowed:
             m.pin(path, FORMAT_TO_GA[allowed[0]], "the API's default pcm16 is not allowed")
-        elif asked is not None and asked not in allowed:
-            m.violate(
-                path,
-                f"{label} '{asked}' is not allowed (allowed: {allowed_text(allowed)})",
-                FORMAT_TO_GA[allowed[0]],
-            )
+        elif asked is not None:
+            m.allowed(path, label, asked, allowed, FORMAT_TO_GA[allowed[0]] if allowed else None)
 
 
-def noise_reduction(m: Merge[Any], audio_in: AudioInput | None, base: str = "audio.input") -> None:
+def noise_reduction(m: Merge[Any], audio_in: AudioInput | TranslationAudioInput | None) -> None:
     """Noise reduction kinds from POLICY_ALLOWED_NOISE_REDUCTION (refused: left off)."""
-    allowed = m.policy.allowed_noise_reduction
     nr = audio_in.noise_reduction if audio_in else None
-    if nr is not None and nr.type not in allowed:
-        m.violate(
-            f"{base}.noise_reduction.type",
-            f"noise reduction '{nr.type}' is not allowed (allowed: {allowed_text(allowed)})",
-            None,
-            f"{base}.noise_reduction",
-        )
+    if nr is not None:
+        path = "audio.input.noise_reduction"
+        allowed = m.policy.allowed_noise_reduction
+        m.allowed(f"{path}.type", "noise reduction", nr.type, allowed, None, path)
 
 
 def transcription(m: Merge[Any], audio_in: AudioInput | None) -> None:
@@ -107,13 +96,9 @@ def transcription(m: Merge[Any], audio_in: AudioInput | None) -> None:
         m.violate(path, "input audio transcription is disabled by the server", None)
     elif t.model is None:
         m.default(path, t.model_copy(update={"model": allowed[0]}), "server transcription model")
-    elif t.model not in allowed:
-        m.violate(
-            f"{path}.model",
-            f"transcription model '{t.model}' is not allowed (allowed: {allowed_text(allowed)})",
-            t.model_copy(update={"model": allowed[0]}),
-            path,
-        )
+    else:
+        clamped = t.model_copy(update={"model": allowed[0]})
+        m.allowed(f"{path}.model", "transcription model", t.model, allowed, clamped, path)
 
 
 def turn_detection(m: Merge[Any], audio_in: AudioInput | None) -> None:
@@ -130,12 +115,8 @@ def turn_detection(m: Merge[Any], audio_in: AudioInput | None) -> None:
     if kind == "absent":
         if "server_vad" not in allowed:
             m.pin(path, fallback, "the API's default server_vad is not allowed")
-    elif kind not in allowed:
-        m.violate(
-            path,
-            f"turn detection '{kind}' is not allowed (allowed: {allowed_text(allowed)})",
-            fallback,
-        )
+    else:
+        m.allowed(path, "turn detection", kind, allowed, fallback)
     idle = td.idle_timeout_ms if isinstance(td, ServerVad) else None
     cap = p.idle_timeout_ms_max
     if idle is not None and cap is not None and idle > cap and kind in allowed:
@@ -153,12 +134,8 @@ def languages(m: Merge[Any], audio_in: AudioInput | None) -> None:
     if allowed is None or t is None:
         return
     path = "audio.input.transcription"
-    if t.language is not None and t.language not in allowed:
-        m.violate(
-            f"{path}.language",
-            f"language '{t.language}' is not allowed (allowed: {allowed_text(allowed)})",
-            None,
-        )
+    if t.language is not None:
+        m.allowed(f"{path}.language", "language", t.language, allowed, None)
     refused = [code for code in t.languages or () if code not in allowed]
     if refused:
         kept = [code for code in t.languages or () if code in allowed]

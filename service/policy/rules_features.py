@@ -45,12 +45,9 @@ def reasoning(m: Merge[RealtimeSession]) -> None:
     """Reasoning effort from POLICY_REASONING_EFFORTS."""
     allowed = m.policy.reasoning_efforts
     effort = m.request.reasoning.effort if m.request.reasoning else None
-    if effort is not None and effort not in allowed:
-        m.violate(
-            "reasoning.effort",
-            f"reasoning effort '{effort}' is not allowed (allowed: {allowed_text(allowed)})",
-            allowed[0] if allowed else None,
-        )
+    if effort is not None:
+        clamp_to = allowed[0] if allowed else None
+        m.allowed("reasoning.effort", "reasoning effort", effort, allowed, clamp_to)
 
 
 def truncation(m: Merge[RealtimeSession]) -> None:

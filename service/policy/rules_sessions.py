@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from service.contract.ga import TranscriptionSession, TranslationSession
 from service.policy import rules_audio
-from service.policy.merge import Merge, allowed_text, session_type
+from service.policy.merge import Merge, session_type
 from service.policy.model import Policy
 from service.policy.rules import Outcome, conclude
 
@@ -47,41 +47,20 @@ def evaluate_translation(
     m = Merge(policy, request)
     session_type(m, "translation")
     p = policy
-    if request.model not in p.allowed_translation_models:
-        m.violate(
-            "model",
-            f"translation model '{request.model}' is not allowed "
-            f"(allowed: {allowed_text(p.allowed_translation_models)})",
-            p.default_translation_model,
-        )
+    models = p.allowed_translation_models
+    m.allowed("model", "translation model", request.model, models, p.default_translation_model)
     audio = request.audio
     audio_in = audio.input if audio else None
     target = audio.output.language if audio and audio.output else None
     allowed = p.translation_languages
-    if target is not None and allowed is not None and target not in allowed:
-        m.violate(
-            "audio.output.language",
-            f"target language '{target}' is not allowed (allowed: {allowed_text(allowed)})",
-            allowed[0] if allowed else None,
-        )
-    nr = audio_in.noise_reduction if audio_in else None
-    if nr is not None and nr.type not in p.allowed_noise_reduction:
-        m.violate(
-            "audio.input.noise_reduction.type",
-            f"noise reduction '{nr.type}' is not allowed "
-            f"(allowed: {allowed_text(p.allowed_noise_reduction)})",
-            None,
-            "audio.input.noise_reduction",
-        )
+    if target is not None and allowed is not None:
+        clamp_to = allowed[0] if allowed else None
+        m.allowed("audio.output.language", "target language", target, allowed, clamp_to)
+    rules_audio.noise_reduction(m, audio_in)
     t = audio_in.transcription if audio_in else None
-    if t is not None and t.model not in p.allowed_transcription_models:
-        m.violate(
-            "audio.input.transcription.model",
-            f"transcription model '{t.model}' is not allowed "
-            f"(allowed: {allowed_text(p.allowed_transcription_models)})",
-            None,
-            "audio.input.transcription",
-        )
+    if t is not None:
+        path, allowed_models = "audio.input.transcription", p.allowed_transcription_models
+        m.allowed(f"{path}.model", "transcription model", t.model, allowed_models, None, path)
     outcome = conclude(m, ttl_seconds)
     # OpenAI's translation endpoint takes no `type` (the endpoint says it).
     outcome.session.pop("type", None)
