@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service.api.bodies import Body, dry_run_of
@@ -67,6 +68,11 @@ class Endpoint:
         incoming = Incoming(caller, body, dry_run, fields, session, call_id)
         answer = await self._flow(services, incoming)
         await render(answer)(scope, receive, send)
+
+
+def post(path: str, endpoint: Endpoint) -> Route:
+    """The route of a POST endpoint (any other method gets 405)."""
+    return Route(path, endpoint, methods=["POST"])
 
 
 def render(answer: Answer) -> Response:

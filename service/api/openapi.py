@@ -349,30 +349,33 @@ def document_mint_endpoints(app: FastAPI) -> None:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }
         paths = schema.setdefault("paths", {})
-        paths[SESSIONS_PATH] = _operation(
-            "Create session",
-            names[(SessionRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
-            SESSION_EXAMPLE,
-            "SessionCreated",
-        )
-        paths[CLIENT_SECRETS_PATH] = _operation(
-            "Create client secret",
-            names[(ClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
-            GA_EXAMPLE,
-            "ClientSecretCreated",
-        )
-        paths[TRANSCRIPTION_SESSIONS_PATH] = _operation(
-            "Create transcription session",
-            names[(TranscriptionSessionRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
-            TRANSCRIPTION_EXAMPLE,
-            "TranscriptionSessionCreated",
-        )
-        paths[TRANSLATION_CLIENT_SECRETS_PATH] = _operation(
-            "Create translation client secret",
-            names[(TranslationClientSecretRequest, "validation")]["$ref"].rsplit("/", 1)[-1],
-            TRANSLATION_EXAMPLE,
-            "ClientSecretCreated",
-        )
+        mints: list[tuple[str, str, type[BaseModel], dict[str, Any], str]] = [
+            (SESSIONS_PATH, "Create session", SessionRequest, SESSION_EXAMPLE, "SessionCreated"),
+            (
+                CLIENT_SECRETS_PATH,
+                "Create client secret",
+                ClientSecretRequest,
+                GA_EXAMPLE,
+                "ClientSecretCreated",
+            ),
+            (
+                TRANSCRIPTION_SESSIONS_PATH,
+                "Create transcription session",
+                TranscriptionSessionRequest,
+                TRANSCRIPTION_EXAMPLE,
+                "TranscriptionSessionCreated",
+            ),
+            (
+                TRANSLATION_CLIENT_SECRETS_PATH,
+                "Create translation client secret",
+                TranslationClientSecretRequest,
+                TRANSLATION_EXAMPLE,
+                "ClientSecretCreated",
+            ),
+        ]
+        for path, summary, request, example, created in mints:
+            name = names[(request, "validation")]["$ref"].rsplit("/", 1)[-1]
+            paths[path] = _operation(summary, name, example, created)
         paths.update(_call_operations())
         app.openapi_schema = schema
         return schema

@@ -14,34 +14,26 @@ Each is one `Endpoint` over one flow of `service.sessions.calls`.
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from typing import get_args
+
+from starlette.routing import BaseRoute
 
 from service.api.bodies import LIVE_JSON, NOTHING, OFFER
-from service.api.endpoint import Endpoint
+from service.api.endpoint import Endpoint, post
+from service.contract import CallKind
 from service.sessions import PATHS, create_live_session, create_realtime_call, hang_up
 
 REALTIME_CALLS_PATH = PATHS["realtime"]
 LIVE_SESSIONS_PATH = PATHS["live"]
 
 routes: list[BaseRoute] = [
-    Route(
-        REALTIME_CALLS_PATH,
-        Endpoint("realtime_calls", create_realtime_call, OFFER),
-        methods=["POST"],
-    ),
-    Route(
-        LIVE_SESSIONS_PATH,
-        Endpoint("live_sessions", create_live_session, LIVE_JSON),
-        methods=["POST"],
-    ),
-    Route(
-        f"{REALTIME_CALLS_PATH}/{{call_id}}/hangup",
-        Endpoint("realtime_hangup", hang_up("realtime"), NOTHING, counted=False, dry_runs=False),
-        methods=["POST"],
-    ),
-    Route(
-        f"{LIVE_SESSIONS_PATH}/{{call_id}}/hangup",
-        Endpoint("live_hangup", hang_up("live"), NOTHING, counted=False, dry_runs=False),
-        methods=["POST"],
+    post(REALTIME_CALLS_PATH, Endpoint("realtime_calls", create_realtime_call, OFFER)),
+    post(LIVE_SESSIONS_PATH, Endpoint("live_sessions", create_live_session, LIVE_JSON)),
+    *(
+        post(
+            f"{PATHS[kind]}/{{call_id}}/hangup",
+            Endpoint(f"{kind}_hangup", hang_up(kind), NOTHING, counted=False, dry_runs=False),
+        )
+        for kind in get_args(CallKind)
     ),
 ]

@@ -7,10 +7,10 @@ tried.
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from service.api.bodies import JSON
-from service.api.endpoint import Endpoint
+from service.api.endpoint import Endpoint, post
 from service.sessions import (
     create_client_secret,
     create_session,
@@ -24,20 +24,15 @@ TRANSCRIPTION_SESSIONS_PATH = "/v1/realtime/transcription_sessions"
 TRANSLATION_CLIENT_SECRETS_PATH = "/v1/realtime/translations/client_secrets"
 
 routes: list[BaseRoute] = [
-    Route(SESSIONS_PATH, Endpoint("sessions", create_session, JSON), methods=["POST"]),
-    Route(
-        CLIENT_SECRETS_PATH,
-        Endpoint("client_secrets", create_client_secret, JSON),
-        methods=["POST"],
-    ),
-    Route(
-        TRANSCRIPTION_SESSIONS_PATH,
-        Endpoint("transcription_sessions", create_transcription_session, JSON),
-        methods=["POST"],
-    ),
-    Route(
-        TRANSLATION_CLIENT_SECRETS_PATH,
-        Endpoint("translation_client_secrets", create_translation_client_secret, JSON),
-        methods=["POST"],
-    ),
+    post(path, Endpoint(name, flow, JSON))
+    for path, name, flow in (
+        (SESSIONS_PATH, "sessions", create_session),
+        (CLIENT_SECRETS_PATH, "client_secrets", create_client_secret),
+        (TRANSCRIPTION_SESSIONS_PATH, "transcription_sessions", create_transcription_session),
+        (
+            TRANSLATION_CLIENT_SECRETS_PATH,
+            "translation_client_secrets",
+            create_translation_client_secret,
+        ),
+    )
 ]
