@@ -1,0 +1,39 @@
+"""Logging set-up: one buffer, one flusher thread and one exit hook per process.
+
+`python -m service` configures logging, then uvicorn's worker import
+(`service.server.asgi`) configures it again in the same process when
+`WORKERS=1`. Each run must point the one buffer at its stream, not start
+another thread.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import io, threading
+from service.core import logs
+for _ in range(3):
+    logs.configure("json", "INFO", stream=io.StringIO())
+first = io.StringIO()
+logs.configure("json", "INFO", stream=first)
+import structlog
+structlog.get_logger("t").info("hello")
+logs.flush()
+print(sum(t.name == "log-flusher" for t in threading.enumerate()))
+print('"event":"hello"' in first.getvalue())
+"""
+
+
+class TestConfigure:
+    """`service.core.logs.configure`, run more than once."""
+
+    def test_one_flusher_thread_however_often_it_runs(self) -> None:
+        """Four runs leave one flusher thread, writing to the last run's stream."""
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+        )
+        threads, wrote = done.stdout.split()
+        assert threads == "1"
+        assert wrote == "True"
