@@ -1,6 +1,6 @@
 """OpenAPI for the mint endpoints, from the real request, response and error models.
 
-The mint endpoints are plain ASGI routes (`service.api.routes.realtime`), so
+The POST endpoints are plain ASGI routes (`service.api.endpoint`), so
 FastAPI cannot describe them; this adds them to `/openapi.json` (and so
 `/docs`) from the same pydantic models that validate the bodies, with
 examples, and lists every error status from the error classes themselves.
