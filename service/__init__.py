@@ -1,9 +1,10 @@
-"""realtime-token-proxy: mints OpenAI Realtime client secrets under a server-side policy.
+"""realtime-token-proxy: OpenAI voice sessions for callers who never see the API key.
 
-The public surface is `create_app` and `Settings`. The subpackages follow a
-request's path: `api` (the HTTP edge), `auth` (who is calling), `contract`
-(the request shapes), `policy` (what ops allow), `limits` (how often),
-`upstream` (OpenAI, or its emulator).
+The public surface is `create_app` and `Settings`. The packages, each above
+the ones it imports (the README's layout; `make lint` checks the order):
+`server` (the composition root), `api` (the HTTP edge), `sessions` (the
+flows), `calls` (supervision), `auth` and `limits`, `upstream` (OpenAI) and
+`store` (the shared state), `config`, `policy`, `contract`, `core`.
 """
 
 from service.api import create_app

@@ -1,9 +1,12 @@
 """Build the app: lifespan resources, routes, middleware, exception handlers.
 
-Resources live for the process (one upstream HTTP client, the limiter's
-store, the authenticator) and reach requests through the typed lifespan
-state (`service.api.deps.State`), never through module globals, so tests
-build as many apps as they like from explicit `Settings`. Every
+Resources live for the process (one upstream HTTP client, the shared store,
+the limiter, the authenticator, the supervisor) and reach requests as one
+`Services` in the typed lifespan state (`service.api.deps.State`), never
+through module globals, so tests build as many apps as they like from
+explicit `Settings`. The app uvicorn runs is a `Dispatch`: the POST
+endpoints' exact paths straight to them (`service.api.dispatch`), the rest
+through FastAPI. Every
 `ServiceError`, and the framework's own 404/405/422, is rendered by the
 handlers registered here through `service.core.errors.render`; an unexpected
 exception ends in the request middleware, which renders it the same way.
