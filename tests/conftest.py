@@ -28,6 +28,7 @@ from tests.contract import (
     assert_valid_translation_request,
 )
 from tests.sidebands import ScriptedSideband
+from tests.suite_logs import IN_PROCESS, LOG_DIR_ENV
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
@@ -58,9 +59,6 @@ ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]
 """Opens an HTTP client on a fresh app built from the given Settings."""
 
 
-LOG_DIR_ENV = "RTP_TEST_LOG_DIR"
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the log scan (`@pytest.mark.after_suite`) last, after every line it reads was written."""
     items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
@@ -77,7 +75,7 @@ def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     """
     folder = tmp_path_factory.mktemp("suite-logs")
     os.environ[LOG_DIR_ENV] = str(folder)
-    with (folder / "in-process.jsonl").open("a", encoding="utf-8") as stream:
+    with (folder / IN_PROCESS).open("a", encoding="utf-8") as stream:
         configure("json", "DEBUG", stream=stream, scrub_secrets=False)
         yield folder
         logs.flush()  # the buffered lines, before the file they go to is closed

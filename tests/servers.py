@@ -37,12 +37,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.suite_logs import LOG_DIR_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def log_file(name: str) -> Path:
     """Where a subprocess writes its output: the suite's log folder, scanned for secrets."""
-    folder = Path(os.environ.get("RTP_TEST_LOG_DIR") or tempfile.gettempdir())
+    folder = Path(os.environ.get(LOG_DIR_ENV) or tempfile.gettempdir())
     return folder / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
 
 

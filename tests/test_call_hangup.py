@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from structlog.testing import capture_logs
 
 from service.auth import new_api_key
 from tests.conftest import CALL_ID, LIVE_ID, SDP_OFFER, ClientFor, MakeSettings
 from tests.paths import LIVE_SESSIONS, REALTIME_CALLS
 from tests.servers import RedisServer, redis_server
+from tests.suite_logs import captured_logs
 
 pytestmark = pytest.mark.anyio
 REALTIME_HANGUP = f"{REALTIME_CALLS}/{CALL_ID}/hangup"
@@ -237,7 +237,7 @@ class TestSharedStore:
             )
         )
         redis.stop()
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             await create_realtime(client, keys["alice"])
         assert [line["call_id"] for line in logs if line["event"] == "call_record_failed"] == [
             CALL_ID
@@ -256,7 +256,7 @@ class TestWithoutRedis:
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
         """WORKERS>1 and no REDIS_URL: the log says hang-ups only work on the creating worker."""
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             await client_for(make_settings(workers=2))
         [warning] = [line for line in logs if line["event"] == "state_per_process"]
         assert "hang-up" in warning["note"]

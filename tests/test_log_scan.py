@@ -2,8 +2,9 @@
 
 Marked `after_suite`, which `conftest.py`'s collection hook moves to the end,
 it reads all the log output the suite produced, unscrubbed: the in-process
-JSON log configured by `conftest.py` and the output of every service started
-as a process (`LOG_SCRUB=false`). The mask in `service.core.logs` is a second line
+JSON log configured by `conftest.py`, the events tests captured with
+`tests.suite_logs.captured_logs`, and the output of every service started as
+a process (`LOG_SCRUB=false`). The mask in `service.core.logs` is a second line
 of defence; this shows the first holds.
 """
 
