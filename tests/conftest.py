@@ -28,7 +28,7 @@ from tests.contract import (
     assert_valid_translation_request,
 )
 from tests.sidebands import ScriptedSideband
-from tests.suite_logs import IN_PROCESS, LOG_DIR_ENV
+from tests.suite_logs import COLLECTION, IN_PROCESS, LOG_DIR_ENV, Collection
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
@@ -59,9 +59,31 @@ ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]
 """Opens an HTTP client on a fresh app built from the given Settings."""
 
 
+COLLECTED_MODULES: set[str] = set()
+"""Test modules that collected this run (node ids), noted by `pytest_collectreport`."""
+DESELECTED: list[str] = []
+"""Tests deselected this run (node ids), noted by `pytest_deselected`."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the log scan (`@pytest.mark.after_suite`) last, after every line it reads was written."""
     items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Note each test module that collected (tests or a module-level skip), for `Collection`."""
+    if report.outcome != "failed" and report.nodeid.endswith(".py"):
+        COLLECTED_MODULES.add(report.nodeid)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Note tests left out by `-k`, `-m`, `--deselect` or `--lf`, for `Collection`."""
+    DESELECTED.extend(item.nodeid for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say whether this run collected the whole suite (`Collection`), for the log scan."""
+    session.config.stash[COLLECTION] = Collection.of(session, COLLECTED_MODULES, DESELECTED)
 
 
 @pytest.fixture(name="suite_logs", scope="session", autouse=True)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from structlog.testing import capture_logs
 
 LOG_DIR_ENV = "RTP_TEST_LOG_DIR"
@@ -55,3 +57,38 @@ def captured_logs(folder: Path | None = None) -> Iterator[list[MutableMapping[st
             )
             with (folder or log_folder()).joinpath(CAPTURED).open("ab") as stream:
                 stream.write(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """Whether this run collected the whole suite, and if not, why not (for the log scan)."""
+
+    whole: bool
+    reason: str
+
+    @classmethod
+    def of(cls, session: pytest.Session, modules: set[str], deselected: list[str]) -> Collection:
+        """The collection `session` finished with: `modules` collected, `deselected` left out.
+
+        Whole means: every `test_*.py` under tests/ collected (or skipped
+        itself), no test deselected (`-k`, `-m`, `--deselect`, `--lf`), and no
+        argument narrowed to part of a file (`file.py::Class`).
+        """
+        narrowed = [arg for arg in session.config.args if "::" in arg]
+        if narrowed:
+            return cls(False, f"arguments narrowed to parts of files: {', '.join(narrowed)}")
+        if deselected:
+            return cls(False, f"{len(deselected)} tests deselected (-k, -m, --deselect or --lf)")
+        root = session.config.rootpath
+        on_disk = {
+            path.relative_to(root).as_posix() for path in Path(__file__).parent.rglob("test_*.py")
+        }
+        missing = sorted(on_disk - modules)
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            return cls(False, f"{len(missing)} of {len(on_disk)} test files not collected: {shown}")
+        return cls(True, f"all {len(on_disk)} test files collected")
+
+
+COLLECTION = pytest.StashKey[Collection]()
+"""Where `conftest.py` keeps this run's `Collection` (`config.stash`)."""
