@@ -38,7 +38,9 @@ from service.upstream.emulator_calls.tone import ToneTrack
 from tests.suite_logs import captured_logs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-WAIT_S = 5.0
+WAIT_S = 20.0
+"""How long to wait for an event before calling it a hang (generous: a loaded machine is slow,
+never wrong; pytest-timeout bounds the whole test)."""
 REALTIME_SESSION: dict[str, Any] = {
     "type": "realtime",
     "model": "gpt-realtime",
