@@ -182,13 +182,24 @@ def fixture_upstream() -> respx.MockRouter:
     return router
 
 
+LIFESPAN_GUARD = 30.0
+"""How long an app's start-up or shutdown may take before it counts as hung. asgi-lifespan's
+default, 5 s, is a bound on how fast the machine is (start-up may fetch a JWKS or reach
+Redis); this one only catches a hang."""
+
+
+def running(app: Any) -> LifespanManager:
+    """`app` with its lifespan running (ASGITransport alone skips it), under LIFESPAN_GUARD."""
+    return LifespanManager(app, startup_timeout=LIFESPAN_GUARD, shutdown_timeout=LIFESPAN_GUARD)
+
+
 @asynccontextmanager
 async def serving(
     app: Any, peer: tuple[str, int] = ("127.0.0.1", 123)
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on `app` with its lifespan running (ASGITransport alone skips it)."""
     async with (
-        LifespanManager(app) as manager,
+        running(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app, client=peer),
             base_url="http://proxy.test",
@@ -237,7 +248,7 @@ async def fixture_sdk(
     """The official openai SDK with this service as its base_url (the default policy)."""
     transport = httpx.MockTransport(upstream.async_handler)
     app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
-    async with LifespanManager(app) as manager:
+    async with running(app) as manager:
         http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
         client = openai.AsyncOpenAI(
             base_url="http://proxy.test/v1", api_key="caller", http_client=http_client

@@ -16,7 +16,6 @@ import httpx
 import jwt
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -24,7 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 from service.api import create_app
 from service.auth import client_ip, new_api_key
 from service.config import Settings
-from tests.conftest import ClientFor, MakeSettings, serving
+from tests.conftest import ClientFor, MakeSettings, running, serving
 from tests.paths import POLICY, SESSIONS
 from tests.servers import JwksServer
 
@@ -445,7 +444,7 @@ class TestIpv6Limits:
         settings = make_settings(rate_limit_per_ip="1/minute")
         statuses = []
         app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
-        async with LifespanManager(app) as manager:
+        async with running(app) as manager:
             for peer in ("2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:2::1"):
                 async with httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=manager.app, client=(peer, 1)),
