@@ -101,8 +101,8 @@ async def main() -> None:
     if binary is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    # A list argv, no shell: the binary found on PATH, a throwaway loopback instance.
-    server = subprocess.Popen(  # noqa: S603
+    # A throwaway loopback instance of the redis-server found on PATH.
+    server = subprocess.Popen(  # noqa: S603 - a list argv of fixed options, no shell
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )

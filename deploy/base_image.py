@@ -83,8 +83,7 @@ def ensure(podman: Podman, *, refresh: bool = False) -> str:
     # tarball streams could fill up and stall it.
     with (
         tempfile.TemporaryFile() as log,
-        # S603: mmdebstrap's absolute path and constant options; no shell.
-        subprocess.Popen(  # noqa: S603
+        subprocess.Popen(  # noqa: S603 - mmdebstrap's absolute path, constant options, no shell
             mmdebstrap_argv(mmdebstrap), stdout=subprocess.PIPE, stderr=log, env=env
         ) as bootstrap,
     ):

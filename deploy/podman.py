@@ -40,8 +40,7 @@ def run_tool(
     stdin: int | IO[bytes] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a local tool (argv[0] an absolute path), text output, no shell."""
-    # S603: argv is a list built by this package from fixed words and paths; no shell.
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(  # noqa: S603 - a list argv of this package's fixed words and paths
         argv,
         env=dict(env) if env is not None else None,
         stdin=stdin,

@@ -28,6 +28,7 @@ from tests.contract import (
     assert_valid_translation_request,
 )
 from tests.sidebands import ScriptedSideband
+from tests.suite_logs import COLLECTION, IN_PROCESS, LOG_DIR_ENV, Collection
 
 API_KEY = "sk-test-SERVERKEY-0123456789abcdefghijklmnop"
 BASE_URL = "https://api.openai.test/v1"
@@ -58,12 +59,31 @@ ClientFor = Callable[[Settings], Awaitable[httpx.AsyncClient]]
 """Opens an HTTP client on a fresh app built from the given Settings."""
 
 
-LOG_DIR_ENV = "RTP_TEST_LOG_DIR"
+COLLECTED_MODULES: set[str] = set()
+"""Test modules that collected this run (node ids), noted by `pytest_collectreport`."""
+DESELECTED: list[str] = []
+"""Tests deselected this run (node ids), noted by `pytest_deselected`."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the log scan (`@pytest.mark.after_suite`) last, after every line it reads was written."""
     items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Note each test module that collected (tests or a module-level skip), for `Collection`."""
+    if report.outcome != "failed" and report.nodeid.endswith(".py"):
+        COLLECTED_MODULES.add(report.nodeid)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Note tests left out by `-k`, `-m`, `--deselect` or `--lf`, for `Collection`."""
+    DESELECTED.extend(item.nodeid for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say whether this run collected the whole suite (`Collection`), for the log scan."""
+    session.config.stash[COLLECTION] = Collection.of(session, COLLECTED_MODULES, DESELECTED)
 
 
 @pytest.fixture(name="suite_logs", scope="session", autouse=True)
@@ -77,7 +97,7 @@ def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     """
     folder = tmp_path_factory.mktemp("suite-logs")
     os.environ[LOG_DIR_ENV] = str(folder)
-    with (folder / "in-process.jsonl").open("a", encoding="utf-8") as stream:
+    with (folder / IN_PROCESS).open("a", encoding="utf-8") as stream:
         configure("json", "DEBUG", stream=stream, scrub_secrets=False)
         yield folder
         logs.flush()  # the buffered lines, before the file they go to is closed
@@ -162,13 +182,24 @@ def fixture_upstream() -> respx.MockRouter:
     return router
 
 
+LIFESPAN_GUARD = 30.0
+"""How long an app's start-up or shutdown may take before it counts as hung. asgi-lifespan's
+default, 5 s, is a bound on how fast the machine is (start-up may fetch a JWKS or reach
+Redis); this one only catches a hang."""
+
+
+def running(app: Any) -> LifespanManager:
+    """`app` with its lifespan running (ASGITransport alone skips it), under LIFESPAN_GUARD."""
+    return LifespanManager(app, startup_timeout=LIFESPAN_GUARD, shutdown_timeout=LIFESPAN_GUARD)
+
+
 @asynccontextmanager
 async def serving(
     app: Any, peer: tuple[str, int] = ("127.0.0.1", 123)
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on `app` with its lifespan running (ASGITransport alone skips it)."""
     async with (
-        LifespanManager(app) as manager,
+        running(app) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app, client=peer),
             base_url="http://proxy.test",
@@ -217,7 +248,7 @@ async def fixture_sdk(
     """The official openai SDK with this service as its base_url (the default policy)."""
     transport = httpx.MockTransport(upstream.async_handler)
     app = create_app(make_settings(), transport=transport, sideband=ScriptedSideband())
-    async with LifespanManager(app) as manager:
+    async with running(app) as manager:
         http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
         client = openai.AsyncOpenAI(
             base_url="http://proxy.test/v1", api_key="caller", http_client=http_client

@@ -37,12 +37,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.suite_logs import LOG_DIR_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def log_file(name: str) -> Path:
     """Where a subprocess writes its output: the suite's log folder, scanned for secrets."""
-    folder = Path(os.environ.get("RTP_TEST_LOG_DIR") or tempfile.gettempdir())
+    folder = Path(os.environ.get(LOG_DIR_ENV) or tempfile.gettempdir())
     return folder / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
 
 
@@ -65,7 +67,12 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+STARTUP_GUARD = 30.0
+"""How long a server may take to start before it counts as hung: generous, since a loaded
+machine may take seconds to start a process, and only a hang should fail a test here."""
+
+
+def wait_for_port(port: int, timeout: float = STARTUP_GUARD) -> None:
     """Block until something accepts connections on the port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -268,7 +275,7 @@ class SentinelSet:
         with self.replica.client() as replica:
             wait_until(
                 lambda: replica.info("replication")["master_link_status"] == "up",
-                10,
+                STARTUP_GUARD,
                 "replica in sync",
             )
         listen = f"port {self.port}"
@@ -300,7 +307,7 @@ class SentinelSet:
                     ]
                     == [(False, False, False)]
                 ),
-                15,
+                STARTUP_GUARD,
                 "sentinel has a replica it could promote",
             )
 
@@ -481,7 +488,7 @@ class ServiceProcess:
             )
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 20.0, path: str = "/readyz") -> None:
+    def wait_ready(self, timeout: float = STARTUP_GUARD, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -6,11 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from service.auth import new_api_key
 from tests.conftest import API_KEY, CLIENT_SECRET, ClientFor, MakeSettings
 from tests.paths import SESSIONS, TRANSLATION_CLIENT_SECRETS
+from tests.suite_logs import captured_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,7 @@ class TestAuditLine:
 
     async def test_translation_mint_is_audited(self, client: httpx.AsyncClient) -> None:
         """A translation mint logs its endpoint, model and upstream session like any mint."""
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             response = await client.post(
                 TRANSLATION_CLIENT_SECRETS, json={"session": {"model": "gpt-realtime-translate"}}
             )
@@ -37,7 +37,7 @@ class TestAuditLine:
         """Identity, profile, endpoint, model, voice, decisions, session id, expiry; no secret."""
         key, entry = new_api_key("kiosk")
         client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             response = await client.post(
                 SESSIONS,
                 json={"voice": "ash"},
@@ -76,7 +76,7 @@ class TestAuditLine:
 
     async def test_refused_mint_is_logged_with_status(self, client: Any) -> None:
         """A policy refusal still writes its one line, with the status."""
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             await client.post(SESSIONS, json={"voice": "robot"})
         lines = [line for line in logs if line["event"] == "request"]
         assert [line["status"] for line in lines] == [403]

@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 
 from service.api import create_app
-from tests.conftest import MakeSettings
+from tests.conftest import MakeSettings, running
 from tests.paths import CLIENT_SECRETS, SESSIONS
 
 pytestmark = pytest.mark.anyio
@@ -302,7 +301,7 @@ class TestClientDisconnect:
             "client": ("127.0.0.1", 1),
             "server": ("proxy.test", 80),
         }
-        async with LifespanManager(app) as manager:
+        async with running(app) as manager:
             await manager.app(scope, receive, send)
         assert upstream.routes["mint"].call_count == 0
         assert sent[0]["status"] == 499

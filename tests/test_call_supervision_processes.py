@@ -32,14 +32,18 @@ OVERRIDE = {
 }
 
 
-def eventually(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `check` every 50 ms; the seconds it took, or fail naming `what`."""
-    started = time.monotonic()
+GUARD = 30.0
+"""How long to wait for something a process does before calling it a hang (never a bound the
+behaviour must meet: each test proves what happened by its cause, not by how soon)."""
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    """Poll `check` every 50 ms; fail naming `what` after GUARD seconds."""
+    deadline = time.monotonic() + GUARD
     while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {GUARD} s")
         time.sleep(0.05)
-    return time.monotonic() - started
 
 
 @pytest.fixture(name="emulator", scope="module")
@@ -126,10 +130,10 @@ class TestSupervision:
         process = service(emulator, None)
         try:
             call_id = create_call(process)
-            eventually(lambda: supervised(process) == 1, 10, "supervised")
-            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
+            eventually(lambda: supervised(process) == 1, "supervised")
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
             override(emulator, call_id)
-            eventually(lambda: reverted(emulator, call_id), 10, "reverted")
+            eventually(lambda: reverted(emulator, call_id), "reverted")
             voice = call_state(emulator, call_id)["session"]["audio"]["output"]["voice"]
             assert voice == "alloy"
             # A spoken answer: its usage counts for the caller; its transcript (the
@@ -139,7 +143,7 @@ class TestSupervision:
                 json={"input_tokens": 100, "output_tokens": 200},
             )
             assert answered.status_code == 200, answered.text
-            eventually(lambda: tokens_used(process) == 300, 10, "usage counted")
+            eventually(lambda: tokens_used(process) == 300, "usage counted")
         finally:
             assert process.stop() == 0
         log = process.log_path.read_text()
@@ -159,15 +163,15 @@ class TestTakeover:
         second = service(emulator, redis, **env)
         try:
             call_id = create_call(first)
-            eventually(lambda: supervised(first) == 1, 10, "supervised by the first")
+            eventually(lambda: supervised(first) == 1, "supervised by the first")
             os.killpg(first.process.pid, signal.SIGKILL)
-            first.process.wait(timeout=5)
-            eventually(lambda: supervised(second) == 1, 10, "taken over by the second")
-            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, 10, "attached")
+            first.process.wait(timeout=GUARD)
+            eventually(lambda: supervised(second) == 1, "taken over by the second")
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
             override(emulator, call_id)
-            eventually(lambda: reverted(emulator, call_id), 10, "reverted after the takeover")
+            eventually(lambda: reverted(emulator, call_id), "reverted after the takeover")
             eventually(
-                lambda: call_state(emulator, call_id)["ended"] == "hangup", 20, "hung up at 12 s"
+                lambda: call_state(emulator, call_id)["ended"] == "hangup", "hung up at 12 s"
             )
         finally:
             second.stop()
@@ -178,15 +182,16 @@ class TestTakeover:
     def test_sigterm_hands_over_before_the_lease_expires(
         self, emulator: ServiceProcess, redis: RedisServer
     ) -> None:
-        """SIGTERM: the other process adopts the call well within the 10 s lease."""
-        first = service(emulator, redis)
-        second = service(emulator, redis)
+        """SIGTERM: the other process adopts the call while the first's lease still runs."""
+        # The first's lease (300 s) outlives the test, so only its release at shutdown can
+        # let the second (which looks for orphans every third of its own 1 s lease) in.
+        first = service(emulator, redis, CALLS_LEASE_SECONDS="300")
+        second = service(emulator, redis, CALLS_LEASE_SECONDS="1")
         try:
             call_id = create_call(first)
-            eventually(lambda: supervised(first) == 1, 10, "supervised by the first")
+            eventually(lambda: supervised(first) == 1, "supervised by the first")
             assert first.stop() == 0
-            took = eventually(lambda: supervised(second) == 1, 9, "handed over")
-            assert took < 8  # the lease is 10 s: it was handed over, not waited out
+            eventually(lambda: supervised(second) == 1, "handed over")
             assert call_state(emulator, call_id)["ended"] is None
         finally:
             second.stop()

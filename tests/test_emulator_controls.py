@@ -50,7 +50,9 @@ OVERRIDE = {
         "audio": {"output": {"voice": "verse"}},
     },
 }
-WAIT_S = 5.0
+WAIT_S = 20.0
+"""How long to wait for an event before calling it a hang (generous: a loaded machine is slow,
+never wrong; pytest-timeout bounds the whole test)."""
 SIDEBAND_LOG = logging.getLogger("tests.sideband_client")
 SIDEBAND_LOG.setLevel(logging.WARNING)  # the handshake's headers carry the key
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from structlog.testing import capture_logs
 
 from service.api import create_app
 from service.policy import Policy, model_warnings
 from tests.conftest import ClientFor, MakeSettings, serving
 from tests.paths import READYZ
+from tests.suite_logs import captured_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +71,7 @@ class TestStartupAndReadiness:
         settings = make_settings(
             policy={"allowed_models": "gpt-realtime-3", "default_model": "gpt-realtime-3"}
         )
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             async with serving(create_app(settings)) as client:
                 assert (await client.get(READYZ)).status_code == 200
         warned = [line for line in logs if line["event"] == "model_warning"]

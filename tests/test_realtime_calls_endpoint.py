@@ -14,7 +14,6 @@ import httpx
 import openai
 import pytest
 import respx
-from structlog.testing import capture_logs
 
 from service.auth import new_api_key
 from tests.conftest import (
@@ -28,6 +27,7 @@ from tests.conftest import (
 )
 from tests.contract import call_parts
 from tests.paths import METRICS, REALTIME_CALLS
+from tests.suite_logs import captured_logs
 
 pytestmark = pytest.mark.anyio
 
@@ -295,7 +295,7 @@ class TestAuditAndMetrics:
         """Identity, endpoint, call id, SDP size; neither the offer nor the answer."""
         key, entry = new_api_key("kiosk")
         client = await client_for(make_settings(auth_mode="api_key", auth_api_keys=entry))
-        with capture_logs() as logs:
+        with captured_logs() as logs:
             response = await client.post(
                 REALTIME_CALLS, files=multipart(), headers={"Authorization": f"Bearer {key}"}
             )

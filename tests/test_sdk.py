@@ -9,10 +9,9 @@ import httpx2
 import openai
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 
 from service.api import create_app
-from tests.conftest import CLIENT_SECRET, MakeSettings, sent_body
+from tests.conftest import CLIENT_SECRET, MakeSettings, running, sent_body
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +23,7 @@ async def fixture_sdk(
     """An AsyncOpenAI client whose base_url is this service (allowed voices: alloy, ash)."""
     settings = make_settings(policy={"allowed_voices": "alloy,ash"})
     app = create_app(settings, transport=httpx.MockTransport(upstream.async_handler))
-    async with LifespanManager(app) as manager:
+    async with running(app) as manager:
         http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=manager.app))
         client = openai.AsyncOpenAI(
             base_url="http://proxy.test/v1",

@@ -7,30 +7,60 @@ that says which worker supervises which call.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
 from service.store import Store
 from service.store.memory import MemoryStore
 from service.store.redis import RedisStore
+from tests.clocks import FakeClock, wait_for_redis_time
 from tests.servers import redis_server
 
 pytestmark = pytest.mark.anyio
+Elapse = Callable[[int], Awaitable[None]]
+"""Lets that many milliseconds pass on the store's clock."""
 
 
-@pytest.fixture(name="store", params=["memory", "redis"])
-async def fixture_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A store, and how to let time pass on the clock it expires things by."""
+
+    store: Store
+    elapse: Elapse
+
+
+@pytest.fixture(name="backend", params=["memory", "redis"])
+async def fixture_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    """The memory store on a fake clock (moved at once); Redis on its own (waited for)."""
     if request.param == "memory":
-        yield MemoryStore()
+        clock = FakeClock()
+
+        async def advance(ms: int) -> None:
+            clock.advance(ms)
+
+        yield Backend(MemoryStore(clock), advance)
         return
     with redis_server() as server:
         store = RedisStore(server.url, 2.0)
         try:
-            yield store
+            yield Backend(store, partial(wait_for_redis_time, server.url))
         finally:
             await store.aclose()
+
+
+@pytest.fixture(name="store")
+def fixture_store(backend: Backend) -> Store:
+    """Each store: process memory, and a real Redis."""
+    return backend.store
+
+
+@pytest.fixture(name="elapse")
+def fixture_elapse(backend: Backend) -> Elapse:
+    """Time passing for that store."""
+    return backend.elapse
 
 
 class TestCounters:
@@ -40,10 +70,10 @@ class TestCounters:
         assert await store.add({"t:a": 3}, 60_000) == {"t:a": 8}
         assert await store.counts(["t:a", "t:b", "t:none"]) == [8, 2, 0]
 
-    async def test_counters_expire(self, store: Store) -> None:
+    async def test_counters_expire(self, store: Store, elapse: Elapse) -> None:
         """A counter lives `ttl_ms` from its creation (a day's usage ends with the day)."""
         await store.add({"t:short": 1}, 50)
-        await asyncio.sleep(0.12)
+        await elapse(120)
         assert await store.counts(["t:short"]) == [0]
 
 
@@ -57,10 +87,10 @@ class TestSlots:
         await store.unreserve("s:id", "a")
         assert await store.reserve("s:id", "c", 2, 60_000)
 
-    async def test_expired_members_free_their_slot(self, store: Store) -> None:
+    async def test_expired_members_free_their_slot(self, store: Store, elapse: Elapse) -> None:
         """A member past its expiry (a call that cannot still be live) stops counting."""
         assert await store.reserve("s:exp", "old", 1, 50)
-        await asyncio.sleep(0.12)
+        await elapse(120)
         assert await store.occupancy("s:exp") == 0
         assert await store.reserve("s:exp", "new", 1, 60_000)
 
@@ -72,20 +102,22 @@ class TestLeases:
         assert not await store.claim("call-1", "w2", 10_000)
         assert await store.claim("call-1", "w1", 10_000)
 
-    async def test_expired_lease_is_an_orphan_and_can_be_taken(self, store: Store) -> None:
+    async def test_expired_lease_is_an_orphan_and_can_be_taken(
+        self, store: Store, elapse: Elapse
+    ) -> None:
         """An unrenewed lease expires: the call is listed as an orphan and w2 takes it."""
         assert await store.claim("call-2", "w1", 50)
-        await asyncio.sleep(0.12)
+        await elapse(120)
         assert "call-2" in await store.orphans(100)
         assert await store.claim("call-2", "w2", 10_000)
         assert await store.renew(["call-2"], "w1", 10_000) == ["call-2"]
 
-    async def test_renew_keeps_and_reports_lost(self, store: Store) -> None:
+    async def test_renew_keeps_and_reports_lost(self, store: Store, elapse: Elapse) -> None:
         """Renewal extends the owner's leases and names the ones it no longer holds."""
         await store.claim("call-3", "w1", 100)
         await store.claim("call-4", "w2", 10_000)
         assert await store.renew(["call-3", "call-4"], "w1", 10_000) == ["call-4"]
-        await asyncio.sleep(0.15)
+        await elapse(150)
         assert "call-3" not in await store.orphans(100)
 
     async def test_renew_takes_a_lease_never_written(self, store: Store) -> None:
@@ -101,9 +133,9 @@ class TestLeases:
         await store.release(["call-5"], "w1")
         assert "call-5" in await store.orphans(100)
 
-    async def test_drop_forgets_the_call(self, store: Store) -> None:
+    async def test_drop_forgets_the_call(self, store: Store, elapse: Elapse) -> None:
         """A dropped lease (the call ended) is never an orphan again."""
         await store.claim("call-6", "w1", 50)
         await store.drop("call-6")
-        await asyncio.sleep(0.12)
+        await elapse(120)
         assert "call-6" not in await store.orphans(100)

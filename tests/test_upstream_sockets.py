@@ -16,7 +16,7 @@ import datetime
 import json
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from tests.servers import free_port, require, wait_for_port
 
 pytestmark = pytest.mark.anyio
 seen: list[dict[str, Any]] = []
+RELEASE = web.AppKey("release", asyncio.Event)
+"""Set when the fake OpenAI stops: until then its `slow` and `drop` faults never answer."""
 
 
 async def mint(request: web.Request) -> web.Response:
@@ -48,6 +50,7 @@ async def mint(request: web.Request) -> web.Response:
             "request_id": request.headers.get("X-Request-ID"),
             "peer": peer,
             "via": request.headers.get("Via", ""),
+            "transport": request.transport,
         }
     )
     return web.json_response(
@@ -71,7 +74,7 @@ async def fault(request: web.Request) -> web.StreamResponse:
     if kind == "garbage":
         return web.Response(text="<html>proxy error</html>", content_type="text/html")
     if kind == "slow":
-        await asyncio.sleep(10)
+        await request.app[RELEASE].wait()  # longer than any deadline: until the server stops
     if kind == "chunked":
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
@@ -87,7 +90,7 @@ async def fault(request: web.Request) -> web.StreamResponse:
     if kind == "drop":
         assert request.transport is not None
         request.transport.close()
-        await asyncio.sleep(1)
+        await request.app[RELEASE].wait()
     if kind == "huge":
         return web.Response(body=b"x" * (2 << 20), content_type="application/json")
     if kind == "endless":
@@ -106,6 +109,7 @@ async def fake_openai(
 ) -> AsyncIterator[int]:
     """A local aiohttp server: /v1/... mints; /fault/<kind>/v1/... misbehaves."""
     app = web.Application()
+    app[RELEASE] = asyncio.Event()
     app.router.add_post(CLIENT_SECRETS, mint)
     app.router.add_post("/fault/{kind}/v1/realtime/client_secrets", fault)
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive)
@@ -115,6 +119,7 @@ async def fake_openai(
     try:
         yield port
     finally:
+        app[RELEASE].set()
         await runner.cleanup()
 
 
@@ -129,16 +134,18 @@ async def post(
     make_settings: MakeSettings,
     base_url: str,
     times: int = 1,
-    pause: float = 0.0,
+    between: Callable[[], Awaitable[None]] | None = None,
     **settings: Any,
 ) -> httpx.Response:
+    """Mint `times` times through the production client; await `between` after each mint."""
     app = create_app(make_settings(openai_base_url=base_url, **settings))  # production client
     async with serving(app) as client:
         for _ in range(times):
             response = await client.post(
                 SESSIONS, json={"voice": "ash"}, headers={"X-Request-ID": "sock-1"}
             )
-            await asyncio.sleep(pause)
+            if between is not None:
+                await between()
     assert API_KEY not in response.text
     return response
 
@@ -177,7 +184,8 @@ class TestFaults:
         response = await post(
             make_settings,
             f"http://127.0.0.1:{openai_port}/fault/{kind}/v1",
-            upstream_timeout_seconds=1.0,
+            # Only `slow` is meant to meet the deadline; the others get one no machine meets.
+            upstream_timeout_seconds=1.0 if kind == "slow" else 30.0,
             upstream_max_retries=1,
         )
         assert response.status_code == status, response.text
@@ -226,12 +234,21 @@ class TestPool:
     async def test_server_dropping_idle_connections(self, make_settings: MakeSettings) -> None:
         """When the server closes an idle connection, the next mint opens a new one."""
         seen.clear()
+
+        async def server_closed_it() -> None:
+            """Until the server has closed the connection the last mint came on (idle 0.1 s)."""
+            transport = seen[-1]["transport"]
+            async with asyncio.timeout(30):  # only a hang guard
+                while not transport.is_closing():
+                    await asyncio.sleep(0.02)
+            await asyncio.sleep(0)  # the close itself (the socket's) runs on the next turn
+
         async with fake_openai(keepalive=0.1) as port:
             response = await post(
                 make_settings,
                 f"http://127.0.0.1:{port}/v1",
                 times=3,
-                pause=0.4,
+                between=server_closed_it,
                 upstream_max_retries=0,
             )
         assert response.status_code == 200

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-import structlog
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from openai.types.live import ErrorEvent, SessionStartedEvent, SessionUpdatedEvent
@@ -36,9 +35,12 @@ from service.upstream.emulator_calls import (
 )
 from service.upstream.emulator_calls.call import EmulatedCall
 from service.upstream.emulator_calls.tone import ToneTrack
+from tests.suite_logs import captured_logs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
-WAIT_S = 5.0
+WAIT_S = 20.0
+"""How long to wait for an event before calling it a hang (generous: a loaded machine is slow,
+never wrong; pytest-timeout bounds the whole test)."""
 REALTIME_SESSION: dict[str, Any] = {
     "type": "realtime",
     "model": "gpt-realtime",
@@ -257,7 +259,7 @@ class TestRealtimeCall:
         self, registry: CallRegistry, browser: BrowserPeer
     ) -> None:
         """The call's log lines carry the SDP's size, never the SDP or the transcript."""
-        with structlog.testing.capture_logs() as lines:
+        with captured_logs() as lines:
             call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
             await browser.next_event("conversation.item.input_audio_transcription.completed")
             await registry.hangup(call_id)

@@ -16,8 +16,7 @@ from .settings import BENCH_DIR
 def command_version(cmd: list[str]) -> str:
     """First line a `--version`-style command prints, or `unavailable`."""
     try:
-        # A list argv, no shell: fixed commands of the harness.
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(  # noqa: S603 - a list argv, no shell: the harness's fixed commands
             cmd, capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.TimeoutExpired):

@@ -41,8 +41,7 @@ class Proc:
         self._log = log_path.open("wb")
         self.started = time.monotonic()
         try:
-            # A list argv, no shell: the commands are the harness's own.
-            self.popen = subprocess.Popen(  # noqa: S603
+            self.popen = subprocess.Popen(  # noqa: S603 - a list argv, no shell: the harness's own
                 cmd,
                 cwd=REPO_DIR,
                 env=env,

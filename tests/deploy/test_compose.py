@@ -20,8 +20,14 @@ import yaml
 from deploy.dockerfile import Dockerfile
 from tests.deploy.support import APP_UID, COMPOSE, IMAGE_CMD, METRICS_PORT, probe, run
 
-# S104: the container's listen address under test, not a bind of ours.
-EMULATOR_CMD = [*IMAGE_CMD, "emulator", "--host", "0.0.0.0", "--port", "8080"]  # noqa: S104
+EMULATOR_CMD = [
+    *IMAGE_CMD,
+    "emulator",
+    "--host",
+    "0.0.0.0",  # noqa: S104 - the container's listen address under test, not a bind of ours
+    "--port",
+    "8080",
+]
 SHELL_KEY = "sk-SHELL-SENTINEL-0123456789abcdefghij"
 DOTENV_KEY = "sk-DOTENV-SENTINEL-0123456789abcdefghij"
 
