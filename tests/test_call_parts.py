@@ -98,7 +98,7 @@ class TestHandOver:
         """A failed usage or record write does not keep the call's lease held until it expires."""
         clock = Clock()
         store = store_class(clock)
-        keeper = Keeper(make_settings(), store, store, CallRecords(store), WORKER, clock)
+        keeper = Keeper(make_settings(), store, store, store, CallRecords(store), WORKER, clock)
         call = Watched(record(), clock(), unmetered_ms=5_000, live_seconds=12.0)
         await keeper.hold(call.record)
         assert await store.orphans(10) == []
@@ -110,7 +110,7 @@ class TestHandOver:
         clock = Clock()
         store = MemoryStore(clock)
         records = CallRecords(store)
-        keeper = Keeper(make_settings(), store, store, records, WORKER, clock)
+        keeper = Keeper(make_settings(), store, store, store, records, WORKER, clock)
         call = Watched(record(), clock(), live_seconds=42.0)
         await keeper.hand_over([call])
         found = await records.get("live", "sess_1")
@@ -131,6 +131,7 @@ class TestKeeper:
             make_settings(quota_call_seconds_per_day=60),
             store,
             store,
+            store,
             CallRecords(store),
             WORKER,
             clock,
@@ -141,11 +142,27 @@ class TestKeeper:
         clock.now_ms += 1_000
         assert await keeper.meter([call]) == [call]
 
+    async def test_renew_restores_a_lost_record_and_slot(self, make_settings: MakeSettings) -> None:
+        """A live call whose record and slot the store lost has both back after one pass."""
+        clock = Clock()
+        store = MemoryStore(clock)
+        records = CallRecords(store)
+        keeper = Keeper(make_settings(), store, store, store, records, WORKER, clock)
+        call = Watched(record(), clock())
+        call.record.slot = "slot-1"
+        slots = UsageKeys(call.record.owner, "").slots
+        assert await store.occupancy(slots) == 0
+        assert await keeper.renew([call]) == []
+        assert await records.get("live", "sess_1") == call.record
+        assert await store.occupancy(slots) == 1
+        assert await keeper.renew([call]) == []  # nothing missing: nothing written twice
+        assert await store.occupancy(slots) == 1
+
     async def test_lost_lease_is_reported(self, make_settings: MakeSettings) -> None:
         """A call whose lease another worker holds comes back from `renew`."""
         clock = Clock()
         store = MemoryStore(clock)
-        keeper = Keeper(make_settings(), store, store, CallRecords(store), WORKER, clock)
+        keeper = Keeper(make_settings(), store, store, store, CallRecords(store), WORKER, clock)
         call = Watched(record(), clock())
         assert await store.claim(call.record.member, "worker-b", 10_000)
         assert await keeper.renew([call]) == [call]
@@ -158,7 +175,7 @@ class TestKeeper:
         orphan = record()
         await records.record(orphan)
         assert await store.claim(orphan.member, "worker-b", 10_000)
-        keeper = Keeper(make_settings(), store, store, records, WORKER, clock)
+        keeper = Keeper(make_settings(), store, store, store, records, WORKER, clock)
         assert await keeper.orphans(set()) == []
         clock.now_ms += 10_001
         [adopted] = await keeper.orphans(set())

@@ -29,10 +29,12 @@ from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
 from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
-from service.store import Counters, Leases
+from service.store import Counters, Leases, Slots
 
 log = structlog.get_logger("service.calls")
 ORPHANS_PER_SWEEP = 200
+SLOT_SLACK_MS = 60_000
+"""A slot outlives its call's deadline by this much, as at admission."""
 
 
 class Keeper:
@@ -43,10 +45,12 @@ class Keeper:
         settings: Settings,
         leases: Leases,
         counters: Counters,
+        slots: Slots,
         records: CallRecords,
         worker: str,
         clock: Clock,
     ) -> None:
+        self._slots = slots
         self._quota = settings.quota_call_seconds_per_day
         self._leases = leases
         self._counters = counters
@@ -60,14 +64,23 @@ class Keeper:
         await self._leases.claim(record.member, self._worker, self.lease_ms)
 
     async def renew(self, calls: Sequence[Watched]) -> list[Watched]:
-        """Write missing records, extend this worker's leases; the calls another worker took."""
-        for call in calls:
-            if not call.recorded:
-                await self._records.record(call.record)
-                call.recorded = True
-        lost = set(
-            await self._leases.renew([c.record.member for c in calls], self._worker, self.lease_ms)
-        )
+        """Heal what the store lost, extend this worker's leases; the calls another worker took.
+
+        The store can lose a call's state: a write failed while it was down, or
+        it restarted empty (or was flushed). Whatever of a live call's record
+        and live-call slot is missing is written again, and a lease nobody holds
+        is taken, so within one pass the owner's hang-up works, the cap counts
+        the call and another worker can adopt it. One round trip finds what is
+        missing; only that is written.
+        """
+        for record in await self._records.missing([call.record for call in calls]):
+            log.warning("call_state_restored", call_id=record.call_id, kind=record.kind)
+            await self._records.record(record)
+            if record.slot is not None:
+                left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
+                await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)
+        members = [call.record.member for call in calls]
+        lost = set(await self._leases.renew(members, self._worker, self.lease_ms))
         return [call for call in calls if call.record.member in lost]
 
     async def meter(self, calls: Iterable[Watched]) -> list[Watched]:

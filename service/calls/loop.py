@@ -68,8 +68,6 @@ class Watched:
     """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
     the previous worker counted; after a crash None, until the first report sets the
     baseline (what the previous worker counted is unknown: never count it twice)."""
-    recorded: bool = True
-    """Whether the call's record is in the store; if not, the keeper writes it."""
     reverts: list[int] = field(default_factory=list)
     """When the recent reverts were sent (ms), to stop a revert loop."""
 

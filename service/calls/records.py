@@ -23,6 +23,7 @@ record, and nothing else shows them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -105,6 +106,11 @@ class CallRecords:
     async def get(self, kind: CallKind, call_id: str) -> CallRecord | None:
         raw = await self._records.get(self._key(kind, call_id))
         return CallRecord.loads(raw) if raw is not None else None
+
+    async def missing(self, calls: Sequence[CallRecord]) -> list[CallRecord]:
+        """Those of `calls` whose record the store does not hold (one round trip)."""
+        by_key = {self._key(call.kind, call.call_id): call for call in calls}
+        return [by_key[key] for key in await self._records.missing(list(by_key))]
 
     async def forget(self, kind: CallKind, call_id: str) -> None:
         """Drop the record once the call ended: the id can end nothing any more."""

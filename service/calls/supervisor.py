@@ -15,7 +15,6 @@ numbers are read into logs, metrics or the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
@@ -43,6 +42,8 @@ from service.upstream.calls import CreatedCall, create_call, hang_up
 from service.upstream.sideband import Sideband
 
 log = structlog.get_logger("service.calls")
+KEEPER_STOP_S = 5.0
+"""The longest a stopping worker waits for its keeper's pass before handing over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class Supervisor:
         self._admission = Admission(settings, store, store, clock)
         self._loop = CallLoop(settings, sideband, upstream, store, clock)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._keeper = Keeper(settings, store, store, self._records, self.worker, clock)
+        self._keeper = Keeper(settings, store, store, store, self._records, self.worker, clock)
         self._watched: dict[str, Watched] = {}
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
@@ -101,8 +102,11 @@ class Supervisor:
         """Hand every call over at once (release the leases); the calls go on."""
         if self._keeping is not None:
             self._keeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeping
+            # Bounded: the hand-over below must happen before the orchestrator's SIGKILL,
+            # whatever a store command in the keeper's pass is waiting on.
+            done, _ = await asyncio.wait({self._keeping}, timeout=KEEPER_STOP_S)
+            if not done:
+                log.error("call_keeper_did_not_stop", waited_s=KEEPER_STOP_S)
         for chore in list(self._chores):
             chore.cancel()
         watched = list(self._watched.values())
@@ -146,7 +150,6 @@ class Supervisor:
             fixed=fixed_fields(new.kind, new.policy, new.session, new.decisions),
             slot=slot,
         )
-        recorded = True
         try:
             await self._records.record(record)
             await self._keeper.hold(record)
@@ -156,8 +159,7 @@ class Supervisor:
             # keeper writes the record and lease once the store answers (until then
             # the service's hang-up answers 404; the browser can still close its peer).
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
-            recorded = False
-        self._watch(record, recorded=recorded)
+        self._watch(record)
         return created
 
     async def hang_up(self, kind: CallKind, call_id: str, identity: str, request_id: str) -> None:
@@ -179,11 +181,9 @@ class Supervisor:
 
     # Following calls.
 
-    def _watch(
-        self, record: CallRecord, *, recorded: bool = True, taken_over: bool = False
-    ) -> None:
+    def _watch(self, record: CallRecord, *, taken_over: bool = False) -> None:
         counted = record.counted_seconds if taken_over else 0.0
-        watched = Watched(record, self._clock(), recorded=recorded, live_seconds=counted)
+        watched = Watched(record, self._clock(), live_seconds=counted)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
@@ -235,6 +235,11 @@ class Supervisor:
                 log.warning("call_store_unavailable", calls=len(self._watched))
             except Exception:
                 log.exception("call_keeper_failed")
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # A cancel that met a store command's own timeout can surface as that
+                # timeout (asyncio.timeout in Python 3.11): stopping still means stop.
+                raise asyncio.CancelledError
 
     async def keep(self) -> None:
         """One keeper pass: renew leases, meter usage, adopt orphans (the schedule runs it)."""

@@ -97,6 +97,10 @@ class Records(Protocol):
         """Forget `key`."""
         ...
 
+    async def missing(self, keys: Sequence[str]) -> list[str]:
+        """Those of `keys` that hold nothing (expired, deleted, or lost with the store's data)."""
+        ...
+
 
 class Slots(Protocol):
     """Members that expire on their own, at most `limit` per key (live calls per caller)."""
@@ -107,6 +111,10 @@ class Slots(Protocol):
 
     async def unreserve(self, key: str, member: str) -> None:
         """Give `member`'s slot back."""
+        ...
+
+    async def restore(self, key: str, member: str, ttl_ms: int) -> None:
+        """Put back the slot of a live call the store lost, whatever the limit says (it is live)."""
         ...
 
     async def occupancy(self, key: str) -> int:

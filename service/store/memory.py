@@ -75,6 +75,10 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
 
+    async def missing(self, keys: Sequence[str]) -> list[str]:
+        now_ms = self._clock()
+        return [key for key in keys if self._records.get(key, ("", 0))[1] <= now_ms]
+
     # Counters.
 
     async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
@@ -107,6 +111,11 @@ class MemoryStore:
         members = self._live(key)
         if members.pop(member, None) is not None and not members:
             self._slots.pop(key, None)
+
+    async def restore(self, key: str, member: str, ttl_ms: int) -> None:
+        members = self._live(key)
+        members.setdefault(member, self._clock() + ttl_ms)
+        self._slots[key] = members
 
     async def occupancy(self, key: str) -> int:
         return len(self._live(key))

@@ -78,6 +78,7 @@ class RedisStore:
             script(lua.RESERVE),
             script(lua.OCCUPANCY),
         )
+        self._missing, self._restore = script(lua.MISSING), script(lua.RESTORE)
         self._claim, self._renew, self._release, self._orphans = (
             script(lua.CLAIM),
             script(lua.RENEW),
@@ -104,6 +105,15 @@ class RedisStore:
 
     async def delete(self, key: str) -> None:
         await self._command(self._redis.delete(key))
+
+    async def missing(self, keys: Sequence[str]) -> list[str]:
+        if not keys:
+            return []
+        raw = await self._command(self._missing(keys=list(keys)))
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
+
+    async def restore(self, key: str, member: str, ttl_ms: int) -> None:
+        await self._command(self._restore(keys=[key], args=[member, max(1, ttl_ms)]))
 
     async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:
         keys = list(increments)

@@ -89,6 +89,24 @@ redis.call('PEXPIREAT', KEYS[1], math.max(expires, redis.call('PTTL', KEYS[1]) +
 return 1
 """
 )
+MISSING = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then out[#out + 1] = key end
+end
+return out
+"""
+RESTORE = (
+    NOW
+    + """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
+  local expires = now + tonumber(ARGV[2])
+  redis.call('ZADD', KEYS[1], expires, ARGV[1])
+  redis.call('PEXPIREAT', KEYS[1], math.max(expires, redis.call('PTTL', KEYS[1]) + now))
+end
+return 1
+"""
+)
 OCCUPANCY = (
     NOW
     + """
