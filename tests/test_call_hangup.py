@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from service.auth import new_api_key
+from service.config import describe
 from tests.conftest import CALL_ID, LIVE_ID, SDP_OFFER, ClientFor, MakeSettings
 from tests.paths import LIVE_SESSIONS, REALTIME_CALLS
 from tests.servers import RedisServer, redis_server
@@ -254,11 +256,10 @@ class TestSharedStore:
 
 
 class TestWithoutRedis:
-    async def test_several_workers_without_redis_are_warned(
-        self, client_for: ClientFor, make_settings: MakeSettings
-    ) -> None:
-        """WORKERS>1 and no REDIS_URL: the log says hang-ups only work on the creating worker."""
-        with captured_logs() as logs:
-            await client_for(make_settings(workers=2))
-        [warning] = [line for line in logs if line["event"] == "state_per_process"]
-        assert "hang-up" in warning["note"]
+    def test_several_workers_without_redis_are_refused(self, make_settings: MakeSettings) -> None:
+        """WORKERS>1 and no REDIS_URL: start-up stops, naming both (hang-ups would miss)."""
+        with pytest.raises(ValidationError) as refused:
+            make_settings(workers=2)
+        message = describe(refused.value)
+        assert "WORKERS=2 needs REDIS_URL" in message
+        assert "hang-up" in message

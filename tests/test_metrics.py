@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from tests.paths import (
     TRANSCRIPTION_SESSIONS,
     TRANSLATION_CLIENT_SECRETS,
 )
-from tests.servers import ServiceProcess, free_port
+from tests.servers import RedisServer, ServiceProcess, free_port, redis_server
 
 pytestmark = pytest.mark.anyio
 
@@ -128,9 +129,15 @@ class TestMetrics:
 
 
 class TestMultiprocess:
-    """WORKERS=2: a scrape sums every worker."""
+    """WORKERS=2 (with the shared store they need): a scrape sums every worker."""
 
-    def test_two_workers_sum_on_the_metrics_port(self) -> None:
+    @pytest.fixture(name="redis")
+    def fixture_redis(self) -> Iterator[RedisServer]:
+        """A real redis-server for the workers to share."""
+        with redis_server() as server:
+            yield server
+
+    def test_two_workers_sum_on_the_metrics_port(self, redis: RedisServer) -> None:
         """Mints served by either worker all show in one scrape of METRICS_PORT."""
         metrics_port = free_port()
         service = ServiceProcess(
@@ -138,6 +145,7 @@ class TestMultiprocess:
                 "AUTH_MODE": "none",
                 "UPSTREAM_EMULATOR": "true",
                 "WORKERS": "2",
+                "REDIS_URL": redis.url,
                 "METRICS_PORT": str(metrics_port),
             }
         )

@@ -116,13 +116,6 @@ def create_app(
         auth = build_authenticator(settings)
         store = build_store(settings, clock)
         limiter = Limiter(settings, store, clock)
-        if settings.workers > 1 and not settings.redis_url:
-            log.warning(
-                "state_per_process",
-                note="WORKERS>1 without REDIS_URL: each worker counts its own limits, and a "
-                "call's hang-up, live-call slots and usage are known only to the worker "
-                "that created it; set REDIS_URL",
-            )
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
         await auth.start()

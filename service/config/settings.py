@@ -44,6 +44,11 @@ from service.core.env_values import (
 from service.policy import Policy, Profiles, load_profiles
 
 
+def default_workers(data: dict[str, Any]) -> int:
+    """WORKERS unset: the CPUs this process may use with a shared store (REDIS_URL), else 1."""
+    return available_cpus() if data.get("redis_url") else 1
+
+
 class Settings(BaseSettings):
     """Configuration of one process. Tests build it explicitly; nothing patches globals."""
 
@@ -69,7 +74,6 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
-    workers: Annotated[int, Field(ge=1)] = Field(default_factory=available_cpus)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
     calls_max_sdp_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 65536
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -114,6 +118,8 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = False
 
     redis_url: Annotated[str | None, AfterValidator(check_redis_url)] = None
+    workers: Annotated[int, Field(ge=1)] = Field(default_factory=default_workers)
+    """After REDIS_URL: how many workers the default gives depends on it."""
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
     rate_limit_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
     rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
@@ -155,6 +161,18 @@ class Settings(BaseSettings):
             rules = {k: v for k, v in policy.items() if k != "profiles_file"}
             data = {**data, "policy": rules, "policy_profiles_file": policy["profiles_file"]}
         return data
+
+    @model_validator(mode="after")
+    def _workers_share_state(self) -> Self:
+        """Several workers without a shared store would each count their own limits."""
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                f"WORKERS={self.workers} needs REDIS_URL: without a shared store each worker "
+                "keeps its own rate limits, quotas, live-call slots, call records and usage, "
+                "so no limit would hold and a caller's hang-up would reach the wrong worker; "
+                "set REDIS_URL, or WORKERS=1 (the default without REDIS_URL)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Self:
