@@ -35,7 +35,7 @@ from service.api.deps import State
 from service.api.dispatch import Dispatch, Rendered
 from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
-from service.api.middleware import RequestMiddleware
+from service.api.middleware import RequestMiddleware, answer_error
 from service.api.openapi import document_mint_endpoints
 from service.api.routes import calls, client_secrets, health, policy, usage
 from service.auth import build_authenticator
@@ -44,7 +44,7 @@ from service.config import Settings
 from service.contract import param_of
 from service.core import logs, metrics
 from service.core.clock import Clock, wall_ms
-from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError, render
+from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError
 from service.limits import Limiter
 from service.policy import model_warnings
 from service.sessions import Services
@@ -65,28 +65,29 @@ CORS_EXPOSED = [
 ]
 
 
-async def _service_error(_request: Request, exc: Exception) -> Response:
+async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
-    return render(exc)
+    return answer_error(request.scope, exc)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 (a FastAPI route's invalid parameter) remapped to OpenAI's 400."""
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
     first: dict[str, Any] = next(iter(exc.errors()), {})
     loc = tuple(part for part in first.get("loc", ()) if part not in ("query", "body", "path"))
     param = param_of(loc)
     message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
-    return render(InvalidRequest(message, param=param))
+    return answer_error(request.scope, InvalidRequest(message, param=param))
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    error: ServiceError = NotFound("Invalid URL: no such route.")
     if exc.status_code == 405:
-        return render(MethodNotAllowed("Method not allowed for this URL.", headers=exc.headers))
-    if exc.status_code == 400:  # Starlette's own parsers (forms) inside a route
-        return render(InvalidRequest(f"Invalid request: {exc.detail}"))
-    return render(NotFound("Invalid URL: no such route."))
+        error = MethodNotAllowed("Method not allowed for this URL.", headers=exc.headers)
+    elif exc.status_code == 400:  # Starlette's own parsers (forms) inside a route
+        error = InvalidRequest(f"Invalid request: {exc.detail}")
+    return answer_error(request.scope, error)
 
 
 async def _metrics() -> Response:
@@ -116,6 +117,7 @@ def create_app(
         auth = build_authenticator(settings)
         store = build_store(settings, clock)
         limiter = Limiter(settings, store, clock)
+        log.info("policy_loaded", policy_hash=settings.profiles.digest)
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
         await auth.start()

@@ -37,7 +37,13 @@ async def get_caller(
     """The authenticated caller (401 otherwise), noted in the request's log line."""
     fields: dict[str, Any] = request.state.log
     settings = services.settings
-    return await identify(request.scope, services.auth, settings.trusted_proxies, fields)
+    return await identify(
+        request.scope,
+        services.auth,
+        settings.trusted_proxies,
+        fields,
+        settings.auth_hash_identities,
+    )
 
 
 async def get_lifecycle(request: Request) -> Lifecycle:

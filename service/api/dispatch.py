@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.endpoint import Endpoint
-from service.core.errors import ServiceError, render
+from service.api.middleware import answer_error
+from service.core.errors import ServiceError
 
 
 class Rendered:
@@ -31,7 +32,7 @@ class Rendered:
         try:
             await self._endpoints[scope["path"]](scope, receive, send)
         except ServiceError as error:
-            await render(error)(scope, receive, send)
+            await answer_error(scope, error)(scope, receive, send)
 
 
 class Dispatch:

@@ -1,10 +1,11 @@
 """One endpoint class: the prologue every POST endpoint shares, run once, then one flow.
 
-In order: `?dry_run` (400 if not a boolean), the media type (415), the
-caller (401), a dry run counted against RATE_LIMIT_DRY_RUN_PER_IDENTITY
-(before the body is read or parsed, so refused dry runs count too: each
-costs the same work), the body within its limit (413), then the flow
-(`service.sessions`) with a typed `Incoming`, and its `Answer` rendered.
+In order: the caller (401; first, so every refusal's audit line names who
+was refused), `?dry_run` (400 if not a boolean), the media type (415), a dry
+run counted against RATE_LIMIT_DRY_RUN_PER_IDENTITY (before the body is read
+or parsed, so refused dry runs count too: each costs the same work), the
+body within its limit (413), then the flow (`service.sessions`) with a typed
+`Incoming`, and its `Answer` rendered.
 
 A plain ASGI app mounted as a Starlette `Route`, so the app's one set of
 exception handlers renders its errors and `service.api.openapi` documents
@@ -54,10 +55,12 @@ class Endpoint:
         fields["endpoint"] = self.name
         if self._counted:
             state["counted_endpoint"] = self.name
+        settings = services.settings
+        caller = await identify(
+            scope, services.auth, settings.trusted_proxies, fields, settings.auth_hash_identities
+        )
         dry_run = self._dry_runs and dry_run_of(scope)
         self._body.check(scope)
-        settings = services.settings
-        caller = await identify(scope, services.auth, settings.trusted_proxies, fields)
         if dry_run:
             fields["outcome"] = "dry_run"
             verdict = await services.limiter.check_dry_run(caller.identity)

@@ -9,6 +9,11 @@ with status and total latency. An endpoint that mints or creates calls
 names itself in `scope["state"]["counted_endpoint"]`, and its answer is
 counted in `rtp_mints_total` by status.
 
+Every line is an audit line: the endpoint, the caller (hashed with
+AUTH_HASH_IDENTITIES), the outcome, and for a refusal its error code and
+`param` (`answer_error`, the one way an error becomes the answer), and the
+hash of the policy that decided it (`policy_hash`).
+
 It is also where an unexpected exception ends: the exception handlers
 render every `ServiceError`; anything else is logged here with its
 traceback and answered as a 500 in OpenAI's envelope, with the request id.
@@ -22,10 +27,11 @@ import time
 from typing import Any
 
 import structlog
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core import metrics
-from service.core.errors import InternalError, render
+from service.core.errors import InternalError, ServiceError, render
 
 log = structlog.get_logger("service.request")
 _PREFIX = os.urandom(8).hex()
@@ -45,6 +51,14 @@ def request_id(scope: Scope) -> str:
             if 0 < len(text) <= 128 and text.isprintable():
                 return str(text)
     return f"{_PREFIX}{next(_sequence):016x}"
+
+
+def answer_error(scope: Scope, error: ServiceError) -> Response:
+    """The error's answer (OpenAI's envelope), noted in the request's audit line."""
+    fields = scope.get("state", {}).get("log")
+    if fields is not None:
+        fields.update(outcome=error.outcome, error_code=error.code, error_param=error.param)
+    return render(error)
 
 
 class RequestMiddleware:
@@ -78,7 +92,7 @@ class RequestMiddleware:
             log.exception("unhandled_error", request_id=rid, error_type=type(exc).__name__)
             if status:
                 raise  # the response has started: nothing left to render
-            await render(InternalError("The service failed unexpectedly."))(
+            await answer_error(scope, InternalError("The service failed unexpectedly."))(
                 scope, receive, send_with_id
             )
         finally:
@@ -90,5 +104,13 @@ class RequestMiddleware:
             fields["method"] = scope["method"]
             fields["path"] = scope["path"]
             fields["status"] = status
+            if "endpoint" not in fields:
+                route = scope.get("route")
+                fields["endpoint"] = getattr(route, "path", None)
+            if "outcome" not in fields:
+                fields["outcome"] = "ok" if status < 400 else metrics.outcome_of(status, False)
+            services = state.get("services")
+            if services is not None:
+                fields["policy_hash"] = services.profiles.digest
             fields["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
             log.info("request", **fields)

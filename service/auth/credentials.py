@@ -30,6 +30,7 @@ from service.auth.callers import (
     Caller,
     Networks,
     bearer_token,
+    caller_tag,
     client_ip,
     header,
     headers,
@@ -120,8 +121,12 @@ async def identify(
     authenticator: Authenticator,
     networks: Networks,
     fields: dict[str, Any],
+    hashed: bool = False,
 ) -> Caller:
-    """Authenticate the request's caller (401 otherwise), noting who and from where in the log."""
+    """Authenticate the request's caller (401 otherwise), noting who and from where in the log.
+
+    `hashed` (AUTH_HASH_IDENTITIES): the log names the caller by a hash, as traces do.
+    """
     ip = client_ip(scope, networks)
     fields["client_ip"] = ip
     presented = bearer_token(scope) or header(scope, b"x-api-key")
@@ -134,7 +139,7 @@ async def identify(
             "invalid_token",
         )
     caller = await authenticator.authenticate(scope, ip)
-    fields["identity"] = caller.identity
+    fields["identity"] = caller_tag(caller, hashed)
     return caller
 
 

@@ -46,8 +46,10 @@ CONNECT_TIMEOUT_S = 10.0
 BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
 MAX_REVERTS_PER_MINUTE = 10
-How = Literal["ended", "unknown_call", "closed", "max_duration", "override", "quota"]
-"""How a supervised call ended, as `rtp_calls_ended_total{how}` counts it."""
+How = Literal["ended", "unknown_call", "max_duration", "override", "quota"]
+"""How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
+ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
+for both kinds of call."""
 
 
 def backoff(attempt: int) -> float:
@@ -177,7 +179,7 @@ class CallLoop:
                     call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
                 call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
             if event_type == "session.closed":
-                return "closed"
+                return "ended"
         return None
 
     async def _check(

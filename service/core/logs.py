@@ -62,6 +62,14 @@ def _scrubbed_text(render: Any) -> Any:
     return scrubbed
 
 
+def request_headline(_logger: Any, _name: str, event: Any) -> Any:
+    """Console only: a request line leads with `POST /path 200 12.3ms`, the rest after it."""
+    if event.get("event") == "request" and "method" in event:
+        head = (event.pop("method"), event.pop("path", ""), event.pop("status", ""))
+        event["event"] = f"{head[0]} {head[1]} {head[2]} {event.pop('total_ms', '')}ms"
+    return event
+
+
 class Sink(Protocol):
     """Where buffered lines go: a binary stream."""
 
@@ -146,10 +154,12 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    extra: list[Any] = []
     if log_format == "console":
         console = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         renderer: Any = _scrubbed_text(console) if scrub_secrets else console
         factory: Any = structlog.WriteLoggerFactory(stream)
+        extra.append(request_headline)
     else:
         sink = stream.buffer if hasattr(stream, "buffer") else _Binary(stream)
         if _buffer is None:
@@ -160,7 +170,7 @@ def configure(
         renderer = _render if scrub_secrets else _render_unscrubbed
         factory = lambda *_: _BufferedLogger(buffer)  # noqa: E731 - structlog wants a callable
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *extra, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=factory,
         cache_logger_on_first_use=True,

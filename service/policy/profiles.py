@@ -28,12 +28,15 @@ Each profile is validated at start-up as a complete policy, like the env one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from service.policy.model import Policy
 
@@ -50,6 +53,23 @@ class Profiles:
     callers: dict[str, str] = field(default_factory=dict)
     default: str | None = None
 
+    @cached_property
+    def digest(self) -> str:
+        """A short hash of every policy and who gets which (`policy_hash`).
+
+        On every audit line, in `/readyz` and `GET /v1/policy`, so an auditor can
+        tell which policy decided a request after a deploy. Secret values
+        (delegation, MCP credentials) are hashed with the rest, so changing one
+        changes the hash; the hash reveals none of them.
+        """
+        document = {
+            "policies": {name: policy.model_dump(mode="python") for name, policy in self.all()},
+            "callers": self.callers,
+            "default": self.default,
+        }
+        canonical = json.dumps(document, sort_keys=True, default=_revealed)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
     def all(self) -> list[tuple[str, Policy]]:
         """Every policy by name: the env policy (as `default`) and each profile."""
         return [(DEFAULT, self.base), *self.named.items()]
@@ -61,6 +81,17 @@ class Profiles:
         if name is None:
             return DEFAULT, self.base
         return name, self.named[name]
+
+
+def _revealed(value: object) -> object:
+    """JSON for what a policy dump holds beyond JSON (secrets by value, tuples, models)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -97,11 +97,15 @@ class Minted:
 
 
 class _NeverSent(Exception):
-    """The request provably never reached the upstream: safe to try again."""
+    """The request provably never reached the upstream: safe to try again.
 
-    def __init__(self, kind: str) -> None:
+    `kind` says how (`connect`, `connect_timeout`), `error` names the failure's class.
+    """
+
+    def __init__(self, kind: str, error: str) -> None:
         super().__init__(kind)
         self.kind = kind
+        self.error = error
 
 
 class Upstream:
@@ -199,7 +203,13 @@ class Upstream:
                     try:
                         return await self._send(url, content, headers), attempt
                     except _NeverSent as failed:
-                        log.warning("upstream_unreachable", kind=failed.kind, attempt=attempt)
+                        log.warning(
+                            "upstream_unreachable",
+                            host=url.host,
+                            kind=failed.kind,
+                            error=failed.error,
+                            attempt=attempt,
+                        )
                         if attempt > self._retries:
                             raise UpstreamError(
                                 "OpenAI is unreachable", code="upstream_unreachable"
@@ -229,7 +239,7 @@ class Upstream:
         except httpx.TransportError as exc:
             kind = never_sent(exc)
             if kind:
-                raise _NeverSent(kind) from None
+                raise _NeverSent(kind, type(exc).__name__) from None
             if timed_out(exc):
                 raise TimeoutError from None
             log.warning("upstream_exchange_broken", error=type(exc).__name__)

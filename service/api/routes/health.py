@@ -42,6 +42,7 @@ async def readyz(services: ServicesDep, lifecycle: LifecycleDep) -> JSONResponse
     if lifecycle.draining:
         body["status"], status = "draining", 503
     body["calls"] = {"supervised": services.supervisor.supervised}
+    body["policy_hash"] = services.profiles.digest
     if settings.redis_url:
         up = await services.store.ping()
         body["redis"] = "ok" if up else "unreachable"

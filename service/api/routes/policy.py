@@ -14,4 +14,6 @@ router = APIRouter(tags=["policy"])
 async def get_policy(services: ServicesDep, caller: CallerDep) -> JSONResponse:
     """What this caller may choose (their profile's models, voices, limits); never instructions."""
     profile, policy = services.profiles.for_caller(caller.identity, caller.claim)
-    return JSONResponse(policy.public_view(profile))
+    view = policy.public_view(profile)
+    view["policy_hash"] = services.profiles.digest
+    return JSONResponse(view)
