@@ -25,10 +25,10 @@ from openai.types.live import SessionClosedEvent, SessionUsageUpdatedEvent
 from openai.types.realtime import ResponseDoneEvent
 from websockets.asyncio.client import connect
 
-from service.upstream.emulator import Emulator, create_emulator
-from service.upstream.emulator_calls import TRANSCRIPT, EmulatorSideband
-from service.upstream.emulator_calls.events import transcript
-from service.upstream.emulator_calls.sideband import EmulatorSidebandConnection
+from emulator import Emulator, create_emulator
+from emulator.calls import TRANSCRIPT, EmulatorSideband
+from emulator.calls.events import transcript
+from emulator.calls.sideband import EmulatorSidebandConnection
 from service.upstream.sideband import Sideband, SidebandClosed
 from tests.contract import ga_errors
 from tests.servers import ROOT, ServiceProcess, free_port
@@ -155,7 +155,7 @@ class TestFakeMedia:
             import asyncio, sys
             sys.modules["aiortc"] = None
             import httpx
-            from service.upstream.emulator import create_emulator
+            from emulator import create_emulator
 
             async def main():
                 fake = create_emulator(fake_media=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from service.upstream.emulator_calls.events import TRANSCRIPT
+from emulator import TRANSCRIPT
 from tests.conftest import API_KEY, MCP_HEADER, MCP_TOKEN, SERVER_INSTRUCTIONS
 
 SECRET_SHAPES = {

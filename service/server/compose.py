@@ -34,7 +34,7 @@ def build_app(settings: Settings) -> FastAPI:
     """The service for `settings`, on the network or on the in-process emulator."""
     if not settings.upstream_emulator:
         return create_app(settings)
-    from service.upstream.emulator import create_emulator  # the emulator: only when asked for
+    from emulator import create_emulator  # the emulator: only when asked for
 
     emulator = create_emulator()
     sideband: Sideband

@@ -9,7 +9,7 @@ supervisor (`service.calls.supervisor`) is its only user.
 
 `WebSocketSideband` connects with the `websockets` library (the one the
 openai SDK uses for Realtime); the in-process emulator has its own
-`Sideband` (`service.upstream.emulator_calls.sideband`) because an ASGI app
+`Sideband` (`emulator.calls.sideband`) because an ASGI app
 has no socket to connect to. Both raise `SidebandClosed` with a reason:
 
 - `ended`: the call is over (a normal close after the call ended);

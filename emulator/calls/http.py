@@ -32,13 +32,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from emulator.calls.controls import control, json_object, json_response
+from emulator.calls.errors import InvalidOffer, UnknownCall
+from emulator.calls.events import CallKind
+from emulator.calls.registry import CallRegistry
+from emulator.calls.sideband import EmulatorSideband, EmulatorSidebandConnection
 from service.api.replay import replay
 from service.core.errors import InvalidRequest, ServiceError, Unauthenticated
-from service.upstream.emulator_calls.controls import control, json_object, json_response
-from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall
-from service.upstream.emulator_calls.events import CallKind
-from service.upstream.emulator_calls.registry import CallRegistry
-from service.upstream.emulator_calls.sideband import EmulatorSideband, EmulatorSidebandConnection
 from service.upstream.sideband import CLOSE_UNKNOWN_CALL, SidebandClosed
 
 REALTIME_CALLS = "/v1/realtime/calls"

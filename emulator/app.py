@@ -35,20 +35,20 @@ import structlog
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from emulator.calls.errors import WebrtcUnavailable
+from emulator.calls.registry import USAGE_INTERVAL_S
 from service.contract import (
     ClientSecretRequest,
     TranslationClientSecretRequest,
     invalid_request_from,
 )
 from service.contract.ga import READ_ONLY
-from service.upstream.emulator_calls.errors import WebrtcUnavailable
-from service.upstream.emulator_calls.registry import USAGE_INTERVAL_S
 
 if TYPE_CHECKING:
-    from service.upstream.emulator_calls.http import CallRoutes
-    from service.upstream.emulator_calls.sideband import EmulatorSideband
+    from emulator.calls.http import CallRoutes
+    from emulator.calls.sideband import EmulatorSideband
 
-log = structlog.get_logger("service.emulator")
+log = structlog.get_logger("emulator")
 PATH = "/v1/realtime/client_secrets"
 TRANSLATION_PATH = "/v1/realtime/translations/client_secrets"
 CALL_PREFIXES = ("/v1/realtime/calls", "/v1/live/sessions", "/_emulator/calls/")
@@ -206,8 +206,8 @@ class LazyCallRoutes:
         if self.routes is None and self.missing is None:
             try:
                 # Imported here, not at the top: aiortc is an optional extra.
-                from service.upstream.emulator_calls.http import CallRoutes
-                from service.upstream.emulator_calls.registry import CallRegistry
+                from emulator.calls.http import CallRoutes
+                from emulator.calls.registry import CallRegistry
             except ImportError as error:
                 self.missing = error
                 log.warning("emulator_calls_unavailable", missing=error.name)

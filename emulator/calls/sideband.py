@@ -20,11 +20,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from emulator.calls.base import BaseCall
+from emulator.calls.errors import UnknownCall
+from emulator.calls.events import Event
+from emulator.calls.registry import CallRegistry
 from service.contract.calls import CallKind
-from service.upstream.emulator_calls.base import BaseCall
-from service.upstream.emulator_calls.errors import UnknownCall
-from service.upstream.emulator_calls.events import Event
-from service.upstream.emulator_calls.registry import CallRegistry
 from service.upstream.sideband import SidebandClosed
 
 

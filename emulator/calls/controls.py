@@ -25,12 +25,12 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from emulator.calls import events
+from emulator.calls.base import CallReport
+from emulator.calls.errors import UnknownCall
+from emulator.calls.events import Event
+from emulator.calls.registry import CallRegistry
 from service.core.errors import InvalidRequest, NotFound
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.base import CallReport
-from service.upstream.emulator_calls.errors import UnknownCall
-from service.upstream.emulator_calls.events import Event
-from service.upstream.emulator_calls.registry import CallRegistry
 
 CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response))?")
 DEFAULT_INPUT_TOKENS = 12

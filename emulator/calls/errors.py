@@ -65,7 +65,7 @@ class WebrtcUnavailable(ServiceError):
     def missing(cls, error: ImportError) -> WebrtcUnavailable:
         """The 501 for this failed import, naming the missing module and the extra."""
         name = error.name or ""
-        module = name if name and not name.startswith("service.") else "aiortc"
+        module = name if name and not name.startswith("emulator.") else "aiortc"
         return cls(
             f"The emulator's calls need the `webrtc` extra ({module} is not installed): "
             "`uv sync --extra webrtc`, or the dev group; or run the emulator with --fake-media."
