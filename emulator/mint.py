@@ -11,28 +11,25 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from emulator import sessions
+from emulator import schema, sessions
 from emulator.errors import EmulatorError, InvalidRequest, MissingKey
-from service.contract import (
-    ClientSecretRequest,
-    TranslationClientSecretRequest,
-    invalid_request_from,
-)
-from service.contract.ga import READ_ONLY
 
 DEFAULT_SECONDS = 600
 """`expires_after.seconds` when the request leaves it out, as OpenAI documents."""
+REQUEST = "RealtimeCreateClientSecretRequest"
+TRANSLATION_REQUEST = "RealtimeTranslationClientSecretCreateRequest"
 
 
 def answer(body: bytes, has_key: bool, translation: bool = False) -> tuple[int, bytes]:
     """The status and body OpenAI would answer this mint request with.
 
     Realtime and transcription sessions on `client_secrets`, translation
-    sessions on `translations/client_secrets`.
+    sessions on `translations/client_secrets`, each validated against its
+    published request schema.
     """
     try:
         if not has_key:
@@ -43,15 +40,16 @@ def answer(body: bytes, has_key: bool, translation: bool = False) -> tuple[int, 
 
 
 def _minted(body: bytes, translation: bool) -> bytes:
-    model = TranslationClientSecretRequest if translation else ClientSecretRequest
     try:
-        request = model.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        err = invalid_request_from(exc)
-        raise InvalidRequest(err.message, param=err.param, code=err.code) from None
-    asked = request.model_dump(mode="json", exclude_unset=True)
-    seconds = asked.get("expires_after", {}).get("seconds") or DEFAULT_SECONDS
-    asked_session = {k: v for k, v in asked.get("session", {}).items() if k not in READ_ONLY}
+        request: Any = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request.", code="invalid_json"
+        ) from None
+    refused = schema.published(TRANSLATION_REQUEST if translation else REQUEST).refusal(request)
+    if refused is not None:
+        raise refused
+    asked_session: dict[str, Any] = request.get("session", {})
     if translation:
         session = sessions.translation(asked_session)
     elif asked_session.get("type") == "transcription":
@@ -60,6 +58,7 @@ def _minted(body: bytes, translation: bool) -> bytes:
         session = sessions.realtime(asked_session)
     session["id"] = f"sess_emu_{secrets.token_hex(8)}"
     session["expires_at"] = 0
+    seconds = int(request.get("expires_after", {}).get("seconds", DEFAULT_SECONDS))
     return orjson.dumps(
         {
             "value": f"ek_emulator_{secrets.token_hex(16)}",

@@ -1,8 +1,10 @@
 """The emulator's HTTP and WebSocket side of calls, answered the way OpenAI answers.
 
-- `POST /v1/realtime/calls`: multipart `sdp` (+ optional `session` JSON) or a
-  bare `application/sdp` offer; 201, the SDP answer, `Location: /v1/realtime/calls/{id}`.
-- `POST /v1/live/sessions`: `{"session", "transport": {"type": "webrtc", "sdp"}}`;
+- `POST /v1/realtime/calls`: multipart `sdp` (+ optional `session` JSON, a
+  valid `RealtimeSessionCreateRequestGA`) or a bare `application/sdp` offer;
+  201, the SDP answer, `Location: /v1/realtime/calls/{id}`.
+- `POST /v1/live/sessions`: `{"session", "transport": {"type": "webrtc", "sdp"}}`,
+  valid for the openai SDK's `LiveCreateParams` (`session.model` required);
   200 `{"session": {"id", ...}, "transport": {"type": "webrtc", "sdp": answer}}`.
 - `POST /v1/realtime/calls/{id}/hangup`, `POST /v1/live/sessions/{id}/hangup`: 200, or 404.
 - Sidebands, `/v1/realtime?call_id={id}` and `/v1/live/sessions/{id}/attach`:
@@ -32,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from emulator import schema
 from emulator.calls.controls import control, json_object, json_response
 from emulator.calls.errors import InvalidOffer, UnknownCall
 from emulator.calls.events import CallKind
@@ -43,7 +46,8 @@ from emulator.calls.sideband import (
     EmulatorSidebandConnection,
     SidebandEnded,
 )
-from emulator.errors import EmulatorError, InvalidRequest, MissingKey, has_key
+from emulator.errors import EmulatorError, MissingKey, has_key
+from emulator.schema import RequestSchema
 
 REALTIME_CALLS = "/v1/realtime/calls"
 LIVE_SESSIONS = "/v1/live/sessions"
@@ -51,6 +55,15 @@ REALTIME_SIDEBAND = "/v1/realtime"
 HANGUP = re.compile(r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/hangup")
 LIVE_ATTACH = re.compile(r"/v1/live/sessions/([A-Za-z0-9_-]{1,128})/attach")
 CLOSE_POLICY = 1008
+CALL_SESSION = "RealtimeSessionCreateRequestGA"
+"""The `session` part of `POST /v1/realtime/calls` (`RealtimeCallCreateRequest.session`)."""
+
+
+def _check(request_schema: RequestSchema, value: object, prefix: str = "") -> None:
+    """Refuse `value` as OpenAI would if its schema does not take it."""
+    refused = request_schema.refusal(value, prefix)
+    if refused is not None:
+        raise refused
 
 
 class CallRoutes:
@@ -116,6 +129,7 @@ class CallRoutes:
                 await form.close()
             if raw_session is not None:
                 session = json_object(raw_session, "session")
+                _check(schema.published(CALL_SESSION), session, "session")
         elif content_type.split(";")[0].strip() == "application/sdp":
             offer = await request.body()
         else:
@@ -132,27 +146,8 @@ class CallRoutes:
 
     async def _create_live(self, body: bytes) -> Response:
         request = json_object(body, None)
-        session = request.get("session")
-        transport = request.get("transport")
-        if not isinstance(session, dict):
-            raise InvalidRequest(
-                "Missing required parameter: 'session'.",
-                param="session",
-                code="missing_required_parameter",
-            )
-        if not isinstance(session.get("model"), str):
-            raise InvalidRequest(
-                "Missing required parameter: 'session.model'.",
-                param="session.model",
-                code="missing_required_parameter",
-            )
-        if not isinstance(transport, dict) or transport.get("type") != "webrtc":
-            raise InvalidRequest(
-                "Invalid value for 'transport.type': expected 'webrtc'.",
-                param="transport.type",
-            )
-        if "sdp" not in transport:
-            raise InvalidOffer("Missing required parameter: 'transport.sdp'.")
+        _check(schema.live(), request)
+        session, transport = request["session"], request["transport"]
         call_id, answer = await self.registry.accept(transport["sdp"], "live", session)
         effective = self.registry.get(call_id).session
         return json_response(
