@@ -42,8 +42,8 @@ run: setup
 
 ## lint: ruff (lint + format check)
 lint: setup
-	$(UV) run --frozen ruff check service tests bench deploy
-	$(UV) run --frozen ruff format --check service tests bench deploy
+	$(UV) run --frozen ruff check service emulator tests bench deploy
+	$(UV) run --frozen ruff format --check service emulator tests bench deploy
 
 ## typecheck: mypy --strict
 typecheck: setup

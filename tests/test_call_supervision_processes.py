@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.upstream.emulator_calls.events import TRANSCRIPT
+from emulator import TRANSCRIPT
 from tests.conftest import SDP_OFFER
 from tests.paths import METRICS, REALTIME_CALLS
 from tests.servers import RedisServer, ServiceProcess, free_port, redis_server

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from emulator import create_emulator
 from service.server.compose import build_app
-from service.upstream.emulator import create_emulator
 from tests.conftest import MakeSettings, serving
 from tests.contract import ga_errors
 from tests.paths import CLIENT_SECRETS, SESSIONS

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from service.upstream.emulator import create_emulator
+from emulator import create_emulator
 from tests.servers import ServiceProcess, free_port
 from tests.test_webrtc_peer import LIVE_SESSION, REALTIME_SESSION, WAIT_S, BrowserPeer
 
@@ -339,7 +339,7 @@ class TestWithoutWebrtcExtra:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Call routes answer 501 naming the `webrtc` extra; client secrets still mint."""
-        monkeypatch.setitem(sys.modules, "service.upstream.emulator_calls.http", None)
+        monkeypatch.setitem(sys.modules, "emulator.calls.http", None)
         transport = httpx.ASGITransport(app=create_emulator())
         async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
             refused = await client.post(

@@ -25,11 +25,15 @@ from openai.types.live import SessionClosedEvent, SessionUsageUpdatedEvent
 from openai.types.realtime import ResponseDoneEvent
 from websockets.asyncio.client import connect
 
-from service.upstream.emulator import Emulator, create_emulator
-from service.upstream.emulator_calls import TRANSCRIPT, EmulatorSideband
-from service.upstream.emulator_calls.events import transcript
-from service.upstream.emulator_calls.sideband import EmulatorSidebandConnection
-from service.upstream.sideband import Sideband, SidebandClosed
+from emulator import Emulator, create_emulator
+from emulator.calls import TRANSCRIPT, EmulatorSideband
+from emulator.calls.events import transcript
+from emulator.calls.sideband import (
+    CLOSE_NORMAL,
+    CLOSE_UNKNOWN_CALL,
+    EmulatorSidebandConnection,
+    SidebandEnded,
+)
 from tests.contract import ga_errors
 from tests.servers import ROOT, ServiceProcess, free_port
 
@@ -157,7 +161,7 @@ class TestFakeMedia:
             import asyncio, sys
             sys.modules["aiortc"] = None
             import httpx
-            from service.upstream.emulator import create_emulator
+            from emulator import create_emulator
 
             async def main():
                 fake = create_emulator(fake_media=True)
@@ -326,12 +330,11 @@ class TestResponseControl:
 
 
 class TestEmulatorSideband:
-    """`EmulatorSideband`: the `Sideband` protocol in process."""
+    """`EmulatorSideband`: a call's sideband in process, ending with OpenAI's close codes."""
 
-    async def test_is_a_sideband(self, emulator: Emulator) -> None:
-        """It satisfies the service's `Sideband` protocol (checked by mypy here)."""
-        sideband: Sideband = emulator.sideband()
-        assert sideband is emulator.sideband()
+    async def test_is_one_per_emulator(self, emulator: Emulator) -> None:
+        """The emulator hands out one sideband for all its calls."""
+        assert emulator.sideband() is emulator.sideband()
 
     async def test_events_arrive_in_order(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband, emulator: Emulator
@@ -348,62 +351,63 @@ class TestEmulatorSideband:
     async def test_ended_after_the_last_event(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband
     ) -> None:
-        """After a hang-up, recv yields `session.closed`, then raises `ended`."""
+        """After a hang-up, recv yields `session.closed`, then ends with the normal closure."""
         session_id = await live_call(http)
         connection = await sideband.connect("live", session_id)
         await http.post(f"/v1/live/sessions/{session_id}/hangup", headers=KEY)
         await next_of(connection, "session.closed")
-        with pytest.raises(SidebandClosed) as closed:
+        with pytest.raises(SidebandEnded) as ended:
             await connection.recv()
-        assert closed.value.reason == "ended"
+        assert ended.value.code == CLOSE_NORMAL
 
     async def test_waiting_recv_ends_with_the_call(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband
     ) -> None:
-        """A recv already waiting when a Realtime call ends raises `ended`."""
+        """A recv already waiting when a Realtime call ends ends with the normal closure."""
         call_id = await realtime_call(http)
         connection = await sideband.connect("realtime", call_id)
         await connection.recv()  # session.created
         waiting = asyncio.ensure_future(connection.recv())
         await asyncio.sleep(0)
         await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
-        with pytest.raises(SidebandClosed) as closed:
+        with pytest.raises(SidebandEnded) as ended:
             async with asyncio.timeout(WAIT_S):
                 await waiting
-        assert closed.value.reason == "ended"
+        assert ended.value.code == CLOSE_NORMAL
 
     async def test_send_after_end_is_ended(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband
     ) -> None:
-        """Sending to a call that has ended raises `ended`."""
+        """Sending to a call that has ended ends with the normal closure."""
         call_id = await realtime_call(http)
         connection = await sideband.connect("realtime", call_id)
         await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
-        with pytest.raises(SidebandClosed) as closed:
+        with pytest.raises(SidebandEnded) as ended:
             await connection.send({"type": "session.update", "session": {}})
-        assert closed.value.reason == "ended"
+        assert ended.value.code == CLOSE_NORMAL
 
     @pytest.mark.parametrize("kind", ["realtime", "live"])
     async def test_unknown_or_other_kind_is_unknown_call(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband, kind: Any
     ) -> None:
-        """An id the emulator does not hold, or a call of the other kind, is `unknown_call`."""
+        """An id the emulator does not hold, or a call of the other kind, is OpenAI's 4404."""
         call_id = await realtime_call(http)
         target = "rtc_unknown" if kind == "realtime" else call_id
-        with pytest.raises(SidebandClosed) as closed:
+        with pytest.raises(SidebandEnded) as ended:
             await sideband.connect(kind, target)
-        assert closed.value.reason == "unknown_call"
+        assert ended.value.code == CLOSE_UNKNOWN_CALL
 
     async def test_close_detaches_and_the_call_goes_on(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband
     ) -> None:
-        """Closing the sideband stops its events; the call stays open."""
+        """Closing the sideband stops its events (no close code: it was us); the call stays open."""
         call_id = await realtime_call(http)
         connection = await sideband.connect("realtime", call_id)
         await connection.close()
         await http.post(f"/_emulator/calls/{call_id}/response")
-        with pytest.raises(SidebandClosed):
+        with pytest.raises(SidebandEnded) as ended:
             await connection.recv()
+        assert ended.value.code is None
         assert (await http.get(f"/_emulator/calls/{call_id}")).json()["state"] == "connected"
 
 

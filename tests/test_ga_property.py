@@ -1,7 +1,7 @@
 """Property: every GA session OpenAI's schemas accept mints, schema-valid, never a 500.
 
 Sessions are generated from OpenAI's published schema itself
-(`RealtimeSessionCreateRequestGA`, closed as in `tests/contract.py`). Under a
+(`RealtimeSessionCreateRequestGA`, closed as in `emulator/schema.py`). Under a
 policy that clamps instead of refusing, each one must mint, and the body the
 `upstream` fixture receives must validate against the same schema. The only
 400s allowed are the ranges OpenAI documents in prose but its schema leaves
@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from emulator.schema import PUBLISHED_FILE
 from service.api import create_app
 from tests.conftest import MakeSettings
-from tests.contract import SCHEMA_FILE
 from tests.paths import CLIENT_SECRETS, TRANSLATION_CLIENT_SECRETS
 
 RANGES_THE_SCHEMA_OMITS = frozenset(
@@ -38,7 +38,7 @@ RANGES_THE_SCHEMA_OMITS = frozenset(
         "session.audio.input.noise_reduction.type",  # required so the policy governs the kind
     }
 )
-SCHEMAS: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())["components"]["schemas"]
+SCHEMAS: dict[str, Any] = json.loads(PUBLISHED_FILE.read_text())["components"]["schemas"]
 JSON_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-0123456789", max_size=8)
 
 

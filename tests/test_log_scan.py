@@ -26,7 +26,7 @@ import pytest
 import structlog
 
 from service.core import logs
-from service.upstream.emulator_calls.events import TRANSCRIPT
+from emulator import TRANSCRIPT
 from tests.conftest import (
     API_KEY,
     CLIENT_SECRET,

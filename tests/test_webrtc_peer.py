@@ -25,16 +25,16 @@ from openai.types.realtime import (
     SessionCreatedEvent,
 )
 
-from service.core import logs
-from service.upstream.emulator_calls import (
+from emulator.calls import (
     TRANSCRIPT,
     CallLimitReached,
     CallRegistry,
     InvalidOffer,
     UnknownCall,
 )
-from service.upstream.emulator_calls.call import EmulatedCall
-from service.upstream.emulator_calls.tone import ToneTrack
+from emulator.calls.call import EmulatedCall
+from emulator.calls.tone import ToneTrack
+from service.core import logs
 from tests.suite_logs import captured_logs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]

@@ -74,8 +74,8 @@ def _prepare_metrics(settings: Settings) -> None:
 
 
 def _emulator(argv: list[str]) -> int:
+    from emulator import create_emulator
     from service.core.logs import configure
-    from service.upstream.emulator import create_emulator
 
     parser = argparse.ArgumentParser(prog="python -m service emulator")
     parser.add_argument("--host", default="127.0.0.1")

@@ -8,9 +8,9 @@ may send client events that are trusted (no data-channel allow-list). The
 supervisor (`service.calls.supervisor`) is its only user.
 
 `WebSocketSideband` connects with the `websockets` library (the one the
-openai SDK uses for Realtime); the in-process emulator has its own
-`Sideband` (`service.upstream.emulator_calls.sideband`) because an ASGI app
-has no socket to connect to. Both raise `SidebandClosed` with a reason:
+openai SDK uses for Realtime); the in-process emulator is reached through
+`service.server.emulated.EmulatedSideband` because an ASGI app has no socket
+to connect to. Both raise `SidebandClosed` with a reason:
 
 - `ended`: the call is over (a normal close after the call ended);
 - `unknown_call`: the upstream does not know the call (HTTP 404 at the

@@ -1,8 +1,10 @@
 """The emulator's HTTP and WebSocket side of calls, answered the way OpenAI answers.
 
-- `POST /v1/realtime/calls`: multipart `sdp` (+ optional `session` JSON) or a
-  bare `application/sdp` offer; 201, the SDP answer, `Location: /v1/realtime/calls/{id}`.
-- `POST /v1/live/sessions`: `{"session", "transport": {"type": "webrtc", "sdp"}}`;
+- `POST /v1/realtime/calls`: multipart `sdp` (+ optional `session` JSON, a
+  valid `RealtimeSessionCreateRequestGA`) or a bare `application/sdp` offer;
+  201, the SDP answer, `Location: /v1/realtime/calls/{id}`.
+- `POST /v1/live/sessions`: `{"session", "transport": {"type": "webrtc", "sdp"}}`,
+  valid for the openai SDK's `LiveCreateParams` (`session.model` required);
   200 `{"session": {"id", ...}, "transport": {"type": "webrtc", "sdp": answer}}`.
 - `POST /v1/realtime/calls/{id}/hangup`, `POST /v1/live/sessions/{id}/hangup`: 200, or 404.
 - Sidebands, `/v1/realtime?call_id={id}` and `/v1/live/sessions/{id}/attach`:
@@ -10,9 +12,10 @@
 - `/_emulator/calls/{id}…`: controls for tests and benchmarks (`controls.py`).
 
 Every route but the controls needs a key header (`Authorization: Bearer …` or
-`api-key`), as OpenAI's do. Multipart is parsed by Starlette (python-multipart), WebSockets are
-Starlette's over uvicorn, each one an `EmulatorSidebandConnection` behind a
-socket: no protocol code here. Needs no aiortc itself: only a WebRTC (not
+`api-key`), as OpenAI's do. Starlette reads each body from the request's own
+`receive` (python-multipart for the forms), and WebSockets are Starlette's
+over uvicorn, each one an `EmulatorSidebandConnection` behind a socket: no
+protocol code here. Needs no aiortc itself: only a WebRTC (not
 fake-media) call imports it.
 """
 
@@ -21,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -32,14 +34,20 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from service.api.bodies import replay
-from service.core.errors import InvalidRequest, ServiceError, Unauthenticated
-from service.upstream.emulator_calls.controls import control, json_object, json_response
-from service.upstream.emulator_calls.errors import InvalidOffer, UnknownCall
-from service.upstream.emulator_calls.events import CallKind
-from service.upstream.emulator_calls.registry import CallRegistry
-from service.upstream.emulator_calls.sideband import EmulatorSideband, EmulatorSidebandConnection
-from service.upstream.sideband import CLOSE_UNKNOWN_CALL, SidebandClosed
+from emulator import schema
+from emulator.calls.controls import control, json_object, json_response
+from emulator.calls.errors import InvalidOffer, UnknownCall
+from emulator.calls.events import CallKind
+from emulator.calls.registry import CallRegistry
+from emulator.calls.sideband import (
+    CLOSE_NORMAL,
+    CLOSE_UNKNOWN_CALL,
+    EmulatorSideband,
+    EmulatorSidebandConnection,
+    SidebandEnded,
+)
+from emulator.errors import EmulatorError, MissingKey, has_key
+from emulator.schema import RequestSchema
 
 REALTIME_CALLS = "/v1/realtime/calls"
 LIVE_SESSIONS = "/v1/live/sessions"
@@ -47,15 +55,15 @@ REALTIME_SIDEBAND = "/v1/realtime"
 HANGUP = re.compile(r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/hangup")
 LIVE_ATTACH = re.compile(r"/v1/live/sessions/([A-Za-z0-9_-]{1,128})/attach")
 CLOSE_POLICY = 1008
+CALL_SESSION = "RealtimeSessionCreateRequestGA"
+"""The `session` part of `POST /v1/realtime/calls` (`RealtimeCallCreateRequest.session`)."""
 
 
-def has_key(headers: Mapping[bytes, bytes]) -> bool:
-    """Whether the request carries a key header, as the emulator's mint route checks."""
-    return headers.get(b"authorization", b"").startswith(b"Bearer ") or b"api-key" in headers
-
-
-def _error_response(error: ServiceError) -> Response:
-    return Response(error.body(), error.status_code, error.headers, "application/json")
+def _check(request_schema: RequestSchema, value: object, prefix: str = "") -> None:
+    """Refuse `value` as OpenAI would if its schema does not take it."""
+    refused = request_schema.refusal(value, prefix)
+    if refused is not None:
+        raise refused
 
 
 class CallRoutes:
@@ -71,39 +79,39 @@ class CallRoutes:
 
     # HTTP.
 
-    async def http(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """Answer a call route; False (nothing sent) if the path is none of them."""
-        path, method = scope["path"], scope["method"]
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer a call route; False (nothing sent, body unread) if the path is none of them."""
+        request = Request(scope, receive)
         try:
-            response = await self._route(scope, path, method, body)
-        except ServiceError as error:
-            response = _error_response(error)
+            response = await self._route(request, scope["path"], scope["method"])
+        except EmulatorError as error:
+            response = error.response()
         if response is None:
             return False
-        await response(scope, replay(b""), send)
+        await response(scope, receive, send)
         return True
 
-    async def _route(self, scope: Scope, path: str, method: str, body: bytes) -> Response | None:
+    async def _route(self, request: Request, path: str, method: str) -> Response | None:
         if path.startswith("/_emulator/"):
-            return control(self.registry, path, method, body)
+            return await control(self.registry, request, path, method)
         hangup = HANGUP.fullmatch(path)
         if method != "POST" or not (path in (REALTIME_CALLS, LIVE_SESSIONS) or hangup):
             return None
-        if not has_key(dict(scope["headers"])):
-            raise Unauthenticated("You didn't provide an API key.", code="missing_api_key")
+        if not has_key(request.scope):
+            raise MissingKey
         if hangup:
             kind: CallKind = "realtime" if hangup.group(1) == "realtime/calls" else "live"
             return await self._hangup(kind, hangup.group(2))
         if path == REALTIME_CALLS:
-            return await self._create_realtime(scope, body)
-        return await self._create_live(body)
+            return await self._create_realtime(request)
+        return await self._create_live(await request.body())
 
-    async def _create_realtime(self, scope: Scope, body: bytes) -> Response:
-        content_type = Request(scope).headers.get("content-type", "")
+    async def _create_realtime(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
         session: dict[str, Any] = {}
         if content_type.startswith("multipart/form-data"):
             try:
-                form = await Request(scope, replay(body)).form()
+                form = await request.form()
             except MultiPartException as error:
                 raise InvalidOffer(f"The multipart body is malformed: {error.message}") from None
             try:
@@ -121,8 +129,9 @@ class CallRoutes:
                 await form.close()
             if raw_session is not None:
                 session = json_object(raw_session, "session")
+                _check(schema.published(CALL_SESSION), session, "session")
         elif content_type.split(";")[0].strip() == "application/sdp":
-            offer = body
+            offer = await request.body()
         else:
             raise InvalidOffer(
                 "Send the offer as multipart/form-data (part 'sdp') or as application/sdp."
@@ -137,27 +146,8 @@ class CallRoutes:
 
     async def _create_live(self, body: bytes) -> Response:
         request = json_object(body, None)
-        session = request.get("session")
-        transport = request.get("transport")
-        if not isinstance(session, dict):
-            raise InvalidRequest(
-                "Missing required parameter: 'session'.",
-                param="session",
-                code="missing_required_parameter",
-            )
-        if not isinstance(session.get("model"), str):
-            raise InvalidRequest(
-                "Missing required parameter: 'session.model'.",
-                param="session.model",
-                code="missing_required_parameter",
-            )
-        if not isinstance(transport, dict) or transport.get("type") != "webrtc":
-            raise InvalidRequest(
-                "Invalid value for 'transport.type': expected 'webrtc'.",
-                param="transport.type",
-            )
-        if "sdp" not in transport:
-            raise InvalidOffer("Missing required parameter: 'transport.sdp'.")
+        _check(schema.live(), request)
+        session, transport = request["session"], request["transport"]
         call_id, answer = await self.registry.accept(transport["sdp"], "live", session)
         effective = self.registry.get(call_id).session
         return json_response(
@@ -186,10 +176,9 @@ class CallRoutes:
         if target is None:
             await websocket.close(CLOSE_POLICY, "Unknown WebSocket path.")
             return
-        if not has_key(dict(scope["headers"])):
-            error = Unauthenticated("You didn't provide an API key.", code="missing_api_key")
+        if not has_key(scope):
             try:
-                await websocket.send_denial_response(_error_response(error))
+                await websocket.send_denial_response(MissingKey().response())
             except RuntimeError:  # the server lacks the denial-response extension
                 await websocket.close(CLOSE_POLICY, "Missing API key.")
             return
@@ -197,7 +186,7 @@ class CallRoutes:
         await websocket.accept()
         try:
             connection = await self.sideband.connect(kind, call_id or "")
-        except SidebandClosed:
+        except SidebandEnded:
             await websocket.close(CLOSE_UNKNOWN_CALL, "No open call with this id.")
             return
         forward = asyncio.ensure_future(self._forward(websocket, connection))
@@ -214,9 +203,9 @@ class CallRoutes:
         while True:
             try:
                 event = await connection.recv()
-            except SidebandClosed:
+            except SidebandEnded:
                 with contextlib.suppress(RuntimeError):
-                    await websocket.close(1000, "The call ended.")
+                    await websocket.close(CLOSE_NORMAL, "The call ended.")
                 return
             await websocket.send_text(orjson.dumps(event).decode())
 
@@ -234,5 +223,5 @@ class CallRoutes:
                     event = None  # answered with the call's `error` event, as OpenAI does
                 try:
                     connection.apply(event)
-                except SidebandClosed:
+                except SidebandEnded:
                     return

@@ -24,13 +24,13 @@ import structlog
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.base import BaseCall
-from service.upstream.emulator_calls.errors import InvalidOffer
-from service.upstream.emulator_calls.events import CallKind, Event
-from service.upstream.emulator_calls.tone import ToneTrack
+from emulator.calls import events
+from emulator.calls.base import BaseCall
+from emulator.calls.errors import InvalidOffer
+from emulator.calls.events import CallKind, Event
+from emulator.calls.tone import ToneTrack
 
-log = structlog.get_logger("service.emulator.calls")
+log = structlog.get_logger("emulator.calls")
 # aiortc and aioice log every packet, ICE candidate and DTLS step at DEBUG: far
 # too much for LOG_LEVEL=DEBUG, and addresses are nothing to keep.
 for _name in ("aiortc", "aioice"):

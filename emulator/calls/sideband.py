@@ -1,17 +1,21 @@
-"""The emulator's sideband in process: `Sideband` without a socket.
+"""The emulator's sideband in process: a call's server events without a socket.
 
-With `UPSTREAM_EMULATOR=true` the service reaches the emulator through
-`httpx.ASGITransport`, where there is no socket for a WebSocket; the
-supervisor then attaches through `EmulatorSideband(registry)` instead. The
+A service that runs the emulator in its own process reaches it through
+`httpx.ASGITransport`, where there is no socket for a WebSocket; its
+supervisor attaches through `EmulatorSideband(registry)` instead. The
 emulator's own WebSocket sidebands (`http.py`) are this same connection
 behind a socket, so both behave alike:
 
 - `recv()` yields every server event of the call from the moment of
-  attaching, in order, and raises `SidebandClosed("ended")` once the call has
-  ended and its last events (Live's `session.closed`) are delivered;
+  attaching, in order, and raises `SidebandEnded(CLOSE_NORMAL)` once the call
+  has ended and its last events (Live's `session.closed`) are delivered;
 - `send(event)` applies a client event as trusted (no Live allow-list);
-- `connect` raises `SidebandClosed("unknown_call")` for a call that is not
+- `connect` raises `SidebandEnded(CLOSE_UNKNOWN_CALL)` for a call that is not
   open or is of the other kind, as OpenAI's 404 / close code 4404 does.
+
+`SidebandEnded.code` is the close code OpenAI's WebSocket would carry, or
+None once this side has detached: a caller translates it as it would the
+socket's.
 """
 
 from __future__ import annotations
@@ -20,12 +24,23 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from service.contract.calls import CallKind
-from service.upstream.emulator_calls.base import BaseCall
-from service.upstream.emulator_calls.errors import UnknownCall
-from service.upstream.emulator_calls.events import Event
-from service.upstream.emulator_calls.registry import CallRegistry
-from service.upstream.sideband import SidebandClosed
+from emulator.calls.base import BaseCall
+from emulator.calls.errors import UnknownCall
+from emulator.calls.events import CallKind, Event
+from emulator.calls.registry import CallRegistry
+
+CLOSE_NORMAL = 1000
+"""The close code of a sideband whose call has ended (RFC 6455's normal closure)."""
+CLOSE_UNKNOWN_CALL = 4404
+"""OpenAI's close code for a sideband to a call it does not hold."""
+
+
+class SidebandEnded(Exception):
+    """The sideband is over: `code` as OpenAI's socket would close it, None if detached here."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class EmulatorSidebandConnection:
@@ -38,11 +53,11 @@ class EmulatorSidebandConnection:
         self._queue: asyncio.Queue[Event] = call.subscribe()
         self._detached = False
 
-    def _gone(self) -> SidebandClosed:
-        return SidebandClosed("ended" if self._call.closed else "dropped")
+    def _gone(self) -> SidebandEnded:
+        return SidebandEnded(CLOSE_NORMAL if self._call.closed else None)
 
     async def recv(self) -> dict[str, Any]:
-        """The next server event; `SidebandClosed("ended")` once the call is over and drained."""
+        """The next server event; `SidebandEnded(CLOSE_NORMAL)` once the call is over, drained."""
         queue = self._queue
         while True:
             if self._detached:
@@ -50,7 +65,7 @@ class EmulatorSidebandConnection:
             if not queue.empty():
                 return queue.get_nowait()
             if self._call.closed:
-                raise SidebandClosed("ended")
+                raise SidebandEnded(CLOSE_NORMAL)
             # Wait for an event or the call's end, whichever first: no polling,
             # so thousands of idle sidebands cost nothing.
             getter = asyncio.ensure_future(queue.get())
@@ -71,10 +86,10 @@ class EmulatorSidebandConnection:
         try:
             self._registry.send_client_event(self.call_id, event, trusted=True)
         except UnknownCall:
-            raise SidebandClosed("ended") from None
+            raise SidebandEnded(CLOSE_NORMAL) from None
 
     async def send(self, event: Mapping[str, Any]) -> None:
-        """Send a client event, trusted; `SidebandClosed("ended")` if the call is over."""
+        """Send a client event, trusted; `SidebandEnded(CLOSE_NORMAL)` if the call is over."""
         self.apply(event)
 
     async def close(self) -> None:
@@ -90,11 +105,11 @@ class EmulatorSideband:
         self.registry = registry
 
     async def connect(self, kind: CallKind, call_id: str) -> EmulatorSidebandConnection:
-        """Attach to an open call of this kind; `SidebandClosed("unknown_call")` otherwise."""
+        """Attach to an open call of this kind; `SidebandEnded(CLOSE_UNKNOWN_CALL)` otherwise."""
         try:
             call = self.registry.get(call_id)
         except UnknownCall:
-            raise SidebandClosed("unknown_call") from None
+            raise SidebandEnded(CLOSE_UNKNOWN_CALL) from None
         if call.kind != kind:
-            raise SidebandClosed("unknown_call")
+            raise SidebandEnded(CLOSE_UNKNOWN_CALL)
         return EmulatorSidebandConnection(self.registry, call)

@@ -13,8 +13,8 @@ Nothing imported here needs aiortc (the `webrtc` extra): a WebRTC call imports
 it when it is first made, and answers 501 without it.
 """
 
-from service.upstream.emulator_calls.base import BaseCall, CallReport
-from service.upstream.emulator_calls.errors import (
+from emulator.calls.base import BaseCall, CallReport
+from emulator.calls.errors import (
     MAX_OFFER_BYTES,
     CallLimitReached,
     InvalidOffer,
@@ -22,10 +22,10 @@ from service.upstream.emulator_calls.errors import (
     WebrtcUnavailable,
     validate_offer,
 )
-from service.upstream.emulator_calls.events import TRANSCRIPT, CallKind, Event
-from service.upstream.emulator_calls.fake_media import FakeMediaCall
-from service.upstream.emulator_calls.registry import CallEnded, CallRegistry
-from service.upstream.emulator_calls.sideband import EmulatorSideband, EmulatorSidebandConnection
+from emulator.calls.events import TRANSCRIPT, CallKind, Event
+from emulator.calls.fake_media import FakeMediaCall
+from emulator.calls.registry import CallEnded, CallRegistry
+from emulator.calls.sideband import EmulatorSideband, EmulatorSidebandConnection
 
 __all__ = [
     "MAX_OFFER_BYTES",

@@ -23,14 +23,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
-from service.core.errors import InvalidRequest, NotFound
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.base import CallReport
-from service.upstream.emulator_calls.errors import UnknownCall
-from service.upstream.emulator_calls.events import Event
-from service.upstream.emulator_calls.registry import CallRegistry
+from emulator.calls import events
+from emulator.calls.base import CallReport
+from emulator.calls.errors import UnknownCall
+from emulator.calls.events import Event
+from emulator.calls.registry import CallRegistry
+from emulator.errors import InvalidRequest
 
 CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response))?")
 DEFAULT_INPUT_TOKENS = 12
@@ -56,7 +57,9 @@ def json_object(raw: bytes | str, param: str | None) -> dict[str, Any]:
     return value
 
 
-def control(registry: CallRegistry, path: str, method: str, body: bytes) -> Response | None:
+async def control(
+    registry: CallRegistry, request: Request, path: str, method: str
+) -> Response | None:
     """Answer a control route; None if the path and method are none of them."""
     match = CONTROL.fullmatch(path)
     if match is None:
@@ -66,6 +69,7 @@ def control(registry: CallRegistry, path: str, method: str, body: bytes) -> Resp
         return describe(registry, call_id) if method == "GET" else None
     if method != "POST":
         return None
+    body = await request.body()
     if action == "client_event":
         emitted = registry.send_client_event(call_id, json_object(body, None), trusted=False)
     else:
@@ -85,7 +89,7 @@ def describe(registry: CallRegistry, call_id: str) -> Response:
         return json_response(200, {**state, "kind": call.kind, **_shown(call.report())})
     ending = registry.ended(call_id)
     if ending is None:
-        raise NotFound(f"No call with id '{call_id}'.")
+        raise UnknownCall(f"No call with id '{call_id}'.")
     state = {"state": "closed", "ended": ending.reason, "ended_at_ms": ending.ended_at_ms}
     return json_response(200, {**state, "kind": ending.kind, **_shown(ending.report)})
 

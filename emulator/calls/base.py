@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.events import CallKind, Event
+from emulator.calls import events
+from emulator.calls.events import CallKind, Event
 
 HISTORY = 256
 SUBSCRIBER_QUEUE = 1024

@@ -18,9 +18,9 @@ import asyncio
 import secrets
 import time
 
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.base import BaseCall
-from service.upstream.emulator_calls.events import Event
+from emulator.calls import events
+from emulator.calls.base import BaseCall
+from emulator.calls.events import Event
 
 
 def canned_answer() -> str:

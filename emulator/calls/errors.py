@@ -1,4 +1,4 @@
-"""What the emulator's calls refuse, as the service's errors (so one renderer maps them).
+"""What the emulator's calls refuse, as `EmulatorError`s (one envelope for every route).
 
 `validate_offer` is the one check an SDP offer passes before any WebRTC code
 reads it: text, starting with `v=0` (RFC 8866's first line), and bounded, like
@@ -8,7 +8,7 @@ the 64 KiB `CALLS_MAX_SDP_BYTES` default of issue #12. What it refuses is a
 
 from __future__ import annotations
 
-from service.core.errors import InvalidRequest, NotFound, RateLimited, ServiceError
+from emulator.errors import EmulatorError, InvalidRequest, NotFound, RateLimited
 
 MAX_OFFER_BYTES = 64 * 1024
 
@@ -54,7 +54,7 @@ def validate_offer(offer: object, max_bytes: int = MAX_OFFER_BYTES) -> str:
     return offer
 
 
-class WebrtcUnavailable(ServiceError):
+class WebrtcUnavailable(EmulatorError):
     """501: a WebRTC call was asked for, but aiortc (the `webrtc` extra) is not installed."""
 
     status_code = 501
@@ -65,7 +65,7 @@ class WebrtcUnavailable(ServiceError):
     def missing(cls, error: ImportError) -> WebrtcUnavailable:
         """The 501 for this failed import, naming the missing module and the extra."""
         name = error.name or ""
-        module = name if name and not name.startswith("service.") else "aiortc"
+        module = name if name and not name.startswith("emulator.") else "aiortc"
         return cls(
             f"The emulator's calls need the `webrtc` extra ({module} is not installed): "
             "`uv sync --extra webrtc`, or the dev group; or run the emulator with --fake-media."

@@ -23,18 +23,18 @@ from typing import Any
 
 import structlog
 
-from service.upstream.emulator_calls import events
-from service.upstream.emulator_calls.base import BaseCall, CallReport
-from service.upstream.emulator_calls.errors import (
+from emulator.calls import events
+from emulator.calls.base import BaseCall, CallReport
+from emulator.calls.errors import (
     CallLimitReached,
     UnknownCall,
     WebrtcUnavailable,
     validate_offer,
 )
-from service.upstream.emulator_calls.events import CallKind, Event
-from service.upstream.emulator_calls.fake_media import FakeMediaCall
+from emulator.calls.events import CallKind, Event
+from emulator.calls.fake_media import FakeMediaCall
 
-log = structlog.get_logger("service.emulator.calls")
+log = structlog.get_logger("emulator.calls")
 MAX_CALLS = 32  # each idle call costs ~1 MiB and ~3 % of a core (tone + decoding)
 CONNECT_TIMEOUT_S = 30.0
 ANSWER_TIMEOUT_S = 10.0
@@ -119,7 +119,7 @@ class CallRegistry:
     ) -> tuple[BaseCall, str]:
         try:
             # Imported here: aiortc is the optional `webrtc` extra, and fake media needs none.
-            from service.upstream.emulator_calls.call import EmulatedCall
+            from emulator.calls.call import EmulatedCall
         except ImportError as error:
             raise WebrtcUnavailable.missing(error) from None
         call = EmulatedCall(call_id, kind, session, self._forget, self.usage_interval)

@@ -1,0 +1,102 @@
+"""The in-process emulator as the service's upstream: its transport and its `Sideband`.
+
+With `UPSTREAM_EMULATOR=true` the emulator runs in this process behind
+`httpx.ASGITransport`, where there is no socket for `WebSocketSideband` to
+dial; the supervisor attaches through the emulator's own in-process sideband
+instead. The emulator shares no code with the service (it stands in for
+OpenAI), so its sideband ends with its own `SidebandEnded` carrying the close
+code OpenAI's socket would send; this adapter translates that code exactly
+as `service.upstream.sideband` translates a real socket's close:
+
+- the normal closure (1000): `ended`, the call is over;
+- OpenAI's 4404: `unknown_call`, the call was never there or is gone;
+- anything else (this side detached): `dropped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import structlog
+
+from emulator import create_emulator
+from emulator.calls.errors import WebrtcUnavailable
+from emulator.calls.sideband import (
+    CLOSE_NORMAL,
+    CLOSE_UNKNOWN_CALL,
+    EmulatorSideband,
+    EmulatorSidebandConnection,
+    SidebandEnded,
+)
+from service.contract.calls import CallKind
+from service.upstream.sideband import CloseReason, Sideband, SidebandClosed, SidebandConnection
+
+log = structlog.get_logger("service.server")
+
+
+def in_process() -> tuple[httpx.AsyncBaseTransport, Sideband]:
+    """A fresh emulator: its ASGI app as the HTTP transport, its calls as the sidebands."""
+    emulator = create_emulator()
+    sideband: Sideband
+    try:
+        sideband = EmulatedSideband(emulator.sideband())
+    except WebrtcUnavailable as unavailable:  # without the call routes' modules
+        log.warning("emulator_sideband_unavailable", reason=unavailable.message)
+        sideband = NoSideband()
+    return httpx.ASGITransport(emulator), sideband
+
+
+def _reason(ended: SidebandEnded) -> CloseReason:
+    if ended.code == CLOSE_UNKNOWN_CALL:
+        return "unknown_call"
+    return "ended" if ended.code == CLOSE_NORMAL else "dropped"
+
+
+class EmulatedSidebandConnection:
+    """One attached in-process sideband, ending with the service's `SidebandClosed`."""
+
+    def __init__(self, connection: EmulatorSidebandConnection) -> None:
+        self._connection = connection
+
+    async def recv(self) -> dict[str, Any]:
+        """The call's next server event; `SidebandClosed` once the sideband is over."""
+        try:
+            return await self._connection.recv()
+        except SidebandEnded as ended:
+            raise SidebandClosed(_reason(ended)) from None
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        """Apply a client event, trusted; `SidebandClosed` if the sideband is over."""
+        try:
+            await self._connection.send(event)
+        except SidebandEnded as ended:
+            raise SidebandClosed(_reason(ended)) from None
+
+    async def close(self) -> None:
+        """Detach; the call goes on."""
+        await self._connection.close()
+
+
+class EmulatedSideband:
+    """Opens in-process sidebands to the emulator's calls."""
+
+    def __init__(self, sideband: EmulatorSideband) -> None:
+        self._sideband = sideband
+
+    async def connect(self, kind: CallKind, call_id: str) -> SidebandConnection:
+        """Attach to an open call of this kind; `SidebandClosed("unknown_call")` otherwise."""
+        try:
+            connection = await self._sideband.connect(kind, call_id)
+        except SidebandEnded as ended:
+            raise SidebandClosed(_reason(ended)) from None
+        return EmulatedSidebandConnection(connection)
+
+
+class NoSideband:
+    """For an emulator without its call routes: every call reads as already ended."""
+
+    async def connect(self, kind: CallKind, call_id: str) -> SidebandConnection:
+        """Refuse: without its call routes the emulator holds no call."""
+        raise SidebandClosed("unknown_call")

@@ -1,0 +1,116 @@
+"""`service.server.emulated`: the in-process emulator's sideband, as the service's `Sideband`.
+
+The emulator ends a sideband with the close code OpenAI's socket would carry;
+the adapter must turn each into the reason the supervisor acts on, as
+`WebSocketSideband` does for a real socket. Fake-media calls, no aiortc.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator import Emulator, create_emulator
+from service.server.emulated import EmulatedSideband, NoSideband, in_process
+from service.upstream.sideband import Sideband, SidebandClosed
+from tests.test_emulator_controls import KEY, live_call, realtime_call
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
+
+
+@pytest.fixture(name="emulator")
+async def fixture_emulator() -> AsyncIterator[Emulator]:
+    """An in-process fake-media emulator (no usage ticks), every call hung up afterwards."""
+    app = create_emulator(fake_media=True, usage_interval=None)
+    yield app
+    await app.calls.close()
+
+
+@pytest.fixture(name="http")
+async def fixture_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the in-process emulator."""
+    transport = httpx.ASGITransport(app=emulator)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+        yield client
+
+
+@pytest.fixture(name="sideband")
+def fixture_sideband(emulator: Emulator) -> Sideband:
+    """The service's `Sideband` over the emulator's (typed as the protocol: mypy checks it)."""
+    return EmulatedSideband(emulator.sideband())
+
+
+class TestEmulatedSideband:
+    """Events pass through; every ending becomes the service's `SidebandClosed` reason."""
+
+    async def test_events_pass_through(self, http: httpx.AsyncClient, sideband: Sideband) -> None:
+        """A call's server events arrive as the emulator emitted them."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        assert (await connection.recv())["type"] == "session.created"
+
+    async def test_ended_call_is_ended(self, http: httpx.AsyncClient, sideband: Sideband) -> None:
+        """After a hang-up and its last event, recv raises `ended`."""
+        session_id = await live_call(http)
+        connection = await sideband.connect("live", session_id)
+        await http.post(f"/v1/live/sessions/{session_id}/hangup", headers=KEY)
+        seen = [(await connection.recv())["type"] for _ in range(2)]
+        with pytest.raises(SidebandClosed) as closed:
+            await connection.recv()
+        assert seen[-1] == "session.closed"
+        assert closed.value.reason == "ended"
+
+    async def test_send_after_end_is_ended(
+        self, http: httpx.AsyncClient, sideband: Sideband
+    ) -> None:
+        """Sending to a call that has ended raises `ended`."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        with pytest.raises(SidebandClosed) as closed:
+            await connection.send({"type": "session.update", "session": {}})
+        assert closed.value.reason == "ended"
+
+    @pytest.mark.parametrize("kind", ["realtime", "live"])
+    async def test_unknown_call_is_unknown_call(
+        self, http: httpx.AsyncClient, sideband: Sideband, kind: Any
+    ) -> None:
+        """An id the emulator does not hold, or a call of the other kind, is `unknown_call`."""
+        call_id = await realtime_call(http)
+        target = "rtc_unknown" if kind == "realtime" else call_id
+        with pytest.raises(SidebandClosed) as closed:
+            await sideband.connect(kind, target)
+        assert closed.value.reason == "unknown_call"
+
+    async def test_detached_is_dropped(self, http: httpx.AsyncClient, sideband: Sideband) -> None:
+        """After our own close, recv raises `dropped`: the call itself may go on."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        await connection.close()
+        with pytest.raises(SidebandClosed) as closed:
+            await connection.recv()
+        assert closed.value.reason == "dropped"
+
+
+class TestInProcess:
+    """`in_process()`: the emulator as the service's transport and sideband."""
+
+    def test_sideband_is_the_emulated_one(self) -> None:
+        """With the call routes importable, the sideband leads into the emulator's calls."""
+        _, sideband = in_process()
+        assert isinstance(sideband, EmulatedSideband)
+
+    async def test_without_call_routes_every_call_is_unknown(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When the emulator's call routes cannot be imported, every sideband is `unknown_call`."""
+        monkeypatch.setitem(sys.modules, "emulator.calls.http", None)
+        _, sideband = in_process()
+        assert isinstance(sideband, NoSideband)
+        with pytest.raises(SidebandClosed) as closed:
+            await sideband.connect("realtime", "rtc_any")
+        assert closed.value.reason == "unknown_call"
