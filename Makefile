@@ -40,10 +40,11 @@ run: setup
 	export AUTH_MODE=$${AUTH_MODE:-none} DEMO_PAGE=$${DEMO_PAGE:-true} WORKERS=$${WORKERS:-1} LOG_FORMAT=$${LOG_FORMAT:-console}; \
 	exec $(UV) run --frozen python -m service
 
-## lint: ruff (lint + format check)
+## lint: ruff (lint + format check), then the layer order and the emulator's separation (import-linter)
 lint: setup
 	$(UV) run --frozen ruff check service emulator tests bench deploy
 	$(UV) run --frozen ruff format --check service emulator tests bench deploy
+	$(UV) run --frozen lint-imports --no-cache
 
 ## typecheck: mypy --strict
 typecheck: setup
@@ -65,6 +66,7 @@ bench: setup
 	bash bench/run.sh
 	$(UV) run --frozen python bench/micro_policy.py
 	$(UV) run --frozen python bench/micro_upstream.py
+	$(UV) run --frozen python bench/micro_schema.py
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(UV) run --frozen python bench/micro_limiter.py
 	$(UV) run --frozen python bench/supervision.py

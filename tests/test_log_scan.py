@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from service.core import logs
 from emulator import TRANSCRIPT
+from service.core import logs
 from tests.conftest import (
     API_KEY,
     CLIENT_SECRET,

@@ -12,7 +12,6 @@ Otherwise the app's own network client and WebSocket sideband reach
 
 from __future__ import annotations
 
-
 from service.api import create_app
 from service.api.dispatch import Dispatch
 from service.config import Settings
