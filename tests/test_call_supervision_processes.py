@@ -26,6 +26,7 @@ from tests.servers import RedisServer, ServiceProcess, free_port, redis_server
 
 pytestmark = pytest.mark.timeout(90)
 KEY = "sk-test-SUPERVISION-0123456789abcdef"
+LEASES = "rtp:calls:leases"
 OVERRIDE = {
     "type": "session.update",
     "session": {"type": "realtime", "audio": {"output": {"voice": "verse"}}},
@@ -203,3 +204,57 @@ class TestTakeover:
         process = service(emulator, None)
         assert process.stop() == 0  # the log is complete (flushed) once the process exited
         assert "calls continue unsupervised across a restart" in process.log_path.read_text()
+
+
+class TestStoreLoss:
+    """Redis loses everything under a live call; the call is still owned, capped, adoptable."""
+
+    @pytest.mark.parametrize("loss", ["flushall", "restart_empty"])
+    def test_healed_then_kill_9_still_adopted(
+        self, emulator: ServiceProcess, redis: RedisServer, loss: str
+    ) -> None:
+        """After the loss the record, slot and lease come back within a keeper pass: the cap
+        refuses a second call, the owner hangs up through the other process, and before
+        that a SIGKILL of the supervising process still leads to adoption."""
+        env = {"CALLS_LEASE_SECONDS": "1", "CALLS_MAX_CONCURRENT_PER_IDENTITY": "1"}
+        first = service(emulator, redis, **env)
+        second = service(emulator, redis, **env)
+        store = redis.client()
+        try:
+            call_id = create_call(first)
+            record = f"rtp:call:realtime:{call_id}"
+            eventually(lambda: supervised(first) == 1, "supervised by the first")
+            if loss == "flushall":
+                store.flushall()
+            else:
+                redis.stop()
+                redis.start()  # no persistence in the test server: it comes back empty
+            eventually(
+                lambda: (
+                    bool(store.exists(record))
+                    and store.zscore(LEASES, f"realtime:{call_id}") is not None
+                ),
+                "record and lease written back",
+            )
+            # The live call's slot is back too: the cap of one refuses another call.
+            refused = httpx.post(
+                f"{second.url}{REALTIME_CALLS}",
+                content=SDP_OFFER,
+                headers={"Content-Type": "application/sdp"},
+            )
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "too_many_calls"
+            os.killpg(first.process.pid, signal.SIGKILL)
+            first.process.wait(timeout=GUARD)
+            eventually(lambda: supervised(second) == 1, "adopted by the second")
+            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
+            override(emulator, call_id)
+            eventually(lambda: reverted(emulator, call_id), "reverted after the adoption")
+            hangup = httpx.post(f"{second.url}{REALTIME_CALLS}/{call_id}/hangup")
+            assert hangup.status_code == 200, hangup.text
+            eventually(lambda: call_state(emulator, call_id)["ended"] is not None, "ended")
+        finally:
+            store.close()
+            second.stop()
+            if first.process.poll() is None:
+                first.stop()
