@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from emulator.calls.http import CallRoutes
     from emulator.calls.sideband import EmulatorSideband
 
-log = structlog.get_logger("emulator")
+log = structlog.get_logger("emulator", component="emulator")
 PATH = "/v1/realtime/client_secrets"
 TRANSLATION_PATH = "/v1/realtime/translations/client_secrets"
 CALL_PREFIXES = ("/v1/realtime/calls", "/v1/live/sessions", "/_emulator/calls/")

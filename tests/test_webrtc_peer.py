@@ -267,6 +267,8 @@ class TestRealtimeCall:
         answered = next(line for line in lines if line["event"] == "call_answered")
         assert answered["offer_bytes"] == len(browser.pc.localDescription.sdp.encode())
         assert [line["event"] for line in lines][-1] == "call_ended"
+        # In-process, the emulator's lines share the service's log: each says whose it is.
+        assert {line.get("component") for line in lines} == {"emulator"}
         assert "v=0" not in logged
         assert "candidate" not in logged
         assert TRANSCRIPT not in logged

@@ -30,7 +30,7 @@ from emulator.calls.errors import InvalidOffer
 from emulator.calls.events import CallKind, Event
 from emulator.calls.tone import ToneTrack
 
-log = structlog.get_logger("emulator.calls")
+log = structlog.get_logger("emulator.calls", component="emulator")
 # aiortc and aioice log every packet, ICE candidate and DTLS step at DEBUG: far
 # too much for LOG_LEVEL=DEBUG, and addresses are nothing to keep.
 for _name in ("aiortc", "aioice"):

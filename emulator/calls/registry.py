@@ -34,7 +34,7 @@ from emulator.calls.errors import (
 from emulator.calls.events import CallKind, Event
 from emulator.calls.fake_media import FakeMediaCall
 
-log = structlog.get_logger("emulator.calls")
+log = structlog.get_logger("emulator.calls", component="emulator")
 MAX_CALLS = 32  # each idle call costs ~1 MiB and ~3 % of a core (tone + decoding)
 CONNECT_TIMEOUT_S = 30.0
 ANSWER_TIMEOUT_S = 10.0
