@@ -108,6 +108,7 @@ class TestKustomization:
                 ("HorizontalPodAutoscaler", "realtime-token-proxy"),
                 ("NetworkPolicy", "realtime-token-proxy"),
                 ("NetworkPolicy", "realtime-token-proxy-redis"),
+                ("PersistentVolumeClaim", "realtime-token-proxy-redis-data"),
                 ("PodDisruptionBudget", "realtime-token-proxy"),
                 ("Service", "realtime-token-proxy"),
                 ("Service", "realtime-token-proxy-metrics"),
@@ -259,6 +260,27 @@ class TestKustomization:
         policy = one(rendered, "NetworkPolicy", "realtime-token-proxy-redis")
         allowed = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
         assert allowed.items() <= pod_labels(rendered, "realtime-token-proxy").items()
+
+    def test_redis_persists_and_never_evicts(self, rendered: list[Doc]) -> None:
+        """Call records, slots, leases and usage survive a restart and are never evicted.
+
+        An append-only file on a PersistentVolumeClaim (not an emptyDir, which
+        a reschedule empties), and `noeviction`: an LRU would drop a live
+        call's record or slot under memory pressure and lift its cap.
+        """
+        redis = one(rendered, "Deployment", "realtime-token-proxy-redis")
+        pod = redis["spec"]["template"]["spec"]
+        args = pod["containers"][0]["args"]
+        options = dict(zip(args[1::2], args[2::2], strict=True))
+        assert args[0] == "redis-server"
+        assert options["--appendonly"] == "yes"
+        assert options["--maxmemory-policy"] == "noeviction"
+        mount = pod["containers"][0]["volumeMounts"][0]
+        assert options["--dir"] == mount["mountPath"]
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        claim = one(rendered, "PersistentVolumeClaim", "realtime-token-proxy-redis-data")
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert redis["spec"]["strategy"]["type"] == "Recreate"  # one pod on a RWO volume
 
     def test_documented_secret_overlay_renders(self, tmp_path: Path) -> None:
         """The overlay documented in kustomization.yaml generates the Secret and rewires refs."""
