@@ -157,6 +157,41 @@ class TestEnvExample:
         missing = [name for name in names if not re.search(rf"^(# )?{name}=", text, re.M)]
         assert not missing
 
+    def test_only_the_required_lines_are_active(self) -> None:
+        """Copied as is, .env.example sets nothing but what has no default."""
+        text = (ROOT / ".env.example").read_text()
+        active = re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.M)
+        assert active == ["OPENAI_API_KEY", "AUTH_MODE", "AUTH_API_KEYS"]
+
+    def test_commented_values_are_the_defaults(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Each `# NAME=value` line shows what the service uses with NAME unset.
+
+        Loaded with and without the line, Settings must come out the same: a
+        commented value that drifts from the code's default misleads whoever
+        reads the file to learn what the service does.
+        """
+        for name in list(os.environ):
+            if re.match(r"^[A-Z][A-Z0-9_]*$", name) and name not in ("PATH", "HOME"):
+                monkeypatch.delenv(name)
+        base = {"AUTH_MODE": "none", "OPENAI_API_KEY": "sk-example"}
+        for key, value in base.items():
+            monkeypatch.setenv(key, value)
+        default = Settings(_env_file=None).model_dump()
+        text = (ROOT / ".env.example").read_text()
+        shown = re.findall(r"^# ([A-Z][A-Z0-9_]*)=(.+)$", text, re.M)
+        assert len(shown) > 40
+        drifted = []
+        for name, value in shown:
+            monkeypatch.setenv(name, value)
+            try:
+                same = Settings(_env_file=None).model_dump() == default
+            except ValidationError as exc:
+                same, value = False, f"{value} (refused: {describe(exc)})"
+            if not same:
+                drifted.append(f"{name}={value}")
+            monkeypatch.delenv(name)
+        assert not drifted, f"commented values that are not the defaults: {drifted}"
+
     def test_example_loads(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """With the two secrets filled in, .env.example is a valid configuration."""
         monkeypatch.setenv("OPENAI_API_KEY", "sk-example")
