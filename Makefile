@@ -31,14 +31,21 @@ $(BOOTSTRAP)/bin/uv:
 	  exit 1; }
 	@$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
-## run: start the service (against OpenAI with OPENAI_API_KEY from env or .env, else the emulator)
-run: setup
-	@if [ -z "$$OPENAI_API_KEY" ] && ! grep -Eqs '^OPENAI_API_KEY=.+' .env; then \
+## run: serve on http://127.0.0.1:8000 (OpenAI with OPENAI_API_KEY from the shell or .env, else the emulator)
+# Installs the runtime and the emulator's WebRTC peer only (no dev group);
+# --inexact keeps a developer's dev tools in .venv. The development defaults
+# go in SERVICE_DEV_DEFAULTS, not exported one by one: the service applies
+# each only where neither the shell nor .env set it (service/config/sources.py),
+# so `AUTH_MODE=api_key` in .env wins. The start-up log says which came from where.
+DEV_DEFAULTS := AUTH_MODE=none DEMO_PAGE=true WORKERS=1 LOG_FORMAT=console API_DOCS=true
+run: $(if $(PATH_UV),,$(BOOTSTRAP)/bin/uv)
+	@$(UV) sync --frozen --quiet --no-dev --extra webrtc --inexact
+	@defaults='$(DEV_DEFAULTS)'; \
+	if [ -z "$$OPENAI_API_KEY" ] && ! grep -Eqs '^OPENAI_API_KEY=.+' .env; then \
 	  echo "make run: no OPENAI_API_KEY in the environment or .env, using the built-in upstream EMULATOR (fake secrets)"; \
-	  export UPSTREAM_EMULATOR=true; \
+	  defaults="$$defaults UPSTREAM_EMULATOR=true"; \
 	fi; \
-	export AUTH_MODE=$${AUTH_MODE:-none} DEMO_PAGE=$${DEMO_PAGE:-true} WORKERS=$${WORKERS:-1} LOG_FORMAT=$${LOG_FORMAT:-console}; \
-	exec $(UV) run --frozen python -m service
+	SERVICE_DEV_DEFAULTS="$$defaults" exec $(UV) run --frozen --no-sync python -m service
 
 ## lint: ruff (lint + format check), then the layer order and the emulator's separation (import-linter)
 lint: setup

@@ -32,16 +32,21 @@ def _run(app: Any, http: type[asyncio.Protocol] | str = "httptools", **options: 
 
 
 def _serve() -> int:
+    import structlog
+
     from service.config import describe, load_settings
+    from service.config.sources import apply_dev_defaults
     from service.core.logs import configure
     from service.server.protocol import ConnectionLimits, http_protocol
 
+    sources = apply_dev_defaults(os.environ)
     try:
         settings = load_settings()
     except ValidationError as exc:
         print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
         return 2
     configure(settings.log_format, settings.log_level, scrub_secrets=settings.log_scrub)
+    structlog.get_logger("service.config").info("config_sources", **sources)
     _prepare_metrics(settings)
     limits = ConnectionLimits(
         read_timeout=settings.http_read_timeout_seconds,
