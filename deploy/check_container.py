@@ -223,9 +223,9 @@ def read_file_in_image(podman: Podman, image: str, path: str) -> str:
 
 def check(podman: Podman, *, refresh_base: bool = False) -> Build:
     """Every step in the module docstring; CheckFailed at the first that fails."""
-    say(f"base image {base_image.tag()}: bootstrapped with mmdebstrap unless podman has it")
+    say(f"base image {base_image.PYTHON.tag()}: bootstrapped with mmdebstrap unless podman has it")
     started = time.monotonic()
-    base = base_image.ensure(podman, refresh=refresh_base)
+    base = base_image.PYTHON.ensure(podman, refresh=refresh_base)
     say(f"base image ready in {time.monotonic() - started:.1f} s")
     say(f"building {IMAGE} on {base}")
     build = build_image(podman, base)

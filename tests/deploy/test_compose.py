@@ -113,6 +113,30 @@ class TestComposeServices:
         assert proxy["depends_on"]["redis"] == {"condition": "service_healthy"}
         assert proxy["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
+    def test_proxy_listens_where_the_port_is_published(self, services: Doc) -> None:
+        """HOST and PORT are pinned (a .env written for make run cannot move them); auth is on.
+
+        `environment:` wins over `env_file:`, so `.env.example`'s HOST=127.0.0.1
+        cannot leave the published port reaching nothing while the in-container
+        health check still passes. AUTH_MODE defaults to api_key, so a stack
+        without a .env fails on missing AUTH_API_KEYS, never serves anyone.
+        """
+        environment = services["proxy"]["environment"]
+        assert (environment["HOST"], str(environment["PORT"])) == ("0.0.0.0", "8000")  # noqa: S104
+        assert environment["AUTH_MODE"] == "api_key"
+
+    def test_redis_keeps_an_append_only_file_on_a_volume(self, services: Doc, compose: Doc) -> None:
+        """Redis holds call records, slots, leases and usage: they survive its restart."""
+        redis = services["redis"]
+        command = redis["command"]
+        options = dict(zip(command[1::2], command[2::2], strict=True))
+        assert command[0] == "redis-server"
+        assert options["--appendonly"] == "yes"
+        (volume,) = redis["volumes"]
+        assert volume["type"] == "volume"
+        assert volume["target"] == options["--dir"] == "/data"
+        assert volume["source"] in compose["volumes"]
+
     def test_proxy_root_is_read_only_with_tmpfs_tmp(self, services: Doc) -> None:
         """The proxy's root filesystem is read-only; only /tmp (a tmpfs) is writable."""
         proxy = services["proxy"]
