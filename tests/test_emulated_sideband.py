@@ -64,6 +64,27 @@ class TestEmulatedSideband:
         assert seen[-1] == "session.closed"
         assert closed.value.reason == "ended"
 
+    @pytest.mark.parametrize("kind", ["realtime", "live"])
+    async def test_a_hang_up_ends_either_kind_the_same_way(
+        self, http: httpx.AsyncClient, sideband: Sideband, kind: Any
+    ) -> None:
+        """A hang-up ends a Realtime call and a Live session alike: `ended`, so the
+        supervisor logs and counts the same `how` for both."""
+        if kind == "realtime":
+            call_id, path = await realtime_call(http), "/v1/realtime/calls"
+        else:
+            call_id, path = await live_call(http), "/v1/live/sessions"
+        connection = await sideband.connect(kind, call_id)
+        await http.post(f"{path}/{call_id}/hangup", headers=KEY)
+        reason = None
+        for _ in range(100):  # the events before the end, then the end
+            try:
+                await connection.recv()
+            except SidebandClosed as closed:
+                reason = closed.reason
+                break
+        assert reason == "ended"
+
     async def test_send_after_end_is_ended(
         self, http: httpx.AsyncClient, sideband: Sideband
     ) -> None:
