@@ -293,3 +293,35 @@ class TestEmptyLists:
         monkeypatch.setenv("POLICY_ALLOWED_TRANSCRIPTION_MODELS", "")
         settings = Settings(_env_file=None, auth_mode="none", upstream_emulator=True)
         assert settings.policy.allowed_transcription_models == ()
+
+
+class TestDevDefaults:
+    """`make run`'s defaults (SERVICE_DEV_DEFAULTS) fill only what the shell and .env left unset."""
+
+    def test_each_source_in_its_rank(self, tmp_path: Path) -> None:
+        """Shell beats .env beats make run beats the code; an empty value counts as unset."""
+        from service.config.sources import apply_dev_defaults
+
+        dotenv = tmp_path / ".env"
+        dotenv.write_text("AUTH_MODE=api_key\nDEMO_PAGE=\nWORKERS=3\n", encoding="utf-8")
+        environ = {
+            "SERVICE_DEV_DEFAULTS": "AUTH_MODE=none DEMO_PAGE=true WORKERS=1 LOG_FORMAT=console",
+            "WORKERS": "2",
+        }
+        sources = apply_dev_defaults(environ, dotenv)
+        assert sources["WORKERS"] == "environment"
+        assert sources["AUTH_MODE"] == ".env"
+        assert sources["DEMO_PAGE"] == "make run"
+        assert sources["LOG_FORMAT"] == "make run"
+        assert sources["API_DOCS"] == "default"
+        assert environ == {"WORKERS": "2", "DEMO_PAGE": "true", "LOG_FORMAT": "console"}
+
+    def test_without_make_run_nothing_is_added(self, tmp_path: Path) -> None:
+        """`python -m service` alone: the environment is left as it was, sources still named."""
+        from service.config.sources import apply_dev_defaults
+
+        environ = {"AUTH_MODE": "none"}
+        sources = apply_dev_defaults(environ, tmp_path / "absent.env")
+        assert environ == {"AUTH_MODE": "none"}
+        assert sources["AUTH_MODE"] == "environment"
+        assert sources["DEMO_PAGE"] == "default"
