@@ -120,6 +120,18 @@ def reverted(emulator: ServiceProcess, call_id: str) -> bool:
     return bool(overrides) and overrides[-1]["reverted_after_ms"] is not None
 
 
+def kill_and_adopt(
+    first: ServiceProcess, second: ServiceProcess, emulator: ServiceProcess, call_id: str
+) -> None:
+    """SIGKILL the supervising `first`: `second` adopts the call and reverts an override."""
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait(timeout=GUARD)
+    eventually(lambda: supervised(second) == 1, "adopted by the second")
+    eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
+    override(emulator, call_id)
+    eventually(lambda: reverted(emulator, call_id), "reverted after the adoption")
+
+
 class TestSupervision:
     """One service process, the emulator's real sideband."""
 
@@ -165,12 +177,7 @@ class TestTakeover:
         try:
             call_id = create_call(first)
             eventually(lambda: supervised(first) == 1, "supervised by the first")
-            os.killpg(first.process.pid, signal.SIGKILL)
-            first.process.wait(timeout=GUARD)
-            eventually(lambda: supervised(second) == 1, "taken over by the second")
-            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
-            override(emulator, call_id)
-            eventually(lambda: reverted(emulator, call_id), "reverted after the takeover")
+            kill_and_adopt(first, second, emulator, call_id)
             eventually(
                 lambda: call_state(emulator, call_id)["ended"] == "hangup", "hung up at 12 s"
             )
@@ -244,12 +251,7 @@ class TestStoreLoss:
             )
             assert refused.status_code == 429, refused.text
             assert refused.json()["error"]["code"] == "too_many_calls"
-            os.killpg(first.process.pid, signal.SIGKILL)
-            first.process.wait(timeout=GUARD)
-            eventually(lambda: supervised(second) == 1, "adopted by the second")
-            eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
-            override(emulator, call_id)
-            eventually(lambda: reverted(emulator, call_id), "reverted after the adoption")
+            kill_and_adopt(first, second, emulator, call_id)
             hangup = httpx.post(f"{second.url}{REALTIME_CALLS}/{call_id}/hangup")
             assert hangup.status_code == 200, hangup.text
             eventually(lambda: call_state(emulator, call_id)["ended"] is not None, "ended")
