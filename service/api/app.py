@@ -150,6 +150,7 @@ def create_app(
     )
     app.router.routes.extend(client_secrets.routes)
     app.router.routes.extend(calls.routes)
+    app.include_router(calls.router)
     app.include_router(policy.router)
     app.include_router(usage.router)
     app.include_router(health.router)
