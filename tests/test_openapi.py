@@ -153,13 +153,15 @@ class TestSchemathesis:
             )
             output.write_text(result.stdout + result.stderr)
             assert result.returncode == 0, result.stdout[-4000:]
-            # The one expected warning: hang-ups of random ids are 404s, as they must be
-            # (ids of calls the fuzzer could create would need real WebRTC offers).
+            # The one expected warning: hang-ups and states of random ids are 404s, as they
+            # must be (ids of calls the fuzzer could create would need real WebRTC offers).
             warnings = result.stdout.partition("WARNINGS")[2].partition("SUMMARY")[0]
-            named = set(re.findall(r"- POST (\S+)", warnings))
+            named = set(re.findall(r"^\s+- (?:GET|POST) (\S+)", warnings, re.MULTILINE))
             assert named <= {
                 f"{REALTIME_CALLS}/{{call_id}}/hangup",
                 f"{LIVE_SESSIONS}/{{call_id}}/hangup",
+                f"{REALTIME_CALLS}/{{call_id}}",
+                f"{LIVE_SESSIONS}/{{session_id}}",
             }
             assert "No issues found" in result.stdout or "Missing test data" in warnings
         finally:
