@@ -190,6 +190,33 @@ def calls_answered(emulator: ServiceProcess) -> int:
     return emulator.log_path.read_text(errors="replace").count('"call_answered"')
 
 
+def see_call_state(
+    page: Page, service: ServiceProcess, key: str, kind: CallKind, call_id: str
+) -> None:
+    """The panel fills from the call's state; on Realtime, an override the page sends is
+    reverted by the service, and the panel shows its time to revert."""
+    response = httpx.get(
+        f"{service.url}{CREATE_PATH[kind]}/{call_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    response.raise_for_status()
+    state = response.json()
+    expect(page.locator("#call-panel")).to_be_visible()
+    expect(page.locator("#call-state")).to_have_text("active")
+    expect(page.locator("#call-fixed li")).to_have_text(state["fixed"])
+    expect(page.locator("#call-deadline")).to_have_text(re.compile(r"^\d+:\d\d left \(hung up at "))
+    expect(page.locator("#call-usage")).to_contain_text(" s")
+    if kind == "live":
+        expect(page.locator("#try-override")).to_be_hidden()
+        return
+    assert "tracing" in state["fixed"]
+    expect(page.locator("#call-usage")).to_contain_text("tokens")
+    expect(page.locator("#call-overrides li")).to_have_count(0)
+    page.click("#try-override")
+    expect(page.locator("#call-overrides li")).to_have_text(
+        [re.compile(r"^tracing: reverted in \d+ ms$")]
+    )
+
+
 @pytest.mark.browser
 class TestServerCreatedCalls:
     """Connect, talk and hang up through calls the service creates."""
@@ -242,11 +269,13 @@ class TestServerCreatedCalls:
             "kind": kind,
         }
         expect(page.locator("#error")).to_be_hidden()
+        see_call_state(page, service, api_key[0], kind, call_id)
         demo_page.screenshot(page, tmp_path / f"{kind}-connected.png")
 
         with page.expect_response(lambda r: r.url.endswith(f"/{call_id}/hangup")) as hung_up:
             page.click("#hangup")
         assert hung_up.value.status == 200
+        expect(page.locator("#call-state")).to_have_text("ended")
         expect(page.locator("#peer-state")).to_have_text("closed")
         expect(page.locator("#status")).to_have_text("Hung up.")
         expect(page.locator("#hangup")).to_be_disabled()
@@ -260,6 +289,7 @@ class TestServerCreatedCalls:
         paths = [(r.method, r.url.removeprefix(service.url)) for r in to_service]
         assert all(SESSIONS not in path and CLIENT_SECRETS not in path for _, path in paths)
         assert ("POST", f"{CREATE_PATH[kind]}/{call_id}/hangup") in paths
+        assert ("GET", f"{CREATE_PATH[kind]}/{call_id}") in paths  # the panel's polls
         assert re.search(r"\bek_", page.content()) is None  # no secret in the call flow
         demo_page.screenshot(page, tmp_path / f"{kind}-hung-up.png")
 
