@@ -11,10 +11,9 @@ A pass also writes what the store lacks (a record or lease that could not be
 written while it was down), the records whose state changed since the last
 pass (a call's usage and overrides, for its owner to see), and meters every
 call's seconds since the last pass, each in one round trip for thousands of
-calls. The keeper only touches the
-store: what to do about a lost lease, a caller over quota or an orphan is
-the supervisor's (`service.calls.supervisor`), so a pass never waits on
-OpenAI.
+calls. The keeper only touches the store: what to do about a lost lease, a
+caller over quota or an orphan is the supervisor's
+(`service.calls.supervisor`), so a pass never waits on OpenAI.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ For each call the supervisor runs `CallLoop.follow`, which
   (`service.calls.fixed`) and, by `CALLS_ON_OVERRIDE`, sends the
   `session.update` that restores exactly those fields (`revert`) or hangs up
   (`hangup`); either way the audit line `call_policy_override` names the
-  call, the caller and the fields, never their content. Each override, and
-  the `session.updated` that shows the policy's value again, is written into
-  the call's record at once (`service.calls.state`: its owner sees it);
+  call, the caller and the fields, never their content. Each revert, and the
+  `session.updated` that shows the policy's value again, is written into the
+  call's record at once (`service.calls.state`: its owner is watching);
 - hangs up at `CALLS_MAX_SECONDS`;
 - counts Realtime tokens (`response.done`) against the caller's day, and
   hangs up a call whose caller crosses `QUOTA_TOKENS_PER_DAY`; notes

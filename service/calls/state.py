@@ -77,7 +77,7 @@ class CallUsage(BaseModel):
 
 
 class CallState(BaseModel):
-    """`GET /v1/realtime/calls/{call_id}`, `GET /v1/live/sessions/{session_id}`: a live call."""
+    """`GET /v1/realtime/calls/{call_id}`, `GET /v1/live/sessions/{session_id}`: a call, now."""
 
     id: str
     kind: CallKind
