@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
@@ -101,7 +101,8 @@ class CallRecord:
         """The record, or None if it is not one (a foreign value).
 
         A record written before records held only the owner's hash (it held the
-        identity) is read as the hash, so calls survive a rolling upgrade.
+        identity) is read as the hash, and fields this version does not know
+        (written by a newer one) are left out, so calls survive a rolling upgrade.
         """
         try:
             data = orjson.loads(raw)
@@ -112,9 +113,12 @@ class CallRecord:
                 data.setdefault("owner", owner_of(str(identity)))
                 data.setdefault("caller", data["owner"])
             data["overrides"] = [Override(**entry) for entry in data.get("overrides", ())]
-            return cls(**data)
+            return cls(**{name: value for name, value in data.items() if name in FIELDS})
         except (orjson.JSONDecodeError, TypeError):
             return None
+
+
+FIELDS = frozenset(field.name for field in fields(CallRecord))
 
 
 class CallRecords:
