@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from service.auth import new_api_key
 from tests import demo_page
@@ -114,6 +114,14 @@ def load_policy(page: Page, key: str) -> None:
     page.fill("#api-key", key)
     page.click("#load-policy")
     expect(page.locator("#voice")).to_have_value("marin")
+
+
+def policy_without_calls(route: Route) -> None:
+    """The service's /v1/policy as a service that creates no calls answers it (no `calls`)."""
+    response = route.fetch()
+    body = response.json()
+    body.pop("calls", None)
+    route.fulfill(response=response, json=body)
 
 
 def is_mint(request: Request) -> bool:
@@ -283,10 +291,12 @@ class TestDemoPage:
         api_key: tuple[str, str],
         tmp_path: Path,
     ) -> None:
-        """With an emulator secret, Connect explains and sends nothing to api.openai.com."""
+        """From a service that creates no calls, Connect uses the minted secret: an emulator
+        secret gets an explanation, and nothing goes to api.openai.com."""
         requests: list[Request] = []
         page.on("request", lambda r: requests.append(r))
         page.route(re.compile(r"^https://api\.openai\.com/"), lambda route: route.abort())
+        page.route(f"{service.url}{POLICY}", policy_without_calls)
         page.goto(demo_url(page_origin, service))
         expect(page.locator("#connect")).to_be_disabled()
         load_policy(page, api_key[0])

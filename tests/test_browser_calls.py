@@ -4,7 +4,12 @@ Chromium (fake microphone, media permission granted) loads the page from one
 origin and calls the service on another. The service holds the OpenAI key and
 forwards to the emulator, which runs as its own process (`python -m service
 emulator`, a real aiortc peer) so that its debug route shows how each call ended.
-The page posts its offer to the service and never sees a secret.
+The page posts its offer to the service and never sees a secret. While the call
+lasts the page polls its state from the service and shows it in a panel.
+
+One more service runs on its in-process emulator (`UPSTREAM_EMULATOR=true`) and
+serves the page itself, opened from its `/`: minting a secret there first must
+not change what Connect does.
 """
 
 from __future__ import annotations
@@ -91,6 +96,27 @@ def fixture_service(
         service.stop()
 
 
+@pytest.fixture(name="emulated_service", scope="module")
+def fixture_emulated_service(api_key: tuple[str, str]) -> Iterator[ServiceProcess]:
+    """The service on its in-process emulator, serving the demo on its own origin."""
+    service = ServiceProcess(
+        {
+            "AUTH_MODE": "api_key",
+            "AUTH_API_KEYS": api_key[1],
+            "UPSTREAM_EMULATOR": "true",
+            "DEMO_PAGE": "true",
+            "POLICY_ALLOWED_MODELS": "gpt-realtime-2,gpt-realtime-2.1-mini",
+            "POLICY_DEFAULT_MODEL": "gpt-realtime-2.1-mini",
+            "WORKERS": "1",
+        }
+    )
+    try:
+        service.wait_ready()
+        yield service
+    finally:
+        service.stop()
+
+
 @pytest.fixture(name="policy", scope="module")
 def fixture_policy(service: ServiceProcess, api_key: tuple[str, str]) -> dict[str, Any]:
     """The service's /v1/policy, which must offer both kinds of call."""
@@ -164,6 +190,33 @@ def calls_answered(emulator: ServiceProcess) -> int:
     return emulator.log_path.read_text(errors="replace").count('"call_answered"')
 
 
+def see_call_state(
+    page: Page, service: ServiceProcess, key: str, kind: CallKind, call_id: str
+) -> None:
+    """The panel fills from the call's state; on Realtime, an override the page sends is
+    reverted by the service, and the panel shows its time to revert."""
+    response = httpx.get(
+        f"{service.url}{CREATE_PATH[kind]}/{call_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    response.raise_for_status()
+    state = response.json()
+    expect(page.locator("#call-panel")).to_be_visible()
+    expect(page.locator("#call-state")).to_have_text("active")
+    expect(page.locator("#call-fixed li")).to_have_text(state["fixed"])
+    expect(page.locator("#call-deadline")).to_have_text(re.compile(r"^\d+:\d\d left \(hung up at "))
+    expect(page.locator("#call-usage")).to_contain_text(" s")
+    if kind == "live":
+        expect(page.locator("#try-override")).to_be_hidden()
+        return
+    assert "tracing" in state["fixed"]
+    expect(page.locator("#call-usage")).to_contain_text("tokens")
+    expect(page.locator("#call-overrides li")).to_have_count(0)
+    page.click("#try-override")
+    expect(page.locator("#call-overrides li")).to_have_text(
+        [re.compile(r"^tracing: reverted in \d+ ms$")]
+    )
+
+
 @pytest.mark.browser
 class TestServerCreatedCalls:
     """Connect, talk and hang up through calls the service creates."""
@@ -216,11 +269,13 @@ class TestServerCreatedCalls:
             "kind": kind,
         }
         expect(page.locator("#error")).to_be_hidden()
+        see_call_state(page, service, api_key[0], kind, call_id)
         demo_page.screenshot(page, tmp_path / f"{kind}-connected.png")
 
         with page.expect_response(lambda r: r.url.endswith(f"/{call_id}/hangup")) as hung_up:
             page.click("#hangup")
         assert hung_up.value.status == 200
+        expect(page.locator("#call-state")).to_have_text("ended")
         expect(page.locator("#peer-state")).to_have_text("closed")
         expect(page.locator("#status")).to_have_text("Hung up.")
         expect(page.locator("#hangup")).to_be_disabled()
@@ -234,6 +289,7 @@ class TestServerCreatedCalls:
         paths = [(r.method, r.url.removeprefix(service.url)) for r in to_service]
         assert all(SESSIONS not in path and CLIENT_SECRETS not in path for _, path in paths)
         assert ("POST", f"{CREATE_PATH[kind]}/{call_id}/hangup") in paths
+        assert ("GET", f"{CREATE_PATH[kind]}/{call_id}") in paths  # the panel's polls
         assert re.search(r"\bek_", page.content()) is None  # no secret in the call flow
         demo_page.screenshot(page, tmp_path / f"{kind}-hung-up.png")
 
@@ -285,3 +341,50 @@ class TestServerCreatedCalls:
         expect(page.locator("#hangup")).to_be_disabled()
         assert calls_answered(emulator) == answered
         demo_page.screenshot(page, tmp_path / "call-refused.png")
+
+
+@pytest.mark.browser
+class TestConnectAfterMint:
+    """A minted secret is shown, and never changes what Connect does: the Call select decides."""
+
+    @pytest.mark.parametrize("kind", ["realtime", "live"])
+    def test_connect_after_mint_creates_the_selected_call(
+        self,
+        kind: CallKind,
+        page: Page,
+        emulated_service: ServiceProcess,
+        api_key: tuple[str, str],
+        tmp_path: Path,
+    ) -> None:
+        """Mint, then Connect: the selected call is created through the service and connects;
+        nothing goes to OpenAI with the secret."""
+        to_openai: list[str] = []
+        page.on("request", lambda r: to_openai.append(r.url) if "openai.com" in r.url else None)
+        page.route(re.compile(r"^https://api\.openai\.com/"), lambda route: route.abort())
+        page.goto(f"{emulated_service.url}/")  # the service's root opens its demo
+        assert page.url == f"{emulated_service.url}/demo/"
+        page.fill("#api-key", api_key[0])
+        page.click("#load-policy")
+        expect(page.locator("#call-type")).to_be_visible()
+        page.select_option("#call-type", "realtime")  # a secret is minted for Realtime
+        with page.expect_response(lambda r: r.url.endswith(SESSIONS)) as minted:
+            page.click("#mint")
+        assert minted.value.status == 200
+        expect(page.locator("#secret-info")).to_be_visible()
+        expect(page.locator("#connect")).to_be_enabled()
+        page.select_option("#call-type", kind)
+
+        with page.expect_response(lambda r: is_create(r.request, kind)) as created:
+            page.click("#connect")
+        assert created.value.status == (201 if kind == "realtime" else 200)
+        call_id = created_call_id(created.value, kind)
+        expect(page.locator("#call-id")).to_have_text(call_id)
+        expect(page.locator("#peer-state")).to_have_text("connected", timeout=CONNECT_TIMEOUT_MS)
+        transcript = page.locator("#transcript")
+        expect(transcript.locator("code", has_text=SESSION_EVENT[kind])).to_have_count(1)
+        expect(page.locator("#error")).to_be_hidden()
+        demo_page.screenshot(page, tmp_path / f"{kind}-after-mint.png")
+        with page.expect_response(lambda r: r.url.endswith(f"/{call_id}/hangup")) as hung_up:
+            page.click("#hangup")
+        assert hung_up.value.status == 200
+        assert to_openai == []

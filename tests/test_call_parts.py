@@ -13,7 +13,8 @@ import pytest
 from service.calls.admission import Admission
 from service.calls.keeper import Keeper
 from service.calls.loop import Watched
-from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.records import CallRecord, CallRecords, Override, owner_of
+from service.calls.state import noted, settled
 from service.calls.usage import UsageKeys
 from service.core.clock import DAY_MS, day_of
 from service.core.errors import RateLimited
@@ -86,6 +87,24 @@ class TestRecords:
         assert loaded is not None
         assert loaded.owner == owner_of("bob")
         assert "bob" not in loaded.dumps()
+
+    async def test_fields_of_a_newer_version_are_left_out(self) -> None:
+        """A record a newer version wrote, with a field this one lacks, is still read."""
+        newer = record().dumps().replace('"tokens":0', '"tokens":0,"from_the_future":1')
+        loaded = CallRecord.loads(newer)
+        assert loaded is not None
+        assert loaded.call_id == "sess_1"
+
+    async def test_overrides_and_usage_are_kept(self) -> None:
+        """What the supervisor did, and the usage, survive the store's round trip."""
+        call = record()
+        noted(call, ["delegation"], 5, "reverting")
+        settled(call, [], 17)
+        call.usage_seconds = 45.0
+        loaded = CallRecord.loads(call.dumps())
+        assert loaded is not None
+        assert loaded.overrides == [Override("delegation", 5, "reverted", 12)]
+        assert loaded.usage_seconds == 45.0
 
 
 class TestHandOver:

@@ -455,3 +455,15 @@ class TestHandover:
                 # One report is metered in one write: counted twice, the total would have
                 # gone from 30 to 70 in that write, never through 40.
                 assert (await usage_of(second))["usage"]["call_seconds"] == 40
+                # The second worker writes the record again (the session's usage changed),
+                # without the hand-over's figure: a successor after a crash must not count
+                # from it.
+                with redis.client() as admin:
+
+                    def rewritten() -> bool:
+                        raw = admin.get(f"rtp:call:live:{LIVE_ID}")
+                        return raw is not None and json.loads(raw)["usage_seconds"] == 40
+
+                    await sideband.until(rewritten)
+                    record = json.loads(admin.get(f"rtp:call:live:{LIVE_ID}"))
+                assert record["counted_seconds"] is None

@@ -60,6 +60,19 @@ class TestDocument:
         for path in (REALTIME_CALLS, LIVE_SESSIONS):
             assert "404" in document["paths"][f"{path}/{{call_id}}/hangup"]["post"]["responses"]
 
+    async def test_call_state_endpoints_are_documented(self, client: httpx.AsyncClient) -> None:
+        """Both GETs answer the CallState model, and document hang-up's 404, not FastAPI's 422."""
+        document = (await client.get("/openapi.json")).json()
+        for path in (f"{REALTIME_CALLS}/{{call_id}}", f"{LIVE_SESSIONS}/{{session_id}}"):
+            responses = document["paths"][path]["get"]["responses"]
+            assert responses["200"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/CallState"
+            }
+            assert "404" in responses
+            assert "422" not in responses
+        state = document["components"]["schemas"]["CallState"]
+        assert {"fixed", "overrides", "deadline_at_ms", "usage"} <= set(state["required"])
+
     async def test_no_secret_in_the_document(
         self, client_for: ClientFor, make_settings: Any
     ) -> None:
@@ -128,8 +141,8 @@ class TestSchemathesis:
                     # offers a fuzzer cannot make; test_call_hangup covers hang-ups.
                     "--phases",
                     "examples,coverage,fuzzing",
-                    # A call's Location names it as OpenAI's does; like OpenAI, the
-                    # service offers no GET on it, which this check would expect.
+                    # A call's Location names its state (GET), but the fuzzer cannot
+                    # create a call to read (real WebRTC offers), so this check would fail.
                     "--exclude-checks",
                     "ensure_resource_availability",
                 ],
@@ -140,13 +153,15 @@ class TestSchemathesis:
             )
             output.write_text(result.stdout + result.stderr)
             assert result.returncode == 0, result.stdout[-4000:]
-            # The one expected warning: hang-ups of random ids are 404s, as they must be
-            # (ids of calls the fuzzer could create would need real WebRTC offers).
+            # The one expected warning: hang-ups and states of random ids are 404s, as they
+            # must be (ids of calls the fuzzer could create would need real WebRTC offers).
             warnings = result.stdout.partition("WARNINGS")[2].partition("SUMMARY")[0]
-            named = set(re.findall(r"- POST (\S+)", warnings))
+            named = set(re.findall(r"^\s+- (?:GET|POST) (\S+)", warnings, re.MULTILINE))
             assert named <= {
                 f"{REALTIME_CALLS}/{{call_id}}/hangup",
                 f"{LIVE_SESSIONS}/{{call_id}}/hangup",
+                f"{REALTIME_CALLS}/{{call_id}}",
+                f"{LIVE_SESSIONS}/{{session_id}}",
             }
             assert "No issues found" in result.stdout or "Missing test data" in warnings
         finally:

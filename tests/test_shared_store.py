@@ -1,8 +1,8 @@
-"""The shared store's call state, the same on both stores: counters, slots, leases.
+"""The shared store's call state, the same on both stores: records, counters, slots, leases.
 
-What supervision keeps across workers and replicas (`service.calls`): usage
-counters per identity and day, live-call slots per identity, and the lease
-that says which worker supervises which call.
+What supervision keeps across workers and replicas (`service.calls`): call
+records, usage counters per identity and day, live-call slots per identity,
+and the lease that says which worker supervises which call.
 """
 
 from __future__ import annotations
@@ -61,6 +61,24 @@ def fixture_store(backend: Backend) -> Store:
 def fixture_elapse(backend: Backend) -> Elapse:
     """Time passing for that store."""
     return backend.elapse
+
+
+class TestRecords:
+    async def test_update_existing_overwrites_only_what_is_there(self, store: Store) -> None:
+        """Held keys take the new values; a key never written (or deleted) stays absent."""
+        await store.put("r:held", "old", 60_000)
+        await store.put("r:ended", "old", 60_000)
+        await store.delete("r:ended")
+        await store.update_existing({"r:held": "new", "r:ended": "new", "r:never": "new"}, 60_000)
+        assert await store.get("r:held") == "new"
+        assert await store.missing(["r:held", "r:ended", "r:never"]) == ["r:ended", "r:never"]
+
+    async def test_update_existing_renews_the_ttl(self, store: Store, elapse: Elapse) -> None:
+        """An updated record lives `ttl_ms` from the update, like a put."""
+        await store.put("r:renewed", "old", 100)
+        await store.update_existing({"r:renewed": "new"}, 60_000)
+        await elapse(150)
+        assert await store.get("r:renewed") == "new"
 
 
 class TestCounters:

@@ -25,7 +25,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -118,6 +118,8 @@ def create_app(
         store = build_store(settings, clock)
         limiter = Limiter(settings, store, clock)
         log.info("policy_loaded", policy_hash=settings.profiles.digest)
+        if settings.demo_page:
+            log.info("demo_page_served", demo_url=demo_url(settings))
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
         await auth.start()
@@ -150,6 +152,7 @@ def create_app(
     )
     app.router.routes.extend(client_secrets.routes)
     app.router.routes.extend(calls.routes)
+    app.include_router(calls.router)
     app.include_router(policy.router)
     app.include_router(usage.router)
     app.include_router(health.router)
@@ -161,7 +164,12 @@ def create_app(
             """Where the demo page may send a typed caller key besides its own origin."""
             return {"api_origins": list(settings.demo_api_origins)}
 
+        async def to_demo() -> RedirectResponse:
+            """The service's root opens the demo (a relative Location: never the Host header)."""
+            return RedirectResponse("/demo/", status_code=307)
+
         app.add_api_route("/demo/config.json", demo_config, include_in_schema=False)
+        app.add_api_route("/", to_demo, include_in_schema=False)
         app.mount("/demo", StaticFiles(directory=DEMO_DIR, html=True), name="demo")
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -180,6 +188,20 @@ def create_app(
     if cors:
         fast = CORSMiddleware(fast, **cors)
     return Dispatch(app, RequestMiddleware(fast), frozenset(endpoints))
+
+
+def demo_url(settings: Settings) -> str:
+    """Where this process serves the demo page, for the start-up log (with `DEMO_PAGE=true`).
+
+    A wildcard `HOST` (every interface) is shown as `localhost`, which a
+    browser on the same machine can open.
+    """
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/demo/"
 
 
 def _cors(settings: Settings) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from service.api.openapi_models import (
     SessionCreated,
     TranscriptionSessionCreated,
 )
-from service.api.routes.calls import LIVE_SESSIONS_PATH, REALTIME_CALLS_PATH
+from service.api.routes.calls import LIVE_SESSIONS_PATH, REALTIME_CALLS_PATH, STATE_PATHS
 from service.api.routes.client_secrets import (
     CLIENT_SECRETS_PATH,
     SESSIONS_PATH,
@@ -230,6 +230,16 @@ def _call_operations() -> dict[str, Any]:
     }
 
 
+def _document_errors(operation: dict[str, Any]) -> None:
+    """A FastAPI route's operation with the errors the service answers (its 422 is a 400)."""
+    ok = operation["responses"]["200"]
+    operation["responses"] = {
+        "200": ok,
+        **_errors({404: "No open call with this id created by this caller."}),
+    }
+    operation["security"] = SECURITY
+
+
 def document_mint_endpoints(app: FastAPI) -> None:
     """Make `app.openapi()` include the mint endpoints, with their models and examples."""
 
@@ -291,6 +301,8 @@ def document_mint_endpoints(app: FastAPI) -> None:
             name = names[(request, "validation")]["$ref"].rsplit("/", 1)[-1]
             paths[path] = _operation(summary, name, example, created)
         paths.update(_call_operations())
+        for path in STATE_PATHS.values():
+            _document_errors(paths[path]["get"])
         app.openapi_schema = schema
         return schema
 

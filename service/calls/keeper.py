@@ -8,11 +8,12 @@ others take its calls over without waiting. With the memory store there is
 no other worker to take over: calls continue unsupervised across a restart.
 
 A pass also writes what the store lacks (a record or lease that could not be
-written while it was down) and meters every call's seconds since the last
-pass, in one round trip for thousands of calls. The keeper only touches the
-store: what to do about a lost lease, a caller over quota or an orphan is
-the supervisor's (`service.calls.supervisor`), so a pass never waits on
-OpenAI.
+written while it was down), the records whose state changed since the last
+pass (a call's usage and overrides, for its owner to see), and meters every
+call's seconds since the last pass, each in one round trip for thousands of
+calls. The keeper only touches the store: what to do about a lost lease, a
+caller over quota or an orphan is the supervisor's
+(`service.calls.supervisor`), so a pass never waits on OpenAI.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
 from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
-from service.store import Counters, Leases, Slots
+from service.store import Counters, Leases, Slots, StoreUnavailable
 
 log = structlog.get_logger("service.calls")
 ORPHANS_PER_SWEEP = 200
@@ -82,6 +83,24 @@ class Keeper:
         members = [call.record.member for call in calls]
         lost = set(await self._leases.renew(members, self._worker, self.lease_ms))
         return [call for call in calls if call.record.member in lost]
+
+    async def write_changed(self, calls: Sequence[Watched]) -> None:
+        """Write the records whose state changed (usage, overrides), in one round trip.
+
+        Only on change: a quiet call costs no write. A record forgotten meanwhile
+        (its call just ended) is not brought back.
+        """
+        changed = [call for call in calls if call.changed]
+        if not changed:
+            return
+        for call in changed:
+            call.changed = False
+        try:
+            await self._records.update([call.record for call in changed])
+        except StoreUnavailable:
+            for call in changed:
+                call.changed = True
+            raise
 
     async def meter(self, calls: Iterable[Watched]) -> list[Watched]:
         """Write the seconds of every call since the last pass; the calls whose caller is over
@@ -144,7 +163,8 @@ class Keeper:
         return adopted
 
     async def hand_over(self, calls: Sequence[Watched]) -> None:
-        """At shutdown: meter, pass GPT-Live's counted seconds on, release every lease.
+        """At shutdown: meter, write changed state, pass GPT-Live's counted seconds on,
+        release every lease.
 
         Each step runs whatever the one before it met (`StoreUnavailable`
         included), so one failed write never keeps the others' leases held
@@ -152,6 +172,7 @@ class Keeper:
         """
         steps: list[Callable[[Sequence[Watched]], Awaitable[object]]] = [
             self.meter,
+            self.write_changed,
             self._write_counted,
             self.release,
         ]

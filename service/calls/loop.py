@@ -8,11 +8,14 @@ For each call the supervisor runs `CallLoop.follow`, which
   (`service.calls.fixed`) and, by `CALLS_ON_OVERRIDE`, sends the
   `session.update` that restores exactly those fields (`revert`) or hangs up
   (`hangup`); either way the audit line `call_policy_override` names the
-  call, the caller and the fields, never their content;
+  call, the caller and the fields, never their content. Each revert, and the
+  `session.updated` that shows the policy's value again, is written into the
+  call's record at once (`service.calls.state`: its owner is watching);
 - hangs up at `CALLS_MAX_SECONDS`;
 - counts Realtime tokens (`response.done`) against the caller's day, and
   hangs up a call whose caller crosses `QUOTA_TOKENS_PER_DAY`; notes
-  GPT-Live's usage seconds for the keeper to write;
+  GPT-Live's usage seconds for the keeper to write (the call's own usage
+  too, into its record, on the keeper's next pass);
 - reconnects with backoff when the sideband drops while the call lives.
 
 Events carry transcripts: only their types, sizes and usage numbers are read.
@@ -30,7 +33,8 @@ from typing import Any, Literal
 import structlog
 
 from service.calls.fixed import overridden, restoring, revertible
-from service.calls.records import CallRecord
+from service.calls.records import CallRecord, CallRecords
+from service.calls.state import noted, settled
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
 from service.config import Settings
 from service.core import metrics
@@ -72,6 +76,9 @@ class Watched:
     baseline (what the previous worker counted is unknown: never count it twice)."""
     reverts: list[int] = field(default_factory=list)
     """When the recent reverts were sent (ms), to stop a revert loop."""
+    changed: bool = False
+    """The record holds state (usage, overrides) the store may not have yet: the keeper's
+    next pass writes it."""
 
 
 class CallLoop:
@@ -83,12 +90,14 @@ class CallLoop:
         sideband: Sideband,
         upstream: Upstream,
         counters: Counters,
+        records: CallRecords,
         clock: Clock,
     ) -> None:
         self._settings = settings
         self._sideband = sideband
         self._upstream = upstream
         self._counters = counters
+        self._records = records
         self._clock = clock
 
     async def follow(self, call: Watched) -> How:
@@ -178,6 +187,9 @@ class CallLoop:
                 if call.live_seconds is not None and seconds > call.live_seconds:
                     call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
                 call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
+                if seconds > call.record.usage_seconds:
+                    call.record.usage_seconds = float(seconds)
+                    call.changed = True
             if event_type == "session.closed":
                 return "ended"
         return None
@@ -188,7 +200,11 @@ class CallLoop:
         """Compare a `session.updated` with what the policy fixed; revert or hang up."""
         record = call.record
         paths = overridden(record.fixed, session)
+        now = self._clock()
+        reverted = settled(record, paths, now)
         if not paths:
+            if reverted:
+                await self._write(call)
             return None
         action = self._settings.calls_on_override
         metrics.CALL_OVERRIDES.labels(action).inc()
@@ -202,10 +218,25 @@ class CallLoop:
         )
         if action == "revert" and revertible(paths) and not self._looping(call):
             await connection.send(restoring(record.kind, record.fixed, paths))
+            noted(record, paths, now, "reverting")
+            await self._write(call)
             return None
+        # Not written first: the hang-up must not wait on the store, and once it is done
+        # the record goes. If it fails the call lives on, and the keeper writes this.
+        noted(record, paths, now, "hung_up")
+        call.changed = True
         if await self.hang_up(call, "override"):
             return "override"
         return None
+
+    async def _write(self, call: Watched) -> None:
+        """The record's new state, now: its owner is watching. Left for the keeper's next
+        pass too (`changed`), which rewrites it after a failed or out-of-order write."""
+        call.changed = True
+        try:
+            await self._records.update([call.record])
+        except StoreUnavailable:
+            log.warning("call_state_unrecorded", call_id=call.record.call_id)
 
     def _looping(self, call: Watched) -> bool:
         """More than `MAX_REVERTS_PER_MINUTE` reverts: the session will not hold; stop trying."""
@@ -224,6 +255,8 @@ class CallLoop:
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
             return None
         metrics.USAGE_TOKENS.inc(tokens)
+        call.record.tokens += tokens
+        call.changed = True
         key = UsageKeys(call.record.owner, day_of(self._clock())).tokens
         try:
             total = (await self._counters.add({key: tokens}, COUNTER_TTL_MS))[key]

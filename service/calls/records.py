@@ -1,6 +1,6 @@
 """What the service remembers about a call it created, in the shared store.
 
-Two uses, one record:
+Three uses, one record:
 
 - **hang-ups**: a call id alone must not let anyone end a call (ids travel
   through browsers and logs), so the record names the creating caller by
@@ -11,7 +11,11 @@ Two uses, one record:
   the call started and must end, and its live-call slot, so that any worker
   can take over a call whose supervisor died; and `caller`, the caller as
   audit lines name it (the identity, or its hash with `AUTH_HASH_IDENTITIES`),
-  so the adopting worker's lines name the same caller.
+  so the adopting worker's lines name the same caller;
+- **its owner's view** (`GET /v1/realtime/calls/{id}`, `service.calls.state`):
+  the overrides the supervisor met (the last `OVERRIDES_KEPT`, by field name
+  and outcome, never a value) and the call's usage so far, written by the
+  supervising worker when they change, so any worker can answer.
 
 Records live in the shared store (process memory, or Redis so that any
 replica can answer), and expire after `RECORD_TTL_S`, longer than any call
@@ -24,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
 
 import orjson
 
@@ -33,11 +37,29 @@ from service.contract.calls import CallKind
 from service.store import Records
 
 RECORD_TTL_S = 26 * 3600
+OVERRIDES_KEPT = 20
+"""A record keeps this many overrides, the latest: enough to show, bounded in size."""
+Outcome = Literal["reverting", "reverted", "hung_up"]
 
 
 def owner_of(identity: str) -> str:
     """The identity as records and usage keys hold it: a hash, no caller names in keys."""
     return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Override:
+    """A fixed field the session was seen to change, and what the supervisor did about it."""
+
+    field: str
+    """The GA path (`audio.output.voice`): a name, never the value either side held."""
+    at_ms: int
+    """When the `session.updated` showing it arrived."""
+    outcome: Outcome
+    """`reverting`: restored, not yet confirmed; `reverted`: a `session.updated` shows the
+    policy's value again; `hung_up`: the call was ended for it."""
+    revert_ms: int | None = None
+    """From `at_ms` to the `session.updated` that showed the policy's value again."""
 
 
 @dataclass(slots=True)
@@ -59,6 +81,12 @@ class CallRecord:
     counted_seconds: float | None = None
     """GPT-Live's cumulative usage seconds already counted, written at a hand-over so the
     adopting worker counts on from there (None: unknown, after a crash)."""
+    overrides: list[Override] = field(default_factory=list)
+    """The last `OVERRIDES_KEPT` overrides, oldest first."""
+    tokens: int = 0
+    """Realtime: the tokens of this call's responses (`response.done` usage) so far."""
+    usage_seconds: float = 0.0
+    """GPT-Live: the session's `usage.seconds` as last reported."""
 
     @property
     def member(self) -> str:
@@ -73,7 +101,8 @@ class CallRecord:
         """The record, or None if it is not one (a foreign value).
 
         A record written before records held only the owner's hash (it held the
-        identity) is read as the hash, so calls survive a rolling upgrade.
+        identity) is read as the hash, and fields this version does not know
+        (written by a newer one) are left out, so calls survive a rolling upgrade.
         """
         try:
             data = orjson.loads(raw)
@@ -83,9 +112,13 @@ class CallRecord:
                 identity = data.pop("identity")
                 data.setdefault("owner", owner_of(str(identity)))
                 data.setdefault("caller", data["owner"])
-            return cls(**data)
+            data["overrides"] = [Override(**entry) for entry in data.get("overrides", ())]
+            return cls(**{name: value for name, value in data.items() if name in FIELDS})
         except (orjson.JSONDecodeError, TypeError):
             return None
+
+
+FIELDS = frozenset(field.name for field in fields(CallRecord))
 
 
 class CallRecords:
@@ -102,6 +135,11 @@ class CallRecords:
         """Remember the call (`StoreUnavailable` if the store cannot)."""
         key = self._key(call.kind, call.call_id)
         await self._records.put(key, call.dumps(), RECORD_TTL_S * 1000)
+
+    async def update(self, calls: Sequence[CallRecord]) -> None:
+        """Write the calls' records again, in one round trip, unless they were forgotten (ended)."""
+        values = {self._key(call.kind, call.call_id): call.dumps() for call in calls}
+        await self._records.update_existing(values, RECORD_TTL_S * 1000)
 
     async def get(self, kind: CallKind, call_id: str) -> CallRecord | None:
         raw = await self._records.get(self._key(kind, call_id))

@@ -5,8 +5,8 @@ One per worker, started in the lifespan. A flow hands it a new call once
 creates it upstream with the server's key, records it (who created it, what
 the policy fixed), takes its lease and follows it (`loop`) until it ends; the
 keeper (`keeper`) renews leases, meters usage and adopts orphaned calls on
-its own schedule. A hang-up through the service (`hang_up`) is its creator's
-alone.
+its own schedule. A hang-up through the service (`hang_up`), and what the
+service does for the call (`state`), are its creator's alone.
 
 **Privacy.** Events carry transcripts; only their types, sizes and usage
 numbers are read into logs, metrics or the store.
@@ -29,6 +29,7 @@ from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
 from service.calls.loop import CallLoop, How, Watched
 from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.state import CallState, state_of
 from service.config import Settings
 from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
@@ -78,7 +79,7 @@ class Supervisor:
         self._clock = clock
         self._records = CallRecords(store)
         self._admission = Admission(settings, store, store, clock)
-        self._loop = CallLoop(settings, sideband, upstream, store, clock)
+        self._loop = CallLoop(settings, sideband, upstream, store, self._records, clock)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._keeper = Keeper(settings, store, store, store, self._records, self.worker, clock)
         self._watched: dict[str, Watched] = {}
@@ -164,9 +165,7 @@ class Supervisor:
 
     async def hang_up(self, kind: CallKind, call_id: str, identity: str, request_id: str) -> None:
         """End a call for its creator; anyone else, and an unknown id, get the same 404."""
-        record = await self._records.get(kind, call_id) if CALL_ID.fullmatch(call_id) else None
-        if record is None or record.owner != owner_of(identity):
-            raise NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
+        await self._owned(kind, call_id, identity)
         try:
             await hang_up(self._upstream, kind, call_id, request_id)
         except NotFound:
@@ -174,6 +173,21 @@ class Supervisor:
             raise
         # Only now: after a failed hang-up the call lives on, and so must its record.
         await self._records.forget(kind, call_id)
+
+    async def state(self, kind: CallKind, call_id: str, identity: str) -> CallState:
+        """What the service does for a call, for its creator; anyone else gets hang-up's 404.
+
+        From the shared store, so any worker answers for a call any worker supervises.
+        """
+        return state_of(await self._owned(kind, call_id, identity), self._clock())
+
+    async def _owned(self, kind: CallKind, call_id: str, identity: str) -> CallRecord:
+        """The call's record if `identity` created it; else the 404 an unknown id gets, so
+        that an id (they travel through browsers and logs) tells no one else anything."""
+        record = await self._records.get(kind, call_id) if CALL_ID.fullmatch(call_id) else None
+        if record is None or record.owner != owner_of(identity):
+            raise NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
+        return record
 
     async def usage(self, identity: str) -> dict[str, Any]:
         """The caller's usage today and their limits (`GET /v1/usage`)."""
@@ -183,6 +197,9 @@ class Supervisor:
 
     def _watch(self, record: CallRecord, *, taken_over: bool = False) -> None:
         counted = record.counted_seconds if taken_over else 0.0
+        # Used once (`Keeper.orphans`): the record this worker writes from now on must
+        # not hand the figure to a successor after a crash.
+        record.counted_seconds = None
         watched = Watched(record, self._clock(), live_seconds=counted)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
@@ -247,6 +264,7 @@ class Supervisor:
             if lost.task is not None:
                 log.info("call_taken_over_elsewhere", call_id=lost.record.call_id)
                 lost.task.cancel()
+        await self._keeper.write_changed(list(self._watched.values()))
         for over_quota in await self._keeper.meter(self._watched.values()):
             if over_quota.record.member in self._watched and over_quota not in self._ending:
                 # Off the keeper: its lease renewals must never wait on OpenAI.

@@ -10,6 +10,7 @@ calls in `calls`, the policy step and its answers in `plan`.
 
 from service.sessions.calls import (
     PATHS,
+    call_state,
     create_live_session,
     create_realtime_call,
     hang_up,
@@ -30,6 +31,7 @@ __all__ = [
     "Incoming",
     "Plan",
     "Services",
+    "call_state",
     "create_client_secret",
     "create_live_session",
     "create_realtime_call",

@@ -15,7 +15,8 @@ flow with a call at its end instead of a secret:
    and supervises it until it ends.
 
 The browser never holds a credential: it gets the SDP answer and the call
-id. Hang-ups (`POST …/{id}/hangup`) are the creator's alone.
+id. Hang-ups (`POST …/{id}/hangup`) and what the service does for the call
+while it lasts (`GET …/{id}`) are the creator's alone.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def hang_up(kind: CallKind) -> Flow:
         return Answer({}, NO_STORE)
 
     return hang_up_call
+
+
+def call_state(kind: CallKind) -> Flow:
+    """`GET …/{call_id}` for one kind of call: its creator only, else 404 (as a hang-up)."""
+
+    async def read_call_state(services: Services, incoming: Incoming) -> Answer:
+        incoming.log["call_id"] = incoming.call_id
+        state = await services.supervisor.state(kind, incoming.call_id, incoming.caller.identity)
+        return Answer(state.model_dump(mode="json"), NO_STORE)
+
+    return read_call_state
 
 
 def _dry_run(incoming: Incoming, request: CallRequest, planned: Plan) -> Answer:

@@ -49,7 +49,7 @@ class Incoming:
     session: bytes | None = None
     """`POST /v1/realtime/calls`' optional `session` part."""
     call_id: str = ""
-    """A hang-up's call id, from the path."""
+    """The call id in the path (a hang-up, a call's state)."""
 
     @property
     def request_id(self) -> str:

@@ -97,6 +97,14 @@ class Records(Protocol):
         """Forget `key`."""
         ...
 
+    async def update_existing(self, values: Mapping[str, str], ttl_ms: int) -> None:
+        """Overwrite those of `values` whose key still holds a value, in one round trip.
+
+        A key deleted meanwhile stays deleted: a late update of a call that
+        has just ended must not bring its record back.
+        """
+        ...
+
     async def missing(self, keys: Sequence[str]) -> list[str]:
         """Those of `keys` that hold nothing (expired, deleted, or lost with the store's data)."""
         ...

@@ -75,6 +75,12 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
 
+    async def update_existing(self, values: Mapping[str, str], ttl_ms: int) -> None:
+        now_ms = self._clock()
+        for key, value in values.items():
+            if self._records.get(key, ("", 0))[1] > now_ms:
+                self._records[key] = (value, now_ms + ttl_ms)
+
     async def missing(self, keys: Sequence[str]) -> list[str]:
         now_ms = self._clock()
         return [key for key in keys if self._records.get(key, ("", 0))[1] <= now_ms]

@@ -106,6 +106,19 @@ class RedisStore:
     async def delete(self, key: str) -> None:
         await self._command(self._redis.delete(key))
 
+    async def update_existing(self, values: Mapping[str, str], ttl_ms: int) -> None:
+        """SET XX PX for each, pipelined; a retry writes the same values again (harmless)."""
+        if not values:
+            return
+
+        async def pipelined() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value in values.items():
+                    pipe.set(key, value, px=max(1, ttl_ms), xx=True)
+                await pipe.execute()
+
+        await self._command(pipelined())
+
     async def missing(self, keys: Sequence[str]) -> list[str]:
         if not keys:
             return []

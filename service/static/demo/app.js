@@ -1,12 +1,16 @@
-// realtime-token-proxy demo: talk over WebRTC through a call the service creates (the
-// default when its policy lists `calls`), or mint a client secret and, with a real key,
-// connect to OpenAI with it. Plain browser JS, no build step. A minted secret lives only in
-// this closure, never in the DOM; a server-created call never gives the page one at all.
+// realtime-token-proxy demo: talk over WebRTC through a call the service creates (whenever
+// its policy lists `calls`: Connect follows the Call select), or, from a service that creates
+// no calls, mint a client secret and, with a real key, connect to OpenAI with it. Minting
+// never changes what Connect does. During a server call the page polls the call's state
+// (GET /v1/realtime/calls/{id}, /v1/live/sessions/{id}) and shows what the service does for
+// it. Plain browser JS, no build step. A minted secret lives only in this closure, never in
+// the DOM; a server-created call never gives the page one at all.
 "use strict";
 
 (() => {
   const OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls";
   const EMULATOR_PREFIX = "ek_emulator_";
+  const STATE_POLL_MS = 1500;
   const $ = (id) => document.getElementById(id);
 
   let secret = null; // the ek_ value: never written to the page
@@ -16,6 +20,8 @@
   let mic = null;
   let policy = null; // the last /v1/policy answer
   let call = null; // the server-created call: { kind, id } once the service answered
+  let events = null; // the server call's data channel
+  let watching = null; // the timer of the next call-state poll
   const lines = new Map(); // transcript item id -> <span>
 
   class RequestError extends Error {
@@ -141,11 +147,12 @@
     return kinds.filter((kind) => kind === "realtime" || (kind === "live" && policy.live));
   }
 
-  // Connect creates a server call unless a minted secret is held (the second way).
-  const connectMakesCall = () => secret === null && offeredCalls().length > 0;
+  // Connect creates the call the Call select names whenever the service offers calls; a
+  // minted secret is only for a service that creates none.
+  const connectMakesCall = () => offeredCalls().length > 0;
 
   function refreshConnect() {
-    $("connect").disabled = peer !== null || (secret === null && offeredCalls().length === 0);
+    $("connect").disabled = peer !== null || (!connectMakesCall() && secret === null);
   }
 
   // Realtime's lists are the policy's top level; GPT-Live's are under `live`.
@@ -216,6 +223,7 @@
     $("connect").disabled = true;
     clearError();
     $("result").hidden = true;
+    if (peer === null) $("call-panel").hidden = true; // an ended call's panel goes
     $("call-info").hidden = true;
     $("secret-info").hidden = false;
     $("session-json").textContent = "";
@@ -237,10 +245,13 @@
       $("result").hidden = false;
       tick();
       countdown = setInterval(tick, 500);
-      if (secret !== null) {
-        $("connect").disabled = peer !== null;
-        setStatus(`Minted ${session.id}: press Connect to talk.`);
-      }
+      refreshConnect();
+      setStatus(
+        connectMakesCall()
+          ? `Minted ${session.id}: the secret is for your own client; Connect asks the ` +
+              "service for a call, as the Call select says."
+          : `Minted ${session.id}: press Connect to talk.`,
+      );
     } catch (err) {
       // Connect stays off: a call with the selection just refused would be refused too.
       // Changing a select (or loading the policy) turns it back on.
@@ -336,12 +347,90 @@
     };
   }
 
+  // What the service does for the call, polled while it lasts.
+  const callPath = ({ kind, id }) =>
+    `${kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls"}/${encodeURIComponent(id)}`;
+
+  function listItems(list, items) {
+    list.replaceChildren(
+      ...items.map((text) => {
+        const item = document.createElement("li");
+        item.textContent = text;
+        return item;
+      }),
+    );
+  }
+
+  function overrideText(override) {
+    if (override.outcome === "reverted") {
+      return `${override.field}: reverted in ${override.revert_ms} ms`;
+    }
+    if (override.outcome === "hung_up") return `${override.field}: the call was hung up`;
+    return `${override.field}: reverting…`;
+  }
+
+  function minutes(ms) {
+    const seconds = Math.ceil(ms / 1000);
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  function showCallState(state) {
+    $("call-state").textContent = state.state;
+    const at = new Date(state.deadline_at_ms).toLocaleTimeString();
+    $("call-deadline").textContent = `${minutes(state.left_ms)} left (hung up at ${at})`;
+    listItems($("call-fixed"), state.fixed);
+    listItems($("call-overrides"), state.overrides.map(overrideText));
+    const { tokens, seconds } = state.usage;
+    $("call-usage").textContent =
+      state.kind === "live" ? `${seconds} s` : `${tokens} tokens, ${seconds} s`;
+  }
+
+  // One request at a time: the next poll is scheduled once this one answered.
+  async function pollCallState(watched) {
+    if (watched !== call) return;
+    try {
+      showCallState(await api("GET", callPath(watched)));
+    } catch (err) {
+      if (watched !== call) return;
+      if (err.status === 404) {
+        $("call-state").textContent = "ended"; // the service no longer holds it
+        return;
+      }
+      $("call-state").textContent = `unknown (${err.message})`;
+    }
+    if (watched === call) watching = setTimeout(() => pollCallState(watched), STATE_POLL_MS);
+  }
+
+  function watchCallState(watched) {
+    clearTimeout(watching);
+    for (const id of ["call-state", "call-deadline", "call-usage"]) $(id).textContent = "…";
+    for (const id of ["call-fixed", "call-overrides"]) $(id).replaceChildren();
+    $("try-override").hidden = watched.kind !== "realtime";
+    $("try-override").disabled = events?.readyState !== "open";
+    $("call-panel").hidden = false;
+    pollCallState(watched);
+  }
+
+  // A session.update from the browser that changes a field the policy fixes (tracing: fixed
+  // for every Realtime call), for the service to revert while the panel shows it.
+  function tryOverride() {
+    if (events?.readyState !== "open") return;
+    const tracing = policy?.tracing === "auto" ? null : "auto";
+    events.send(JSON.stringify({ type: "session.update", session: { type: "realtime", tracing } }));
+    setStatus("Sent a session.update that changes tracing: the service puts it back.");
+  }
+
   // Ends the call on this side only; `endCall` first asks the service to end a server call.
   function hangup() {
     if (peer) {
       peer.close();
       $("peer-state").textContent = "closed";
     }
+    if (call !== null && !$("call-panel").hidden) $("call-state").textContent = "ended";
+    clearTimeout(watching);
+    watching = null;
+    $("try-override").disabled = true;
+    events = null;
     peer = null;
     call = null;
     if (mic) for (const track of mic.getTracks()) track.stop();
@@ -351,9 +440,8 @@
     refreshConnect();
   }
 
-  function endAtService({ kind, id }) {
-    const path = kind === "live" ? "/v1/live/sessions" : "/v1/realtime/calls";
-    return serviceRequest("POST", `${path}/${encodeURIComponent(id)}/hangup`);
+  function endAtService(ending) {
+    return serviceRequest("POST", `${callPath(ending)}/hangup`);
   }
 
   // A server call ends through the service (which hangs up with OpenAI) before the peer
@@ -436,6 +524,7 @@
     const kind = $("call-type").value;
     $("connect").disabled = true;
     $("result").hidden = true;
+    $("call-panel").hidden = true;
     $("transcript").replaceChildren();
     lines.clear();
     setStatus("Asking for the microphone…");
@@ -448,6 +537,10 @@
       pc.addTrack(mic.getAudioTracks()[0], mic);
       const channel = pc.createDataChannel("oai-events");
       channel.addEventListener("message", (event) => onServerEvent(event.data));
+      channel.addEventListener("open", () => {
+        if (pc === peer) $("try-override").disabled = false;
+      });
+      events = channel;
       await pc.setLocalDescription(await pc.createOffer());
       await iceGathered(pc);
       setStatus("Asking the service for a call…");
@@ -463,6 +556,7 @@
       $("session-json").textContent = "";
       if (created.session) showSession(created.session);
       $("result").hidden = false;
+      watchCallState(call);
       await pc.setRemoteDescription({ type: "answer", sdp: created.answer });
       $("hangup").disabled = false;
       const decisions = created.decisions ? ` (policy: ${created.decisions})` : "";
@@ -535,6 +629,7 @@
     connectMakesCall() ? connectCall() : connectWithSecret(),
   );
   $("hangup").addEventListener("click", endCall);
+  $("try-override").addEventListener("click", tryOverride);
   $("call-type").addEventListener("change", () => {
     fillChoices();
     refreshConnect();
