@@ -1,6 +1,7 @@
 """The one Settings class: every knob, read from the environment and `.env`.
 
-Names are the contract with ops (documented in `.env.example` and the README).
+Names are the contract with ops (documented in `.env.example` and docs/reference.md,
+which `service.config.reference` generates from the field docstrings below).
 Policy variables are `POLICY_<FIELD>` and land in the nested `Policy`, which
 validates itself, so a contradictory configuration stops start-up with a
 message naming the variable rather than failing at the first mint.
