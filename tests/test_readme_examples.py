@@ -17,6 +17,7 @@ cannot run here are in `EXEMPT`, with the reason; the browser snippets
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from service.auth import new_api_key
+from tests import demo_page
 from tests.docs_examples import (
     Block,
     code_blocks,
@@ -68,6 +71,10 @@ SERVICE_PREFIXES = (
     "SERVICE_",
     "API_DOCS",
 )
+MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+"""A fake microphone, its permission granted: what pressing Connect asks of the browser."""
+CONNECT_TIMEOUT_MS = 20_000
+"""ICE and DTLS on loopback take ~1.5 s; a loaded machine takes longer, never forever."""
 HANG_GUARD = 120.0
 """Seconds after which an example counts as hung (generous: a loaded machine is slow)."""
 
@@ -273,6 +280,24 @@ class TestCoverage:
         page = httpx.get(f"{open_service.url}/demo/", timeout=10)
         assert page.status_code == 200
         assert "Connect" in page.text
+
+
+class TestWalkThrough:
+    """The README's walk-through ends with a call from the demo page, as `make run` serves it."""
+
+    @pytest.mark.browser
+    def test_connect_on_the_demo_page_makes_a_call(self, open_service: ServiceProcess) -> None:
+        """Connect creates a Realtime call through the in-process emulator; Hang up ends it."""
+        with demo_page.chromium(MEDIA_ARGS) as browser, demo_page.fresh_page(browser) as page:
+            page.goto(f"{open_service.url}/demo/")
+            expect(page.locator("#connect")).to_be_enabled(timeout=CONNECT_TIMEOUT_MS)
+            page.click("#connect")
+            expect(page.locator("#call-id")).to_have_text(re.compile(r"^rtc_"))
+            expect(page.locator("body")).to_contain_text(
+                "session.created", timeout=CONNECT_TIMEOUT_MS
+            )
+            page.click("#hangup")
+            expect(page.locator("#status")).to_have_text("Hung up.")
 
 
 class TestMatching:
