@@ -8,7 +8,9 @@ The shell and Python examples run in `tests/test_readme_examples.py`.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from service.config import Settings
 from service.config.reference import PAGE, SECRETS, render, variables
 from service.policy import Policy, load_profiles
 from service.policy.live import LivePolicy
+from tests.deploy.test_k8s import kustomize
 from tests.docs_examples import code_blocks
 from tests.servers import ROOT
 
@@ -142,3 +145,27 @@ class TestConfigurationExamples:
         free, free_policy = profiles.for_caller("someone-else")
         assert (staff, staff_policy.live.default_model) == ("staff", "gpt-live-1.1")
         assert (free, free_policy.default_model) == ("free", "gpt-realtime-2.1-mini")
+
+
+class TestDeployingExamples:
+    """docs/deploying.md's overlay points the manifests at your registry, as it says."""
+
+    def test_overlay_example_renders_with_your_image(self, tmp_path: Path) -> None:
+        """The overlay, next to a copy of secret.env.example, renders your image and namespace."""
+        (block,) = [b for b in code_blocks(ROOT / "docs" / "deploying.md") if b.lang == "yaml"]
+        overlay = tmp_path / "overlays" / "prod"
+        overlay.mkdir(parents=True)
+        base = os.path.relpath(ROOT / "deploy" / "k8s", overlay)  # kustomize wants it relative
+        text = block.text.replace("../../deploy/k8s", base)
+        assert text != block.text, "the example no longer names ../../deploy/k8s"
+        (overlay / "kustomization.yaml").write_text(text, encoding="utf-8")
+        shutil.copy(ROOT / "deploy" / "k8s" / "secret.env.example", overlay / "secret.env")
+        rendered = kustomize(overlay)
+        proxy = next(
+            d
+            for d in rendered
+            if d["kind"] == "Deployment" and "redis" not in d["metadata"]["name"]
+        )
+        (container,) = proxy["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "registry.example.com/team/realtime-token-proxy:0.1.0"
+        assert {d["metadata"].get("namespace") for d in rendered} == {"realtime-token-proxy"}
