@@ -1,6 +1,6 @@
 """The emulator's WebRTC peer: real aiortc calls on loopback, a Python peer playing the browser.
 
-The browser's side is an aiortc offerer with what the README's snippet sets
+The browser's side is an aiortc offerer with what the snippet in docs/clients.md sets
 up: a microphone track (a generated tone) and the `oai-events` data channel.
 Events are validated against the openai SDK's own models.
 """

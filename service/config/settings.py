@@ -1,6 +1,7 @@
 """The one Settings class: every knob, read from the environment and `.env`.
 
-Names are the contract with ops (documented in `.env.example` and the README).
+Names are the contract with ops (documented in `.env.example` and docs/reference.md,
+which `service.config.reference` generates from the field docstrings below).
 Policy variables are `POLICY_<FIELD>` and land in the nested `Policy`, which
 validates itself, so a contradictory configuration stops start-up with a
 message naming the variable rather than failing at the first mint.
@@ -43,6 +44,10 @@ from service.core.env_values import (
 )
 from service.policy import Policy, Profiles, load_profiles
 
+SECRETS_DIR = "/run/secrets"
+"""Where secret files (`openai_api_key`) are read from unless the SECRETS_DIR variable says
+otherwise: read before `Settings` exists, since it tells `Settings` where to look."""
+
 
 def default_workers(data: dict[str, Any]) -> int:
     """WORKERS unset: the CPUs this process may use with a shared store (REDIS_URL), else 1."""
@@ -59,82 +64,157 @@ class Settings(BaseSettings):
         env_nested_delimiter="_",
         env_nested_max_split=1,
         validate_default=True,
+        # Each field's docstring is its description: docs/reference.md is generated from them.
+        use_attribute_docstrings=True,
     )
 
     upstream_emulator: bool = False
+    """Mint against the built-in upstream emulator (fake `ek_emulator_` secrets, development
+    only); no OPENAI_API_KEY needed."""
     openai_api_key: SecretStr | None = None
+    """The server's OpenAI key, required unless UPSTREAM_EMULATOR=true; also read from the file
+    `openai_api_key` in SECRETS_DIR (a Docker secret, or a Kubernetes Secret mounted there)."""
     openai_base_url: str = "https://api.openai.com/v1"
+    """Upstream base URL (Azure: `https://{resource}.openai.azure.com/openai/v1`); call sidebands
+    are derived from it."""
     upstream_api_type: Literal["openai", "azure"] = "openai"
+    """`openai` sends the key as `Authorization: Bearer`, `azure` as an `api-key` header."""
     upstream_model_map: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_pairs)] = Field(
         default_factory=dict
     )
+    """`model=deployment,...`: the upstream (Azure deployment) name for each public model name,
+    mapped back in responses."""
     upstream_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Deadline for one upstream request, retries included; past it the caller gets 504."""
     upstream_max_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    """Retries, with full jitter, of a request that provably never reached OpenAI (connect
+    errors); never after the body was sent, so never after a 5xx."""
     upstream_max_connections: Annotated[int, Field(ge=1)] = 512
+    """Size of the upstream connection pool, per worker."""
 
     host: str = "127.0.0.1"
+    """Listen address (the container image sets 0.0.0.0)."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """Listen port of the API."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 65536
+    """Largest request body; larger ones get 413."""
     calls_max_sdp_bytes: Annotated[int, Field(ge=1024, le=1_048_576)] = 65536
+    """Largest SDP offer a call may carry (400 `invalid_sdp` above it); a call's body may be this
+    much larger than MAX_BODY_BYTES."""
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """A request's head and body must arrive within this many seconds of the connection opening
+    (or of the request's first byte), else the connection is closed."""
     max_connections_per_worker: Annotated[int, Field(ge=1)] = 1000
+    """Open connections one worker holds; one beyond it is closed at once, unanswered (keep it
+    plus UPSTREAM_MAX_CONNECTIONS under `ulimit -n`)."""
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20
+    """On SIGTERM, how long in-flight requests may take to finish."""
     demo_page: bool = False
+    """Serve the browser demo at `/demo/` (`make run` turns it on; keep it off in production)."""
     demo_api_origins: CsvStr = ()
+    """Origins besides its own that the demo page (`?api=`) may send a typed caller key to."""
     metrics_enabled: bool = True
+    """Serve Prometheus metrics at `/metrics`."""
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Serve `/metrics` on this port only, never on PORT (the image, Compose and Kubernetes set
+    9100); unset, it is on PORT."""
 
     log_format: Literal["json", "console"] = "json"
+    """`json` (one line per event on stdout) or `console` for humans."""
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(upper_case)
     ] = "INFO"
+    """`DEBUG`, `INFO`, `WARNING` or `ERROR`, case-insensitive."""
     log_scrub: bool = True
+    """Mask anything shaped like a key or secret in every log line; only the test suite turns it
+    off."""
 
     policy: Policy = Field(default_factory=Policy)
     policy_profiles_file: Path | None = None
+    """TOML or YAML file of per-caller profiles that override the POLICY_* fields field by field."""
     _profiles: Profiles = PrivateAttr()
 
     auth_mode: Literal["api_key", "jwt", "gateway", "none"]
+    """How callers authenticate: `api_key`, `jwt`, `gateway`, or `none` (development only, warns
+    at start-up)."""
     auth_api_keys: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_key_entries)] = Field(
         default_factory=dict
     )
+    """`name:sha256hex,...` entries printed by `python -m service hash-key NAME` (hashes only,
+    never keys); the name is the caller's identity."""
     auth_jwt_jwks_url: str | None = None
+    """JWT mode: the identity provider's JWKS URL (exactly one of this and AUTH_JWT_SECRET)."""
     auth_jwt_secret: SecretStr | None = None
+    """JWT mode: the shared HS256 secret (exactly one of this and AUTH_JWT_JWKS_URL)."""
     auth_jwt_issuer: str | None = None
+    """JWT mode, required: the `iss` every token must carry."""
     auth_jwt_audience: str | None = None
+    """JWT mode, required: the `aud` every token must carry."""
     auth_jwt_algorithms: Annotated[tuple[str, ...] | None, NoDecode, BeforeValidator(split_csv)] = (
         None
     )
+    """JWT mode: the accepted algorithms, fixed by config and never by the token; unset,
+    RS256,ES256 with a JWKS and HS256 with a secret."""
     auth_jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    """JWT mode: clock skew allowed on `exp`."""
     auth_jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0, le=86400)] = 60.0
+    """JWT mode: after a successful JWKS fetch, refetch for an unknown `kid` at most this often
+    (a failed fetch is retried sooner)."""
     auth_gateway_header: str | None = None
+    """Gateway mode: the header naming the caller the gateway authenticated, believed only from
+    TRUSTED_PROXIES."""
     auth_profile_claim: str | None = None
+    """JWT mode: the claim whose value names the caller's profile, e.g. `tier` or `tenant`."""
     auth_hash_identities: bool = False
+    """Put a hash of the caller's identity, not the identity, into trace metadata and GPT-Live's
+    `safety_identifier`."""
     trusted_proxies: Annotated[
         tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(split_csv)
     ] = ()
+    """CIDRs of the proxies whose AUTH_GATEWAY_HEADER and `X-Forwarded-For` are believed."""
 
     cors_allow_origins: CsvStr = ()
+    """Exact browser origins allowed to call the service, comma-separated; others get no CORS
+    headers."""
     cors_allow_credentials: bool = False
+    """Allow cookies cross-origin (never with `*`); bearer keys do not need it."""
 
     redis_url: Annotated[str | None, AfterValidator(check_redis_url)] = None
+    """Shared store (`redis://`, `rediss://`, `redis+sentinel://`) for limits, call records,
+    usage and supervision leases across workers and replicas; unset, process memory."""
+    # After REDIS_URL: how many workers the default gives depends on it.
     workers: Annotated[int, Field(ge=1)] = Field(default_factory=default_workers)
-    """After REDIS_URL: how many workers the default gives depends on it."""
+    """Worker processes; more than one needs REDIS_URL (start-up refuses otherwise)."""
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
+    """Redis connect and read timeout; a request waits at most twice this for Redis."""
     rate_limit_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
+    """Mints and calls per caller: `N/second`, `N/minute`, `N/hour` or `N/day`."""
     rate_limit_per_ip: Annotated[Rate | None, BeforeValidator(parse_rate)] = None
+    """Mints and calls per client IP (an IPv6 client counts by its /64), same format."""
     rate_limit_dry_run_per_identity: Annotated[Rate | None, BeforeValidator(parse_rate)] = Rate(
         60, 60
     )
+    """`?dry_run=true` requests per caller, counted apart from mints; `off` for no limit."""
     quota_mints_per_day: Annotated[int, Field(ge=1)] | None = None
+    """Mints and calls per caller per UTC day."""
     quota_tokens_per_day: Annotated[int, Field(ge=1)] | None = None
+    """Realtime tokens per caller per UTC day, from supervised calls' usage: new calls get 429,
+    live ones are hung up."""
     quota_call_seconds_per_day: Annotated[int, Field(ge=1)] | None = None
+    """Call seconds (Realtime and GPT-Live) per caller per UTC day, enforced like
+    QUOTA_TOKENS_PER_DAY."""
 
     calls_on_override: Literal["revert", "hangup"] = "revert"
+    """What a supervised call's `session.updated` that breaks the policy gets: `revert` (restore
+    the fixed fields) or `hangup`."""
     calls_max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
+    """Every server-created call is hung up after this many seconds."""
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None
+    """Live calls per caller; one more gets 429 `too_many_calls`."""
     calls_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
+    """With Redis, a dead worker's calls are adopted by another within this many seconds."""
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
+    """Redis unreachable: `closed` answers 503, `open` mints without limits and logs it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -272,7 +352,7 @@ def describe(error: ValidationError) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from env, `.env` and the Docker secrets directory (if it exists)."""
-    secrets_dir = os.environ.get("SECRETS_DIR", "/run/secrets")
+    secrets_dir = os.environ.get("SECRETS_DIR", SECRETS_DIR)
     return Settings(
         _secrets_dir=secrets_dir if os.path.isdir(secrets_dir) else None,
         **overrides,  # type: ignore[arg-type]

@@ -92,20 +92,32 @@ ClientEvents: TypeAlias = Annotated[
 class LivePolicy(BaseModel):
     """What GPT-Live sessions may be. Field = `POLICY_LIVE_<NAME>`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each field's docstring is its description: docs/reference.md is generated from them.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     allowed_models: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_csv)] = (
         "gpt-live-1",
         "gpt-live-1.1",
     )
+    """GPT-Live models callers may ask for; empty turns GPT-Live off. Voices come from
+    POLICY_ALLOWED_VOICES."""
     default_model: str = "gpt-live-1"
+    """The GPT-Live model of a session that names none."""
     instructions: Annotated[str | None, BeforeValidator(lambda v: None if v == "" else v)] = None
+    """The server's frontend instructions for GPT-Live sessions."""
     instructions_mode: Literal["server", "append", "client"] = "client"
+    """`server`, `append` or `client`, as POLICY_INSTRUCTIONS_MODE; unless `client`, startup
+    `input` may not carry developer messages."""
     delegation_file: Annotated[SecretStr | None, NoDecode, BeforeValidator(read_delegation)] = None
     """The delegation every session gets (JSON, OpenAI's `delegation` object)."""
     delegation_mode: Literal["server", "client"] = "server"
+    """`server`: a caller's `delegation` is refused; `client`: callers may send their own."""
     client_events: ClientEvents = DEFAULT_CLIENT_EVENTS
+    """Client events the browser may send on its data channel (comma-separated, or `all`); the
+    default leaves out every event that changes the session or what the model is told."""
     store: Literal["off", "client", "on"] = "off"
+    """Whether GPT-Live sessions are stored: `off` (`store: true` is refused), `client`, or `on`
+    (always)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -80,39 +80,67 @@ ALL_VOICES: tuple[str, ...] = (*BETA_VOICES, "marin", "cedar")
 class Policy(BaseModel):
     """Every rule the service applies to a requested session. Field = `POLICY_<NAME>`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each field's docstring is its description: docs/reference.md is generated from them.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     allowed_models: CsvStr = ("gpt-realtime-2", "gpt-realtime-2.1-mini")
+    """Realtime models callers may ask for, comma-separated; any name works (a new model needs no
+    release), unknown and retiring names are warned about at start-up."""
     default_model: str = "gpt-realtime-2"
+    """The model of a session that names none; must be in POLICY_ALLOWED_MODELS."""
     allowed_voices: CsvStr = ALL_VOICES
     """Built-in voice names, and custom voices by id (`voice_...`, sent as `{"id": ...}`)."""
     default_voice: str = "alloy"
+    """The voice of a session that names none; must be in POLICY_ALLOWED_VOICES."""
     instructions: Annotated[str | None, BeforeValidator(empty_is_none)] = None
+    """The server's instructions (never shown by `GET /v1/policy`; visible to the client in
+    `session.created`)."""
     instructions_mode: Literal["server", "append", "client"] = "client"
+    """`server`: clients may not send instructions; `append`: client text after the server's;
+    `client`: client text replaces the server default."""
     max_instructions_chars: Annotated[int, Field(ge=0)] = 8000
+    """Longest client instructions accepted, in characters."""
     tracing: Literal["off", "auto", "client"] = "off"
+    """`off` (null, clients may not enable it), `auto` (forced on), or `client` (the client
+    decides)."""
     tools: Annotated[tuple[Tool, ...], NoDecode, BeforeValidator(read_tools)] = ()
+    """The server's tools: a JSON array of function tools, or `@/path/to/tools.json`."""
     tools_mode: Literal["server", "subset", "client"] = "server"
+    """`server`: exactly POLICY_TOOLS; `subset`: clients pick server tools by name (the server's
+    definitions are sent); `client`: any."""
     max_output_tokens: MaxTokens = "inf"
+    """Cap on output tokens per response (1-4096), or `inf`; requests asking for more, `inf` or
+    nothing are capped."""
     token_ttl_seconds: Ttl = 60
+    """Client secret lifetime when the client asks for none."""
     max_token_ttl_seconds: Ttl = 600
+    """The longest client secret lifetime a client may ask for."""
     on_violation: Literal["reject", "clamp"] = "reject"
+    """`reject`: 403 listing every violation; `clamp`: the nearest allowed value, reported in
+    `policy_decisions` and X-Policy-Decisions."""
     allowed_transcription_models: CsvStr = (
         "gpt-transcribe",
         "gpt-live-transcribe",
         "gpt-realtime-whisper",
     )
-    """OpenAI's transcription models with no announced shutdown; `gpt-4o-*-transcribe` and
-    `whisper-1` shut down on 2027-02-26 (ops may still allow them until then)."""
+    """Transcription models callers may ask for; the first is the default, empty disables
+    transcription (`gpt-4o-*-transcribe` and `whisper-1` shut down on 2027-02-26)."""
     allowed_output_modalities: CsvModalities = ("audio", "text")
+    """Output modalities callers may ask for: `audio` (audio plus transcript) and/or `text`."""
     allowed_audio_formats: CsvFormats = ("pcm16", "g711_ulaw", "g711_alaw")
+    """Input and output audio formats: `pcm16`, `g711_ulaw`, `g711_alaw`."""
     allowed_turn_detection: CsvTurnDetection = ("server_vad", "semantic_vad", "none")
+    """Turn detection types: `server_vad`, `semantic_vad`, `none` (`none` lets clients turn it
+    off)."""
     allowed_noise_reduction: CsvNoiseReduction = (
         "near_field",
         "far_field",
     )
+    """Noise reduction types callers may ask for (off is always allowed)."""
     speed_min: Speed = 0.25
+    """Slowest spoken speed a client may ask for (OpenAI allows 0.25-1.5)."""
     speed_max: Speed = 1.5
+    """Fastest spoken speed a client may ask for."""
     prompts: CsvStr = ()
     """Dashboard prompt ids (`pmpt_...`) a caller may use; none unless ops list them."""
     prompt: Annotated[str | None, BeforeValidator(empty_is_none)] = None
@@ -120,6 +148,7 @@ class Policy(BaseModel):
     prompt_variables: Literal["client", "off"] = "client"
     """Whether a caller may fill the prompt's variables."""
     reasoning_efforts: CsvEfforts = REASONING_EFFORTS
+    """Reasoning efforts callers may ask for (`minimal`, `low`, `medium`, `high`, `xhigh`)."""
     truncation: Literal["client", "auto", "disabled"] = "client"
     """`client` lets callers choose; `auto` or `disabled` is pinned by the server."""
     session_types: CsvSessionTypes = ("realtime", "transcription", "translation")
@@ -127,7 +156,9 @@ class Policy(BaseModel):
     transcription_languages: OptionalCsv = None
     """Input languages (ISO-639-1) a transcription may name; unset: any."""
     allowed_translation_models: CsvStr = ("gpt-realtime-translate",)
+    """Translation models callers may ask for."""
     default_translation_model: str = "gpt-realtime-translate"
+    """The translation model of a session that names none (and under `clamp`)."""
     translation_languages: OptionalCsv = None
     """Target languages of translation sessions; unset: any."""
     mcp_servers_file: Annotated[

@@ -1,0 +1,182 @@
+"""The configuration reference (`docs/reference.md`), generated from `Settings` and `Policy`.
+
+The variables' names, defaults and descriptions live in the code, as each
+field's attribute docstring, so the reference cannot drift from what the
+service reads: `tests/test_docs.py` fails when the committed page differs
+from this module's output. Run `python -m service.config.reference --write`
+after changing a field, or `python -m service.config.reference` to print it.
+
+Secrets show no default beyond "unset", whatever the code holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from service.config.settings import SECRETS_DIR, Settings
+from service.policy import Policy
+from service.policy.live import LivePolicy
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+"""Where `--write` puts the page: `docs/` at the repository's root."""
+
+SECRETS = frozenset({"OPENAI_API_KEY", "AUTH_API_KEYS", "AUTH_JWT_SECRET"})
+"""Variables whose value is a credential (or grants one): their default reads `unset`."""
+
+DEFAULT_TEXT = {
+    "WORKERS": "1; with REDIS_URL, the CPUs available",
+    "AUTH_JWT_ALGORITHMS": "RS256,ES256 (JWKS) / HS256 (secret)",
+    "POLICY_LIVE_CLIENT_EVENTS": "every event that does not change the session",
+}
+"""Defaults the code computes rather than states, in words."""
+
+WORDS = frozenset({"required", "unset"})
+"""Defaults that are not values: written as words, not as code."""
+
+NOT_VARIABLES = frozenset({"policy", "live"})
+"""Fields that hold a nested model: their own fields are the variables."""
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One row of the reference: the environment variable, its default, what it does."""
+
+    name: str
+    default: str
+    description: str
+
+
+def variables(
+    model: type[BaseModel] = Settings, prefix: str = ""
+) -> Iterator[tuple[str, Variable]]:
+    """Every variable `model` reads, with the table it belongs to, in declaration order."""
+    section = {"": "service", "POLICY_": "policy", "POLICY_LIVE_": "live"}[prefix]
+    for name, field in model.model_fields.items():
+        if name in NOT_VARIABLES:
+            continue
+        env = f"{prefix}{name}".upper()
+        yield section, Variable(env, _default(env, field), _description(field))
+    if model is Settings:
+        yield (
+            section,
+            Variable(
+                "SECRETS_DIR",
+                SECRETS_DIR,
+                "Where secret files are read from: a file named after a variable, lower-case "
+                "(`openai_api_key`), sets it; read before everything else.",
+            ),
+        )
+        yield from variables(Policy, "POLICY_")
+    if model is Policy:
+        yield from variables(LivePolicy, "POLICY_LIVE_")
+
+
+def _default(env: str, field: FieldInfo) -> str:
+    """The default as an operator would write it in `.env`, or `required` / `unset`."""
+    if env in DEFAULT_TEXT:
+        return DEFAULT_TEXT[env]
+    if field.is_required():
+        return "required"
+    if env in SECRETS:
+        return "unset"
+    return _env_text(field.get_default(call_default_factory=True, validated_data={}))
+
+
+def _env_text(value: object) -> str:
+    """`value` written the way the environment spells it."""
+    if value is None or value in ((), {}, ""):
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple | list):
+        return ",".join(_env_text(item) for item in value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in value.items())
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, SecretStr):
+        return "unset"
+    return str(value)
+
+
+def _description(field: FieldInfo) -> str:
+    """The field's docstring as one line (an undocumented field says so, and the test fails)."""
+    return " ".join((field.description or "").split()) or "(undocumented)"
+
+
+HEADINGS = {
+    "service": (
+        "Server, upstream, callers, limits and calls",
+        "",
+    ),
+    "policy": (
+        "Session policy (`POLICY_*`)",
+        "In a profiles file (`POLICY_PROFILES_FILE`), the same fields in lower case without "
+        "the `POLICY_` prefix override these per caller.",
+    ),
+    "live": (
+        "GPT-Live policy (`POLICY_LIVE_*`)",
+        "In a profiles file, the same fields in a `[profiles.NAME.live]` table, without the "
+        "`POLICY_LIVE_` prefix.",
+    ),
+}
+
+
+def render() -> str:
+    """The whole page, Markdown."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by `python -m service.config.reference --write` from the field",
+        "     docstrings of service/config/settings.py and service/policy/; do not edit. -->",
+        "",
+        "Every variable the service reads, from the environment or `.env` (the environment",
+        "wins). Lists are comma-separated; `VAR=` with nothing after it sets an empty list",
+        "for a list and means unset for anything else. What they are for, and how they",
+        "combine: [configuration.md](configuration.md).",
+    ]
+    current = ""
+    for section, variable in variables():
+        if section != current:
+            current = section
+            title, note = HEADINGS[section]
+            lines += ["", f"## {title}", ""]
+            if note:
+                lines += [note, ""]
+            lines += ["| variable | default | meaning |", "|---|---|---|"]
+        default = variable.default.replace("|", "\\|")
+        if variable.default not in WORDS and variable.name not in DEFAULT_TEXT:
+            default = f"`{default}`"
+        description = variable.description.replace("|", "\\|")
+        lines.append(f"| `{variable.name}` | {default} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the reference, or with `--write` replace `docs/reference.md` with it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service.config.reference",
+        description="Print the configuration reference (Markdown), or write docs/reference.md.",
+    )
+    parser.add_argument("--write", action="store_true", help=f"write {PAGE.name} in docs/")
+    args = parser.parse_args(argv)
+    page = render()
+    if args.write:
+        PAGE.write_text(page, encoding="utf-8")
+    else:
+        sys.stdout.write(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
