@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from service.api.deps import State
+from service.api.docs import serve_docs
 from service.api.dispatch import Dispatch, Rendered
 from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
@@ -147,6 +148,9 @@ def create_app(
         version="0.1.0",
         summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",
         lifespan=lifespan,
+        # Served from the service's own assets, and only with API_DOCS=true (service.api.docs).
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.routes.extend(client_secrets.routes)
     app.router.routes.extend(calls.routes)
@@ -155,6 +159,8 @@ def create_app(
     app.include_router(health.router)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    if settings.api_docs:
+        serve_docs(app)
     if settings.demo_page:
 
         async def demo_config() -> dict[str, list[str]]:

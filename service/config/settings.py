@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     max_connections_per_worker: Annotated[int, Field(ge=1)] = 1000
     shutdown_grace_seconds: Annotated[int, Field(ge=0, le=600)] = 20
     demo_page: bool = False
+    api_docs: bool = False
+    """`/docs` and `/redoc` (served offline); `/openapi.json` is always served."""
     demo_api_origins: CsvStr = ()
     metrics_enabled: bool = True
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
