@@ -70,7 +70,6 @@ class TestDocument:
         assert SERVER_INSTRUCTIONS not in text
 
 
-
 class TestDocsPages:
     """/docs and /redoc: off by default; with API_DOCS=true, served without any CDN."""
 

@@ -32,8 +32,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from service.api.deps import State
-from service.api.docs import serve_docs
 from service.api.dispatch import Dispatch, Rendered
+from service.api.docs import serve_docs
 from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware, answer_error
