@@ -52,6 +52,22 @@ class TestPolicyValidation:
             Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x", policy=policy)
         assert variable in describe(caught.value)
 
+    @pytest.mark.parametrize(
+        ("policy", "variable"),
+        [
+            ({"prompts": "pmpt_a"}, "POLICY_PROMPTS"),
+            ({"prompt": "pmpt_a"}, "POLICY_PROMPT"),
+            ({"prompts": ""}, "POLICY_PROMPTS"),
+        ],
+    )
+    def test_prompt_objects_stop_start_up(self, policy: dict[str, object], variable: str) -> None:
+        """A prompt-object setting stops start-up naming it and OpenAI's shutdown."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x", policy=policy)
+        message = describe(caught.value)
+        assert f"{variable}: OpenAI shut down reusable prompt objects" in message
+        assert "2026-11-30" in message
+
     def test_tools_from_file(self, tmp_path: Path) -> None:
         """`POLICY_TOOLS=@path` reads the tools from a JSON file."""
         path = tmp_path / "tools.json"
@@ -128,6 +144,12 @@ class TestCommandLine:
         assert result.returncode == 2
         assert "AUTH_MODE: is required" in result.stderr
         assert "OPENAI_API_KEY: is required" in result.stderr
+
+    def test_prompt_variable_exits_naming_it(self) -> None:
+        """POLICY_PROMPTS in the environment: exit 2 naming it and the shutdown."""
+        result = self.run(UPSTREAM_EMULATOR="true", AUTH_MODE="none", POLICY_PROMPTS="pmpt_a")
+        assert result.returncode == 2
+        assert "POLICY_PROMPTS: OpenAI shut down reusable prompt objects" in result.stderr
 
     def test_bad_policy_exits_naming_the_variable(self) -> None:
         """A contradictory policy stops start-up naming the variable, not echoing the key."""
