@@ -22,7 +22,6 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -253,23 +252,6 @@ def _without_empty_scalars(values: dict[str, Any], fields: dict[str, FieldInfo])
         for name, value in values.items()
         if not (value == "" and name in fields and NoDecode not in fields[name].metadata)
     }
-
-
-def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable a validation error location refers to."""
-    return "_".join(str(part) for part in loc if isinstance(part, str)).upper()
-
-
-def describe(error: ValidationError) -> str:
-    """A start-up error message that names each offending variable, never its secret value."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        name = env_name(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "is required"
-        lines.append(f"{name}: {message}" if name else message)
-    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:
