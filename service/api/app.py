@@ -46,6 +46,7 @@ from service.contract import param_of
 from service.core import logs, metrics
 from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError
+from service.core.version import service_version
 from service.limits import Limiter
 from service.policy import model_warnings
 from service.sessions import Services
@@ -145,7 +146,7 @@ def create_app(
         # Location from the request's Host header, which any client sets.
         redirect_slashes=False,
         title="realtime-token-proxy",
-        version="0.1.0",
+        version=service_version(),
         summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",
         lifespan=lifespan,
         # Served from the service's own assets, and only with API_DOCS=true (service.api.docs).

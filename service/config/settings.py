@@ -60,6 +60,8 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
+    service_strict_env: bool = False
+    """A misspelt variable (`service.config.variables`) stops start-up instead of a warning."""
     upstream_emulator: bool = False
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
