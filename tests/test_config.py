@@ -345,6 +345,19 @@ class TestUnknownVariables:
         assert sorted(names) == ["AUTH_MODE", "POLCY_DEFAULT_VOICE", "REDIS_URLL"]
         assert [u.name for u in unknown_variables(names)] == ["POLCY_DEFAULT_VOICE", "REDIS_URLL"]
 
+    def test_kubernetes_service_links_are_left_alone(self, tmp_path: Path) -> None:
+        """A Service named `redis` or `auth` in the namespace does not stop a strict pod."""
+        links = {
+            "REDIS_SERVICE_HOST": "10.0.0.7",
+            "REDIS_SERVICE_PORT": "6379",
+            "REDIS_PORT": "tcp://10.0.0.7:6379",
+            "REDIS_PORT_6379_TCP": "tcp://10.0.0.7:6379",
+            "REDIS_PORT_6379_TCP_ADDR": "10.0.0.7",
+            "AUTH_SERVICE_PORT_HTTP": "80",
+        }
+        names = configured_names({**links, "METRIC_PORT": "9100"}, tmp_path / ".env")
+        assert names == ["METRIC_PORT"]
+
 
 class TestMessages:
     """Start-up messages say what to do, naming each variable once."""

@@ -11,6 +11,7 @@ secret.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher, get_close_matches
@@ -44,6 +45,13 @@ PREFIX_LIKENESS = 0.8
 (`POLCY_` for `POLICY_`, `METRIC_` for `METRICS_`; not `CORE_` for `CORS_`)."""
 NAME_LIKENESS = 0.6
 """difflib's default: how alike a name and a setting must be to suggest the setting."""
+SERVICE_LINK = re.compile(
+    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)"
+)
+"""What Kubernetes (and Docker links) set for every Service in the namespace: a Service
+named `redis` or `auth` gives `REDIS_SERVICE_HOST`, `AUTH_PORT_80_TCP_ADDR`, ..."""
+LINK_ADDRESS = re.compile(r"(tcp|udp|sctp)://")
+"""The value of such a Service's `<NAME>_PORT` (`REDIS_PORT=tcp://10.0.0.7:6379`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +137,17 @@ def unknown_variables(names: Iterable[str]) -> list[UnknownVariable]:
 def configured_names(
     environ: Mapping[str, str] | None = None, env_file: Path | None = None
 ) -> list[str]:
-    """The variable names `Settings` would see: the environment's and the `.env` file's."""
+    """The names `Settings` would see (the environment's, `.env`'s), less service links.
+
+    Values are read only to tell a Service's `<NAME>_PORT=tcp://...` from a
+    setting; none is kept or returned.
+    """
     environ = os.environ if environ is None else environ
     env_file = env_file or Path(str(Settings.model_config.get("env_file")))
     from_file = dotenv_values(env_file) if env_file.is_file() else {}
-    return [*environ, *from_file]
+    return [
+        name
+        for name, value in [*environ.items(), *from_file.items()]
+        if not SERVICE_LINK.fullmatch(name.upper())
+        and not (name.upper().endswith("_PORT") and LINK_ADDRESS.match(value or ""))
+    ]
