@@ -8,8 +8,8 @@ policy that clamps instead of refusing, each one must mint, and the body the
 open (`RANGES_THE_SCHEMA_OMITS`), and `session.prompt`, which the schema still
 lists though OpenAI shut prompt objects down (`RETIRED_FIELDS`). Unbounded
 numbers are drawn from 0-1 and integers from 0-4096, inside those ranges, so
-most examples reach the policy;
-the out-of-range cases have tests of their own in `test_bad_input.py`.
+most examples reach the policy; the out-of-range cases have tests of their own
+in `test_bad_input.py`.
 """
 
 from __future__ import annotations
