@@ -85,17 +85,17 @@ class TestGaEndpoint:
         beta = await client.post(SESSIONS, json={"model": "gpt-realtime-2.1-mini"})
         assert ga.status_code == beta.status_code == 403
 
-    async def test_unlisted_prompt_is_refused_with_the_setting_to_allow_it(
+    async def test_prompt_object_is_refused_as_shut_down(
         self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
-        """A dashboard prompt not in POLICY_PROMPTS is a 403 naming the setting that allows it."""
+        """A dashboard prompt is a 400 naming `session.prompt`: OpenAI shut prompt objects down."""
         response = await client.post(
             CLIENT_SECRETS, json={"session": {"type": "realtime", "prompt": {"id": "pmpt_1"}}}
         )
-        assert response.status_code == 403
+        assert response.status_code == 400
         error = response.json()["error"]
-        assert error["param"] == "session.prompt.id"
-        assert "POLICY_PROMPTS" in error["message"]
+        assert error["param"] == "session.prompt"
+        assert "prompt objects" in error["message"]
         assert not upstream.routes["mint"].called
 
     async def test_transcription_session_mints_with_the_default_model(

@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import NoDecode
 
-from service.config import Settings, describe
+from service.config import (
+    Settings,
+    UnknownVariable,
+    configured_names,
+    describe,
+    unknown_variables,
+)
 from service.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +57,22 @@ class TestPolicyValidation:
         with pytest.raises(ValidationError) as caught:
             Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x", policy=policy)
         assert variable in describe(caught.value)
+
+    @pytest.mark.parametrize(
+        ("policy", "variable"),
+        [
+            ({"prompts": "pmpt_a"}, "POLICY_PROMPTS"),
+            ({"prompt": "pmpt_a"}, "POLICY_PROMPT"),
+            ({"prompts": ""}, "POLICY_PROMPTS"),
+        ],
+    )
+    def test_prompt_objects_stop_start_up(self, policy: dict[str, object], variable: str) -> None:
+        """A prompt-object setting stops start-up naming it and OpenAI's shutdown."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, auth_mode="none", openai_api_key="sk-x", policy=policy)
+        message = describe(caught.value)
+        assert f"{variable}: OpenAI shut down reusable prompt objects" in message
+        assert "2026-11-30" in message
 
     def test_tools_from_file(self, tmp_path: Path) -> None:
         """`POLICY_TOOLS=@path` reads the tools from a JSON file."""
@@ -128,6 +150,12 @@ class TestCommandLine:
         assert result.returncode == 2
         assert "AUTH_MODE: is required" in result.stderr
         assert "OPENAI_API_KEY: is required" in result.stderr
+
+    def test_prompt_variable_exits_naming_it(self) -> None:
+        """POLICY_PROMPTS in the environment: exit 2 naming it and the shutdown."""
+        result = self.run(UPSTREAM_EMULATOR="true", AUTH_MODE="none", POLICY_PROMPTS="pmpt_a")
+        assert result.returncode == 2
+        assert "POLICY_PROMPTS: OpenAI shut down reusable prompt objects" in result.stderr
 
     def test_bad_policy_exits_naming_the_variable(self) -> None:
         """A contradictory policy stops start-up naming the variable, not echoing the key."""
@@ -325,3 +353,115 @@ class TestDevDefaults:
         assert environ == {"AUTH_MODE": "none"}
         assert sources["AUTH_MODE"] == "environment"
         assert sources["DEMO_PAGE"] == "default"
+
+
+class TestUnknownVariables:
+    """A misspelt variable is named with the setting it was meant to be, never ignored."""
+
+    @pytest.mark.parametrize(
+        ("name", "meant"),
+        [
+            ("POLCY_ALLOWED_VOICES", "POLICY_ALLOWED_VOICES"),
+            ("POLICY_ALLOWD_VOICES", "POLICY_ALLOWED_VOICES"),
+            ("POLICY_LIVE_DEFAULT_MODLE", "POLICY_LIVE_DEFAULT_MODEL"),
+            ("RATE_LIMT_PER_IP", "RATE_LIMIT_PER_IP"),
+            ("AUTH_MOD", "AUTH_MODE"),
+            ("METRIC_PORT", "METRICS_PORT"),
+        ],
+    )
+    def test_misspelling_gets_the_nearest_name(self, name: str, meant: str) -> None:
+        """The name is reported with the setting it is closest to."""
+        assert unknown_variables([name]) == [UnknownVariable(name, meant)]
+        assert str(unknown_variables([name])[0]).endswith(f"did you mean `{meant}`?")
+
+    def test_every_setting_is_known(self) -> None:
+        """No variable that Settings reads, nested policy ones included, is reported."""
+        from service.policy.live import LivePolicy
+
+        names = [name.upper() for name in Settings.model_fields if name != "policy"]
+        names += [f"POLICY_{name.upper()}" for name in Policy.model_fields if name != "live"]
+        names += [f"POLICY_LIVE_{name.upper()}" for name in LivePolicy.model_fields]
+        assert unknown_variables(names) == []
+
+    def test_a_service_prefix_is_reported_even_without_a_near_name(self) -> None:
+        """`DEMO_ZZZZZZZZ` is nothing like a setting, but only the service uses DEMO_."""
+        assert unknown_variables(["DEMO_ZZZZZZZZ"]) == [UnknownVariable("DEMO_ZZZZZZZZ", None)]
+
+    def test_other_software_is_left_alone(self) -> None:
+        """Variables of the shell, Python, Kubernetes and Docker are not reported."""
+        others = [
+            "PATH",
+            "HOME",
+            "HOSTNAME",
+            "LOGNAME",
+            "PYTHONPATH",
+            "PYTHONUNBUFFERED",
+            "PROMETHEUS_MULTIPROC_DIR",
+            "SECRETS_DIR",
+            "KUBERNETES_SERVICE_HOST",
+            "REALTIME_TOKEN_PROXY_PORT_8000_TCP",
+            "CORE_DUMP_DIR",
+        ]
+        assert unknown_variables(others) == []
+
+    def test_names_come_from_the_env_file_too(self, tmp_path: Path) -> None:
+        """`.env`'s names are read with the environment's; the file's values are not kept."""
+        env_file = tmp_path / ".env"
+        env_file.write_text("POLCY_DEFAULT_VOICE=cedar\nAUTH_MODE=none\n")
+        names = configured_names({"REDIS_URLL": "redis://x"}, env_file)
+        assert sorted(names) == ["AUTH_MODE", "POLCY_DEFAULT_VOICE", "REDIS_URLL"]
+        assert [u.name for u in unknown_variables(names)] == ["POLCY_DEFAULT_VOICE", "REDIS_URLL"]
+
+    def test_kubernetes_service_links_are_left_alone(self, tmp_path: Path) -> None:
+        """A Service named `redis` or `auth` in the namespace does not stop a strict pod."""
+        links = {
+            "REDIS_SERVICE_HOST": "10.0.0.7",
+            "REDIS_SERVICE_PORT": "6379",
+            "REDIS_PORT": "tcp://10.0.0.7:6379",
+            "REDIS_PORT_6379_TCP": "tcp://10.0.0.7:6379",
+            "REDIS_PORT_6379_TCP_ADDR": "10.0.0.7",
+            "AUTH_SERVICE_PORT_HTTP": "80",
+        }
+        names = configured_names({**links, "METRIC_PORT": "9100"}, tmp_path / ".env")
+        assert names == ["METRIC_PORT"]
+
+
+class TestMessages:
+    """Start-up messages say what to do, naming each variable once."""
+
+    @pytest.fixture(name="no_auth_mode", autouse=True)
+    def fixture_no_auth_mode(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """AUTH_MODE unset, whatever the shell running the tests has."""
+        monkeypatch.delenv("AUTH_MODE", raising=False)
+
+    def test_missing_auth_mode_lists_its_values(self) -> None:
+        """AUTH_MODE missing: the message lists the modes to choose from."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, upstream_emulator=True)
+        assert "AUTH_MODE: is required (one of: api_key, jwt, gateway, none)" in describe(
+            caught.value
+        )
+
+    def test_only_the_variables_at_fault_are_named(self) -> None:
+        """A missing AUTH_MODE does not also blame WORKERS (computed after it)."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, upstream_emulator=True)
+        assert "WORKERS" not in describe(caught.value)
+
+    def test_a_typo_behind_a_missing_variable_is_named(self) -> None:
+        """With `AUTH_MOD` set, the message names it and the setting it was meant to be."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(_env_file=None, upstream_emulator=True)
+        message = describe(caught.value, unknown_variables(["AUTH_MOD"]))
+        assert "AUTH_MOD is not a setting of the service; did you mean `AUTH_MODE`?" in message
+
+    def test_a_policy_problem_is_named_once(self) -> None:
+        """A policy contradiction begins with its own variable, not `POLICY:`."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(
+                _env_file=None,
+                auth_mode="none",
+                upstream_emulator=True,
+                policy={"speed_min": 1.4, "speed_max": 1.0},
+            )
+        assert "\n  POLICY_SPEED_MIN exceeds POLICY_SPEED_MAX" in describe(caught.value)

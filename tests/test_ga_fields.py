@@ -18,7 +18,6 @@ from tests.paths import CLIENT_SECRETS
 
 pytestmark = pytest.mark.anyio
 OPEN_POLICY: dict[str, Any] = {
-    "prompts": "pmpt_1",
     "allowed_voices": "alloy,marin,voice_123",
     "tools_mode": "client",
     "tracing": "client",
@@ -31,20 +30,6 @@ FIELDS: list[tuple[str, dict[str, Any]]] = [
     ("output_modalities", {"output_modalities": ["text"]}),
     ("max_output_tokens", {"max_output_tokens": 512}),
     ("max_output_tokens_inf", {"max_output_tokens": "inf"}),
-    ("prompt", {"prompt": {"id": "pmpt_1", "version": "3", "variables": {"name": "Ada"}}}),
-    (
-        "prompt_variable_parts",
-        {
-            "prompt": {
-                "id": "pmpt_1",
-                "variables": {
-                    "intro": {"type": "input_text", "text": "hi"},
-                    "logo": {"type": "input_image", "detail": "low", "file_id": "file_1"},
-                    "doc": {"type": "input_file", "file_id": "file_2"},
-                },
-            }
-        },
-    ),
     ("reasoning", {"reasoning": {"effort": "low"}}),
     ("parallel_tool_calls", {"parallel_tool_calls": False}),
     ("truncation_disabled", {"truncation": "disabled"}),

@@ -82,11 +82,34 @@ class TestDocument:
         assert API_KEY not in text
         assert SERVER_INSTRUCTIONS not in text
 
-    async def test_docs_page_is_served(self, client: httpx.AsyncClient) -> None:
-        """/docs renders the interactive documentation."""
-        response = await client.get("/docs")
+
+class TestDocsPages:
+    """/docs and /redoc: off by default; with API_DOCS=true, served without any CDN."""
+
+    @pytest.mark.parametrize("path", ["/docs", "/redoc", "/docs/assets/swagger-ui.css"])
+    async def test_off_unless_asked(self, client: httpx.AsyncClient, path: str) -> None:
+        """Without API_DOCS the pages are 404s in OpenAI's envelope; the document stays."""
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert (await client.get("/openapi.json")).status_code == 200
+
+    @pytest.mark.parametrize("path", ["/docs", "/redoc"])
+    async def test_pages_load_only_local_assets(
+        self, client_for: ClientFor, make_settings: Any, path: str
+    ) -> None:
+        """With API_DOCS=true each page is 200, names no other host, and its assets are 200."""
+        client = await client_for(make_settings(api_docs=True))
+        response = await client.get(path)
         assert response.status_code == 200
-        assert "openapi.json" in response.text
+        assert "/openapi.json" in response.text
+        assert re.findall(r"https?://", response.text) == []
+        assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert any(asset.endswith(".js") for asset in assets)
+        for asset in assets:
+            served = await client.get(asset)
+            assert served.status_code == 200, asset
+            assert served.content, asset
 
 
 SCHEMATHESIS_CONFIG = """

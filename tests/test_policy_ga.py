@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from tests.conftest import ClientFor, MakeSettings, sent_body
+from tests.conftest import SDP_OFFER, ClientFor, MakeSettings, sent_body
 from tests.paths import (
     CLIENT_SECRETS,
+    LIVE_SESSIONS,
     POLICY,
+    REALTIME_CALLS,
     SESSIONS,
     TRANSCRIPTION_SESSIONS,
     TRANSLATION_CLIENT_SECRETS,
@@ -46,68 +49,72 @@ async def minted(
     return response
 
 
-class TestPrompts:
-    """POLICY_PROMPTS, POLICY_PROMPT, POLICY_PROMPT_VARIABLES."""
+PROMPT = {"id": "pmpt_1", "version": "3", "variables": {"name": "Ada"}}
+PROMPT_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
+    (CLIENT_SECRETS, {"session": {"type": "realtime", "prompt": PROMPT}}, "session.prompt"),
+    (SESSIONS, {"model": "gpt-realtime-2", "prompt": PROMPT}, "prompt"),
+    (
+        LIVE_SESSIONS,
+        {"session": {"prompt": PROMPT}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}},
+        "session.prompt",
+    ),
+]
 
-    async def test_unlisted_prompt(
-        self, client_for: ClientFor, make_settings: MakeSettings
+
+class TestPromptObjects:
+    """OpenAI shut prompt objects down: a session naming one is a 400 saying so, never minted."""
+
+    @pytest.mark.parametrize(("path", "body", "param"), PROMPT_REQUESTS)
+    async def test_prompt_is_refused_with_the_reason(
+        self,
+        client: httpx.AsyncClient,
+        upstream: respx.MockRouter,
+        path: str,
+        body: dict[str, Any],
+        param: str,
     ) -> None:
-        """A prompt id outside POLICY_PROMPTS is refused, naming the setting."""
-        error = await refused(
-            client_for,
-            make_settings,
-            {"prompts": "pmpt_a"},
-            {"type": "realtime", "prompt": {"id": "pmpt_b"}},
+        """Beta, GA and GPT-Live bodies with a `prompt`: 400 naming it and the shutdown."""
+        response = await client.post(path, json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["type"], error["code"], error["param"]) == (
+            "invalid_request_error",
+            "unsupported_parameter",
+            param,
         )
-        assert error["param"] == "session.prompt.id"
-        assert (
-            "prompt 'pmpt_b' is not allowed (allowed: pmpt_a; ops allow prompts with "
-            in (error["message"])
-        )
+        assert "OpenAI shut down reusable prompt objects" in error["message"]
+        assert not any(route.called for route in upstream.routes)
 
-    async def test_pinned_prompt_refuses_another(
-        self, client_for: ClientFor, make_settings: MakeSettings
+    async def test_call_session_part_with_a_prompt_is_refused(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
-        """With POLICY_PROMPT set, a caller's different prompt is refused."""
-        error = await refused(
-            client_for,
-            make_settings,
-            {"prompt": "pmpt_server"},
-            {"type": "realtime", "prompt": {"id": "pmpt_mine"}},
-        )
-        assert error["param"] == "session.prompt"
-        assert "the prompt is set by the server (POLICY_PROMPT)" in error["message"]
+        """POST /v1/realtime/calls with a prompt in its session part: the same 400."""
+        session = json.dumps({"type": "realtime", "prompt": PROMPT}).encode()
+        files = [
+            ("sdp", (None, SDP_OFFER.encode(), "application/sdp")),
+            ("session", (None, session, "application/json")),
+        ]
+        response = await client.post(REALTIME_CALLS, files=files)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == ("unsupported_parameter", "session.prompt")
+        assert "2026-11-30" in error["message"]
+        assert not upstream.routes["call"].called
 
-    async def test_pinned_prompt_is_sent_with_client_variables(
-        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    async def test_null_prompt_is_no_prompt(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
     ) -> None:
-        """POLICY_PROMPT is sent on every session; the caller's variables ride along."""
-        await minted(
-            client_for,
-            make_settings,
-            {"prompt": "pmpt_server"},
-            {
-                "session": {
-                    "type": "realtime",
-                    "prompt": {"id": "pmpt_server", "variables": {"a": "b"}},
-                }
-            },
+        """`prompt: null` (a round-tripped session) mints, and sends no prompt."""
+        response = await client.post(
+            CLIENT_SECRETS, json={"session": {"type": "realtime", "prompt": None}}
         )
-        assert sent_body(upstream)["session"]["prompt"] == {
-            "id": "pmpt_server",
-            "variables": {"a": "b"},
-        }
+        assert response.status_code == 200, response.text
+        assert "prompt" not in sent_body(upstream)["session"]
 
-    async def test_variables_off(self, client_for: ClientFor, make_settings: MakeSettings) -> None:
-        """POLICY_PROMPT_VARIABLES=off refuses caller variables."""
-        error = await refused(
-            client_for,
-            make_settings,
-            {"prompts": "pmpt_a", "prompt_variables": "off"},
-            {"type": "realtime", "prompt": {"id": "pmpt_a", "variables": {"x": "y"}}},
-        )
-        assert error["param"] == "session.prompt.variables"
-        assert "POLICY_PROMPT_VARIABLES=off" in error["message"]
+    async def test_prompt_is_not_in_the_document(self, client: httpx.AsyncClient) -> None:
+        """/openapi.json does not offer `prompt`, which every endpoint refuses."""
+        schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+        assert "prompt" not in schemas["RealtimeSession"]["properties"]
 
 
 class TestReasoningTruncationIdle:
@@ -338,8 +345,8 @@ class TestBetaDoor:
     """GA-only fields on the beta endpoint point to the GA endpoint."""
 
     async def test_ga_field_on_beta_endpoint(self, client: httpx.AsyncClient) -> None:
-        """`prompt` on /v1/realtime/sessions is a 400 saying where to send it."""
-        response = await client.post(SESSIONS, json={"prompt": {"id": "pmpt_1"}})
+        """`reasoning` on /v1/realtime/sessions is a 400 saying where to send it."""
+        response = await client.post(SESSIONS, json={"reasoning": {"effort": "low"}})
         assert response.status_code == 400
         error = response.json()["error"]
         assert error["code"] == "unsupported_parameter"
@@ -352,14 +359,10 @@ class TestPublicView:
     async def test_new_settings_are_shown(
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:
-        """Prompts, efforts, truncation, idle cap, session kinds and languages are listed."""
-        client = await client_for(
-            make_settings(
-                policy={"prompts": "pmpt_a", "prompt": "pmpt_a", "idle_timeout_ms_max": 9000}
-            )
-        )
+        """Efforts, truncation, idle cap, session kinds and languages are listed."""
+        client = await client_for(make_settings(policy={"idle_timeout_ms_max": 9000}))
         view = (await client.get(POLICY)).json()
-        assert view["prompts"] == {"allowed": ["pmpt_a"], "pinned": True, "variables": "client"}
+        assert "prompts" not in view
         assert view["reasoning_efforts"] == ["minimal", "low", "medium", "high", "xhigh"]
         assert view["truncation"] == "client"
         assert view["idle_timeout_ms_max"] == 9000

@@ -196,7 +196,6 @@ default = "captions"
 [profiles.captions]
 session_types = ["transcription"]
 transcription_languages = ["en"]
-prompts = ["pmpt_x"]
 """
         client = await client_for(make_settings(policy_profiles_file=profiles_file(tmp_path, text)))
         ok = await client.post(
@@ -213,4 +212,3 @@ prompts = ["pmpt_x"]
         view = (await client.get(POLICY)).json()
         assert view["session_types"] == ["transcription"]
         assert view["transcription_languages"] == ["en"]
-        assert view["prompts"]["allowed"] == ["pmpt_x"]

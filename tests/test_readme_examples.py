@@ -54,8 +54,8 @@ NOT_RUN = {
 EXEMPT = {
     "make run": "starts this service in the foreground; the fixtures start it as make run does",
     "make test": "runs the whole suite, this test included",
-    "cp .env.example .env": "prepares Docker Compose, which this test does not run",
-    "docker compose up --build": "needs Docker; tests/deploy/test_compose.py checks the file",
+    "cp .env.example .env": "prepares Compose: tests/deploy/test_compose_stack.py follows it",
+    "docker compose up --build": "needs Docker: test_compose_stack.py runs it with podman-compose",
 }
 """Commands of the README that cannot run against a started service, and why."""
 SERVICE_PREFIXES = (

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp
 
 from service.api.deps import State
 from service.api.dispatch import Dispatch, Rendered
+from service.api.docs import serve_docs
 from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware, answer_error
@@ -45,6 +46,7 @@ from service.contract import param_of
 from service.core import logs, metrics
 from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError
+from service.core.version import service_version
 from service.limits import Limiter
 from service.policy import model_warnings
 from service.sessions import Services
@@ -146,9 +148,12 @@ def create_app(
         # Location from the request's Host header, which any client sets.
         redirect_slashes=False,
         title="realtime-token-proxy",
-        version="0.1.0",
+        version=service_version(),
         summary="Mints short-lived OpenAI Realtime client secrets under a server-side policy.",
         lifespan=lifespan,
+        # Served from the service's own assets, and only with API_DOCS=true (service.api.docs).
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.routes.extend(client_secrets.routes)
     app.router.routes.extend(calls.routes)
@@ -158,6 +163,8 @@ def create_app(
     app.include_router(health.router)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    if settings.api_docs:
+        serve_docs(app)
     if settings.demo_page:
 
         async def demo_config() -> dict[str, list[str]]:

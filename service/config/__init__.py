@@ -6,6 +6,16 @@ contradicts itself stops start-up with the variable's name, like any other
 bad setting.
 """
 
-from service.config.settings import Settings, describe, env_name, load_settings
+from service.config.messages import describe, env_name
+from service.config.settings import Settings, load_settings
+from service.config.variables import UnknownVariable, configured_names, unknown_variables
 
-__all__ = ["Settings", "describe", "env_name", "load_settings"]
+__all__ = [
+    "Settings",
+    "UnknownVariable",
+    "configured_names",
+    "describe",
+    "env_name",
+    "load_settings",
+    "unknown_variables",
+]

@@ -23,7 +23,6 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -68,6 +67,8 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
+    service_strict_env: bool = False
+    """A misspelt variable (`service.config.variables`) stops start-up instead of a warning."""
     upstream_emulator: bool = False
     """Mint against the built-in upstream emulator (fake `ek_emulator_` secrets, development
     only); no OPENAI_API_KEY needed."""
@@ -111,6 +112,9 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight requests may take to finish."""
     demo_page: bool = False
     """Serve the browser demo at `/demo/` (`make run` turns it on; keep it off in production)."""
+    api_docs: bool = False
+    """`/docs` and `/redoc` (served offline, `make run` turns them on); `/openapi.json` is
+    always served."""
     demo_api_origins: CsvStr = ()
     """Origins besides its own that the demo page (`?api=`) may send a typed caller key to."""
     metrics_enabled: bool = True
@@ -331,23 +335,6 @@ def _without_empty_scalars(values: dict[str, Any], fields: dict[str, FieldInfo])
         for name, value in values.items()
         if not (value == "" and name in fields and NoDecode not in fields[name].metadata)
     }
-
-
-def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable a validation error location refers to."""
-    return "_".join(str(part) for part in loc if isinstance(part, str)).upper()
-
-
-def describe(error: ValidationError) -> str:
-    """A start-up error message that names each offending variable, never its secret value."""
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        name = env_name(item["loc"])
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "is required"
-        lines.append(f"{name}: {message}" if name else message)
-    return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -59,7 +59,6 @@ class SessionJSON(TypedDict, total=False):
     tool_choice: str | JSON
     parallel_tool_calls: bool
     tracing: Literal["auto"] | JSON | None
-    prompt: JSON
     reasoning: JSON
     truncation: str | JSON
     include: list[str]

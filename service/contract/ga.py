@@ -12,7 +12,8 @@ parameters, wrong types and out-of-range values are refused.
 `null` is accepted for every optional field and means "not set", so that a
 session the service (or OpenAI, or the SDK's `model_dump()`) returned can be
 sent back as a request. Read-only fields of such a session (`id`, `object`,
-`expires_at`) are accepted and dropped: OpenAI assigns them.
+`expires_at`) are accepted and dropped: OpenAI assigns them. A `prompt` is
+parsed only to be refused with the reason (OpenAI shut prompt objects down).
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class RealtimeSession(ReadOnlyFields):
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     tracing: Tracing | None = None
-    prompt: Prompt | None = None
+    prompt: SkipJsonSchema[Prompt | None] = None
+    """OpenAI's field, parsed so that a prompt is refused saying why (prompt objects are
+    shut down: `parsing.PROMPT_OBJECTS_SHUT_DOWN`), never minted; not in the document."""
     reasoning: Reasoning | None = None
     truncation: Truncation | None = None
     include: Include | None = None

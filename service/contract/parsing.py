@@ -42,7 +42,6 @@ TAGS = frozenset(
 GA_ONLY_FIELDS: frozenset[str] = frozenset(
     {
         "include",
-        "prompt",
         "reasoning",
         "truncation",
         "parallel_tool_calls",
@@ -57,6 +56,22 @@ GA_ONLY_FIELDS: frozenset[str] = frozenset(
     }
 )
 """GA parameters with no beta counterpart: on the beta endpoint, refused saying where they go."""
+PROMPT_OBJECTS_SHUT_DOWN = (
+    "OpenAI shut down reusable prompt objects (`pmpt_...` ids, `v1/prompts`) on 2026-11-30"
+)
+"""Why a session's `prompt` is refused: OpenAI's "Migrate from prompt objects" guide."""
+PROMPT_LOCATIONS = frozenset({("prompt",), ("session", "prompt")})
+"""Where a prompt object sits in a body the models do not let carry one (beta, GPT-Live)."""
+
+
+def prompt_object_refused(param: str) -> InvalidRequest:
+    """The 400 for a session that names a prompt object, which OpenAI would refuse to mint."""
+    return InvalidRequest(
+        f"Unsupported parameter: '{param}'. {PROMPT_OBJECTS_SHUT_DOWN}, so no session "
+        "can use one; send the prompt's text as `instructions` instead.",
+        param=param,
+        code="unsupported_parameter",
+    )
 
 
 def param_of(loc: tuple[int | str, ...], prefix: str = "") -> str | None:
@@ -74,6 +89,9 @@ def _message(error: ErrorDetails, param: str | None, beta: bool) -> tuple[str, s
     kind = error["type"]
     name = param or "body"
     if kind == "extra_forbidden":
+        if tuple(error["loc"]) in PROMPT_LOCATIONS:
+            refused = prompt_object_refused(name)
+            return refused.message, str(refused.code)
         last = str(error["loc"][-1]) if error["loc"] else ""
         if beta and last in GA_ONLY_FIELDS:
             return (

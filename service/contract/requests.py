@@ -22,7 +22,7 @@ from service.contract.ga import (
 )
 from service.contract.live import LiveCreateRequest, LiveSession
 from service.contract.offer import check_offer
-from service.contract.parsing import parse, translated
+from service.contract.parsing import parse, prompt_object_refused, translated
 from service.contract.translate import check_carriable, to_ga
 
 
@@ -55,6 +55,8 @@ def read_client_secret(body: bytes) -> SecretRequest:
     """`POST /v1/realtime/client_secrets`: OpenAI's GA request (realtime or transcription)."""
     request = parse(ClientSecretRequest, body)
     session = request.session or RealtimeSession(type="realtime")
+    if isinstance(session, RealtimeSession) and session.prompt is not None:
+        raise prompt_object_refused("session.prompt")
     seconds = request.expires_after.seconds if request.expires_after else None
     return SecretRequest(session, seconds)
 
@@ -82,6 +84,8 @@ def read_realtime_call(offer: bytes, session: bytes | None, max_sdp_bytes: int) 
         if session is not None
         else RealtimeSession(type="realtime")
     )
+    if requested.prompt is not None:
+        raise prompt_object_refused("session.prompt")
     return CallRequest(requested, sdp)
 
 

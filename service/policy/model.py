@@ -23,6 +23,7 @@ from pydantic_settings import NoDecode
 
 from service.contract.beta import BETA_VOICES, AudioFormat, MaxTokens, Tool
 from service.contract.ga_tools import REASONING_EFFORTS, ReasoningEffort
+from service.contract.parsing import PROMPT_OBJECTS_SHUT_DOWN
 from service.core.env_values import CsvStr, split_csv
 from service.policy.live import LivePolicy, fold_live
 from service.policy.mcp import McpServer, read_mcp_servers
@@ -75,6 +76,8 @@ OptionalCsv: TypeAlias = Annotated[tuple[str, ...] | None, NoDecode, BeforeValid
 Speed: TypeAlias = Annotated[float, Field(ge=0.25, le=1.5)]
 Ttl: TypeAlias = Annotated[int, Field(ge=10, le=7200)]
 ALL_VOICES: tuple[str, ...] = (*BETA_VOICES, "marin", "cedar")
+RETIRED_PROMPT_FIELDS = ("prompts", "prompt", "prompt_variables")
+"""The prompt-object rules (`POLICY_PROMPTS`, `POLICY_PROMPT`, `POLICY_PROMPT_VARIABLES`)."""
 
 
 class Policy(BaseModel):
@@ -141,12 +144,6 @@ class Policy(BaseModel):
     """Slowest spoken speed a client may ask for (OpenAI allows 0.25-1.5)."""
     speed_max: Speed = 1.5
     """Fastest spoken speed a client may ask for."""
-    prompts: CsvStr = ()
-    """Dashboard prompt ids (`pmpt_...`) a caller may use; none unless ops list them."""
-    prompt: Annotated[str | None, BeforeValidator(empty_is_none)] = None
-    """A prompt id the server sets on every session (callers may not choose another)."""
-    prompt_variables: Literal["client", "off"] = "client"
-    """Whether a caller may fill the prompt's variables."""
     reasoning_efforts: CsvEfforts = REASONING_EFFORTS
     """Reasoning efforts callers may ask for (`minimal`, `low`, `medium`, `high`, `xhigh`)."""
     truncation: Literal["client", "auto", "disabled"] = "client"
@@ -174,6 +171,25 @@ class Policy(BaseModel):
     @classmethod
     def _live_table(cls, data: Any) -> Any:
         return fold_live(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_prompt_objects(cls, data: Any) -> Any:
+        """POLICY_PROMPTS and POLICY_PROMPT named prompt objects, which OpenAI shut down.
+
+        Said for what it is, rather than as an unknown variable: such a policy
+        once worked, and every session it would pin or allow is refused now.
+        """
+        if not isinstance(data, dict):
+            return data
+        named = [f"POLICY_{key.upper()}" for key in RETIRED_PROMPT_FIELDS if key in data]
+        if named:
+            raise ValueError(
+                f"{', '.join(named)}: {PROMPT_OBJECTS_SHUT_DOWN}, so no session can use one; "
+                f"remove {'it' if len(named) == 1 else 'them'} and put the prompt's text in "
+                "POLICY_INSTRUCTIONS"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -252,11 +268,6 @@ class Policy(BaseModel):
             "noise_reduction": list(self.allowed_noise_reduction),
             "speed": {"min": self.speed_min, "max": self.speed_max},
             "on_violation": self.on_violation,
-            "prompts": {
-                "allowed": list(self.prompts),
-                "pinned": self.prompt is not None,
-                "variables": self.prompt_variables,
-            },
             "reasoning_efforts": list(self.reasoning_efforts),
             "truncation": self.truncation,
             "idle_timeout_ms_max": self.idle_timeout_ms_max,

@@ -10,7 +10,7 @@ trip; under `clamp` each is replaced by the nearest allowed value and
 reported in `decisions`, so nothing changes silently.
 
 Rules by concern: audio in `rules_audio`, tools in `rules_tools`, GA-only
-features (prompt, reasoning, truncation) in `rules_features`. Pure functions
+features (reasoning, truncation) in `rules_features`. Pure functions
 on frozen pydantic models: no I/O, cheap enough for the hot path.
 """
 
@@ -134,7 +134,6 @@ RULES: tuple[Callable[[Merge[RealtimeSession]], None], ...] = (
     rules_tools.tools,
     _limits,
     _audio,
-    rules_features.prompt,
     rules_features.reasoning,
     rules_features.truncation,
 )

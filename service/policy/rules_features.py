@@ -1,44 +1,13 @@
-"""Policy rules for GA-only session features: prompts, reasoning effort, truncation.
+"""Policy rules for GA-only session features: reasoning effort, truncation.
 
-Each is off or narrow by default where it hands the caller something the
-operator has not vetted (a dashboard prompt carries its own instructions), and
-open where it only tunes the model (reasoning effort, truncation).
+Both are open by default: they only tune the model. (Prompt objects, the
+other GA-only feature, are refused by the contract: OpenAI shut them down.)
 """
 
 from __future__ import annotations
 
 from service.contract.ga import RealtimeSession
-from service.policy.merge import Merge, allowed_text
-
-
-def prompt(m: Merge[RealtimeSession]) -> None:
-    """Prompt ids: POLICY_PROMPTS, or POLICY_PROMPT pinned; variables: POLICY_PROMPT_VARIABLES."""
-    p, asked = m.policy, m.request.prompt
-    if p.prompt is not None:
-        if asked is not None and asked.id != p.prompt:
-            m.violate("prompt", "the prompt is set by the server (POLICY_PROMPT); send none", None)
-            asked = None
-        pinned: dict[str, object] = {"id": p.prompt}
-        if asked is not None and asked.version is not None:
-            pinned["version"] = asked.version
-        if asked is not None and asked.variables and p.prompt_variables == "client":
-            pinned["variables"] = asked.model_dump(mode="json", exclude_none=True)["variables"]
-        m.pin("prompt", pinned, "server prompt")
-    elif asked is not None and asked.id not in p.prompts:
-        m.violate(
-            "prompt.id",
-            f"prompt '{asked.id}' is not allowed (allowed: {allowed_text(p.prompts)}; "
-            "ops allow prompts with POLICY_PROMPTS)",
-            None,
-            "prompt",
-        )
-        return
-    if asked is not None and asked.variables and p.prompt_variables == "off":
-        m.violate(
-            "prompt.variables",
-            "prompt variables are set by the server (POLICY_PROMPT_VARIABLES=off); send none",
-            None,
-        )
+from service.policy.merge import Merge
 
 
 def reasoning(m: Merge[RealtimeSession]) -> None:

