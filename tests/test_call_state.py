@@ -243,6 +243,7 @@ class TestOverrides:
         await sideband.until(lambda: len(sideband.sent[CALL_ID]) == 1)
         [pending] = (await state_of(service, keys["alice"]))["overrides"]
         assert pending == {
+            "scope": "session",
             "field": "audio.output.voice",
             "at_ms": START_MS,
             "outcome": "reverting",
@@ -255,6 +256,7 @@ class TestOverrides:
         await sideband.until(lambda: len(sideband.sent[CALL_ID]) == 2)
         voice, tracing = (await state_of(service, keys["alice"]))["overrides"]
         assert voice == {
+            "scope": "session",
             "field": "audio.output.voice",
             "at_ms": START_MS,
             "outcome": "reverted",

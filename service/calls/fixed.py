@@ -15,12 +15,14 @@ its data channel:
   channel's allow-list is fixed at creation).
 
 `overridden` compares a `session.updated` against them; `restoring` is the
-`session.update` that puts exactly those fields back and leaves the rest (what
-the client may set) alone. Pure functions: no I/O, a few µs per event.
+`session.update` that puts exactly those fields back (and those the policy's
+other rules restore: `service.calls.breaches`) and leaves the rest (what the
+client may set) alone. Pure functions: no I/O, a few µs per event.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -98,14 +100,18 @@ def revertible(paths: Iterable[str]) -> bool:
     return "model" not in paths
 
 
-def restoring(kind: CallKind, fixed: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
-    """The `session.update` client event that puts `paths` back to the policy's values."""
+def restoring(kind: CallKind, values: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """The `session.update` client event that puts `paths` back to `values` (by path: what
+    the policy fixed, and what its rules restore). A path within another one is left to it."""
     session: dict[str, Any] = {"type": "realtime"} if kind == "realtime" else {}
-    for path in paths:
+    wanted = list(dict.fromkeys(paths))
+    for path in wanted:
+        if any(path.startswith(f"{other}.") for other in wanted):
+            continue
         *parents, last = path.split(".")
         node = session
         for part in parents:
             node = node.setdefault(part, {})
-        value = fixed[path]
+        value = copy.deepcopy(values[path])
         node[last] = [] if path == "tools" and value is None else value
     return {"type": "session.update", "session": session}

@@ -32,14 +32,24 @@ from typing import Any, Literal
 
 import structlog
 
+from service.calls.breaches import (
+    Breach,
+    foreign_instructions,
+    readable,
+    response_breaches,
+    session_breaches,
+    size_of,
+    tool_breach,
+)
 from service.calls.fixed import overridden, restoring, revertible
-from service.calls.records import CallRecord, CallRecords
+from service.calls.records import CallRecord, CallRecords, Outcome, Scope
 from service.calls.state import noted, settled
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
 from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
 from service.core.errors import NotFound, ServiceError
+from service.policy import Policy
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
@@ -50,6 +60,21 @@ CONNECT_TIMEOUT_S = 10.0
 BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
 MAX_REVERTS_PER_MINUTE = 10
+REALTIME_CHECKED = frozenset(
+    {
+        "response.done",
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "conversation.item.created",
+    }
+)
+"""The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
+DEFAULT_PROFILE = "default"
+Action = Literal["revert", "cancel", "delete", "hangup"]
+"""What the supervisor did about an override, as its audit line and
+`rtp_call_overrides_total{scope,action}` say."""
+ACTED: dict[Action, Outcome] = {"cancel": "cancelled", "delete": "deleted"}
 How = Literal["ended", "unknown_call", "max_duration", "override", "quota"]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
@@ -75,7 +100,11 @@ class Watched:
     the previous worker counted; after a crash None, until the first report sets the
     baseline (what the previous worker counted is unknown: never count it twice)."""
     reverts: list[int] = field(default_factory=list)
-    """When the recent reverts were sent (ms), to stop a revert loop."""
+    """When the recent reverts, cancels and deletes were sent (ms), to stop a revert loop."""
+    acted: set[str] = field(default_factory=set)
+    """The responses cancelled and items deleted (ids): each is acted on once."""
+    own_items: set[str] = field(default_factory=set)
+    """Ids of the items the service itself created (system messages it may send)."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""
@@ -99,6 +128,11 @@ class CallLoop:
         self._counters = counters
         self._records = records
         self._clock = clock
+        self._policies = dict(settings.profiles.all())
+        self._rules = {
+            name: policy.model_copy(update={"on_violation": "clamp"})
+            for name, policy in self._policies.items()
+        }
 
     async def follow(self, call: Watched) -> How:
         """Attach, and re-attach after drops, until the call ends or is hung up."""
@@ -178,8 +212,10 @@ class CallLoop:
             session = event.get("session")
             if isinstance(session, Mapping):
                 return await self._check(call, connection, session)
-        elif event_type == "response.done" and kind == "realtime":
-            return await self._tokens(call, event)
+        elif kind == "realtime" and event_type in REALTIME_CHECKED:
+            if event_type == "response.done":
+                return await self._tokens(call, event)
+            return await self._check_realtime(call, connection, event)
         elif event_type in ("session.usage.updated", "session.closed") and kind == "live":
             usage = event.get("usage")
             seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
@@ -197,37 +233,167 @@ class CallLoop:
     async def _check(
         self, call: Watched, connection: SidebandConnection, session: Mapping[str, Any]
     ) -> How | None:
-        """Compare a `session.updated` with what the policy fixed; revert or hang up."""
+        """Compare a `session.updated` with the policy (what it fixed, then every rule);
+        restore every breached field in one `session.update`, or hang up."""
         record = call.record
         paths = overridden(record.fixed, session)
+        breaches = self._breaches(call, session) if record.kind == "realtime" else []
+        fields = [*paths, *(breach.field for breach in breaches)]
         now = self._clock()
-        reverted = settled(record, paths, now)
-        if not paths:
+        reverted = settled(record, fields, now)
+        if not fields:
             if reverted:
                 await self._write(call)
             return None
-        action = self._settings.calls_on_override
-        metrics.CALL_OVERRIDES.labels(action).inc()
+        if (
+            self._settings.calls_on_override == "revert"
+            and revertible(paths)
+            and not self._looping(call)
+        ):
+            self._audit(call, "session", fields, "revert")
+            values = {**record.fixed, **{breach.path: breach.value for breach in breaches}}
+            restore = [*paths, *(breach.path for breach in breaches)]
+            await connection.send(restoring(record.kind, values, restore))
+            noted(record, fields, now, "reverting")
+            await self._write(call)
+            return None
+        return await self._hang_up_for(call, "session", fields)
+
+    def _policy(self, call: Watched) -> tuple[Policy, Policy]:
+        """The caller's policy, and the same with `on_violation=clamp` (for `evaluate`).
+
+        A profile this worker does not know (a call adopted from a worker with
+        another configuration) is checked against the base policy.
+        """
+        profile = call.record.profile
+        if profile not in self._policies:
+            profile = DEFAULT_PROFILE
+        return self._policies[profile], self._rules[profile]
+
+    def _breaches(self, call: Watched, session: Mapping[str, Any]) -> list[Breach]:
+        record = call.record
+        request = readable(session, record.fixed)
+        if request is None:
+            log.warning("call_session_unreadable", call_id=record.call_id, kind=record.kind)
+            return []
+        policy, rules = self._policy(call)
+        return session_breaches(
+            rules, policy.on_violation, request, record.fixed, record.created, record.caller
+        )
+
+    async def _check_realtime(
+        self, call: Watched, connection: SidebandConnection, event: Mapping[str, Any]
+    ) -> How | None:
+        """A response, an item or a tool call against the policy: cancel, delete, or hang up."""
+        policy, _ = self._policy(call)
+        event_type = event.get("type")
+        if event_type == "response.created":
+            response = event.get("response")
+            if not isinstance(response, Mapping):
+                return None
+            fields = response_breaches(policy, call.record.fixed, response)
+            if fields:
+                return await self._cancel(call, connection, "response", fields, response.get("id"))
+            return None
+        item = event.get("item")
+        if not isinstance(item, Mapping):
+            return None
+        if event_type == "response.output_item.added":
+            field_name = tool_breach(policy, item)
+            if field_name is not None:
+                facts = {"item_type": item.get("type")}
+                response_id = event.get("response_id")
+                fields = [field_name]
+                return await self._cancel(call, connection, "tool", fields, response_id, facts)
+            return None
+        item_id = item.get("id")
+        if item_id in call.acted or not foreign_instructions(policy, item, call.own_items):
+            return None
+        facts = {"item_type": item.get("type"), "role": item.get("role"), "size": size_of(item)}
+        if not isinstance(item_id, str):
+            return await self._hang_up_for(call, "item", ["role"], facts)
+        call.acted.add(item_id)
+        delete = {"type": "conversation.item.delete", "item_id": item_id}
+        return await self._act(call, connection, "item", ["role"], delete, facts)
+
+    async def _cancel(
+        self,
+        call: Watched,
+        connection: SidebandConnection,
+        scope: Scope,
+        fields: list[str],
+        response_id: object,
+        facts: Mapping[str, Any] | None = None,
+    ) -> How | None:
+        """Cancel a response for `fields` (once per response), or hang up."""
+        if not isinstance(response_id, str):
+            return await self._hang_up_for(call, scope, fields, facts)
+        if response_id in call.acted:
+            return None
+        call.acted.add(response_id)
+        cancel = {"type": "response.cancel", "response_id": response_id}
+        return await self._act(
+            call, connection, scope, fields, cancel, {**(facts or {}), "response_id": response_id}
+        )
+
+    async def _act(
+        self,
+        call: Watched,
+        connection: SidebandConnection,
+        scope: Scope,
+        fields: list[str],
+        action: Mapping[str, Any],
+        facts: Mapping[str, Any],
+    ) -> How | None:
+        """Send `action` (a cancel or a delete), counted by the revert-loop guard; or, with
+        `CALLS_ON_OVERRIDE=hangup` or a call that keeps breaking the policy, hang up."""
+        if self._settings.calls_on_override == "hangup" or self._looping(call):
+            return await self._hang_up_for(call, scope, fields, facts)
+        done: Action = "cancel" if action["type"] == "response.cancel" else "delete"
+        self._audit(call, scope, fields, done, facts)
+        await connection.send(action)
+        noted(call.record, fields, self._clock(), ACTED[done], scope)
+        await self._write(call)
+        return None
+
+    async def _hang_up_for(
+        self,
+        call: Watched,
+        scope: Scope,
+        fields: list[str],
+        facts: Mapping[str, Any] | None = None,
+    ) -> How | None:
+        """End the call for an override, audited as a hang-up."""
+        self._audit(call, scope, fields, "hangup", facts)
+        # Not written first: the hang-up must not wait on the store, and once it is done
+        # the record goes. If it fails the call lives on, and the keeper writes this.
+        noted(call.record, fields, self._clock(), "hung_up", scope)
+        call.changed = True
+        if await self.hang_up(call, "override"):
+            return "override"
+        return None
+
+    def _audit(
+        self,
+        call: Watched,
+        scope: Scope,
+        fields: list[str],
+        action: Action,
+        facts: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The audit line and metric of one override: names, ids and sizes, never content."""
+        record = call.record
+        metrics.CALL_OVERRIDES.labels(scope, action).inc()
         log.warning(
             "call_policy_override",
             call_id=record.call_id,
             kind=record.kind,
             identity=record.caller,
-            fields=paths,
+            scope=scope,
+            fields=fields,
             action=action,
+            **(facts or {}),
         )
-        if action == "revert" and revertible(paths) and not self._looping(call):
-            await connection.send(restoring(record.kind, record.fixed, paths))
-            noted(record, paths, now, "reverting")
-            await self._write(call)
-            return None
-        # Not written first: the hang-up must not wait on the store, and once it is done
-        # the record goes. If it fails the call lives on, and the keeper writes this.
-        noted(record, paths, now, "hung_up")
-        call.changed = True
-        if await self.hang_up(call, "override"):
-            return "override"
-        return None
 
     async def _write(self, call: Watched) -> None:
         """The record's new state, now: its owner is watching. Left for the keeper's next

@@ -7,7 +7,9 @@ Three uses, one record:
   `owner`, a hash of the identity. A hang-up by anyone else, or for a call the
   service did not create, is a 404, the same answer as for an id that never
   existed;
-- **supervision**: what the policy fixed (`fixed`: GA path -> value), when
+- **supervision**: what the policy fixed (`fixed`: GA path -> value), the
+  caller's profile (`profile`) and the session the call was created with
+  (`created`, less its instructions), when
   the call started and must end, and its live-call slot, so that any worker
   can take over a call whose supervisor died; and `caller`, the caller as
   audit lines name it (the identity, or its hash with `AUTH_HASH_IDENTITIES`),
@@ -39,7 +41,10 @@ from service.store import Records
 RECORD_TTL_S = 26 * 3600
 OVERRIDES_KEPT = 20
 """A record keeps this many overrides, the latest: enough to show, bounded in size."""
-Outcome = Literal["reverting", "reverted", "hung_up"]
+Outcome = Literal["reverting", "reverted", "cancelled", "deleted", "hung_up"]
+Scope = Literal["session", "response", "item", "tool"]
+"""What broke the policy: the session (`session.updated`), a response (`response.created`),
+a conversation item (a system or developer message), or a tool call of a response."""
 
 
 def owner_of(identity: str) -> str:
@@ -57,9 +62,12 @@ class Override:
     """When the `session.updated` showing it arrived."""
     outcome: Outcome
     """`reverting`: restored, not yet confirmed; `reverted`: a `session.updated` shows the
-    policy's value again; `hung_up`: the call was ended for it."""
+    policy's value again; `cancelled`: the response was cancelled; `deleted`: the item was
+    deleted; `hung_up`: the call was ended for it."""
     revert_ms: int | None = None
     """From `at_ms` to the `session.updated` that showed the policy's value again."""
+    scope: Scope = "session"
+    """What broke the policy (records written before scopes were kept: the session)."""
 
 
 @dataclass(slots=True)
@@ -76,6 +84,12 @@ class CallRecord:
     deadline_ms: int
     fixed: dict[str, Any] = field(default_factory=dict)
     """What the policy fixed, by GA path (`audio.output.voice`), as sent upstream."""
+    profile: str = "default"
+    """The caller's policy profile: the supervisor checks every event against its rules."""
+    created: dict[str, Any] = field(default_factory=dict)
+    """The session the call was created with, without instructions (the caller's own text
+    stays out of the store; server-set instructions are in `fixed`): what a field the
+    policy refuses is restored to."""
     slot: str | None = None
     """The caller's live-call slot member (`CALLS_MAX_CONCURRENT_PER_IDENTITY`), if any."""
     counted_seconds: float | None = None

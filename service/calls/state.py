@@ -3,7 +3,8 @@
 `GET /v1/realtime/calls/{call_id}` and `GET /v1/live/sessions/{session_id}`
 show a call's record (`service.calls.records`): when it started and must end
 (`CALLS_MAX_SECONDS`), which fields the policy fixed, each override the
-supervisor met and how long its revert took, and the usage so far. Names
+supervisor met (its scope: the session, a response, an item or a tool call)
+and how long its revert took, and the usage so far. Names
 and numbers only: never a fixed value (it can be the server's instructions),
 never anything of a transcript.
 
@@ -19,22 +20,30 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from service.calls.records import OVERRIDES_KEPT, CallRecord, Outcome, Override
+from service.calls.records import OVERRIDES_KEPT, CallRecord, Outcome, Override, Scope
 from service.contract.calls import CallKind
 
 
-def noted(record: CallRecord, paths: Iterable[str], now_ms: int, outcome: Outcome) -> None:
+def noted(
+    record: CallRecord,
+    paths: Iterable[str],
+    now_ms: int,
+    outcome: Outcome,
+    scope: Scope = "session",
+) -> None:
     """Note the overridden `paths` and what the supervisor does about them.
 
     A field whose last override is still being reverted keeps that entry (its
     time to revert runs from when it was first seen), so a client that keeps
-    changing it is one entry, not one per event; `hung_up` ends it.
+    changing it is one entry, not one per event; `hung_up` ends it. Only the
+    session's fields are reverted: a response, item or tool call is one entry each.
     """
-    pending = {entry.field: entry for entry in record.overrides if entry.outcome == "reverting"}
+    reverting = record.overrides if scope == "session" else []
+    pending = {entry.field: entry for entry in reverting if entry.outcome == "reverting"}
     for path in paths:
         entry = pending.get(path)
         if entry is None:
-            record.overrides.append(Override(path, now_ms, outcome))
+            record.overrides.append(Override(path, now_ms, outcome, scope=scope))
         elif outcome == "hung_up":
             entry.outcome = outcome
     del record.overrides[:-OVERRIDES_KEPT]
@@ -53,16 +62,22 @@ def settled(record: CallRecord, overridden: Collection[str], now_ms: int) -> boo
 
 
 class CallOverride(BaseModel):
-    """A field the policy fixed that the session was seen to change."""
+    """Something the call was seen to do against the policy, and what the supervisor did."""
 
+    scope: Scope
+    """`session`: a `session.updated` broke a rule; `response`: a response's voice,
+    modalities or token cap; `item`: a system or developer message the service did not
+    create (server-set instructions); `tool`: a call of a tool the policy does not offer."""
     field: str
-    """The field's GA path (`audio.output.voice`); never its value."""
+    """The field's GA path (`audio.output.voice`; `role` of an item, `name` or
+    `server_label` of a tool call); never its value."""
     at_ms: int
     """When the supervisor saw the change (Unix milliseconds)."""
     outcome: Outcome
     """`reverting`: the policy's value was sent back; `reverted`: OpenAI confirmed it;
-    `hung_up`: the call was ended for it (`CALLS_ON_OVERRIDE=hangup`, a changed model,
-    or a session that would not hold)."""
+    `cancelled`: the response was cancelled; `deleted`: the item was deleted; `hung_up`:
+    the call was ended for it (`CALLS_ON_OVERRIDE=hangup`, a changed model, or a session
+    that would not hold)."""
     revert_ms: int | None
     """From the change seen to the `session.updated` showing the policy's value again."""
 
@@ -113,6 +128,7 @@ def state_of(record: CallRecord, now_ms: int) -> CallState:
         fixed=list(record.fixed),
         overrides=[
             CallOverride(
+                scope=entry.scope,
                 field=entry.field,
                 at_ms=entry.at_ms,
                 outcome=entry.outcome,

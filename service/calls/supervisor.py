@@ -27,7 +27,7 @@ import structlog
 from service.calls.admission import Admission
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
-from service.calls.loop import CallLoop, How, Watched
+from service.calls.loop import DEFAULT_PROFILE, CallLoop, How, Watched
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.state import CallState, state_of
 from service.config import Settings
@@ -43,6 +43,9 @@ from service.upstream.calls import CreatedCall, create_call, hang_up
 from service.upstream.sideband import Sideband
 
 log = structlog.get_logger("service.calls")
+UNRECORDED = frozenset({"instructions", "input"})
+"""Left out of a record's `created` session: text (the caller's instructions, GPT-Live's
+initial items) the store must not hold; server-set instructions are kept in `fixed`."""
 KEEPER_STOP_S = 5.0
 """The longest a stopping worker waits for its keeper's pass before handing over."""
 
@@ -150,6 +153,8 @@ class Supervisor:
             deadline_ms=started + self._settings.calls_max_seconds * 1000,
             fixed=fixed_fields(new.kind, new.policy, new.session, new.decisions),
             slot=slot,
+            profile=self._profile_of(new.policy),
+            created={k: v for k, v in new.session.items() if k not in UNRECORDED},
         )
         try:
             await self._records.record(record)
@@ -162,6 +167,13 @@ class Supervisor:
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
         self._watch(record)
         return created
+
+    def _profile_of(self, policy: Policy) -> str:
+        """The name of the profile `policy` is (the flow picked it for the caller)."""
+        for name, candidate in self._settings.profiles.all():
+            if candidate is policy:
+                return name
+        return DEFAULT_PROFILE
 
     async def hang_up(self, kind: CallKind, call_id: str, identity: str, request_id: str) -> None:
         """End a call for its creator; anyone else, and an unknown id, get the same 404."""

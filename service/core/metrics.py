@@ -56,7 +56,10 @@ CALLS_SUPERVISED = Gauge(
     multiprocess_mode="livesum",
 )
 CALL_OVERRIDES = Counter(
-    "rtp_call_overrides_total", "Policy overrides seen on a call's session, by action.", ["action"]
+    "rtp_call_overrides_total",
+    "Policy overrides seen on a call, by scope (session, response, item, tool) and by "
+    "action (revert, cancel, delete, hangup).",
+    ["scope", "action"],
 )
 CALL_HANGUPS = Counter(
     "rtp_call_hangups_total", "Calls the service hung up, by reason.", ["reason"]

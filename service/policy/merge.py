@@ -34,6 +34,9 @@ class Decision:
     action: Action
     reason: str
     applied: Any = None
+    path: str = ""
+    """Where `applied` went in the session, when not at `param` itself (a clamped
+    transcription model replaces the whole `audio.input.transcription`)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form used in responses and the audit log."""
@@ -78,7 +81,9 @@ class Merge(Generic[S]):
         """Record a violation, and what `clamp` mode would use instead (None: leave out)."""
         self.violations.append((param, message))
         self.updates[field_path or param] = as_json(clamp_to)
-        self.decisions.append(Decision(param, "clamped", message, as_json(clamp_to)))
+        self.decisions.append(
+            Decision(param, "clamped", message, as_json(clamp_to), field_path or param)
+        )
 
     def allowed(
         self,

@@ -1,0 +1,190 @@
+"""What in a Realtime call's server events breaks the policy, beyond what it fixed.
+
+`service.calls.fixed` keeps the fields the policy fixed at creation. The
+rest of the policy holds for the whole call too:
+
+- `session_breaches`: a `session.updated` is evaluated by the policy's own
+  rules (`service.policy.evaluate`, the caller's profile, as at creation)
+  against the session as OpenAI reports it (GA shape, read by the contract's
+  `RealtimeSession`). Each value the rules would refuse or clamp is a
+  breach, with the value to restore: under `POLICY_ON_VIOLATION=reject` the
+  value the call was created with (or, if it had none, the policy's own
+  choice); under `clamp` the clamped value.
+- `response_breaches`: a `response.created`'s voice (allowed, and the
+  policy's when it fixed one), output modalities and `max_output_tokens`.
+- `foreign_instructions`: under `POLICY_INSTRUCTIONS_MODE=server`, a system
+  or developer message the service did not create.
+- `tool_breach`: an output item calling a function the policy does not offer
+  (unless `POLICY_TOOLS_MODE=client`), or an MCP server that is not in
+  `POLICY_MCP_SERVERS_FILE` (always: MCP servers only ever come from there).
+
+Pure functions; only field names leave them, never a value of the event.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from service.calls.fixed import overridden, value_at
+from service.contract import RealtimeSession
+from service.policy import Policy, evaluate
+
+SCHEMA_RETRIES = 3
+"""Rounds of dropping fields the contract does not know (newer than it) before giving up."""
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
+MCP_ITEMS = frozenset({"mcp_call", "mcp_list_tools", "mcp_approval_request"})
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """A rule the session breaks: the field as the rule names it, and what to restore."""
+
+    field: str
+    """The GA path the rule names (`audio.input.transcription.model`)."""
+    path: str
+    """Where the restored value goes (`audio.input.transcription`: the rule clamps the
+    whole object)."""
+    value: Any
+    """The value to restore at `path` (None: off, or left to OpenAI's default)."""
+
+
+def _without(session: Mapping[str, Any], paths: list[str]) -> dict[str, Any]:
+    """A copy of `session` without `paths` (the fixed fields, which `overridden` checks)."""
+    data = copy.deepcopy(dict(session))
+    for path in paths:
+        *parents, last = path.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the field at a validation error's location (union tags in it skipped)."""
+    node: Any = data
+    parent: Any = None
+    key: int | str | None = None
+    for part in loc:
+        inside = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if inside:
+            parent, key, node = node, part, node[part]
+    if isinstance(parent, dict) and key is not None:
+        del parent[key]
+        return True
+    return False
+
+
+def readable(session: Mapping[str, Any], fixed: Mapping[str, Any]) -> RealtimeSession | None:
+    """The echoed session as the policy reads it, without the fixed fields; None if unreadable.
+
+    OpenAI's echo carries fields the contract may not know yet (newer than it):
+    they are dropped, as no rule could judge them anyway.
+    """
+    data = _without(session, [path for path in fixed if path != "type"])
+    data["type"] = "realtime"
+    for _ in range(SCHEMA_RETRIES):
+        try:
+            return RealtimeSession.model_validate(data)
+        except ValidationError as invalid:
+            unknown = [e["loc"] for e in invalid.errors() if e["type"] == "extra_forbidden"]
+            if not unknown or not all([_drop(data, loc) for loc in unknown]):
+                return None
+    return None
+
+
+def _under(path: str, paths: Mapping[str, Any]) -> bool:
+    return any(path == fixed or path.startswith(f"{fixed}.") for fixed in paths)
+
+
+def _has(session: Mapping[str, Any], path: str) -> bool:
+    *parents, last = path.split(".")
+    node: Any = session
+    for part in parents:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return isinstance(node, Mapping) and last in node
+
+
+def session_breaches(
+    rules: Policy,
+    on_violation: str,
+    request: RealtimeSession,
+    fixed: Mapping[str, Any],
+    created: Mapping[str, Any],
+    caller_tag: str,
+) -> list[Breach]:
+    """The rules `request` (`readable`'s echo) breaks, and what to restore for each.
+
+    `rules` is the caller's policy with `on_violation=clamp` (so every breach is
+    reported with its clamped value, never raised); `on_violation` the policy's
+    own setting, which says whether a refused value goes back to `created`.
+    """
+    outcome = evaluate(rules, request, caller_tag=caller_tag)
+    breaches: list[Breach] = []
+    for decision in outcome.decisions:
+        path = decision.path or decision.param
+        if decision.action != "clamped" or _under(path, fixed):
+            continue
+        value = value_at(outcome.session, path)
+        if on_violation == "reject" and _has(created, path):
+            value = value_at(created, path)
+        breaches.append(Breach(decision.param, path, copy.deepcopy(value)))
+    return breaches
+
+
+def response_breaches(
+    policy: Policy, fixed: Mapping[str, Any], response: Mapping[str, Any]
+) -> list[str]:
+    """The fields of a `response.created`'s response that the policy does not allow."""
+    fields: list[str] = []
+    voice = value_at(response, "audio.output.voice")
+    if voice is not None:
+        name = voice.get("id") if isinstance(voice, Mapping) else voice
+        pinned = {path: fixed[path] for path in ("audio.output.voice",) if path in fixed}
+        if name not in policy.allowed_voices or overridden(pinned, response):
+            fields.append("audio.output.voice")
+    modalities = response.get("output_modalities")
+    if isinstance(modalities, list) and any(
+        modality not in policy.allowed_output_modalities for modality in modalities
+    ):
+        fields.append("output_modalities")
+    cap, tokens = policy.max_output_tokens, response.get("max_output_tokens")
+    if cap != "inf" and tokens is not None and (not isinstance(tokens, int) or tokens > cap):
+        fields.append("max_output_tokens")
+    return fields
+
+
+def foreign_instructions(policy: Policy, item: Mapping[str, Any], own: set[str]) -> bool:
+    """Whether `item` is a system or developer message while the server sets the instructions,
+    and not one the service created (`own`: their ids)."""
+    return (
+        policy.instructions_mode == "server"
+        and item.get("type") == "message"
+        and item.get("role") in INSTRUCTION_ROLES
+        and item.get("id") not in own
+    )
+
+
+def size_of(item: Mapping[str, Any]) -> int:
+    """An item's content size in bytes of JSON: what a log may say of it."""
+    return len(orjson.dumps(item.get("content"), default=str))
+
+
+def tool_breach(policy: Policy, item: Mapping[str, Any]) -> str | None:
+    """The field by which an output item calls a tool the policy does not offer, if it does."""
+    kind = item.get("type")
+    if kind == "function_call" and policy.tools_mode != "client":
+        return None if item.get("name") in policy.tool_names else "name"
+    if kind in MCP_ITEMS:
+        labels = {server.label for server in policy.mcp_servers_file}
+        return None if item.get("server_label") in labels else "server_label"
+    return None
