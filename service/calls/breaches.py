@@ -32,11 +32,11 @@ import orjson
 from pydantic import ValidationError
 
 from service.calls.fixed import overridden, value_at
-from service.contract import RealtimeSession
+from service.contract import RealtimeSession, param_of
 from service.policy import Policy, evaluate
 
 SCHEMA_RETRIES = 3
-"""Rounds of dropping fields the contract does not know (newer than it) before giving up."""
+"""Rounds of leaving out what the contract cannot read (newer than it) before giving up."""
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 MCP_ITEMS = frozenset({"mcp_call", "mcp_list_tools", "mcp_approval_request"})
 
@@ -84,22 +84,28 @@ def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def readable(session: Mapping[str, Any], fixed: Mapping[str, Any]) -> RealtimeSession | None:
-    """The echoed session as the policy reads it, without the fixed fields; None if unreadable.
+def readable(
+    session: Mapping[str, Any], fixed: Mapping[str, Any]
+) -> tuple[RealtimeSession | None, list[str]]:
+    """The echoed session as the policy reads it, without the fixed fields; and the fields
+    left unread.
 
-    OpenAI's echo carries fields the contract may not know yet (newer than it):
-    they are dropped, as no rule could judge them anyway.
+    OpenAI's echo may carry fields, or values, the contract does not know yet
+    (newer than it): no rule could judge them, so they are left out and the
+    rest is judged. None only if even that fails.
     """
     data = _without(session, [path for path in fixed if path != "type"])
     data["type"] = "realtime"
+    unread: list[str] = []
     for _ in range(SCHEMA_RETRIES):
         try:
-            return RealtimeSession.model_validate(data)
+            return RealtimeSession.model_validate(data), list(dict.fromkeys(unread))
         except ValidationError as invalid:
-            unknown = [e["loc"] for e in invalid.errors() if e["type"] == "extra_forbidden"]
-            if not unknown or not all([_drop(data, loc) for loc in unknown]):
-                return None
-    return None
+            locs = [error["loc"] for error in invalid.errors()]
+            unread += [param_of(loc) or "session" for loc in locs]
+            if not all([_drop(data, loc) for loc in locs]):
+                break
+    return None, list(dict.fromkeys(unread))
 
 
 def _under(path: str, paths: Mapping[str, Any]) -> bool:

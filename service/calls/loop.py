@@ -272,9 +272,11 @@ class CallLoop:
 
     def _breaches(self, call: Watched, session: Mapping[str, Any]) -> list[Breach]:
         record = call.record
-        request = readable(session, record.fixed)
+        request, unread = readable(session, record.fixed)
+        if unread:
+            # Names only: which fields this version's contract could not judge.
+            log.warning("call_session_fields_unread", call_id=record.call_id, fields=unread)
         if request is None:
-            log.warning("call_session_unreadable", call_id=record.call_id, kind=record.kind)
             return []
         policy, rules = self._policy(call)
         return session_breaches(
