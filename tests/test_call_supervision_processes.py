@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,6 +116,13 @@ def override(emulator: ServiceProcess, call_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def client_event(emulator: ServiceProcess, call_id: str, session: dict[str, Any]) -> None:
+    """The browser sends a `session.update` of its own on its data channel."""
+    event = {"type": "session.update", "session": {"type": "realtime", **session}}
+    response = httpx.post(f"{emulator.url}/_emulator/calls/{call_id}/client_event", json=event)
+    assert response.status_code == 200, response.text
+
+
 def reverted(emulator: ServiceProcess, call_id: str) -> bool:
     overrides = call_state(emulator, call_id).get("overrides") or []
     return bool(overrides) and overrides[-1]["reverted_after_ms"] is not None
@@ -186,6 +194,39 @@ class TestTakeover:
             if first.process.poll() is None:
                 first.stop()
         assert "call_taken_over" in second.log_path.read_text()
+
+    def test_adopted_call_keeps_the_caller_s_whole_policy(
+        self, emulator: ServiceProcess, redis: RedisServer, tmp_path: Path
+    ) -> None:
+        """After a SIGKILL, the adopting process checks every rule of the caller's profile,
+        not only what it fixed: a transcription model the profile refuses is restored to
+        the profile's own first model (the base policy's would differ)."""
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(
+            'default = "narrow"\n\n[profiles.narrow]\n'
+            'allowed_transcription_models = ["gpt-live-transcribe"]\n'
+        )
+        env = {"CALLS_LEASE_SECONDS": "1", "POLICY_PROFILES_FILE": str(profiles)}
+        first = service(emulator, redis, **env)
+        second = service(emulator, redis, **env)
+        try:
+            call_id = create_call(first)
+            eventually(lambda: supervised(first) == 1, "supervised by the first")
+            kill_and_adopt(first, second, emulator, call_id)
+            transcription = {"model": "gpt-4o-mini-transcribe"}
+            client_event(emulator, call_id, {"audio": {"input": {"transcription": transcription}}})
+
+            def model() -> Any:
+                session = call_state(emulator, call_id)["session"]
+                return session.get("audio", {}).get("input", {}).get("transcription", {})
+
+            eventually(lambda: model() == {"model": "gpt-live-transcribe"}, "restored")
+        finally:
+            second.stop()
+            if first.process.poll() is None:
+                first.stop()
+        log = second.log_path.read_text()
+        assert '"audio.input.transcription.model"' in log
 
     def test_sigterm_hands_over_before_the_lease_expires(
         self, emulator: ServiceProcess, redis: RedisServer

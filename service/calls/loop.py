@@ -5,12 +5,24 @@ For each call the supervisor runs `CallLoop.follow`, which
 - attaches to the call's sideband (`service.upstream.sideband`) and restates
   what the policy fixed on every attach;
 - on every `session.updated`, compares what the policy fixed
-  (`service.calls.fixed`) and, by `CALLS_ON_OVERRIDE`, sends the
-  `session.update` that restores exactly those fields (`revert`) or hangs up
-  (`hangup`); either way the audit line `call_policy_override` names the
-  call, the caller and the fields, never their content. Each revert, and the
-  `session.updated` that shows the policy's value again, is written into the
-  call's record at once (`service.calls.state`: its owner is watching);
+  (`service.calls.fixed`) and, for Realtime calls, evaluates every other rule
+  of the caller's policy (`service.calls.breaches`); by `CALLS_ON_OVERRIDE`
+  it sends the one `session.update` that restores exactly those fields
+  (`revert`) or hangs up (`hangup`);
+- on a Realtime call's `response.created`, cancels a response whose voice,
+  modalities or token cap the policy does not allow; on
+  `response.output_item.added`, cancels a response calling a tool the policy
+  does not offer; on `conversation.item.added`/`.created`, deletes a system
+  or developer message while the server sets the instructions (or, with
+  `hangup`, hangs up);
+- audits each override in the line `call_policy_override` (the call, the
+  caller, its `scope`, the fields and the `action` done: `revert`, `cancel`,
+  `delete` or `hangup`; never content), counts it in
+  `rtp_call_overrides_total{scope,action}`, and writes it into the call's
+  record at once with each `session.updated` that shows the policy's value
+  again (`service.calls.state`: its owner is watching). Every revert, cancel
+  and delete counts towards `MAX_REVERTS_PER_MINUTE`, past which the call is
+  hung up: it will not keep the policy;
 - hangs up at `CALLS_MAX_SECONDS`;
 - counts Realtime tokens (`response.done`) against the caller's day, and
   hangs up a call whose caller crosses `QUOTA_TOKENS_PER_DAY`; notes
@@ -18,7 +30,8 @@ For each call the supervisor runs `CallLoop.follow`, which
   too, into its record, on the keeper's next pass);
 - reconnects with backoff when the sideband drops while the call lives.
 
-Events carry transcripts: only their types, sizes and usage numbers are read.
+Events carry transcripts and item text: only their types, roles, sizes, ids,
+field names and usage numbers are read into logs, metrics or the store.
 """
 
 from __future__ import annotations
