@@ -209,8 +209,8 @@ class Settings(BaseSettings):
     QUOTA_TOKENS_PER_DAY."""
 
     calls_on_override: Literal["revert", "hangup"] = "revert"
-    """What a supervised call's `session.updated` that breaks the policy gets: `revert` (restore
-    the fixed fields) or `hangup`."""
+    """What a supervised call that breaks the policy gets: `revert` (restore the session's
+    fields, cancel the response, delete the item) or `hangup`."""
     calls_max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
     """Every server-created call is hung up after this many seconds."""
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None

@@ -366,6 +366,8 @@
       return `${override.field}: reverted in ${override.revert_ms} ms`;
     }
     if (override.outcome === "hung_up") return `${override.field}: the call was hung up`;
+    if (override.outcome === "cancelled") return `${override.scope} ${override.field}: cancelled`;
+    if (override.outcome === "deleted") return `${override.scope} ${override.field}: deleted`;
     return `${override.field}: reverting…`;
   }
 
