@@ -49,3 +49,21 @@ class TestRestoring:
     def test_model_is_not_revertible(self) -> None:
         assert revertible(["tracing", "audio.output.voice"])
         assert not revertible(["model"])
+
+    def test_a_path_within_another_is_left_to_it(self) -> None:
+        """A rule restoring a whole object and a fixed field inside it: one value, no clash."""
+        values: dict[str, Any] = {
+            "audio.input.transcription": {"model": "gpt-transcribe"},
+            "audio.input.transcription.model": "gpt-transcribe",
+        }
+        paths = ["audio.input.transcription.model", "audio.input.transcription"]
+        assert restoring("realtime", values, paths)["session"] == {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-transcribe"}}},
+        }
+
+    def test_values_are_copied(self) -> None:
+        """The update holds copies: changing it cannot change what the record keeps."""
+        fixed: dict[str, Any] = {"tools": [{"type": "function", "name": "weather"}]}
+        restoring("realtime", fixed, ["tools"])["session"]["tools"][0]["name"] = "other"
+        assert fixed["tools"][0]["name"] == "weather"
