@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.calls import events
+from emulator.calls import events, realtime
 from emulator.calls.events import CallKind, Event
 
 HISTORY = 256
@@ -69,6 +69,8 @@ class BaseCall:
         self.closed_reason: str | None = None
         self.overrides: deque[Override] = deque(maxlen=OVERRIDES_KEPT)
         self.sideband_updates = 0
+        self.audio_produced = False
+        """Whether the model has spoken yet (from then on the voice is fixed)."""
         self._usage_interval = usage_interval
         self._on_closed = on_closed
         self._subscribers: set[asyncio.Queue[Event]] = set()
@@ -154,6 +156,12 @@ class BaseCall:
         reply: dict[str, Any] = {}
         if isinstance(event.get("event_id"), str) and self.kind == "live":
             reply["client_event_id"] = event["event_id"]
+        if event_type == "session.update" and self.kind == "realtime":
+            refused = realtime.session_update_refusal(
+                self.session, event, audio_produced=self.audio_produced
+            )
+            if refused is not None:
+                return [self.emit(refused)]
         if event_type == "session.update":
             self._record_update(trusted=trusted)
             update = event.get("session")
