@@ -77,6 +77,7 @@ class BaseCall:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed = asyncio.Event()
+        self._opened = False
 
     @property
     def connection_state(self) -> str:
@@ -84,7 +85,14 @@ class BaseCall:
         raise NotImplementedError
 
     def start(self) -> None:
-        """The call is answered: a Live session starts reporting its usage."""
+        """The call is answered: the session opens, and a Live session reports its usage.
+
+        The opening event (`session.created` / `session.started`) is emitted here,
+        before any client event can be answered, so every `session.updated` follows
+        it, on the sideband as on the browser's channel (which gets it first once open).
+        """
+        self._opened = True
+        self.emit(events.session_opened(self.kind, self.session))
         if self.kind == "live" and self._usage_interval:
             self._spawn(self._report_usage(self._usage_interval))
 
@@ -121,8 +129,16 @@ class BaseCall:
         """Deliver a server event on the browser's data channel (none without media)."""
 
     def subscribe(self) -> asyncio.Queue[Event]:
-        """A queue that receives every server event emitted from now on (the sideband's view)."""
+        """A queue of every server event emitted from now on (the sideband's view).
+
+        Once the session is open the queue starts with the opening event, showing
+        the current session: a sideband attached after the answer, the usual
+        order, sees `session.created` before anything else, as it would attach
+        to OpenAI's call.
+        """
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
+        if self._opened:
+            queue.put_nowait(events.session_opened(self.kind, self.session))
         self._subscribers.add(queue)
         return queue
 
