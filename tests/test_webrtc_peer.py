@@ -20,6 +20,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from openai.types.live import ErrorEvent, SessionStartedEvent, SessionUpdatedEvent
 from openai.types.live.input_transcript_delta_event import InputTranscriptDeltaEvent
 from openai.types.realtime import (
+    ConversationItemAdded,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     RealtimeSessionCreateRequest,
     SessionCreatedEvent,
@@ -190,6 +192,30 @@ class TestRealtimeCall:
         kinds = [e["type"] for e in call.history]
         assert event.transcript == TRANSCRIPT
         assert kinds.count("conversation.item.input_audio_transcription.completed") == 1
+
+    async def test_transcribed_item_is_announced_first(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The user item is `conversation.item.added` before its transcription events."""
+        await connect(registry, browser, "realtime", REALTIME_SESSION)
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT_S):
+            while not seen or seen[-1]["type"] != "conversation.item.done":
+                seen.append(await browser.events.get())
+        transcribed = next(
+            event
+            for event in seen
+            if event["type"] == "conversation.item.input_audio_transcription.completed"
+        )
+        added = ConversationItemAdded.model_validate(
+            next(event for event in seen if event["type"] == "conversation.item.added")
+        )
+        done = ConversationItemDone.model_validate(seen[-1])
+        assert seen.index(transcribed) > [event["type"] for event in seen].index(
+            "conversation.item.added"
+        )
+        assert added.item.id == transcribed["item_id"] == done.item.id
+        assert (added.item.type, getattr(added.item, "role", None)) == ("message", "user")
 
     async def test_hangup_closes_and_is_recorded(
         self, registry: CallRegistry, browser: BrowserPeer
