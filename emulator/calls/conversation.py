@@ -168,6 +168,15 @@ class Conversation:
         item_id = event.get("item_id")
         if not isinstance(item_id, str) or item_id not in self.items:
             return [_unknown_item("item_id", item_id, event_id)]
+        if self.items[item_id].get("role") != "assistant":
+            return [
+                realtime.error(
+                    "invalid_value",
+                    "Only an assistant message's audio can be truncated.",
+                    param="item_id",
+                    event_id=event_id,
+                )
+            ]
         fields = {name: event.get(name) for name in ("content_index", "audio_end_ms")}
         for name, value in fields.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
