@@ -21,6 +21,7 @@ import httpx
 import pytest
 import respx
 
+from service.calls.records import CallRecord
 from tests.conftest import (
     CALL_ID,
     SERVER_INSTRUCTIONS,
@@ -579,3 +580,23 @@ class TestTools:
         assert sideband.sent[CALL_ID] == [{"type": "response.cancel", "response_id": RESPONSE_ID}]
         [audit] = audits(logs)
         assert (audit["scope"], audit["fields"]) == ("tool", ["server_label"])
+
+
+class TestRecords:
+    """Records written before the whole policy was checked still load (a rolling upgrade)."""
+
+    def test_older_record_gets_the_default_profile_and_session_scope(self) -> None:
+        """No `profile`, `created` or override `scope`: the base policy, the session."""
+        older = {
+            "kind": "realtime",
+            "call_id": CALL_ID,
+            "owner": "o",
+            "caller": "c",
+            "started_ms": 1,
+            "deadline_ms": 2,
+            "overrides": [{"field": "tracing", "at_ms": 1, "outcome": "reverting"}],
+        }
+        record = CallRecord.loads(json.dumps(older))
+        assert record is not None
+        assert (record.profile, record.created) == ("default", {})
+        assert record.overrides[0].scope == "session"

@@ -292,9 +292,14 @@ class CallLoop:
         if request is None:
             return []
         policy, rules = self._policy(call)
-        return session_breaches(
-            rules, policy.on_violation, request, record.fixed, record.created, record.caller
-        )
+        try:
+            return session_breaches(
+                rules, policy.on_violation, request, record.fixed, record.created, record.caller
+            )
+        except Exception:
+            # A fault in the rules must not stop the fixed fields' reverts: those go on.
+            log.exception("call_policy_check_failed", call_id=record.call_id)
+            return []
 
     async def _check_realtime(
         self, call: Watched, connection: SidebandConnection, event: Mapping[str, Any]
