@@ -12,10 +12,10 @@ import pytest
 
 from service.calls.admission import Admission
 from service.calls.keeper import Keeper
-from service.calls.loop import Watched
 from service.calls.records import CallRecord, CallRecords, Override, owner_of
 from service.calls.state import noted, settled
 from service.calls.usage import UsageKeys
+from service.calls.watched import Watched
 from service.core.clock import DAY_MS, day_of
 from service.core.errors import RateLimited
 from service.store import MemoryStore, StoreUnavailable

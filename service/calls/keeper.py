@@ -24,9 +24,9 @@ from dataclasses import replace
 
 import structlog
 
-from service.calls.loop import Watched
 from service.calls.records import CallRecord, CallRecords
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.calls.watched import Watched
 from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of

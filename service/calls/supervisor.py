@@ -27,9 +27,11 @@ import structlog
 from service.calls.admission import Admission
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
-from service.calls.loop import DEFAULT_PROFILE, CallLoop, How, Watched
+from service.calls.loop import CallLoop, How
+from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.state import CallState, state_of
+from service.calls.watched import Watched
 from service.config import Settings
 from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON

@@ -1,0 +1,33 @@
+"""A call this worker supervises now: its record and what only this worker knows of it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from service.calls.records import CallRecord
+
+
+@dataclass(slots=True, eq=False)
+class Watched:
+    """A call this worker supervises now, its usage not yet written to the store, and the
+    overrides it acted on."""
+
+    record: CallRecord
+    metered_ms: int
+    """When the keeper last metered the call's seconds (on the supervisor's clock)."""
+    task: asyncio.Task[None] | None = None
+    unmetered_ms: int = 0
+    live_seconds: float | None = 0.0
+    """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
+    the previous worker counted; after a crash None, until the first report sets the
+    baseline (what the previous worker counted is unknown: never count it twice)."""
+    reverts: list[int] = field(default_factory=list)
+    """When the recent reverts, cancels and deletes were sent (ms), to stop a revert loop."""
+    acted: set[str] = field(default_factory=set)
+    """The responses cancelled and items deleted (ids): each is acted on once."""
+    own_items: set[str] = field(default_factory=set)
+    """Ids of the items the service itself created (system messages it may send)."""
+    changed: bool = False
+    """The record holds state (usage, overrides) the store may not have yet: the keeper's
+    next pass writes it."""
