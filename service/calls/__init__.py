@@ -5,9 +5,11 @@ The service creates WebRTC calls for browsers (`POST /v1/realtime/calls`,
 `Supervisor` is this package's one door: a flow hands it a `NewCall` and gets
 the created call back; hang-ups, a call's state and usage go through it
 too. Inside: `admission` (budgets, live-call slots), `loop` (one call's
-sideband, the policy kept), `keeper` (leases, metering, adoption), `records`
-(who created which call, what the policy fixed, what the supervisor did),
-`state` (the owner's view of a call) and `fixed` (the comparison, pure).
+sideband), `overrides` (what the supervisor does about a breach of the
+policy), `keeper` (leases, metering, adoption), `records` (who created which
+call, what the policy fixed, what the supervisor did), `state` (the owner's
+view of a call), `watched` (a call this worker supervises), and the pure
+checks: `fixed` (what the policy fixed) and `breaches` (every other rule).
 """
 
 from service.calls.state import CallState
