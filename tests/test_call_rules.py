@@ -151,6 +151,23 @@ class TestSessionRules:
         restored = sideband.sent[CALL_ID][0]["session"]["audio"]["input"]
         assert restored == {"transcription": {"model": "gpt-realtime-whisper"}}
 
+    async def test_a_field_inside_an_object_restores_the_whole_object(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """A transcription language the policy refuses: the transcription goes back whole
+        (its model kept), never as a fragment OpenAI would read as a new transcription."""
+        client = await client_for(make_settings(policy={"transcription_languages": "en"}))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        transcription = {"model": "gpt-transcribe", "language": "de", "prompt": None}
+        with captured_logs() as logs:
+            sideband.emit(CALL_ID, echo(transcription=transcription))
+            await sideband.until(lambda: sideband.sent[CALL_ID])
+        restored = sideband.sent[CALL_ID][0]["session"]["audio"]["input"]
+        assert restored == {"transcription": {"model": "gpt-transcribe"}}
+        [audit] = audits(logs)
+        assert audit["fields"] == ["audio.input.transcription.language"]
+
     async def test_clamp_policy_clamps(
         self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
     ) -> None:

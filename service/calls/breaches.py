@@ -37,6 +37,16 @@ from service.policy import Policy, evaluate
 
 SCHEMA_RETRIES = 3
 """Rounds of leaving out what the contract cannot read (newer than it) before giving up."""
+WHOLE = (
+    "audio.input.format",
+    "audio.input.noise_reduction",
+    "audio.input.transcription",
+    "audio.input.turn_detection",
+    "audio.output.format",
+    "reasoning",
+)
+"""Objects a `session.update` sets whole: a rule on a field inside one (a transcription's
+language, turn detection's idle timeout) restores the whole object, never a fragment."""
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 MCP_ITEMS = frozenset({"mcp_call", "mcp_list_tools", "mcp_approval_request"})
 
@@ -112,6 +122,11 @@ def _under(path: str, paths: Mapping[str, Any]) -> bool:
     return any(path == fixed or path.startswith(f"{fixed}.") for fixed in paths)
 
 
+def _whole(path: str) -> str:
+    """The object `path` is restored with (itself, or the `WHOLE` object it is inside)."""
+    return next((whole for whole in WHOLE if path.startswith(f"{whole}.")), path)
+
+
 def _has(session: Mapping[str, Any], path: str) -> bool:
     *parents, last = path.split(".")
     node: Any = session
@@ -137,7 +152,7 @@ def session_breaches(
     outcome = evaluate(rules, request, caller_tag=caller_tag)
     breaches: list[Breach] = []
     for decision in outcome.decisions:
-        path = decision.path or decision.param
+        path = _whole(decision.path or decision.param)
         if decision.action != "clamped" or _under(path, fixed):
             continue
         value = value_at(outcome.session, path)
