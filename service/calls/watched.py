@@ -27,7 +27,8 @@ class Watched:
     acted: set[str] = field(default_factory=set)
     """The responses cancelled and items deleted (ids): each is acted on once."""
     own_items: set[str] = field(default_factory=set)
-    """Ids of the items the service itself created (system messages it may send)."""
+    """Ids of the items the service itself created, which are never deleted as foreign (none
+    yet: the service sends no items of its own)."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""
