@@ -24,11 +24,13 @@ import respx
 from service.calls.records import CallRecord
 from tests.conftest import (
     CALL_ID,
+    LIVE_ID,
+    SDP_OFFER,
     SERVER_INSTRUCTIONS,
     ClientFor,
     MakeSettings,
 )
-from tests.paths import REALTIME_CALLS
+from tests.paths import LIVE_SESSIONS, REALTIME_CALLS
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
 from tests.test_call_supervision import attached, create, hangups, metric
@@ -617,3 +619,39 @@ class TestRecords:
         assert record is not None
         assert (record.profile, record.created) == ("default", {})
         assert record.overrides[0].scope == "session"
+
+
+class TestLive:
+    """GPT-Live: only what a `session.update` can change is judged by the rules."""
+
+    async def test_what_was_fixed_at_start_is_not_judged_again(
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+    ) -> None:
+        """A Live echo carries the server's instructions, the caller's safety identifier and
+        the model: decided at start, they are no breach (the rules would refuse a caller
+        sending them), so nothing is sent."""
+        policy = {"live_instructions": SERVER_INSTRUCTIONS, "live_instructions_mode": "server"}
+        client = await client_for(make_settings(policy=policy))
+        created = await client.post(
+            LIVE_SESSIONS, json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}}
+        )
+        assert created.status_code == 200, created.text
+        await attached(sideband, LIVE_ID)
+        session = {
+            "id": LIVE_ID,
+            "model": "gpt-live-1.1-2026-10-01",
+            "instructions": SERVER_INSTRUCTIONS,
+            "safety_identifier": "someone-else",
+            "audio": {"output": {"voice": "not-a-voice"}},
+            "store": True,
+            "delegation": None,
+        }
+        sideband.emit(LIVE_ID, {"type": "session.updated", "session": session})
+        sideband.emit(LIVE_ID, {"type": "session.updated", "session": {"delegation": "x"}})
+        await sideband.until(lambda: sideband.sent[LIVE_ID])  # the second's revert only
+        assert sideband.sent[LIVE_ID] == [
+            {"type": "session.update", "session": {"delegation": None}}
+        ]

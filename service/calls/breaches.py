@@ -1,12 +1,13 @@
-"""What in a Realtime call's server events breaks the policy, beyond what it fixed.
+"""What in a call's server events breaks the policy, beyond what it fixed.
 
 `service.calls.fixed` keeps the fields the policy fixed at creation. The
 rest of the policy holds for the whole call too:
 
 - `session_breaches`: a `session.updated` is evaluated by the policy's own
   rules (`service.policy.evaluate`, the caller's profile, as at creation)
-  against the session as OpenAI reports it (GA shape, read by the contract's
-  `RealtimeSession`). Each value the rules would refuse or clamp is a
+  against the session as OpenAI reports it (Realtime's GA shape, read by the
+  contract's `RealtimeSession`; of GPT-Live's, what can change after start,
+  read by `LiveSession`). Each value the rules would refuse or clamp is a
   breach, with the value to restore: under `POLICY_ON_VIOLATION=reject` the
   value the call was created with (or, if it had none, the policy's own
   choice); under `clamp` the clamped value.
@@ -32,8 +33,8 @@ import orjson
 from pydantic import ValidationError
 
 from service.calls.fixed import overridden, value_at
-from service.contract import RealtimeSession, param_of
-from service.policy import Policy, evaluate
+from service.contract import CallKind, LiveSession, RealtimeSession, param_of
+from service.policy import AnySession, Policy, evaluate
 
 SCHEMA_RETRIES = 3
 """Rounds of leaving out what the contract cannot read (newer than it) before giving up."""
@@ -47,6 +48,9 @@ WHOLE = (
 )
 """Objects a `session.update` sets whole: a rule on a field inside one (a transcription's
 language, turn detection's idle timeout) restores the whole object, never a fragment."""
+LIVE_CHANGEABLE = frozenset({"delegation", "triggers"})
+"""What a GPT-Live `session.update` can change; the model, voice, instructions and the
+rest are fixed at start (`service.contract.live.LiveSession`)."""
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 MCP_ITEMS = frozenset({"mcp_call", "mcp_list_tools", "mcp_approval_request"})
 
@@ -95,21 +99,28 @@ def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
 
 
 def readable(
-    session: Mapping[str, Any], fixed: Mapping[str, Any]
-) -> tuple[RealtimeSession | None, list[str]]:
+    kind: CallKind, session: Mapping[str, Any], fixed: Mapping[str, Any]
+) -> tuple[AnySession | None, list[str]]:
     """The echoed session as the policy reads it, without the fixed fields; and the fields
     left unread.
 
     OpenAI's echo may carry fields, or values, the contract does not know yet
     (newer than it): no rule could judge them, so they are left out and the
-    rest is judged. None only if even that fails.
+    rest is judged. None only if even that fails. Of a GPT-Live session only
+    what a `session.update` can change is read (`LIVE_CHANGEABLE`): the rest
+    was decided at start and cannot change.
     """
     data = _without(session, [path for path in fixed if path != "type"])
-    data["type"] = "realtime"
+    model: type[RealtimeSession | LiveSession] = RealtimeSession
+    if kind == "live":
+        data = {key: value for key, value in data.items() if key in LIVE_CHANGEABLE}
+        model = LiveSession
+    else:
+        data["type"] = "realtime"
     unread: list[str] = []
     for _ in range(SCHEMA_RETRIES):
         try:
-            return RealtimeSession.model_validate(data), list(dict.fromkeys(unread))
+            return model.model_validate(data), list(dict.fromkeys(unread))
         except ValidationError as invalid:
             locs = [error["loc"] for error in invalid.errors()]
             unread += [param_of(loc) or "session" for loc in locs]
@@ -138,7 +149,7 @@ def _has(session: Mapping[str, Any], path: str) -> bool:
 def session_breaches(
     rules: Policy,
     on_violation: str,
-    request: RealtimeSession,
+    request: AnySession,
     fixed: Mapping[str, Any],
     created: Mapping[str, Any],
     caller_tag: str,

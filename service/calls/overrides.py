@@ -87,7 +87,7 @@ class Overrides:
         restore every breached field in one `session.update`, or hang up."""
         record = call.record
         paths = overridden(record.fixed, session)
-        breaches = self._breaches(call, session) if record.kind == "realtime" else []
+        breaches = self._breaches(call, session)
         fields = [*paths, *(breach.field for breach in breaches)]
         now = self._clock()
         reverted = settled(record, fields, now)
@@ -122,7 +122,7 @@ class Overrides:
 
     def _breaches(self, call: Watched, session: Mapping[str, Any]) -> list[Breach]:
         record = call.record
-        request, unread = readable(session, record.fixed)
+        request, unread = readable(record.kind, session, record.fixed)
         if unread:
             # Names only: which fields this version's contract could not judge.
             log.warning("call_session_fields_unread", call_id=record.call_id, fields=unread)
