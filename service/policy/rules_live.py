@@ -16,6 +16,13 @@ what Realtime does not have:
 - `triggers` (Decisions questions run on every transcript delta, billed to
   the server's key) follow `POLICY_LIVE_TRIGGERS`: none, the server's, or a
   caller's within a question count and a size;
+- `client.data_channel.allowed_server_events` is left as the caller sent it
+  (it can only narrow what the browser receives), even when the server sets
+  the instructions: selectors name whole event types, and the instructions
+  ride in `session.started` (and `session.updated`), the browser's signal
+  that the session is live. Withholding those would break the browser, and
+  keeping every other event would need each nested Responses event type
+  spelled out. So, as Realtime's `session.created`, the browser sees them;
 - `store` follows `POLICY_LIVE_STORE`; `safety_identifier` is always the
   caller's identity (hashed with `AUTH_HASH_IDENTITIES`), so OpenAI's abuse
   signals name the real end user and a browser cannot borrow another's.
