@@ -85,7 +85,7 @@ class TestCors:
     async def test_preflight_allows_openai_client_headers(
         self, cors_client: httpx.AsyncClient, client: str, headers: str
     ) -> None:
-        """OpenAI's browser SDKs' own request headers pass the preflight (else "Failed to fetch")."""
+        """OpenAI's browser SDKs' own headers pass the preflight (else "Failed to fetch")."""
         response = await cors_client.options(
             REALTIME_CALLS,
             headers={
