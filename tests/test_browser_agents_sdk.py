@@ -35,7 +35,7 @@ from service.api.app import CORS_ALLOWED
 from service.auth import new_api_key
 from tests import demo_page
 from tests.node_packages import NODE_DIR, node_with_packages
-from tests.servers import ServiceProcess, free_port, wait_until
+from tests.servers import ROOT, ServiceProcess, free_port, wait_until
 
 MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 MODEL = "gpt-realtime-2.1-mini"
@@ -263,3 +263,27 @@ class TestCorsCoversTheInstalledSdks:
         names = set(re.findall(r"'(X-OpenAI-[A-Za-z-]+)'", utils.read_text(encoding="utf-8")))
         assert names == {"X-OpenAI-Agents-SDK"}, names
         assert names <= set(CORS_ALLOWED)
+
+
+class TestDocumentedOptions:
+    """docs/clients.md's "Agents SDK" block configures the SDK as the tested page does."""
+
+    def test_docs_block_sets_the_options_the_page_sets(self) -> None:
+        """`baseUrl` with `?model=`, `useInsecureApiKey`, `model`, `connect({ apiKey })` in both."""
+        docs = (ROOT / "docs" / "clients.md").read_text(encoding="utf-8")
+        section = docs.split("## Agents SDK\n", 1)[1].split("\n## ", 1)[0]
+        fenced = re.search(r"^```js\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+        assert fenced is not None, "the section has a js block"
+        block = fenced[1]
+        page = (NODE_DIR / "agents_page.mjs").read_text(encoding="utf-8")
+        for option in (
+            "new OpenAIRealtimeWebRTC({",
+            "/v1/realtime/calls?model=$",
+            "useInsecureApiKey: true,",
+            "new RealtimeSession(agent, {",
+            "connect({ apiKey:",
+        ):
+            assert option in block, option
+            assert option in page, option
+        assert re.search(r"^\s+model,", block, re.MULTILINE), "the docs pass the same model"
+        assert re.search(r"\{ transport, model,", page), "the page passes the same model"
