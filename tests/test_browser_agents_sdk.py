@@ -244,6 +244,62 @@ class TestAgentsSdkThroughTheService:
         )
 
 
+class TestSdkDefaultModel:
+    """A session not told the model: the SDK names its own default, which cannot apply."""
+
+    def test_call_stays_up_when_the_sdk_names_another_model(
+        self,
+        browser: Browser,
+        page_origin: str,
+        service: ServiceProcess,
+        emulator: ServiceProcess,
+        api_key: tuple[str, str],
+    ) -> None:
+        """The SDK's update naming its default model is refused as OpenAI refuses it, the
+        call keeps its model, and the supervisor does not hang up (it did, while the
+        emulator applied model changes)."""
+        options = {
+            "service": service.url,
+            "key": api_key[0],
+            "model": MODEL,
+            "voice": AGENT_VOICE,
+            "instructions": INSTRUCTIONS,
+            "sdkDefaultModel": True,
+        }
+        with demo_page.fresh_page(browser) as page:
+            page.goto(f"{page_origin}/index.html")
+            page.wait_for_function("document.getElementById('ready').textContent === 'ready'")
+            # connect() waits for an acknowledgement the refused update never gets; the
+            # test waits on what the page and the emulator show instead.
+            page.evaluate("(o) => { window.agents.connect(o).catch(() => {}); }", options)
+            page.wait_for_function(
+                "window.agents.state().errors.some((e) => e.includes('cannot_update_model'))",
+                timeout=GUARD * 1000,
+            )
+            call_id = page.evaluate("window.agents.state().callId")
+            wait_until(
+                lambda: reverted_once(emulator_call(emulator, call_id)),
+                GUARD,
+                "the SDK's tracing reverted",
+            )
+            record = emulator_call(emulator, call_id)
+            state = httpx.get(
+                f"{service.url}/v1/realtime/calls/{call_id}",
+                headers={"Authorization": f"Bearer {api_key[0]}"},
+                timeout=5,
+            ).json()
+            assert record["session"]["model"] == MODEL
+            assert record["ended"] is None, record
+            assert state["state"] == "active", state
+            assert {o["outcome"] for o in state["overrides"]} == {"reverted"}, state
+
+
+def reverted_once(record: dict[str, Any]) -> bool:
+    """At least one browser update arrived, and each was reverted."""
+    overrides = record["overrides"]
+    return bool(overrides) and all(o["reverted_after_ms"] is not None for o in overrides)
+
+
 class TestCorsCoversTheInstalledSdks:
     """The CORS allow list names every header the installed SDKs can send from a browser."""
 
@@ -286,4 +342,4 @@ class TestDocumentedOptions:
             assert option in block, option
             assert option in page, option
         assert re.search(r"^\s+model,", block, re.MULTILINE), "the docs pass the same model"
-        assert re.search(r"\{ transport, model,", page), "the page passes the same model"
+        assert "{ model })," in page, "the page passes the same model"

@@ -3,9 +3,10 @@
 // than the service's. Nothing here knows the service: it is configured as docs/clients.md
 // ("Agents SDK") shows, with the service's calls URL as `baseUrl` and a caller key as `apiKey`.
 //
-// window.agents.connect({ service, key, model, voice }) resolves with the call id once the SDK
-// says it is connected; window.agents.state() is what the test waits on; window.agents.hangUp()
-// hangs the call up with the openai SDK (client.realtime.calls.hangup), from the browser.
+// window.agents.connect({ service, key, model, voice, instructions, sdkDefaultModel }) resolves
+// with the call id once the SDK says it is connected (`sdkDefaultModel`: the session is not told
+// the model, so the SDK names its own default); window.agents.state() is what the test waits on;
+// window.agents.hangUp() hangs the call up with the openai SDK (client.realtime.calls.hangup).
 import { OpenAIRealtimeWebRTC, RealtimeAgent, RealtimeSession, tool } from "@openai/agents-realtime";
 import OpenAI from "openai";
 import { z } from "zod";
@@ -22,7 +23,7 @@ const weather = tool({
   execute: async ({ city }) => `Sunny in ${city}.`,
 });
 
-async function connect({ service, key, model, voice, instructions }) {
+async function connect({ service, key, model, voice, instructions, sdkDefaultModel = false }) {
   const agent = new RealtimeAgent({ name: "Assistant", instructions, voice, tools: [weather] });
   transport = new OpenAIRealtimeWebRTC({
     baseUrl: `${service}/v1/realtime/calls?model=${encodeURIComponent(model)}`,
@@ -31,7 +32,11 @@ async function connect({ service, key, model, voice, instructions }) {
   transport.on("connection_change", (status) => {
     seen.status = status;
   });
-  session = new RealtimeSession(agent, { transport, model, workflowName: "agents-sdk-test" });
+  session = new RealtimeSession(agent, {
+    transport,
+    ...(sdkDefaultModel ? {} : { model }),
+    workflowName: "agents-sdk-test",
+  });
   session.on("transport_event", (event) => {
     seen.events.push(event.type);
     if (event.type === "error") seen.errors.push(JSON.stringify(event.error ?? event));
@@ -55,7 +60,7 @@ async function hangUp() {
 
 function state() {
   const pc = transport?.connectionState?.peerConnection;
-  return { ...seen, peer: pc ? pc.connectionState : null };
+  return { ...seen, callId: seen.callId ?? transport?.callId ?? null, peer: pc ? pc.connectionState : null };
 }
 
 window.agents = { connect, hangUp, state };
