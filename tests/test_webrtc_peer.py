@@ -235,10 +235,28 @@ class TestRealtimeCall:
         updated = await browser.next_event("session.updated")
         await browser.next_event("response.done")
         assert updated["session"]["tracing"] == "auto"
-        assert [sideband.get_nowait()["type"] for _ in range(2)] == [
+        assert [sideband.get_nowait()["type"] for _ in range(3)] == [
+            "session.created",
             "session.updated",
             "response.done",
         ]
+
+    async def test_session_created_comes_before_any_session_updated(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A sideband's update before the channel opens follows `session.created` on both sides."""
+        call_id, answer = await registry.accept(await browser.offer(), "realtime", REALTIME_SESSION)
+        sideband = registry.get(call_id).subscribe()
+        update = {"type": "session.update", "session": {"type": "realtime", "instructions": "x"}}
+        registry.send_client_event(call_id, update)
+        await browser.apply(answer)
+        seen_by_browser: list[str] = []
+        async with asyncio.timeout(WAIT_S):
+            while "session.updated" not in seen_by_browser:
+                seen_by_browser.append((await browser.events.get())["type"])
+        seen_by_sideband = [sideband.get_nowait()["type"] for _ in range(2)]
+        assert seen_by_sideband == ["session.created", "session.updated"]
+        assert seen_by_browser[:2] == ["session.created", "session.updated"]
 
     async def test_offer_without_candidates_connects(
         self, registry: CallRegistry, browser: BrowserPeer

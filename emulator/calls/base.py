@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.calls import events
+from emulator.calls import events, realtime
 from emulator.calls.events import CallKind, Event
 
 HISTORY = 256
@@ -69,12 +69,15 @@ class BaseCall:
         self.closed_reason: str | None = None
         self.overrides: deque[Override] = deque(maxlen=OVERRIDES_KEPT)
         self.sideband_updates = 0
+        self.audio_produced = False
+        """Whether the model has spoken yet (from then on the voice is fixed)."""
         self._usage_interval = usage_interval
         self._on_closed = on_closed
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._closed = asyncio.Event()
+        self._opened = False
 
     @property
     def connection_state(self) -> str:
@@ -82,7 +85,14 @@ class BaseCall:
         raise NotImplementedError
 
     def start(self) -> None:
-        """The call is answered: a Live session starts reporting its usage."""
+        """The call is answered: the session opens, and a Live session reports its usage.
+
+        The opening event (`session.created` / `session.started`) is emitted here,
+        before any client event can be answered, so every `session.updated` follows
+        it, on the sideband as on the browser's channel (which gets it first once open).
+        """
+        self._opened = True
+        self.emit(events.session_opened(self.kind, self.session))
         if self.kind == "live" and self._usage_interval:
             self._spawn(self._report_usage(self._usage_interval))
 
@@ -119,8 +129,16 @@ class BaseCall:
         """Deliver a server event on the browser's data channel (none without media)."""
 
     def subscribe(self) -> asyncio.Queue[Event]:
-        """A queue that receives every server event emitted from now on (the sideband's view)."""
+        """A queue of every server event emitted from now on (the sideband's view).
+
+        Once the session is open the queue starts with the opening event, showing
+        the current session: a sideband attached after the answer, the usual
+        order, sees `session.created` before anything else, as it would attach
+        to OpenAI's call.
+        """
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
+        if self._opened:
+            queue.put_nowait(events.session_opened(self.kind, self.session))
         self._subscribers.add(queue)
         return queue
 
@@ -154,6 +172,12 @@ class BaseCall:
         reply: dict[str, Any] = {}
         if isinstance(event.get("event_id"), str) and self.kind == "live":
             reply["client_event_id"] = event["event_id"]
+        if event_type == "session.update" and self.kind == "realtime":
+            refused = realtime.session_update_refusal(
+                self.session, event, audio_produced=self.audio_produced
+            )
+            if refused is not None:
+                return [self.emit(refused)]
         if event_type == "session.update":
             self._record_update(trusted=trusted)
             update = event.get("session")

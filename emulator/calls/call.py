@@ -1,8 +1,9 @@
 """One emulated call with real media: an aiortc peer connection answering the browser's offer.
 
 The browser offers audio and creates the `oai-events` data channel; the call
-answers with a `ToneTrack` on the audio transceiver, sends `session.created` /
-`session.started` once the channel is open, one transcript event once inbound
+answers with a `ToneTrack` on the audio transceiver, emits `session.created` /
+`session.started` once answered (the browser gets it, and whatever followed,
+once its channel opens), one transcript event once inbound
 audio arrives, and answers client events as `events` says (`BaseCall`). Every
 server event also goes to the call's subscribers (the sideband), which see all
 of them.
@@ -58,7 +59,7 @@ class EmulatedCall(BaseCall):
         self.tone = ToneTrack()
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=PENDING_LIMIT)
-        self._opened = False
+        self._channel_open = False
         self._transcribed = False
         self.pc.add_listener("datachannel", self._on_datachannel)
         self.pc.add_listener("track", self._on_track)
@@ -116,12 +117,12 @@ class EmulatedCall(BaseCall):
             channel.add_listener("open", self._on_channel_open)
 
     def _on_channel_open(self) -> None:
-        if self._opened or self._channel is None:
+        """Deliver what was emitted before the channel opened, the opening event first."""
+        if self._channel_open or self._channel is None:
             return
-        self._opened = True
+        self._channel_open = True
         pending = list(self._pending)
         self._pending.clear()
-        self.emit(events.session_opened(self.kind, self.session))
         for text in pending:
             self._channel.send(text)
 

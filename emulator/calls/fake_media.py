@@ -6,21 +6,17 @@ loses its connection, and lives until it is hung up. Its session, server
 events, client events, sidebands, controls and hang-up are `BaseCall`'s, the
 same as a real call's; only the browser's half is missing.
 
-Because no browser opens a data channel, the opening event
-(`session.created` / `session.started`) is emitted at once and repeated first
-to every sideband that subscribes later: otherwise a sideband attached after
-the answer, the usual order, would never see it.
+Like every call, it emits its opening event (`session.created` /
+`session.started`) when answered, and repeats it first to every sideband that
+subscribes later (`BaseCall.start`, `BaseCall.subscribe`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 
-from emulator.calls import events
 from emulator.calls.base import BaseCall
-from emulator.calls.events import Event
 
 
 def canned_answer() -> str:
@@ -61,16 +57,9 @@ class FakeMediaCall(BaseCall):
     def answer(self) -> str:
         """Connect at once and return a canned SDP answer."""
         self.connected_at = time.monotonic()
-        self.emit(events.session_opened(self.kind, self.session))
         return canned_answer()
 
     @property
     def connection_state(self) -> str:
         """`connected` until the call ends, then `closed`."""
         return "closed" if self._closing else "connected"
-
-    def subscribe(self) -> asyncio.Queue[Event]:
-        """A subscription that starts with the opening event, showing the current session."""
-        queue = super().subscribe()
-        queue.put_nowait(events.session_opened(self.kind, self.session))
-        return queue
