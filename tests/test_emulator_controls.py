@@ -265,18 +265,27 @@ class TestResponseControl:
         connection = await sideband.connect("realtime", call_id)
         tokens = {"input_tokens": 120, "output_tokens": 45}
         response = await http.post(f"/_emulator/calls/{call_id}/response", json=tokens)
-        assert response.json() == {"emitted": ["response.done"]}
+        emitted = response.json()["emitted"]
+        assert (emitted[0], emitted.count("response.done")) == ("response.created", 1)
         event = await next_of(connection, "response.done")
         assert ga_errors(event, "RealtimeServerEventResponseDone") == []
         usage = ResponseDoneEvent.model_validate(event).response.usage
         assert usage is not None
         assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (120, 45, 165)
 
-    async def test_defaults_are_small(self, http: httpx.AsyncClient) -> None:
+    async def test_defaults_are_small(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
         """Without a body the response uses small default token counts."""
         call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
         response = await http.post(f"/_emulator/calls/{call_id}/response")
-        assert response.json() == {"emitted": ["response.done"]}
+        assert response.status_code == 200
+        usage = ResponseDoneEvent.model_validate(
+            await next_of(connection, "response.done")
+        ).response.usage
+        assert usage is not None
+        assert (usage.input_tokens, usage.output_tokens) == (12, 24)
 
     @pytest.mark.parametrize("value", [-1, "12", True, 1.5])
     async def test_bad_tokens_are_400(self, http: httpx.AsyncClient, value: object) -> None:
@@ -345,7 +354,10 @@ class TestEmulatorSideband:
         for index in range(5):
             await http.post(f"/_emulator/calls/{call_id}/response", json={"input_tokens": index})
         assert (await connection.recv())["type"] == "session.created"
-        seen = [(await connection.recv())["response"]["usage"]["input_tokens"] for _ in range(5)]
+        seen = [
+            (await next_of(connection, "response.done"))["response"]["usage"]["input_tokens"]
+            for _ in range(5)
+        ]
         assert seen == [0, 1, 2, 3, 4]
 
     async def test_ended_after_the_last_event(

@@ -20,8 +20,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from openai.types.live import ErrorEvent, SessionStartedEvent, SessionUpdatedEvent
 from openai.types.live.input_transcript_delta_event import InputTranscriptDeltaEvent
 from openai.types.realtime import (
+    ConversationItemAdded,
+    ConversationItemDone,
     ConversationItemInputAudioTranscriptionCompletedEvent,
     RealtimeSessionCreateRequest,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
     SessionCreatedEvent,
 )
 
@@ -190,6 +194,80 @@ class TestRealtimeCall:
         kinds = [e["type"] for e in call.history]
         assert event.transcript == TRANSCRIPT
         assert kinds.count("conversation.item.input_audio_transcription.completed") == 1
+
+    async def test_transcribed_item_is_announced_first(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The user item is `conversation.item.added` before its transcription events."""
+        await connect(registry, browser, "realtime", REALTIME_SESSION)
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT_S):
+            while not seen or seen[-1]["type"] != "conversation.item.done":
+                seen.append(await browser.events.get())
+        transcribed = next(
+            event
+            for event in seen
+            if event["type"] == "conversation.item.input_audio_transcription.completed"
+        )
+        added = ConversationItemAdded.model_validate(
+            next(event for event in seen if event["type"] == "conversation.item.added")
+        )
+        done = ConversationItemDone.model_validate(seen[-1])
+        assert seen.index(transcribed) > [event["type"] for event in seen].index(
+            "conversation.item.added"
+        )
+        assert added.item.id == transcribed["item_id"] == done.item.id
+        assert (added.item.type, getattr(added.item, "role", None)) == ("message", "user")
+
+    async def test_data_channel_response_create_with_overrides(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """`response.create` on `oai-events` gets `response.created` shaped by its overrides."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        await browser.next_event("session.created")
+        overrides = {
+            "audio": {"output": {"voice": "cedar"}},
+            "output_modalities": ["text"],
+            "max_output_tokens": 40,
+            "metadata": {"turn": "greeting"},
+        }
+        browser.send({"type": "response.create", "response": overrides})
+        created = ResponseCreatedEvent.model_validate(
+            await browser.next_event("response.created")
+        ).response
+        done = ResponseDoneEvent.model_validate(await browser.next_event("response.done"))
+        assert created.audio is not None
+        assert created.audio.output is not None
+        assert (
+            created.audio.output.voice,
+            created.output_modalities,
+            created.max_output_tokens,
+            created.metadata,
+        ) == ("cedar", ["text"], 40, {"turn": "greeting"})
+        assert done.response.id == created.id
+        assert registry.get(call_id).client_events[-1].source == "data_channel"
+
+    async def test_data_channel_system_item_is_added(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """A system item created on `oai-events` is announced with an `item_…` id."""
+        await connect(registry, browser, "realtime", REALTIME_SESSION)
+        await browser.next_event("session.created")
+        item = {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "x"}],
+        }
+        browser.send({"type": "conversation.item.create", "item": item})
+        async with asyncio.timeout(WAIT_S):
+            while True:  # the heard audio's own user item may come first
+                added = ConversationItemAdded.model_validate(
+                    await browser.next_event("conversation.item.added")
+                )
+                if getattr(added.item, "role", None) == "system":
+                    break
+        assert added.item.id is not None
+        assert re.fullmatch(r"item_[0-9a-f]{24}", added.item.id)
 
     async def test_hangup_closes_and_is_recorded(
         self, registry: CallRegistry, browser: BrowserPeer

@@ -7,7 +7,10 @@ and OpenAI. In development the emulator answers them with aiortc
 media (`fake_media.FakeMediaCall`). `CallRegistry.accept(offer, kind, session)`
 returns `(call_id, answer_sdp)`; `hangup`, `emit`, `subscribe` (via `get`),
 `send_client_event` and `simulate_client_update` are what the HTTP routes and
-the sidebands use, and `EmulatorSideband` is the in-process sideband.
+the sidebands use, and `EmulatorSideband` is the in-process sideband. A
+Realtime call answers client events by OpenAI's rules (`realtime`: what a
+`session.update` may change; `conversation` and `responses`: items, responses,
+cancellation, the audio buffers).
 
 Nothing imported here needs aiortc (the `webrtc` extra): a WebRTC call imports
 it when it is first made, and answers 501 without it.

@@ -1,7 +1,8 @@
 """What every emulated call does, whatever carries its media.
 
 `BaseCall` holds the session, the server events (history, subscribers: the
-sideband's view), client events (browser: untrusted, sideband: trusted), the
+sideband's view), client events (browser: untrusted, sideband: trusted) and
+their timeline, a Realtime call's conversation (`conversation.py`), the
 override record that the benchmarks read, Live's usage ticker and the one-time
 ending. Its subclasses carry the media: `EmulatedCall` (aiortc, `call.py`) and
 `FakeMediaCall` (no media, `fake_media.py`), which is why nothing here imports
@@ -19,15 +20,17 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.calls import events, realtime
+from emulator.calls import events, realtime, responses
+from emulator.calls.conversation import Conversation
 from emulator.calls.events import CallKind, Event
 
 HISTORY = 256
 SUBSCRIBER_QUEUE = 1024
 OVERRIDES_KEPT = 256
+CLIENT_EVENTS_KEPT = 256
 
 
 @dataclass(slots=True)
@@ -39,6 +42,17 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientEventRecord:
+    """A client event on the call's timeline: its type (None if it had none), where it came
+    from (`data_channel` or `sideband`) and the types of the server events it got."""
+
+    at: float
+    type: str | None
+    source: str
+    answered: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class CallReport:
     """What `GET /_emulator/calls/{id}` shows of a call, open or ended."""
 
@@ -47,6 +61,8 @@ class CallReport:
     session: dict[str, Any]
     listeners: int = 0
     """Sidebands (and other subscribers) attached now."""
+    client_events: list[dict[str, Any]] = field(default_factory=list)
+    """The timeline of client events received: `at_ms`, `type`, `source`, `answered`."""
 
 
 class BaseCall:
@@ -69,8 +85,8 @@ class BaseCall:
         self.closed_reason: str | None = None
         self.overrides: deque[Override] = deque(maxlen=OVERRIDES_KEPT)
         self.sideband_updates = 0
-        self.audio_produced = False
-        """Whether the model has spoken yet (from then on the voice is fixed)."""
+        self.client_events: deque[ClientEventRecord] = deque(maxlen=CLIENT_EVENTS_KEPT)
+        self.conversation = Conversation() if kind == "realtime" else None
         self._usage_interval = usage_interval
         self._on_closed = on_closed
         self._subscribers: set[asyncio.Queue[Event]] = set()
@@ -111,7 +127,18 @@ class BaseCall:
             }
             for override in self.overrides
         ]
-        return CallReport(overrides, self.sideband_updates, self.session, len(self._subscribers))
+        timeline = [
+            {
+                "at_ms": self.ms_since_created(record.at),
+                "type": record.type,
+                "source": record.source,
+                "answered": record.answered,
+            }
+            for record in self.client_events
+        ]
+        return CallReport(
+            overrides, self.sideband_updates, self.session, len(self._subscribers), timeline
+        )
 
     # Server events out.
 
@@ -163,35 +190,92 @@ class BaseCall:
     # Client events in.
 
     def client_event(self, event: object, *, trusted: bool) -> list[Event]:
-        """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted."""
+        """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted.
+
+        Each is on the call's timeline: its type, where it came from and what it got.
+        """
+        emitted = [self.emit(answer) for answer in self._answer(event, trusted=trusted)]
+        event_type = event.get("type") if isinstance(event, Mapping) else None
+        self.client_events.append(
+            ClientEventRecord(
+                time.monotonic(),
+                events.shown(event_type) if isinstance(event_type, str) else None,
+                "sideband" if trusted else "data_channel",
+                [answer["type"] for answer in emitted],
+            )
+        )
+        return emitted
+
+    def _answer(self, event: object, *, trusted: bool) -> list[Event]:
+        """What a client event gets, applied to the session or the conversation."""
         refused = events.refusal(self.kind, self.session, event, trusted=trusted)
         if refused is not None:
-            return [self.emit(refused)]
+            return [refused]
         assert isinstance(event, Mapping)  # noqa: S101 (refusal() checked it; narrows for mypy)
         event_type = event["type"]
         reply: dict[str, Any] = {}
         if isinstance(event.get("event_id"), str) and self.kind == "live":
             reply["client_event_id"] = event["event_id"]
-        if event_type == "session.update" and self.kind == "realtime":
+        if event_type == "session.update" and self.conversation is not None:
             refused = realtime.session_update_refusal(
-                self.session, event, audio_produced=self.audio_produced
+                self.session, event, audio_produced=self.conversation.audio_produced
             )
             if refused is not None:
-                return [self.emit(refused)]
+                return [refused]
         if event_type == "session.update":
             self._record_update(trusted=trusted)
             update = event.get("session")
             if isinstance(update, Mapping):
                 self.session = events.merged(self.session, update)
-            return [
-                self.emit(events.server_event("session.updated", session=self.session, **reply))
-            ]
-        if event_type == "session.close" and self.kind == "live":
+            return [events.server_event("session.updated", session=self.session, **reply)]
+        if self.conversation is not None:
+            return self.conversation.answer(self.session, event)
+        if event_type == "session.close":
             self.close_soon("close_requested")
             return []
         elapsed_ms = self.ms_since_created(time.monotonic())
         ack = events.acknowledgement(self.kind, event, elapsed_ms)
-        return [self.emit(ack)] if ack is not None else []
+        return [ack] if ack is not None else []
+
+    def play_response(
+        self,
+        *,
+        function: str | None = None,
+        hold: bool = False,
+        input_tokens: int = responses.DEFAULT_INPUT_TOKENS,
+        output_tokens: int = responses.DEFAULT_OUTPUT_TOKENS,
+    ) -> list[Event]:
+        """A Realtime response as if the model had answered (the emulator's control).
+
+        A response in progress (held) is finished with this usage; otherwise a new
+        one plays, calling `function` if given, and stays in progress if `hold`.
+        """
+        assert self.conversation is not None  # noqa: S101 (only Realtime calls respond)
+        if self.conversation.response is not None and not hold:
+            played = self.conversation.finish(
+                input_tokens=input_tokens, output_tokens=output_tokens
+            )
+        else:
+            played = self.conversation.create_response(
+                self.session, {}, function=function, hold=True
+            )
+            if not hold and self.conversation.response is not None:
+                played += self.conversation.finish(
+                    input_tokens=input_tokens, output_tokens=output_tokens
+                )
+        return [self.emit(event) for event in played]
+
+    def heard(self, audio_ms: int) -> None:
+        """Audio arrived from the browser: its transcript, after the user item it belongs to."""
+        if self.conversation is None:
+            self.emit(events.transcript(self.kind, audio_ms))
+            return
+        item_id, announced = self.conversation.hear_user()
+        for event in announced:
+            self.emit(event)
+        self.emit(events.transcript(self.kind, audio_ms, item_id=item_id))
+        for event in self.conversation.transcribed(item_id, events.TRANSCRIPT):
+            self.emit(event)
 
     def _record_update(self, *, trusted: bool) -> None:
         """A browser's update opens an override; the sideband's next update reverts them all."""

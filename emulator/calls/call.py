@@ -140,8 +140,7 @@ class EmulatedCall(BaseCall):
                 if not self._transcribed:
                     self._transcribed = True
                     log.info("call_audio_received", call_id=self.call_id, kind=self.kind)
-                    audio_ms = self.ms_since_created(time.monotonic())
-                    self.emit(events.transcript(self.kind, audio_ms))
+                    self.heard(self.ms_since_created(time.monotonic()))
 
     def _on_connection_state(self) -> None:
         state = self.connection_state

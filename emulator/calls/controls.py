@@ -8,9 +8,16 @@
 - `POST /_emulator/calls/{id}/client_event`: a client event JSON applied as if
   the browser had sent it on its data channel (untrusted: Live's allow-list
   applies); 200 `{"emitted": [event types]}`.
-- `POST /_emulator/calls/{id}/response`: `{"input_tokens", "output_tokens"}`
-  (both optional): a Realtime call emits `response.done` with that usage, a
-  Live call `session.usage.updated` with its seconds; 200 `{"emitted": [...]}`.
+- `POST /_emulator/calls/{id}/response`: `{"input_tokens", "output_tokens",
+  "function_call": {"name"}, "hold"}` (all optional): a Realtime call plays a
+  whole response as if the model had answered (`response.created` …
+  `response.done` with that usage); with `function_call` its output is a
+  `function_call` item of that name; with `hold` it stays in progress (for a
+  `response.cancel` to end) until the next such request finishes it. A Live
+  call emits `session.usage.updated` with its seconds. 200 `{"emitted": [...]}`.
+- The call's record also shows `client_events`, the timeline of client events
+  received: `{"at_ms", "type", "source": "data_channel" | "sideband", "answered":
+  [event types]}` (types only, never content).
 
 Milliseconds count from the call's creation, on the monotonic clock.
 """
@@ -73,7 +80,7 @@ async def control(
     if action == "client_event":
         emitted = registry.send_client_event(call_id, json_object(body, None), trusted=False)
     else:
-        emitted = [emit_response(registry, call_id, body)]
+        emitted = emit_response(registry, call_id, body)
     return json_response(200, {"emitted": [event["type"] for event in emitted]})
 
 
@@ -100,6 +107,7 @@ def _shown(report: CallReport) -> dict[str, Any]:
         "sideband_updates": report.sideband_updates,
         "session": report.session,
         "listeners": report.listeners,
+        "client_events": report.client_events,
     }
 
 
@@ -112,12 +120,32 @@ def _tokens(request: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
-def emit_response(registry: CallRegistry, call_id: str, body: bytes) -> Event:
-    """Emit the usage a finished response reports: tokens (Realtime) or seconds (Live)."""
+def _function_call(request: Mapping[str, Any]) -> str | None:
+    value = request.get("function_call")
+    if value is None:
+        return None
+    name = value.get("name") if isinstance(value, Mapping) else None
+    if not isinstance(name, str) or not 1 <= len(name) <= 64:
+        raise InvalidRequest(
+            "'function_call' must be an object with a 'name' of 1 to 64 characters.",
+            param="function_call.name",
+            code="invalid_value",
+        )
+    return name
+
+
+def emit_response(registry: CallRegistry, call_id: str, body: bytes) -> list[Event]:
+    """Play a response (Realtime: its events, with these tokens) or report seconds (Live)."""
     request = json_object(body, None) if body.strip() else {}
     input_tokens = _tokens(request, "input_tokens", DEFAULT_INPUT_TOKENS)
     output_tokens = _tokens(request, "output_tokens", DEFAULT_OUTPUT_TOKENS)
+    function = _function_call(request)
+    hold = request.get("hold", False)
+    if not isinstance(hold, bool):
+        raise InvalidRequest("'hold' must be a boolean.", param="hold", code="invalid_type")
     call = registry.get(call_id)
     if call.kind == "live":
-        return call.emit(events.server_event("session.usage.updated", usage=call.usage()))
-    return call.emit(events.response_done(input_tokens, output_tokens))
+        return [call.emit(events.server_event("session.usage.updated", usage=call.usage()))]
+    return call.play_response(
+        function=function, hold=hold, input_tokens=input_tokens, output_tokens=output_tokens
+    )

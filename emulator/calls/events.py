@@ -5,9 +5,10 @@ Pure functions on plain dicts, shaped like the openai SDK's models
 there. Realtime has no data-channel allow-list; a Live session enforces
 `client.data_channel.allowed_client_events` on the browser's channel only (a
 trusted sideband is never restricted), answering a refused event with an
-`error` event, as OpenAI does. Usage is reported as OpenAI reports it:
-Realtime's `response.done` carries token counts; Live's
-`session.usage.updated` and `session.closed` carry seconds (`BaseCall.usage`).
+`error` event, as OpenAI does. Realtime's own rules are `realtime`'s and its
+conversation's (`conversation`, `responses`). Usage is reported as OpenAI
+reports it: Realtime's `response.done` carries token counts (`responses.usage`);
+Live's `session.usage.updated` and `session.closed` carry seconds (`BaseCall.usage`).
 """
 
 from __future__ import annotations
@@ -92,15 +93,15 @@ def session_opened(kind: CallKind, session: Mapping[str, Any]) -> Event:
     return server_event(name, session=copy.deepcopy(dict(session)))
 
 
-def transcript(kind: CallKind, audio_ms: int) -> Event:
-    """The one transcript event a call sends once audio has arrived."""
+def transcript(kind: CallKind, audio_ms: int, item_id: str | None = None) -> Event:
+    """The one transcript event a call sends once audio has arrived (Realtime: of `item_id`)."""
     if kind == "live":
         return server_event(
             "session.input_transcript.delta", delta=TRANSCRIPT, start_ms=0, end_ms=audio_ms
         )
     return server_event(
         "conversation.item.input_audio_transcription.completed",
-        item_id=new_id("item"),
+        item_id=item_id or new_id("item"),
         content_index=0,
         transcript=TRANSCRIPT,
         usage={"type": "duration", "seconds": audio_ms / 1000},
@@ -119,8 +120,8 @@ def error_event(
     return server_event("error", error=error)
 
 
-def _shown(value: object) -> str:
-    """A client-supplied string, cut short for an error message."""
+def shown(value: object) -> str:
+    """A client-supplied string, cut short for an error message or a record."""
     text = str(value)
     return text if len(text) <= 64 else text[:61] + "..."
 
@@ -149,7 +150,7 @@ def refusal(
     if allowed is not None and event_type not in allowed:
         return error_event(
             "client_event_not_allowed",
-            f"Client event type '{_shown(event_type)}' is not allowed on this data channel "
+            f"Client event type '{shown(event_type)}' is not allowed on this data channel "
             "(client.data_channel.allowed_client_events).",
             param="type",
             client_event_id=client_event_id,
@@ -157,7 +158,7 @@ def refusal(
     if event_type not in LIVE_CLIENT_EVENTS:
         return error_event(
             "unknown_event_type",
-            f"Unknown client event type '{_shown(event_type)}'.",
+            f"Unknown client event type '{shown(event_type)}'.",
             param="type",
             client_event_id=client_event_id,
         )
@@ -194,48 +195,3 @@ def acknowledgement(kind: CallKind, event: Mapping[str, Any], elapsed_ms: int) -
     if ack.endswith("appended"):
         fields.update(start_ms=elapsed_ms, end_ms=elapsed_ms)
     return server_event(ack, **fields)
-
-
-def response_done(input_tokens: int, output_tokens: int) -> Event:
-    """A Realtime `response.done` whose `usage` has OpenAI's shape (`RealtimeResponse.usage`).
-
-    A quarter of each side is counted as text and the rest as audio, none cached. The
-    output carries the emulator's transcript, as a spoken answer would: supervision
-    tests show it never reaches a log.
-    """
-    input_text = input_tokens // 4
-    output_text = output_tokens // 4
-    usage = {
-        "total_tokens": input_tokens + output_tokens,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "input_token_details": {
-            "text_tokens": input_text,
-            "audio_tokens": input_tokens - input_text,
-            "image_tokens": 0,
-            "cached_tokens": 0,
-            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
-        },
-        "output_token_details": {
-            "text_tokens": output_text,
-            "audio_tokens": output_tokens - output_text,
-        },
-    }
-    response = {
-        "object": "realtime.response",
-        "id": new_id("resp"),
-        "status": "completed",
-        "output": [
-            {
-                "type": "message",
-                "id": new_id("item"),
-                "object": "realtime.item",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_audio", "transcript": TRANSCRIPT}],
-            }
-        ],
-        "output_modalities": ["audio"],
-        "usage": usage,
-    }
-    return server_event("response.done", response=response)
