@@ -9,7 +9,7 @@ an image:
 - `PYTHON`: python3.11, python3-venv for pip and ca-certificates; the
   `PYTHON_IMAGE` build argument the Dockerfile accepts.
 - `REDIS`: Debian's redis-server (and redis-cli, for compose's health check);
-  the compose test runs the stack with it as `REDIS_IMAGE`.
+  the compose test runs the stack with it as `PROXY_REDIS_IMAGE`.
 
 Each image is tagged with a hash of everything that shapes it (suite, mirrors,
 packages, mmdebstrap options), and `ensure` skips the bootstrap (~50 s) when

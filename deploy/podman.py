@@ -26,6 +26,7 @@ from typing import IO
 __all__ = ["CONTAINERS_CONF", "Podman", "PodmanError"]
 
 CONTAINERS_CONF = Path(__file__).resolve().parent / "podman" / "containers.conf"
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 class PodmanError(RuntimeError):
@@ -66,9 +67,16 @@ class Podman:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment podman runs with: ours, plus CONTAINERS_CONF unless already set."""
+        """The environment podman runs with: ours, plus CONTAINERS_CONF unless already set.
+
+        The sbin directories join PATH: podman's network plugins (CNI's bridge,
+        for a compose project's network) look up `iptables` on PATH, and CI
+        runs with PATH=/usr/bin:/bin.
+        """
         env = dict(os.environ)
         env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+        path = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join([*path, *(d for d in SBIN_DIRS if d not in path)])
         return env
 
     def argv(self, args: Iterable[str]) -> list[str]:

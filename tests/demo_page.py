@@ -73,6 +73,25 @@ def demo_origin(api_origins: Sequence[str]) -> Iterator[str]:
 
 
 @contextmanager
+def static_origin(directory: Path) -> Iterator[str]:
+    """Serve a folder's files on a free port of their own; yield its origin."""
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *_args: Any) -> None:
+            return None
+
+    handler = functools.partial(QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
     """Debian's headless Chromium driven by Playwright; skip (or fail) without it."""
     if not CHROMIUM.exists():

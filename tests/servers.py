@@ -68,6 +68,7 @@ def free_port() -> int:
 
 
 STARTUP_GUARD = 30.0
+STOP_GUARD = 45.0
 """How long a server may take to start before it counts as hung: generous, since a loaded
 machine may take seconds to start a process, and only a hang should fail a test here."""
 
@@ -502,10 +503,16 @@ class ServiceProcess:
         raise TimeoutError("service not ready")
 
     def stop(self) -> int:
+        """SIGTERM, then the exit status; SIGKILL only past the drain's own limit.
+
+        The guard outlasts SHUTDOWN_GRACE_SECONDS (20 s by default) with room
+        for a loaded machine, so a drain that ends by itself is never killed
+        and miscounted as an unclean exit.
+        """
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            return self.process.wait(timeout=20)
+            return self.process.wait(timeout=STOP_GUARD)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=5)

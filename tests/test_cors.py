@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFor, MakeSettings
-from tests.paths import SESSIONS
+from tests.paths import REALTIME_CALLS, SESSIONS
 
 pytestmark = pytest.mark.anyio
 ALLOWED = "https://app.example.com"
@@ -67,6 +67,48 @@ class TestCors:
             SESSIONS, json={}, headers={"Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in response.headers
+
+    @pytest.mark.parametrize(
+        ("client", "headers"),
+        [
+            # What @openai/agents-realtime 0.20 sends with its bare SDP offer.
+            ("agents-realtime", "authorization,content-type,x-openai-agents-sdk"),
+            # What the openai JS SDK 7.60 sends from a browser (dangerouslyAllowBrowser).
+            (
+                "openai-js",
+                "authorization,content-type,x-stainless-arch,x-stainless-lang,x-stainless-os,"
+                "x-stainless-package-version,x-stainless-retry-count,x-stainless-runtime,"
+                "x-stainless-runtime-version,x-stainless-timeout",
+            ),
+        ],
+    )
+    async def test_preflight_allows_openai_client_headers(
+        self, cors_client: httpx.AsyncClient, client: str, headers: str
+    ) -> None:
+        """OpenAI's browser SDKs' own headers pass the preflight (else "Failed to fetch")."""
+        response = await cors_client.options(
+            REALTIME_CALLS,
+            headers={
+                "Origin": ALLOWED,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": headers,
+            },
+        )
+        assert response.status_code == 200, (client, response.text)
+        allowed = response.headers["access-control-allow-headers"].lower().split(", ")
+        assert set(headers.split(",")) <= set(allowed)
+
+    async def test_preflight_refuses_other_headers(self, cors_client: httpx.AsyncClient) -> None:
+        """A header no OpenAI client sends is still refused: the list is exact, not `*`."""
+        response = await cors_client.options(
+            REALTIME_CALLS,
+            headers={
+                "Origin": ALLOWED,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,x-something-else",
+            },
+        )
+        assert response.status_code == 400
 
     def test_wildcard_with_credentials_is_refused(self, make_settings: MakeSettings) -> None:
         """`*` combined with credentials stops start-up."""

@@ -274,6 +274,34 @@ class TestResponseCreate:
             ("function_call", "lookup_order")
         ]
 
+    async def test_a_function_output_is_answered_not_called_again(
+        self, http: httpx.AsyncClient, send: Send
+    ) -> None:
+        """After a `function_call_output`, the same tools get a spoken answer, not a loop."""
+        call_id = await realtime_call(http)
+        tool = {"type": "function", "name": "lookup_order", "parameters": {"type": "object"}}
+        create = {"type": "response.create", "response": {"tools": [tool]}}
+        called = first(await send(call_id, create), "response.function_call_arguments.done")
+        output = {"type": "function_call_output", "call_id": called["call_id"], "output": "{}"}
+        await send(call_id, {"type": "conversation.item.create", "item": output})
+        answer = first(await send(call_id, create), "response.output_item.added")
+        assert (answer["item"]["type"], answer["item"]["role"]) == ("message", "assistant")
+
+    async def test_only_the_responses_own_tools_call(
+        self, http: httpx.AsyncClient, send: Send
+    ) -> None:
+        """The session's tools alone make no call; a forced `tool_choice` does."""
+        tool = {"type": "function", "name": "lookup_order", "parameters": {"type": "object"}}
+        call_id = await realtime_call(http, {**SESSION, "tools": [tool]})
+        plain = first(
+            await send(call_id, {"type": "response.create"}), "response.output_item.added"
+        )
+        forced = {"type": "function", "name": "lookup_order"}
+        create = {"type": "response.create", "response": {"tool_choice": forced}}
+        called = first(await send(call_id, create), "response.output_item.added")
+        assert plain["item"]["type"] == "message"
+        assert (called["item"]["type"], called["item"]["name"]) == ("function_call", "lookup_order")
+
     async def test_the_control_plays_a_function_call(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband
     ) -> None:

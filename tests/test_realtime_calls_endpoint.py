@@ -155,6 +155,72 @@ class TestPolicy:
         assert upstream.routes["call"].call_count == 1
 
 
+class TestBareOfferModel:
+    """A bare `application/sdp` offer names its model as OpenAI's does: `?model=`."""
+
+    SDP_HEADERS = {"Content-Type": "application/sdp"}  # noqa: RUF012 - read only
+
+    async def test_query_model_chooses_an_allowed_model(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """`?model=` of an allowed model is the model the call is created with."""
+        response = await client.post(
+            f"{REALTIME_CALLS}?model=gpt-realtime-2.1-mini",
+            content=SDP_OFFER,
+            headers=self.SDP_HEADERS,
+        )
+        assert response.status_code == 201, response.text
+        assert sent_session(upstream)["model"] == "gpt-realtime-2.1-mini"
+
+    async def test_refused_query_model_is_the_json_bodys_403_naming_model(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A model the policy refuses: the 403 a session part gets, naming `model`; no call."""
+        refused = "gpt-4o-realtime-preview"
+        by_query = await client.post(
+            f"{REALTIME_CALLS}?model={refused}", content=SDP_OFFER, headers=self.SDP_HEADERS
+        )
+        by_session = await client.post(
+            REALTIME_CALLS, files=multipart({"type": "realtime", "model": refused})
+        )
+        assert_error(by_query, 403, "policy_violation", "model")
+        assert_error(by_session, 403, "policy_violation", "session.model")
+        named_as_sent = by_session.text.replace('"session.model', '"model')
+        named_as_sent = named_as_sent.replace("violation: session.model:", "violation: model:")
+        assert by_query.json() == json.loads(named_as_sent)
+        assert not upstream.routes["call"].called
+
+    async def test_dry_run_shows_the_query_model(self, client: httpx.AsyncClient) -> None:
+        """`?model=…&dry_run=true` shows the effective session with that model."""
+        response = await client.post(
+            f"{REALTIME_CALLS}?model=gpt-realtime-2.1-mini&dry_run=true",
+            content=SDP_OFFER,
+            headers=self.SDP_HEADERS,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["session"]["model"] == "gpt-realtime-2.1-mini"
+
+    async def test_empty_query_model_is_400(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """`?model=` with no value: 400 naming `model`, not the policy's default in silence."""
+        response = await client.post(
+            f"{REALTIME_CALLS}?model=", content=SDP_OFFER, headers=self.SDP_HEADERS
+        )
+        assert_error(response, 400, "invalid_value", "model")
+        assert not upstream.routes["call"].called
+
+    async def test_query_model_beside_multipart_is_400(
+        self, client: httpx.AsyncClient, upstream: respx.MockRouter
+    ) -> None:
+        """A multipart offer names its model in `session`; a `?model=` beside it is a 400."""
+        response = await client.post(
+            f"{REALTIME_CALLS}?model=gpt-realtime-2", files=multipart({"type": "realtime"})
+        )
+        assert_error(response, 400, "unknown_parameter", "model")
+        assert not upstream.routes["call"].called
+
+
 class TestBadInput:
     """Every malformed request is a 400 (or 401/413/415) in OpenAI's envelope, and no call."""
 

@@ -1,34 +1,23 @@
-"""The official openai Node SDK (6.49) as a client of the service: only baseURL changes."""
+"""The official openai Node SDK (7.60) as a client of the service: only baseURL changes."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from service.auth import new_api_key
 from tests.conftest import SDP_OFFER
-from tests.servers import ServiceProcess, free_port, require
-
-NODE_DIR = Path(__file__).with_name("node")
+from tests.node_packages import NODE_DIR, node_with_packages
+from tests.servers import ServiceProcess, free_port
 
 
 @pytest.fixture(name="node", scope="module")
 def fixture_node() -> str:
-    """Node.js with the SDK installed from tests/node/package-lock.json (npm ci, once)."""
-    node = require("node", "REQUIRE_NODE")
-    npm = require("npm", "REQUIRE_NODE")
-    if not (NODE_DIR / "node_modules" / "openai").is_dir():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_DIR,
-            check=True,
-            timeout=300,
-        )
-    return node
+    """Node.js with the SDK installed from tests/node/package-lock.json (npm ci if stale)."""
+    return node_with_packages()
 
 
 @pytest.fixture(name="service", scope="module")

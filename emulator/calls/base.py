@@ -1,7 +1,8 @@
 """What every emulated call does, whatever carries its media.
 
 `BaseCall` holds the session, the server events (history, subscribers: the
-sideband's view), client events (browser: untrusted, sideband: trusted), the
+sideband's view), client events (browser: untrusted, sideband: trusted) and
+their timeline, a Realtime call's conversation (`conversation.py`), the
 override record that the benchmarks read, Live's usage ticker and the one-time
 ending. Its subclasses carry the media: `EmulatedCall` (aiortc, `call.py`) and
 `FakeMediaCall` (no media, `fake_media.py`), which is why nothing here imports

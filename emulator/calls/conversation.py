@@ -234,7 +234,9 @@ class Conversation:
                     event_id=event_id,
                 )
             ]
-        response = responses.planned(session, params, function)
+        last = self.items.get(self.last_item_id or "")
+        answering = last is not None and last.get("type") == "function_call_output"
+        response = responses.planned(session, params, function, answering_tool_output=answering)
         emitted = responses.started(response, self.last_item_id)
         if response.in_conversation:
             self._add(response.items[0])

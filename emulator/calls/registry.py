@@ -160,7 +160,8 @@ class CallRegistry:
         """Apply `session.update` as if the browser had sent it on its data channel.
 
         Returns what the call emitted: `session.updated` with the merged session,
-        or, on a Live call whose allow-list refuses it, the `error` event.
+        or the `error` event if it is refused (a Live allow-list, a Realtime
+        change of model, or of voice once audio was produced).
         """
         event = {"type": "session.update", "session": dict(session_fields)}
         return self.get(call_id).client_event(event, trusted=False)

@@ -10,8 +10,9 @@ track, framed by `output_audio_buffer.started` / `.stopped`, never as deltas.
 
 What `response.create` asks for (`RealtimeResponseCreateParams`) overrides the
 session for this response only: `audio.output.voice`, `output_modalities`,
-`max_output_tokens`, `metadata`; its `tools` decide whether it calls a function
-(the first function tool, by name). Each output is the emulator's fixed
+`max_output_tokens`, `metadata`; its own `tools` and `tool_choice` decide
+whether it calls a function (the first function tool, by name), unless it
+answers a function's output. Each output is the emulator's fixed
 `TRANSCRIPT` or a function call with arguments `{}`.
 """
 
@@ -62,7 +63,11 @@ def _function_named(tools: object) -> str | None:
 
 
 def planned(
-    session: Mapping[str, Any], params: Mapping[str, Any], function: str | None = None
+    session: Mapping[str, Any],
+    params: Mapping[str, Any],
+    function: str | None = None,
+    *,
+    answering_tool_output: bool = False,
 ) -> Response:
     """The response `response.create` asks for, the session filling in what it leaves out.
 
@@ -92,9 +97,25 @@ def planned(
         "metadata": copy.deepcopy(params.get("metadata")),
         "usage": None,
     }
-    tools = params["tools"] if "tools" in params else session.get("tools")
-    chosen = function if function is not None else _function_named(tools)
-    return Response(resource, in_conversation, chosen)
+    if function is None:
+        function = _chosen_function(params, answering_tool_output=answering_tool_output)
+    return Response(resource, in_conversation, function)
+
+
+def _chosen_function(params: Mapping[str, Any], *, answering_tool_output: bool) -> str | None:
+    """The function a response calls: one `tool_choice` forces, else the first of its own tools.
+
+    Only the response's own `tools` count, not the session's, and a response that
+    follows a function's output answers it: a client (the Agents SDK) that sends
+    `response.create` after each `function_call_output` is not led round a loop.
+    """
+    choice = params.get("tool_choice", "auto")
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        name = choice.get("name")
+        return name if isinstance(name, str) else None
+    if choice == "none" or answering_tool_output:
+        return None
+    return _function_named(params.get("tools"))
 
 
 def _snapshot(response: Response) -> dict[str, Any]:

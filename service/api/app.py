@@ -65,6 +65,37 @@ CORS_EXPOSED = [
     "RateLimit-Remaining",
     "RateLimit-Reset",
 ]
+CORS_ALLOWED = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    "X-Request-ID",
+    # OpenAI's own browser clients send these with every request, so a page on
+    # another origin using them fails its preflight ("Failed to fetch",
+    # "Connection error") unless they are allowed. The Agents SDK
+    # (`@openai/agents-realtime`) sends its version on the call it creates:
+    "X-OpenAI-Agents-SDK",
+    # the openai JS SDK (7.x, `dangerouslyAllowBrowser`) its platform headers,
+    # exactly as its client.mjs, internal/detect-platform.mjs and
+    # lib/polling.mjs spell them (tests/test_browser_agents_sdk.py reads the
+    # installed SDK and fails when one is missing here):
+    "X-Stainless-Arch",
+    "X-Stainless-Custom-Poll-Interval",
+    "X-Stainless-Helper-Method",
+    "X-Stainless-Lang",
+    "X-Stainless-OS",
+    "X-Stainless-Package-Version",
+    "X-Stainless-Poll-Helper",
+    "X-Stainless-Retry-Count",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Timeout",
+    # and, when the client sets `organization` or `project`, these (the
+    # service ignores them: its own key decides both):
+    "OpenAI-Organization",
+    "OpenAI-Project",
+]
+"""The request headers a cross-origin page may send (the preflight's allow list)."""
 
 
 async def _service_error(request: Request, exc: Exception) -> Response:
@@ -219,7 +250,7 @@ def _cors(settings: Settings) -> dict[str, Any]:
         "allow_origins": list(settings.cors_allow_origins),
         "allow_credentials": settings.cors_allow_credentials,
         "allow_methods": ["GET", "POST"],
-        "allow_headers": ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        "allow_headers": CORS_ALLOWED,
         "expose_headers": CORS_EXPOSED,
         "max_age": 600,
     }

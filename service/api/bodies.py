@@ -1,4 +1,4 @@
-"""How an endpoint reads its request: the query's `dry_run`, the media type, the capped body.
+"""How an endpoint reads its request: the query (`dry_run`, `model`), the media type, the body.
 
 Each endpoint declares what it takes (`JSON`, `LIVE_JSON`, `OFFER`, `NOTHING`)
 and `service.api.endpoint` applies it in the prologue every endpoint shares.
@@ -44,6 +44,17 @@ def dry_run_of(scope: Scope) -> bool:
     if value in ("true", "false"):
         return value == "true"
     raise InvalidRequest("Invalid value for 'dry_run': expected true or false.", param="dry_run")
+
+
+def model_of(scope: Scope) -> str | None:
+    """`?model=` (the last one sent), None without one; an empty value is a 400."""
+    model = None
+    for key, item in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        if key == "model":
+            model = item
+    if model == "":
+        raise InvalidRequest("Invalid value for 'model': expected a model name.", param="model")
+    return model
 
 
 def media_type(scope: Scope) -> bytes:
@@ -114,7 +125,13 @@ class Json:
 
 
 class Offer:
-    """An SDP offer: OpenAI's multipart (`sdp`, optional `session`) or a bare `application/sdp`."""
+    """An SDP offer: OpenAI's multipart (`sdp`, optional `session`) or a bare `application/sdp`.
+
+    A bare offer names its model as OpenAI's does, in the query
+    (`POST /v1/realtime/calls?model=…`, what the Agents SDK's `baseUrl`
+    carries); a multipart offer names it in its `session` part, so a
+    `?model=` beside one is a 400 rather than a second answer to one question.
+    """
 
     def check(self, scope: Scope) -> None:
         """Refuse any other media type (415)."""
@@ -134,6 +151,18 @@ class Offer:
         if media_type(scope) == b"application/sdp":
             return body, None
         return await _offer_and_session(scope, body, limit)
+
+    def query_model(self, scope: Scope) -> str | None:
+        """A bare offer's `?model=` (None: the policy's default); with multipart, a 400."""
+        model = model_of(scope)
+        if model is not None and media_type(scope) != b"application/sdp":
+            raise InvalidRequest(
+                "'model' is a query parameter of a bare 'application/sdp' offer; "
+                "with multipart/form-data, send it in the 'session' part.",
+                param="model",
+                code="unknown_parameter",
+            )
+        return model
 
 
 class Nothing:

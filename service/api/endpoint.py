@@ -1,7 +1,8 @@
 """One endpoint class: the prologue every POST endpoint shares, run once, then one flow.
 
 In order: the caller (401; first, so every refusal's audit line names who
-was refused), `?dry_run` (400 if not a boolean), the media type (415), a dry
+was refused), `?dry_run` (400 if not a boolean), the media type (415), a
+bare offer's `?model=` (400 if empty, or beside a multipart body), a dry
 run counted against RATE_LIMIT_DRY_RUN_PER_IDENTITY (before the body is read
 or parsed, so refused dry runs count too: each costs the same work), the
 body within its limit (413), then the flow (`service.sessions`) with a typed
@@ -24,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from service.api.bodies import Body, dry_run_of
+from service.api.bodies import Body, Offer, dry_run_of
 from service.auth import identify
 from service.sessions import Answer, Incoming, Services
 
@@ -61,6 +62,7 @@ class Endpoint:
         )
         dry_run = self._dry_runs and dry_run_of(scope)
         self._body.check(scope)
+        model = self._body.query_model(scope) if isinstance(self._body, Offer) else None
         if dry_run:
             fields["outcome"] = "dry_run"
             verdict = await services.limiter.check_dry_run(caller.identity)
@@ -68,7 +70,7 @@ class Endpoint:
                 fields["rate_limit_remaining"] = verdict.remaining
         body, session = await self._body.read(scope, receive, settings)
         call_id: str = scope.get("path_params", {}).get("call_id", "")[:128]
-        incoming = Incoming(caller, body, dry_run, fields, session, call_id)
+        incoming = Incoming(caller, body, dry_run, fields, session, call_id, model)
         answer = await self._flow(services, incoming)
         await render(answer)(scope, receive, send)
 

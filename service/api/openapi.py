@@ -93,6 +93,16 @@ DRY_RUN_PARAMETER = {
     "schema": {"type": "boolean", "default": False},
     "description": "Apply the policy; mint or create nothing.",
 }
+MODEL_PARAMETER = {
+    "name": "model",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1},
+    "description": (
+        "A bare `application/sdp` offer's model (OpenAI's `?model=`); the policy's default "
+        "without it. A multipart offer names its model in the `session` part instead."
+    ),
+}
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}, {}]
 
 
@@ -132,7 +142,7 @@ def _call_operations() -> dict[str, Any]:
             "tags": ["calls"],
             "summary": "Create call",
             "operationId": "create_call",
-            "parameters": [DRY_RUN_PARAMETER],
+            "parameters": [DRY_RUN_PARAMETER, MODEL_PARAMETER],
             "requestBody": {
                 "required": True,
                 "content": {

@@ -20,7 +20,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import AfterValidator, ConfigDict, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from service.contract.beta import StrictModel
 from service.contract.live_delegation import (
@@ -34,6 +42,7 @@ from service.contract.live_fields import (
     by_literal,
     tag_of,
 )
+from service.contract.parsing import param_of
 
 LIVE_CLIENT_EVENTS: tuple[str, ...] = (
     "session.start",
@@ -260,6 +269,32 @@ def _one_trigger_per_event_type(triggers: list[DecisionTrigger]) -> list[Decisio
     return triggers
 
 
+Triggers: TypeAlias = Annotated[list[DecisionTrigger], AfterValidator(_one_trigger_per_event_type)]
+"""A session's `triggers`: Decisions questions per transcript event type, one each at most."""
+
+TRIGGERS: TypeAdapter[list[DecisionTrigger]] = TypeAdapter(Triggers)
+
+
+def parse_triggers(data: object, source: str = "triggers") -> list[DecisionTrigger]:
+    """Validate a `triggers` list read from an ops file, as strictly as a request.
+
+    Raises ValueError naming each wrong field by its dotted path (e.g.
+    `[0].decisions.questions[1].type`), never the questions' text, so a bad
+    file fails at start-up with a message ops can act on.
+    """
+    try:
+        return TRIGGERS.validate_python(data, strict=True)
+    except ValidationError as exc:
+        problems = [
+            f"'{param_of(error['loc']) or '(the list)'}': {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(
+            f"{source} is not a valid list of Live triggers: {'; '.join(problems[:5])}{more}"
+        ) from None
+
+
 class WakePolicy(StrictModel):
     """After an idle pause, microphone speech resumes inference."""
 
@@ -292,9 +327,9 @@ class LiveSession(StrictModel):
     """A stable id of the end user, for OpenAI's abuse detection."""
     store: Omittable[bool] = None
     """Store the session for forking and recording download; false by default."""
-    triggers: Omittable[
-        Annotated[list[DecisionTrigger], AfterValidator(_one_trigger_per_event_type)]
-    ] = None
+    triggers: Omittable[Triggers] = None
+    """Decisions questions run on each transcript delta (on the server's key): see
+    POLICY_LIVE_TRIGGERS."""
     wake_policy: Omittable[WakePolicy] = None
 
 

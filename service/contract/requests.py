@@ -76,14 +76,19 @@ def read_translation(body: bytes) -> SecretRequest:
     return SecretRequest(request.session, seconds)
 
 
-def read_realtime_call(offer: bytes, session: bytes | None, max_sdp_bytes: int) -> CallRequest:
-    """`POST /v1/realtime/calls`: the `sdp` part, and the `session` part if sent."""
+def read_realtime_call(
+    offer: bytes, session: bytes | None, max_sdp_bytes: int, model: str | None = None
+) -> CallRequest:
+    """`POST /v1/realtime/calls`: the `sdp` part, and the `session` part if sent.
+
+    A bare offer has no session; its `?model=` (`model`), if any, is the
+    only field it asks for, the policy's defaults the rest.
+    """
     sdp = check_offer(offer, max_sdp_bytes)
-    requested = (
-        parse(RealtimeSession, session, prefix="session")
-        if session is not None
-        else RealtimeSession(type="realtime")
-    )
+    if session is not None:
+        requested = parse(RealtimeSession, session, prefix="session")
+    else:
+        requested = RealtimeSession(type="realtime", model=model)
     if requested.prompt is not None:
         raise prompt_object_refused("session.prompt")
     return CallRequest(requested, sdp)

@@ -16,6 +16,11 @@ every field of the session the browser uses passes through here first:
   a browser could otherwise `session.update` the delegation away or append
   its own instructions. The default allows every event that does not change
   the session or what the model is told;
+- triggers (Decisions questions OpenAI runs on every transcript delta, on the
+  server's key): `POLICY_LIVE_TRIGGERS` (`off`, `server`, `client`), the
+  server's own in `POLICY_LIVE_TRIGGERS_FILE`, a caller's capped by
+  `POLICY_LIVE_MAX_TRIGGER_QUESTIONS` and `POLICY_LIVE_MAX_TRIGGER_CHARS`;
+- startup `input` messages: the roles in `POLICY_LIVE_INPUT_ROLES`;
 - `POLICY_LIVE_STORE`: `off` (the default: nothing stored), `client`, `on`.
 """
 
@@ -26,10 +31,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode
 
-from service.contract.live import LIVE_CLIENT_EVENTS, LIVE_SESSION_CHANGING_EVENTS
+from service.contract.live import (
+    LIVE_CLIENT_EVENTS,
+    LIVE_SESSION_CHANGING_EVENTS,
+    parse_triggers,
+)
 from service.contract.live_delegation import parse_delegation
 
 EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
@@ -58,6 +67,21 @@ def read_client_events(value: object) -> object:
     return events
 
 
+def _json_file(value: object, what: str) -> tuple[object, str] | None:
+    """The JSON a setting names (a path), or the value itself; None for an empty path."""
+    if not isinstance(value, str | Path):
+        return value, what
+    if not str(value).strip():
+        return None
+    path = Path(str(value).strip())
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), str(path)
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+
+
 def read_delegation(value: object) -> object:
     """The delegation object from a JSON file (a path), validated as OpenAI's; kept secret.
 
@@ -66,23 +90,41 @@ def read_delegation(value: object) -> object:
     """
     if value is None or isinstance(value, SecretStr):
         return value
-    source = "delegation"
-    if isinstance(value, str | Path):
-        if not str(value).strip():
-            return None
-        path = Path(str(value).strip())
-        source = str(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"cannot read delegation file {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    else:
-        data = value
+    read = _json_file(value, "delegation")
+    if read is None:
+        return None
+    data, source = read
     parse_delegation(data, source)
     return SecretStr(json.dumps(data, separators=(",", ":")))
 
+
+def read_triggers(value: object) -> object:
+    """The server's `triggers` list from a JSON file (a path), validated as OpenAI's; secret.
+
+    The questions are the operator's (what it watches every conversation
+    for), so like the delegation they are held as a `SecretStr` of their JSON.
+    """
+    if value is None or isinstance(value, SecretStr):
+        return value
+    read = _json_file(value, "triggers")
+    if read is None:
+        return None
+    data, source = read
+    parse_triggers(data, source)
+    return SecretStr(json.dumps(data, separators=(",", ":")))
+
+
+def trigger_questions(triggers: list[dict[str, Any]]) -> int:
+    """How many Decisions questions a `triggers` list asks (each runs on every delta)."""
+    return sum(len(t.get("decisions", {}).get("questions", [])) for t in triggers)
+
+
+def question_chars(question: object) -> int:
+    """A question's size as POLICY_LIVE_MAX_TRIGGER_CHARS counts it: its compact JSON."""
+    return len(json.dumps(question, separators=(",", ":"), ensure_ascii=False))
+
+
+InputRole: TypeAlias = Literal["developer", "user", "assistant"]
 
 ClientEvents: TypeAlias = Annotated[
     Literal["all"] | tuple[str, ...], NoDecode, BeforeValidator(read_client_events)
@@ -118,6 +160,20 @@ class LivePolicy(BaseModel):
     store: Literal["off", "client", "on"] = "off"
     """Whether GPT-Live sessions are stored: `off` (`store: true` is refused), `client`, or `on`
     (always)."""
+    triggers: Literal["off", "server", "client"] = "off"
+    """`off`: no triggers (a caller's are refused); `server`: POLICY_LIVE_TRIGGERS_FILE's only;
+    `client`: a caller's within the caps below (the file's when they send none)."""
+    triggers_file: Annotated[SecretStr | None, NoDecode, BeforeValidator(read_triggers)] = None
+    """The server's triggers (JSON, OpenAI's `triggers` list), never shown to callers."""
+    max_trigger_questions: Annotated[int, Field(ge=0)] = 4
+    """Most Decisions questions a caller's triggers may ask in all (each runs on every
+    transcript delta, billed to the server's key)."""
+    max_trigger_chars: Annotated[int, Field(ge=0)] = 4000
+    """Most characters a caller's trigger questions may total, counted as compact JSON."""
+    input_roles: Annotated[tuple[InputRole, ...], NoDecode, BeforeValidator(_csv)] = ("user",)
+    """Roles a caller's startup `input` messages may have: `user` by default (what the user
+    could say anyway); `assistant` puts words in the model's mouth, `developer` is
+    instructions (needs POLICY_LIVE_INSTRUCTIONS_MODE=client)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -129,6 +185,13 @@ class LivePolicy(BaseModel):
             )
         if self.instructions_mode == "server" and self.instructions is None:
             problems.append("POLICY_LIVE_INSTRUCTIONS_MODE=server needs POLICY_LIVE_INSTRUCTIONS")
+        if "developer" in self.input_roles and self.instructions_mode != "client":
+            problems.append(
+                "POLICY_LIVE_INPUT_ROLES may name developer only with "
+                "POLICY_LIVE_INSTRUCTIONS_MODE=client (developer messages are instructions)"
+            )
+        if self.triggers == "server" and self.triggers_file is None:
+            problems.append("POLICY_LIVE_TRIGGERS=server needs POLICY_LIVE_TRIGGERS_FILE")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -138,6 +201,13 @@ class LivePolicy(BaseModel):
         if self.delegation_file is None:
             return None
         value: dict[str, Any] = json.loads(self.delegation_file.get_secret_value())
+        return value
+
+    def server_triggers(self) -> list[dict[str, Any]] | None:
+        """The server's triggers, as sent upstream (None: no file configured)."""
+        if self.triggers_file is None:
+            return None
+        value: list[dict[str, Any]] = json.loads(self.triggers_file.get_secret_value())
         return value
 
     def public_view(self, voices: tuple[str, ...], default_voice: str) -> dict[str, Any]:
@@ -155,6 +225,19 @@ class LivePolicy(BaseModel):
                 self.client_events if self.client_events == "all" else list(self.client_events)
             ),
             "store": self.store,
+            "triggers": {
+                "mode": self.triggers,
+                "server": self.triggers_file is not None and self.triggers != "off",
+                **(
+                    {
+                        "max_questions": self.max_trigger_questions,
+                        "max_chars": self.max_trigger_chars,
+                    }
+                    if self.triggers == "client"
+                    else {}
+                ),
+            },
+            "input_roles": list(self.input_roles),
         }
 
 

@@ -38,6 +38,8 @@ from service.upstream.calls import CreatedCall
 
 CALL = Door(ga_param)
 """GA names (`session.audio.output.voice`) in errors and decisions alike."""
+BARE_OFFER = Door(lambda path: "model" if path == "model" else ga_param(path))
+"""A bare offer's model came as `?model=`, so its refusal names `model`, as the caller sent it."""
 PATHS: dict[CallKind, str] = {"realtime": "/v1/realtime/calls", "live": "/v1/live/sessions"}
 """Where each kind of call lives on this service (and on OpenAI's API)."""
 
@@ -47,8 +49,9 @@ Flow = Callable[[Services, Incoming], Awaitable[Answer]]
 async def create_realtime_call(services: Services, incoming: Incoming) -> Answer:
     """`POST /v1/realtime/calls`: 201, the SDP answer, `Location` naming the call."""
     max_sdp = services.settings.calls_max_sdp_bytes
-    request = read_realtime_call(incoming.body, incoming.session, max_sdp)
-    planned = decide(services, incoming, request.session, CALL, call=True)
+    request = read_realtime_call(incoming.body, incoming.session, max_sdp, incoming.model)
+    door = BARE_OFFER if incoming.model is not None else CALL
+    planned = decide(services, incoming, request.session, door, call=True)
     if incoming.dry_run:
         return _dry_run(incoming, request, planned)
     created, headers = await _create(services, incoming, "realtime", request, planned)

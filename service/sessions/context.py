@@ -50,6 +50,8 @@ class Incoming:
     """`POST /v1/realtime/calls`' optional `session` part."""
     call_id: str = ""
     """The call id in the path (a hang-up, a call's state)."""
+    model: str | None = None
+    """A bare `application/sdp` offer's `?model=` (`POST /v1/realtime/calls`)."""
 
     @property
     def request_id(self) -> str:

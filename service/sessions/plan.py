@@ -20,7 +20,14 @@ from service.core import metrics
 from service.core.errors import PolicyViolation
 from service.policy import AnySession, Decision, Outcome, Policy, evaluate
 from service.sessions.context import Incoming, Services
-from service.sessions.redaction import REDACTED, delegation_brief, redact, server_set, tool_name
+from service.sessions.redaction import (
+    REDACTED,
+    delegation_brief,
+    redact,
+    server_set,
+    tool_name,
+    triggers_brief,
+)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 """Answers carry secrets or session details: no cache may keep them."""
@@ -91,6 +98,8 @@ class Plan:
                 decision["applied"] = [tool_name(tool) for tool in decision["applied"]]
             elif decision["param"] == "delegation":
                 decision["applied"] = delegation_brief(decision["applied"])
+            elif decision["param"] == "triggers":
+                decision["applied"] = triggers_brief(decision["applied"])
         return shown
 
     def dry_run_answer(self, session: dict[str, Any]) -> dict[str, Any]:

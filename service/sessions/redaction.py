@@ -13,7 +13,7 @@ from typing import Any
 from service.policy import Decision
 
 REDACTED = "[redacted: set by the server]"
-OPERATOR_ONLY = frozenset({"instructions", "tools", "delegation"})
+OPERATOR_ONLY = frozenset({"instructions", "tools", "delegation", "triggers"})
 """Fields whose server-set values are the operator's: shown to callers only redacted."""
 
 
@@ -61,6 +61,8 @@ def redact(session: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
         shown["tools"] = [_tool_brief(tool) for tool in shown["tools"]]
     if "delegation" in fields and isinstance(shown.get("delegation"), dict):
         shown["delegation"] = delegation_brief(shown["delegation"])
+    if "triggers" in fields and isinstance(shown.get("triggers"), list):
+        shown["triggers"] = triggers_brief(shown["triggers"])
     return shown
 
 
@@ -69,3 +71,16 @@ def delegation_brief(delegation: Any) -> Any:
     if not isinstance(delegation, dict):
         return delegation
     return {"type": delegation.get("type"), "configuration": REDACTED}
+
+
+def triggers_brief(triggers: Any) -> Any:
+    """Server-set GPT-Live triggers as callers see them: which transcript they watch, not
+    the questions (the operator's)."""
+    if not isinstance(triggers, list):
+        return triggers
+    return [
+        {"type": t.get("type"), "event_type": t.get("event_type"), "decisions": REDACTED}
+        if isinstance(t, dict)
+        else REDACTED
+        for t in triggers
+    ]

@@ -4,7 +4,7 @@ The steps are the compose file's own comment: `cp .env.example .env`, set
 OPENAI_API_KEY and AUTH_API_KEYS (an entry from `python -m service hash-key`),
 `up`. Here the stack runs under podman-compose on the image this suite builds
 (tagged as the file's `realtime-token-proxy:local`, so nothing is pulled) and
-Debian's redis-server as REDIS_IMAGE (no registry is reachable). The .env
+Debian's redis-server as PROXY_REDIS_IMAGE (no registry is reachable). The .env
 keeps `.env.example`'s `HOST=127.0.0.1`, which must not take the published
 port away.
 
@@ -107,7 +107,7 @@ def documented_env(entry: str, redis_image: str, publish_port: int) -> str:
     text = re.sub(r"(?m)^# ?HOST=127\.0\.0\.1$", "HOST=127.0.0.1", text)
     return (
         f"{text}\nUPSTREAM_EMULATOR=true\nQUOTA_MINTS_PER_DAY={QUOTA}\n"
-        f"REDIS_IMAGE={redis_image}\nPROXY_PUBLISH_PORT={publish_port}\n"
+        f"PROXY_REDIS_IMAGE={redis_image}\nPROXY_PUBLISH_PORT={publish_port}\n"
     )
 
 

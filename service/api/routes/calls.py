@@ -2,7 +2,8 @@
 
 - `POST /v1/realtime/calls`: OpenAI's shape, `multipart/form-data` with `sdp`
   and an optional `session` (the GA realtime session JSON), or a bare
-  `application/sdp` offer (the session then comes from policy defaults).
+  `application/sdp` offer (the session then comes from policy defaults, its
+  model from `?model=` if sent, as OpenAI's and the Agents SDK's calls name it).
   `201`, the SDP answer, `Location: /v1/realtime/calls/{call_id}`.
 - `POST /v1/live/sessions`: GPT-Live's shape, JSON `{"session", "transport"}`;
   `200 {"session": {"id", ...}, "transport": {"type": "webrtc", "sdp"}}`.
