@@ -454,9 +454,8 @@ def report(figures: Figures, calls: int) -> None:
             figures.deletes_missing,
             "deletes",
             "not deleted",
-            f"; {figures.deletes_unverified} left the item in place"
-            if figures.deletes_unverified
-            else "",
+            f"; {len(figures.deletes or []) - figures.deletes_unverified} of"
+            f" {len(figures.deletes or [])} confirmed gone by a retrieve",
         )
     )
     print("\n| goal | verdict | figures |\n|---|---|---|")
