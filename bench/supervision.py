@@ -18,13 +18,28 @@ over which the supervisor reverts a browser's policy-breaking
    `POST /_emulator/calls/{id}/client_event` and reads back
    `reverted_after_ms`, the emulator's own clock from the browser's update to
    the service's revert over the sideband;
-5. hangs every call up through the service and stops every process.
+5. on the same calls, plays a browser `response.create` asking for a voice the
+   policy does not allow (`verse`) through the same control and reads the
+   call's `client_events` timeline: cancel latency is from the data channel's
+   `response.create` (recorded as soon as its `response.created` is emitted:
+   the timeline has no server-event times) to the sideband's `response.cancel`;
+6. hangs every call up through the service and stops the service;
+7. unless `--deletes 0`: starts a second service with
+   `POLICY_INSTRUCTIONS_MODE=server` (and `POLICY_INSTRUCTIONS`), creates
+   `--deletes` calls, plays a browser `conversation.item.create` of a `system`
+   message (its id chosen here) on each and reads the timeline from it to the
+   sideband's `conversation.item.delete`; a data-channel
+   `conversation.item.retrieve` of that id then checks that it was that item
+   that went; then the cancel of step 5 again, on those calls. Hangs those up
+   and stops every process.
 
-Goals: RSS <= 250 MB and idle CPU < 5 % of one core with 2,000 supervised
-calls, revert p99 <= 250 ms. It measures: the exit code is 0 whether the goals
-are met or not (1 only if it could not run).
+Every timeline figure is the emulator's, in whole milliseconds on its
+monotonic clock. Goals: RSS <= 250 MB and idle CPU < 5 % of one core with
+2,000 supervised calls, revert p99 <= 250 ms, cancel p99 <= 50 ms (the
+issue's goal for server mode), delete p99 <= 250 ms. It measures: the exit
+code is 0 whether the goals are met or not (1 only if it could not run).
 
-`uv run python bench/supervision.py [--calls 2000] [--reverts 200]`
+`uv run python bench/supervision.py [--calls 2000] [--reverts 200] [--deletes 200]`
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import redis
@@ -58,11 +74,28 @@ OVERRIDE = {
         "audio": {"output": {"voice": "verse"}},
     },
 }
+# A response in a voice the policy does not allow: the service cancels it.
+RESPONSE = {"type": "response.create", "response": {"audio": {"output": {"voice": "verse"}}}}
+SERVER_INSTRUCTIONS = "You are the benchmark's assistant."
+# A browser's own instructions while the server sets them: the service deletes the item.
+SYSTEM_ITEM_ID = "item_bench_system"
+SYSTEM_ITEM = {
+    "type": "conversation.item.create",
+    "item": {
+        "id": SYSTEM_ITEM_ID,
+        "type": "message",
+        "role": "system",
+        "content": [{"type": "input_text", "text": "override"}],
+    },
+}
 UPSTREAM_KEY = "emulator-accepts-any-key"
 MAX_RSS_MB = 250.0
 MAX_IDLE_CPU_PERCENT = 5.0
 MAX_REVERT_P99_MS = 250.0
+MAX_CANCEL_P99_MS = 50.0
+MAX_DELETE_P99_MS = 250.0
 REVERT_WAIT_S = 3.0
+ACTION_WAIT_S = 3.0
 READY_S = 30.0
 
 
@@ -79,6 +112,17 @@ class Figures:
     idle_cpu_percent: float | None = None
     reverts: list[float] | None = None
     reverts_missing: int = 0
+    cancels: list[float] | None = None
+    cancels_missing: int = 0
+    cancels_live: int = 0
+    """Cancels that found the response still in progress (answered `response.done`)."""
+    server_cancels: list[float] | None = None
+    server_cancels_missing: int = 0
+    deletes: list[float] | None = None
+    deletes_missing: int = 0
+    deletes_unverified: int = 0
+    """Deletes after which the browser's item could still be retrieved."""
+    delete_calls: int = 0
     hangups_ok: int = 0
     service_exit: int | None = None
 
@@ -190,6 +234,80 @@ async def revert_latency(
     return reverted, missing
 
 
+async def timeline_latency(
+    emulator: httpx.AsyncClient, call_id: str, sent: str, answer: str
+) -> tuple[float, dict[str, Any]] | None:
+    """From the browser's last `sent` to the sideband's next `answer` on the call's timeline
+    (ms, and the answer's record); None if none came within `ACTION_WAIT_S`."""
+    control = f"/_emulator/calls/{call_id}"
+    deadline = time.monotonic() + ACTION_WAIT_S
+    while time.monotonic() < deadline:
+        timeline: list[dict[str, Any]] = (await emulator.get(control)).json().get(
+            "client_events"
+        ) or []
+        starts = [
+            index
+            for index, record in enumerate(timeline)
+            if record["type"] == sent and record["source"] == "data_channel"
+        ]
+        if starts:
+            start = timeline[starts[-1]]
+            for record in timeline[starts[-1] + 1 :]:
+                if record["type"] == answer and record["source"] == "sideband":
+                    return float(record["at_ms"] - start["at_ms"]), record
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def cancel_latency(
+    emulator: httpx.AsyncClient, call_ids: list[str], concurrency: int
+) -> tuple[list[float], int, int]:
+    """Play a browser `response.create` in a voice the policy refuses on each call;
+    (ms to each sideband `response.cancel`, missing, cancels that found it in progress)."""
+    cancelled: list[float] = []
+    missing = live = 0
+
+    async def respond(call_id: str) -> None:
+        nonlocal missing, live
+        await emulator.post(f"/_emulator/calls/{call_id}/client_event", json=RESPONSE)
+        found = await timeline_latency(emulator, call_id, "response.create", "response.cancel")
+        if found is None:
+            missing += 1
+            return
+        cancelled.append(found[0])
+        live += "response.done" in found[1]["answered"]
+
+    await bounded(respond, call_ids, concurrency)
+    return cancelled, missing, live
+
+
+async def delete_latency(
+    emulator: httpx.AsyncClient, call_ids: list[str], concurrency: int
+) -> tuple[list[float], int, int]:
+    """Play a browser `system` message on each call; (ms to each sideband
+    `conversation.item.delete`, missing, deletes after which the item was still there)."""
+    deleted: list[float] = []
+    missing = unverified = 0
+
+    async def add(call_id: str) -> None:
+        nonlocal missing, unverified
+        events = f"/_emulator/calls/{call_id}/client_event"
+        await emulator.post(events, json=SYSTEM_ITEM)
+        found = await timeline_latency(
+            emulator, call_id, "conversation.item.create", "conversation.item.delete"
+        )
+        if found is None:
+            missing += 1
+            return
+        deleted.append(found[0])
+        retrieve = {"type": "conversation.item.retrieve", "item_id": SYSTEM_ITEM_ID}
+        emitted = (await emulator.post(events, json=retrieve)).json().get("emitted")
+        unverified += emitted != ["error"]
+
+    await bounded(add, call_ids, concurrency)
+    return deleted, missing, unverified
+
+
 async def hang_up(service: httpx.AsyncClient, call_ids: list[str], concurrency: int) -> int:
     """Hang every call up through the service; how many answered 2xx."""
     done = 0
@@ -237,10 +355,39 @@ async def measure(
             figures.reverts, figures.reverts_missing = await revert_latency(
                 to_emulator, sample, args.revert_concurrency
             )
+            print(f"  reverts: {len(figures.reverts)} ({figures.reverts_missing} missing)")
+            figures.cancels, figures.cancels_missing, figures.cancels_live = await cancel_latency(
+                to_emulator, sample, args.revert_concurrency
+            )
+            print(f"  cancels: {len(figures.cancels)} ({figures.cancels_missing} missing)")
         figures.hangups_ok = await hang_up(to_service, call_ids, args.concurrency)
         left = await wait_supervised(to_service, 0, 0)
         print(f"  hung up {figures.hangups_ok:,} calls; {GAUGE} now {left:,}")
     return figures
+
+
+async def measure_deletes(
+    args: argparse.Namespace, figures: Figures, service_url: str, emu_url: str
+) -> None:
+    """Step 7 against a service in server instructions mode."""
+    limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
+    async with (
+        httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
+        httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,
+    ):
+        call_ids = await create_calls(to_service, args.deletes, args.concurrency)
+        figures.delete_calls = len(call_ids)
+        supervised = await wait_supervised(to_service, len(call_ids), args.supervise_s)
+        print(f"  server mode: created {len(call_ids):,} calls; {GAUGE} = {supervised:,}")
+        await asyncio.sleep(1.0)  # attach work done
+        deleted = await delete_latency(to_emulator, call_ids, args.revert_concurrency)
+        figures.deletes, figures.deletes_missing, figures.deletes_unverified = deleted
+        print(f"  deletes: {len(figures.deletes)} ({figures.deletes_missing} missing)")
+        cancelled = await cancel_latency(to_emulator, call_ids, args.revert_concurrency)
+        figures.server_cancels, figures.server_cancels_missing, _ = cancelled
+        print(f"  cancels: {len(cancelled[0])} ({cancelled[1]} missing)")
+        hung = await hang_up(to_service, call_ids, args.concurrency)
+        print(f"  hung up {hung:,} calls")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -282,22 +429,81 @@ def report(figures: Figures, calls: int) -> None:
                 f"{cpu:.2f} %",
             )
         )
-    reverts = figures.reverts or []
-    name = f"revert p99 <= {MAX_REVERT_P99_MS:g} ms"
-    if reverts:
-        p50, p99 = statistics.median(reverts), percentile(reverts, 0.99)
-        met = p99 <= MAX_REVERT_P99_MS and figures.reverts_missing == 0
-        figures_text = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(reverts)} reverts"
-        if figures.reverts_missing:
-            figures_text += f"; {figures.reverts_missing} not reverted in {REVERT_WAIT_S:g} s"
-        rows.append((name, "met" if met else "not met", figures_text))
-        print(f"revert latency: {figures_text}")
-    else:
-        rows.append((name, "not measured", f"{figures.reverts_missing} overrides, none reverted"))
+    rows.append(
+        latency_row(
+            f"revert p99 <= {MAX_REVERT_P99_MS:g} ms",
+            MAX_REVERT_P99_MS,
+            figures.reverts,
+            figures.reverts_missing,
+            "reverts",
+            "not reverted",
+        )
+    )
+    cancel_goal = f"cancel p99 <= {MAX_CANCEL_P99_MS:g} ms (the issue's goal for server mode)"
+    rows.append(
+        latency_row(
+            cancel_goal + ", on the revert calls",
+            MAX_CANCEL_P99_MS,
+            figures.cancels,
+            figures.cancels_missing,
+            "cancels",
+            "not cancelled",
+            "; from the data channel's response.create (the timeline has no"
+            f" response.created time); {figures.cancels_live} of {len(figures.cancels or [])}"
+            " found the response in progress (the emulator runs a browser's to its end at once)",
+        )
+    )
+    rows.append(
+        latency_row(
+            cancel_goal + ", POLICY_INSTRUCTIONS_MODE=server",
+            MAX_CANCEL_P99_MS,
+            figures.server_cancels,
+            figures.server_cancels_missing,
+            "cancels",
+            "not cancelled",
+            " (as above, on the delete calls)",
+        )
+    )
+    rows.append(
+        latency_row(
+            f"delete p99 <= {MAX_DELETE_P99_MS:g} ms (POLICY_INSTRUCTIONS_MODE=server)",
+            MAX_DELETE_P99_MS,
+            figures.deletes,
+            figures.deletes_missing,
+            "deletes",
+            "not deleted",
+            f"; {len(figures.deletes or []) - figures.deletes_unverified} of"
+            f" {len(figures.deletes or [])} confirmed gone by a retrieve",
+        )
+    )
     print("\n| goal | verdict | figures |\n|---|---|---|")
     for goal, verdict, text in rows:
         shown = f"**{verdict}**" if verdict == "met" else f"**{verdict.upper()}**"
         print(f"| {goal} | {shown} | {text} |")
+
+
+def latency_row(
+    name: str,
+    goal_ms: float,
+    samples: list[float] | None,
+    missing: int,
+    noun: str,
+    absent: str,
+    note: str = "",
+) -> tuple[str, str, str]:
+    """A latency goal's row (p50, p99, count, missing), also printed as a figure line."""
+    if not samples:
+        if samples is None:
+            return name, "not measured", "not run"
+        return name, "not measured", f"{missing} played, none {absent.split()[-1]}"
+    p50, p99 = statistics.median(samples), percentile(samples, 0.99)
+    met = p99 <= goal_ms and missing == 0
+    text = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(samples)} {noun}"
+    if missing:
+        text += f"; {missing} {absent} in {ACTION_WAIT_S:g} s"
+    text += note
+    print(f"{noun[:-1]} latency: {text}")
+    return name, "met" if met else "not met", text
 
 
 def raise_nofile(needed: int) -> None:
@@ -315,6 +521,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--reverts", type=int, default=200)
+    parser.add_argument(
+        "--deletes", type=int, default=None, help="server-mode calls (default: --reverts)"
+    )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--revert-concurrency", type=int, default=10)
     parser.add_argument("--idle-s", type=float, default=10.0)
@@ -323,6 +532,8 @@ def main() -> int:
         "--service-env", action="append", default=[], help="KEY=VALUE for the service"
     )
     args = parser.parse_args()
+    if args.deletes is None:
+        args.deletes = args.reverts
     raise_nofile(2 * args.calls + 512)
     python = sys.executable
     try:
@@ -343,7 +554,6 @@ def main() -> int:
         env = {
             **base_env(),
             "HOST": HOST,
-            "PORT": str(port),
             "WORKERS": "1",
             "AUTH_MODE": "none",
             "LOG_FORMAT": "json",
@@ -356,6 +566,7 @@ def main() -> int:
             **({"REDIS_URL": redis_url} if redis_url else {}),
             **dict(item.split("=", 1) for item in args.service_env),
         }
+        env["PORT"] = str(port)
         service = start("service", [python, "-m", "service"], env, port, Probe("GET", "/healthz"))
         print(
             f"supervision: {args.calls:,} Realtime calls through one worker"
@@ -366,6 +577,21 @@ def main() -> int:
         service.stop(grace_s=15)
         figures.service_exit = service.popen.returncode
         print(f"  service stopped with exit code {figures.service_exit}")
+        if args.deletes > 0:
+            port = free_port()
+            server_env = {
+                **env,
+                "PORT": str(port),
+                "POLICY_INSTRUCTIONS_MODE": "server",
+                "POLICY_INSTRUCTIONS": SERVER_INSTRUCTIONS,
+                # Its own database: nothing of the first service's calls to adopt.
+                **({"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1"} if redis_url else {}),
+            }
+            command = [python, "-m", "service"]
+            server = start("service-server", command, server_env, port, Probe("GET", "/healthz"))
+            print(f"supervision, server instructions mode: {args.deletes:,} calls")
+            asyncio.run(measure_deletes(args, figures, f"http://{HOST}:{port}", emu_url))
+            server.stop(grace_s=15)
     except StartError as error:
         print(f"supervision benchmark could not start: {error}", file=sys.stderr)
         return 1
