@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator import Emulator, create_emulator
+from emulator import Emulator
 from service.server.emulated import EmulatedSideband, NoSideband, in_process
 from service.upstream.sideband import Sideband, SidebandClosed
+from tests.emulators import emulator_client, fake_media_emulator
 from tests.test_emulator_controls import KEY, live_call, realtime_call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -25,16 +26,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 @pytest.fixture(name="emulator")
 async def fixture_emulator() -> AsyncIterator[Emulator]:
     """An in-process fake-media emulator (no usage ticks), every call hung up afterwards."""
-    app = create_emulator(fake_media=True, usage_interval=None)
-    yield app
-    await app.calls.close()
+    async with fake_media_emulator() as app:
+        yield app
 
 
 @pytest.fixture(name="http")
 async def fixture_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the in-process emulator."""
-    transport = httpx.ASGITransport(app=emulator)
-    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+    async with emulator_client(emulator) as client:
         yield client
 
 

@@ -25,7 +25,7 @@ from openai.types.live import SessionClosedEvent, SessionUsageUpdatedEvent
 from openai.types.realtime import ResponseDoneEvent
 from websockets.asyncio.client import connect
 
-from emulator import Emulator, create_emulator
+from emulator import Emulator
 from emulator.calls import TRANSCRIPT, EmulatorSideband
 from emulator.calls.events import transcript
 from emulator.calls.sideband import (
@@ -35,6 +35,7 @@ from emulator.calls.sideband import (
     SidebandEnded,
 )
 from tests.contract import ga_errors
+from tests.emulators import emulator_client, fake_media_emulator
 from tests.servers import ROOT, ServiceProcess, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -64,16 +65,14 @@ SIDEBAND_LOG.setLevel(logging.WARNING)  # the handshake's headers carry the key
 @pytest.fixture(name="emulator")
 async def fixture_emulator() -> AsyncIterator[Emulator]:
     """An in-process fake-media emulator, every call hung up afterwards."""
-    app = create_emulator(fake_media=True, usage_interval=0.05)
-    yield app
-    await app.calls.close()
+    async with fake_media_emulator(usage_interval=0.05) as app:
+        yield app
 
 
 @pytest.fixture(name="http")
 async def fixture_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the in-process emulator."""
-    transport = httpx.ASGITransport(app=emulator)
-    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+    async with emulator_client(emulator) as client:
         yield client
 
 

@@ -21,9 +21,10 @@ import pytest
 from openai import BaseModel
 from openai.types.realtime import RealtimeServerEvent
 
-from emulator import Emulator, create_emulator
+from emulator import Emulator
 from emulator.calls.sideband import EmulatorSidebandConnection, SidebandEnded
 from tests.contract import ga_errors
+from tests.emulators import emulator_client, fake_media_emulator
 from tests.test_emulator_controls import KEY
 from tests.test_emulator_rules import SYSTEM, realtime_call
 
@@ -41,16 +42,14 @@ TOOL = {"type": "function", "name": "lookup_order", "parameters": {"type": "obje
 @pytest.fixture(name="emulator")
 async def fixture_emulator() -> AsyncIterator[Emulator]:
     """An in-process fake-media emulator (no usage ticks), every call hung up afterwards."""
-    app = create_emulator(fake_media=True, usage_interval=None)
-    yield app
-    await app.calls.close()
+    async with fake_media_emulator() as app:
+        yield app
 
 
 @pytest.fixture(name="http")
 async def fixture_http(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the in-process emulator."""
-    transport = httpx.ASGITransport(app=emulator)
-    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+    async with emulator_client(emulator) as client:
         yield client
 
 
