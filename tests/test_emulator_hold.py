@@ -17,7 +17,10 @@ import pytest
 from openai.types.realtime import ResponseCreatedEvent, ResponseDoneEvent
 
 from emulator import Emulator, create_emulator
+from emulator.calls import CallRegistry, EmulatorSideband
+from emulator.calls.sideband import EmulatorSidebandConnection
 from tests.test_emulator_rules import SYSTEM, realtime_call
+from tests.test_webrtc_peer import REALTIME_SESSION, BrowserPeer, connect
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 VERSE = {"type": "response.create", "response": {"audio": {"output": {"voice": "verse"}}}}
@@ -160,3 +163,103 @@ class TestTimelineIds:
             ("conversation.item.delete", "sideband", None, item_id),
         ]
         assert "response.done" in timeline[2]["answered"]
+
+
+async def next_of(connection: EmulatorSidebandConnection, event_type: str) -> dict[str, Any]:
+    """The sideband's next event of this type."""
+    while True:
+        event = await connection.recv()
+        if event["type"] == event_type:
+            return event
+
+
+class TestSpokenResponse:
+    """A browser's own `response.create` (`spoken`) is in progress while it is spoken."""
+
+    async def test_spoken_response_completes_after_it_is_spoken(
+        self, http: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        """It answers `response.created` and no `response.done`; the done, `completed`,
+        follows on the event loop."""
+        call_id = await realtime_call(http)
+        call = emulator.sideband().registry.get(call_id)
+        call.speak_s = 0.0
+        connection = await emulator.sideband().connect("realtime", call_id)
+        emitted = call.client_event(VERSE, trusted=False, spoken=True)
+        assert emitted[0]["type"] == "response.created"
+        assert "response.done" not in [event["type"] for event in emitted]
+        done = ResponseDoneEvent.model_validate(await next_of(connection, "response.done"))
+        assert (done.response.id, done.response.status) == (
+            emitted[0]["response"]["id"],
+            "completed",
+        )
+
+    async def test_cancel_while_spoken_ends_it_cancelled_once(
+        self, http: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        """A cancel before it is spoken ends it `cancelled`, once: the next `response.done`
+        is the next response's, `completed`."""
+        call_id = await realtime_call(http)
+        call = emulator.sideband().registry.get(call_id)
+        call.speak_s = 0.0
+        connection = await emulator.sideband().connect("realtime", call_id)
+        first_id = call.client_event(VERSE, trusted=False, spoken=True)[0]["response"]["id"]
+        await connection.send({"type": "response.cancel", "response_id": first_id})
+        second = call.client_event({"type": "response.create"}, trusted=False, spoken=True)
+        second_id = second[0]["response"]["id"]
+        cancelled = ResponseDoneEvent.model_validate(await next_of(connection, "response.done"))
+        completed = ResponseDoneEvent.model_validate(await next_of(connection, "response.done"))
+        assert [(cancelled.response.id, cancelled.response.status)] == [(first_id, "cancelled")]
+        assert [(completed.response.id, completed.response.status)] == [(second_id, "completed")]
+
+    async def test_held_call_is_not_spoken(
+        self, http: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        """With `hold_responses` a spoken response waits for its cancel, however long."""
+        call_id = await realtime_call(http)
+        call = emulator.sideband().registry.get(call_id)
+        call.speak_s = 0.0
+        await http.post(f"/_emulator/calls/{call_id}/hold", json={"responses": True})
+        connection = await emulator.sideband().connect("realtime", call_id)
+        call.client_event(VERSE, trusted=False, spoken=True)
+        # A control response finishes the held one: were it spoken, the speaking's done
+        # (default usage) would come first.
+        await http.post(f"/_emulator/calls/{call_id}/response", json={"output_tokens": 7})
+        done = ResponseDoneEvent.model_validate(await next_of(connection, "response.done"))
+        assert done.response.usage is not None
+        assert done.response.usage.output_tokens == 7
+
+
+@pytest.fixture(name="registry")
+async def fixture_registry() -> AsyncIterator[CallRegistry]:
+    """An emulator call registry with real media, every call hung up afterwards."""
+    registry = CallRegistry(max_calls=2)
+    yield registry
+    await registry.close_all()
+
+
+@pytest.fixture(name="browser")
+async def fixture_browser() -> AsyncIterator[BrowserPeer]:
+    """A browser-side aiortc peer, closed afterwards."""
+    peer = BrowserPeer()
+    yield peer
+    await peer.close()
+
+
+class TestDataChannelSpeaks:
+    """Over real WebRTC the browser's `response.create` is spoken, so a cancel reaches it."""
+
+    async def test_sideband_cancel_reaches_a_data_channel_response(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """The browser's response is in progress after `response.created`; the sideband's
+        cancel ends it `cancelled`, as the browser sees it."""
+        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        await browser.next_event("session.created")
+        registry.get(call_id).speak_s = 3600.0  # spoken long after the cancel, whatever the load
+        sideband = await EmulatorSideband(registry).connect("realtime", call_id)
+        browser.send(VERSE)
+        created = ResponseCreatedEvent.model_validate(await browser.next_event("response.created"))
+        await sideband.send({"type": "response.cancel", "response_id": created.response.id})
+        done = ResponseDoneEvent.model_validate(await browser.next_event("response.done"))
+        assert (done.response.id, done.response.status) == (created.response.id, "cancelled")

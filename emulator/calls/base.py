@@ -94,6 +94,9 @@ class BaseCall:
         self.client_events: deque[ClientEventRecord] = deque(maxlen=CLIENT_EVENTS_KEPT)
         self.conversation = Conversation() if kind == "realtime" else None
         self.hold_responses = False
+        self.speak_s = 0.0
+        """How long a response a browser's own data channel asked for (`spoken`) takes to
+        speak before it completes: OpenAI streams it, and a cancel meanwhile ends it."""
         """Keep every `response.create` (browser or sideband) in progress until a
         `response.cancel` (or the response control) ends it: a cancel is then observable."""
         self._usage_interval = usage_interval
@@ -205,17 +208,24 @@ class BaseCall:
 
     # Client events in.
 
-    def client_event(self, event: object, *, trusted: bool, hold: bool = False) -> list[Event]:
+    def client_event(
+        self, event: object, *, trusted: bool, hold: bool = False, spoken: bool = False
+    ) -> list[Event]:
         """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted.
 
-        A `response.create` stays in progress if `hold` (or the call's `hold_responses`).
-        Each is on the call's timeline: its type, where it came from, what it got and the
-        response or item id it named.
+        A `response.create` stays in progress if `hold` (or the call's `hold_responses`);
+        if `spoken` (the browser's real data channel) it starts now and completes after
+        `speak_s` unless cancelled first. Each is on the call's timeline: its type, where
+        it came from, what it got and the response or item id it named.
         """
-        hold = hold or self.hold_responses
-        emitted = [self.emit(answer) for answer in self._answer(event, trusted=trusted, hold=hold)]
         named = event if isinstance(event, Mapping) else {}
         event_type = named.get("type")
+        hold = hold or self.hold_responses
+        speaking = spoken and not hold and event_type == "response.create"
+        answers = self._answer(event, trusted=trusted, hold=hold or speaking)
+        emitted = [self.emit(answer) for answer in answers]
+        if speaking:
+            self._speak_started(emitted)
         self.client_events.append(
             ClientEventRecord(
                 time.monotonic(),
@@ -227,6 +237,21 @@ class BaseCall:
             )
         )
         return emitted
+
+    def _speak_started(self, emitted: list[Event]) -> None:
+        """The response just created (if one was) completes once spoken."""
+        response = self.conversation.response if self.conversation is not None else None
+        created = [event for event in emitted if event["type"] == "response.created"]
+        if response is not None and created and created[0]["response"]["id"] == response.id:
+            self._spawn(self._speak(response))
+
+    async def _speak(self, response: responses.Response) -> None:
+        """After `speak_s` (a yield to the event loop at least), the response completes,
+        unless it was cancelled (or finished by the control) meanwhile."""
+        await asyncio.sleep(self.speak_s)
+        if self.conversation is not None and self.conversation.response is response:
+            for event in self.conversation.finish():
+                self.emit(event)
 
     def _answer(self, event: object, *, trusted: bool, hold: bool = False) -> list[Event]:
         """What a client event gets, applied to the session or the conversation."""

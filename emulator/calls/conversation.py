@@ -18,7 +18,8 @@ no change:
 `session.update` is the call's (`BaseCall`), checked by `realtime.session_update_refusal`.
 A response normally runs to its end at once; `hold` (the emulator's controls: a
 held `/response`, `client_event?hold=true`, or the call's `hold_responses`) leaves
-it in progress, so that a `response.cancel` ends it (`response.done`, `cancelled`).
+it in progress, so that a `response.cancel` ends it (`response.done`, `cancelled`);
+one from a browser's real data channel is spoken first (`BaseCall.speak_s`).
 """
 
 from __future__ import annotations
