@@ -139,6 +139,12 @@ async def script(http: httpx.AsyncClient, emulator: Emulator, call_id: str) -> N
     sideband({"type": "response.cancel", "event_id": "none-left"})
     await control(hold=True)
     await control(input_tokens=5, output_tokens=6)
+    # A browser's response held open (the call's `hold_responses`), cancelled by its id.
+    call.hold_responses = True
+    browser({"type": "response.create", "response": {"audio": {"output": {"voice": "cedar"}}}})
+    call.hold_responses = False
+    [held] = [event for event in call.history if event["type"] == "response.created"][-1:]
+    sideband({"type": "response.cancel", "response_id": held["response"]["id"]})
     [spoken] = [event for event in call.history if event["type"] == "response.done"][-1:]
     truncate = {"type": "conversation.item.truncate", "content_index": 0, "audio_end_ms": 0}
     sideband({**truncate, "item_id": spoken["response"]["output"][0]["id"]})

@@ -44,12 +44,15 @@ class Override:
 @dataclass(frozen=True, slots=True)
 class ClientEventRecord:
     """A client event on the call's timeline: its type (None if it had none), where it came
-    from (`data_channel` or `sideband`) and the types of the server events it got."""
+    from (`data_channel` or `sideband`), the types of the server events it got, and the
+    `response_id` / `item_id` it named (ids only, never content; None when it named none)."""
 
     at: float
     type: str | None
     source: str
     answered: list[str]
+    response_id: str | None = None
+    item_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,10 @@ class CallReport:
     listeners: int = 0
     """Sidebands (and other subscribers) attached now."""
     client_events: list[dict[str, Any]] = field(default_factory=list)
-    """The timeline of client events received: `at_ms`, `type`, `source`, `answered`."""
+    """The timeline of client events received: `at_ms`, `type`, `source`, `answered`, and
+    `response_id` / `item_id` when the event named one."""
+    hold_responses: bool = False
+    """Whether browser and sideband `response.create`s stay in progress (`POST .../hold`)."""
 
 
 class BaseCall:
@@ -87,6 +93,12 @@ class BaseCall:
         self.sideband_updates = 0
         self.client_events: deque[ClientEventRecord] = deque(maxlen=CLIENT_EVENTS_KEPT)
         self.conversation = Conversation() if kind == "realtime" else None
+        self.hold_responses = False
+        self.speak_s = 0.0
+        """How long a response a browser's own data channel asked for (`spoken`) takes to
+        speak before it completes: OpenAI streams it, and a cancel meanwhile ends it."""
+        """Keep every `response.create` (browser or sideband) in progress until a
+        `response.cancel` (or the response control) ends it: a cancel is then observable."""
         self._usage_interval = usage_interval
         self._on_closed = on_closed
         self._subscribers: set[asyncio.Queue[Event]] = set()
@@ -133,11 +145,18 @@ class BaseCall:
                 "type": record.type,
                 "source": record.source,
                 "answered": record.answered,
+                **({"response_id": record.response_id} if record.response_id else {}),
+                **({"item_id": record.item_id} if record.item_id else {}),
             }
             for record in self.client_events
         ]
         return CallReport(
-            overrides, self.sideband_updates, self.session, len(self._subscribers), timeline
+            overrides,
+            self.sideband_updates,
+            self.session,
+            len(self._subscribers),
+            timeline,
+            self.hold_responses,
         )
 
     # Server events out.
@@ -189,24 +208,52 @@ class BaseCall:
 
     # Client events in.
 
-    def client_event(self, event: object, *, trusted: bool) -> list[Event]:
+    def client_event(
+        self, event: object, *, trusted: bool, hold: bool = False, spoken: bool = False
+    ) -> list[Event]:
         """Apply a client event (browser: untrusted, sideband: trusted); return what it emitted.
 
-        Each is on the call's timeline: its type, where it came from and what it got.
+        A `response.create` stays in progress if `hold` (or the call's `hold_responses`);
+        if `spoken` (the browser's real data channel) it starts now and completes after
+        `speak_s` unless cancelled first. Each is on the call's timeline: its type, where
+        it came from, what it got and the response or item id it named.
         """
-        emitted = [self.emit(answer) for answer in self._answer(event, trusted=trusted)]
-        event_type = event.get("type") if isinstance(event, Mapping) else None
+        named = event if isinstance(event, Mapping) else {}
+        event_type = named.get("type")
+        hold = hold or self.hold_responses
+        speaking = spoken and not hold and event_type == "response.create"
+        answers = self._answer(event, trusted=trusted, hold=hold or speaking)
+        emitted = [self.emit(answer) for answer in answers]
+        if speaking:
+            self._speak_started(emitted)
         self.client_events.append(
             ClientEventRecord(
                 time.monotonic(),
                 events.shown(event_type) if isinstance(event_type, str) else None,
                 "sideband" if trusted else "data_channel",
                 [answer["type"] for answer in emitted],
+                _named_id(named, "response_id"),
+                _named_id(named, "item_id"),
             )
         )
         return emitted
 
-    def _answer(self, event: object, *, trusted: bool) -> list[Event]:
+    def _speak_started(self, emitted: list[Event]) -> None:
+        """The response just created (if one was) completes once spoken."""
+        response = self.conversation.response if self.conversation is not None else None
+        created = [event for event in emitted if event["type"] == "response.created"]
+        if response is not None and created and created[0]["response"]["id"] == response.id:
+            self._spawn(self._speak(response))
+
+    async def _speak(self, response: responses.Response) -> None:
+        """After `speak_s` (a yield to the event loop at least), the response completes,
+        unless it was cancelled (or finished by the control) meanwhile."""
+        await asyncio.sleep(self.speak_s)
+        if self.conversation is not None and self.conversation.response is response:
+            for event in self.conversation.finish():
+                self.emit(event)
+
+    def _answer(self, event: object, *, trusted: bool, hold: bool = False) -> list[Event]:
         """What a client event gets, applied to the session or the conversation."""
         refused = events.refusal(self.kind, self.session, event, trusted=trusted)
         if refused is not None:
@@ -229,7 +276,7 @@ class BaseCall:
                 self.session = events.merged(self.session, update)
             return [events.server_event("session.updated", session=self.session, **reply)]
         if self.conversation is not None:
-            return self.conversation.answer(self.session, event)
+            return self.conversation.answer(self.session, event, hold=hold)
         if event_type == "session.close":
             self.close_soon("close_requested")
             return []
@@ -339,3 +386,9 @@ class BaseCall:
         task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _named_id(event: Mapping[str, Any], name: str) -> str | None:
+    """The id a client event names under `name` (cut short as `events.shown` does), or None."""
+    value = event.get(name)
+    return events.shown(value) if isinstance(value, str) and value else None

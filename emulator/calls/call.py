@@ -4,7 +4,9 @@ The browser offers audio and creates the `oai-events` data channel; the call
 answers with a `ToneTrack` on the audio transceiver, emits `session.created` /
 `session.started` once answered (the browser gets it, and whatever followed,
 once its channel opens), one transcript event once inbound
-audio arrives, and answers client events as `events` says (`BaseCall`). Every
+audio arrives, and answers client events as `events` says (`BaseCall`); a
+`response.create` from the browser's channel is spoken over `SPEAK_S` (in progress
+meanwhile, for a `response.cancel` to end, as OpenAI streams it). Every
 server event also goes to the call's subscribers (the sideband), which see all
 of them.
 
@@ -38,6 +40,9 @@ for _name in ("aiortc", "aioice"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 CHANNEL_LABEL = "oai-events"
 PENDING_LIMIT = 256
+SPEAK_S = 1.0
+"""How long the emulator takes to speak a response the browser asked for (its fixed
+transcript): the response is in progress meanwhile, as OpenAI's stream would be."""
 MESSAGE_LIMIT = 64 * 1024
 
 
@@ -61,6 +66,7 @@ class EmulatedCall(BaseCall):
         self._pending: deque[str] = deque(maxlen=PENDING_LIMIT)
         self._channel_open = False
         self._transcribed = False
+        self.speak_s = SPEAK_S
         self.pc.add_listener("datachannel", self._on_datachannel)
         self.pc.add_listener("track", self._on_track)
         self.pc.add_listener("connectionstatechange", self._on_connection_state)
@@ -102,7 +108,7 @@ class EmulatedCall(BaseCall):
         except orjson.JSONDecodeError:
             self.emit(events.error_event("invalid_json", "The client event is not valid JSON."))
             return
-        self.client_event(event, trusted=False)
+        self.client_event(event, trusted=False, spoken=True)
 
     # aiortc callbacks.
 

@@ -7,7 +7,16 @@
   next sideband `session.update` (the service's revert), or null.
 - `POST /_emulator/calls/{id}/client_event`: a client event JSON applied as if
   the browser had sent it on its data channel (untrusted: Live's allow-list
-  applies); 200 `{"emitted": [event types]}`.
+  applies); 200 `{"emitted": [event types]}`. With `?hold=true` a
+  `response.create` stays in progress (`response.created` and its output item
+  announced, nothing more) until a `response.cancel` ends it `cancelled` (or
+  the `/response` control finishes it).
+- `POST /_emulator/calls/{id}/hold`: `{"responses": true | false}`: from now on
+  every `response.create` of the call, from its data channel or its sideband,
+  is held so (or, with false, runs to its end at once again, the default);
+  200 `{"hold_responses": bool}`. A browser's response then lasts until the
+  service's cancel reaches it, on any machine: a test of that cancel is
+  deterministic.
 - `POST /_emulator/calls/{id}/response`: `{"input_tokens", "output_tokens",
   "function_call": {"name"}, "hold"}` (all optional): a Realtime call plays a
   whole response as if the model had answered (`response.created` …
@@ -17,7 +26,8 @@
   call emits `session.usage.updated` with its seconds. 200 `{"emitted": [...]}`.
 - The call's record also shows `client_events`, the timeline of client events
   received: `{"at_ms", "type", "source": "data_channel" | "sideband", "answered":
-  [event types]}` (types only, never content).
+  [event types]}`, with `response_id` / `item_id` when the event named one (types
+  and ids only, never content), and `hold_responses`.
 
 Milliseconds count from the call's creation, on the monotonic clock.
 """
@@ -40,7 +50,7 @@ from emulator.calls.events import Event
 from emulator.calls.registry import CallRegistry
 from emulator.errors import InvalidRequest
 
-CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response))?")
+CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response|hold))?")
 DEFAULT_INPUT_TOKENS = 12
 DEFAULT_OUTPUT_TOKENS = 24
 MAX_TOKENS = 10_000_000
@@ -78,7 +88,11 @@ async def control(
         return None
     body = await request.body()
     if action == "client_event":
-        emitted = registry.send_client_event(call_id, json_object(body, None), trusted=False)
+        hold = _flag(request.query_params.get("hold"))
+        call = registry.get(call_id)
+        emitted = call.client_event(json_object(body, None), trusted=False, hold=hold)
+    elif action == "hold":
+        return hold_responses(registry, call_id, body)
     else:
         emitted = emit_response(registry, call_id, body)
     return json_response(200, {"emitted": [event["type"] for event in emitted]})
@@ -108,6 +122,7 @@ def _shown(report: CallReport) -> dict[str, Any]:
         "session": report.session,
         "listeners": report.listeners,
         "client_events": report.client_events,
+        "hold_responses": report.hold_responses,
     }
 
 
@@ -132,6 +147,32 @@ def _function_call(request: Mapping[str, Any]) -> str | None:
             code="invalid_value",
         )
     return name
+
+
+def _flag(value: str | None) -> bool:
+    """A query flag: absent or `false` is False, `true` True; anything else a 400."""
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise InvalidRequest("'hold' must be true or false.", param="hold", code="invalid_value")
+
+
+def hold_responses(registry: CallRegistry, call_id: str, body: bytes) -> Response:
+    """Hold (or stop holding) every `response.create` of a Realtime call until cancelled."""
+    request = json_object(body, None)
+    hold = request.get("responses")
+    if not isinstance(hold, bool):
+        raise InvalidRequest(
+            "'responses' must be a boolean.", param="responses", code="invalid_type"
+        )
+    call = registry.get(call_id)
+    if call.kind != "realtime":
+        raise InvalidRequest(
+            "Only a Realtime call has responses to hold.", param="responses", code="invalid_value"
+        )
+    call.hold_responses = hold
+    return json_response(200, {"hold_responses": hold})
 
 
 def emit_response(registry: CallRegistry, call_id: str, body: bytes) -> list[Event]:

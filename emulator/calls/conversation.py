@@ -16,8 +16,10 @@ no change:
 - anything else: `error` with `param: "type"`.
 
 `session.update` is the call's (`BaseCall`), checked by `realtime.session_update_refusal`.
-A response normally runs to its end at once; `hold` (the emulator's control)
-leaves it in progress, so that a `response.cancel` can be played against it.
+A response normally runs to its end at once; `hold` (the emulator's controls: a
+held `/response`, `client_event?hold=true`, or the call's `hold_responses`) leaves
+it in progress, so that a `response.cancel` ends it (`response.done`, `cancelled`);
+one from a browser's real data channel is spoken first (`BaseCall.speak_s`).
 """
 
 from __future__ import annotations
@@ -71,8 +73,11 @@ class Conversation:
         while len(self.items) > ITEMS_KEPT:
             del self.items[next(iter(self.items))]
 
-    def answer(self, session: Mapping[str, Any], event: Mapping[str, Any]) -> list[Event]:
-        """The server events a client event (other than `session.update`) gets."""
+    def answer(
+        self, session: Mapping[str, Any], event: Mapping[str, Any], *, hold: bool = False
+    ) -> list[Event]:
+        """The server events a client event (other than `session.update`) gets; a
+        `response.create` stays in progress if `hold`, for a `response.cancel` to end."""
         event_type = event["type"]
         event_id = event.get("event_id")
         if event_type not in CLIENT_EVENTS:
@@ -96,7 +101,7 @@ class Conversation:
             params = event.get("response", {})
             if not isinstance(params, Mapping):
                 return [_invalid_type("response", "an object", event_id)]
-            return self.create_response(session, params, event_id=event_id)
+            return self.create_response(session, params, event_id=event_id, hold=hold)
         if event_type == "response.cancel":
             return self.cancel(event)
         return self._audio_buffer(event)

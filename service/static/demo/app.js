@@ -11,6 +11,11 @@
   const OPENAI_CALLS_URL = "https://api.openai.com/v1/realtime/calls";
   const EMULATOR_PREFIX = "ek_emulator_";
   const STATE_POLL_MS = 1500;
+  // The page's attempts to break the policy from the browser, each undone by the service.
+  const TRY_BUTTONS = ["try-override", "try-response-voice", "try-system-item"];
+  const REALTIME_VOICES = [
+    "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar",
+  ];
   const $ = (id) => document.getElementById(id);
 
   let secret = null; // the ek_ value: never written to the page
@@ -277,14 +282,21 @@
     return span;
   }
 
-  // Every event but a transcript one is listed by its type, in arrival order.
-  function eventLine(type) {
+  // Every event but a transcript one is listed by its type, in arrival order; a response's
+  // end also shows its status (a cancelled one: the service stopped it).
+  function eventLine(type, detail = "") {
     const p = document.createElement("p");
     p.className = "event";
     const code = document.createElement("code");
     code.textContent = type;
     p.append(code);
+    if (detail) p.append(` ${detail}`);
     $("transcript").append(p);
+  }
+
+  function eventDetail(event) {
+    if (event.type === "response.done") return event.response?.status ?? "";
+    return "";
   }
 
   function showSession(session) {
@@ -300,7 +312,7 @@
     }
     if (typeof event?.type !== "string") return;
     const transcriptEvent = /transcript/.test(event.type);
-    if (!transcriptEvent) eventLine(event.type);
+    if (!transcriptEvent) eventLine(event.type, eventDetail(event));
     switch (event.type) {
       case "session.created": // Realtime: the effective session, as OpenAI applied it
       case "session.started": // GPT-Live
@@ -407,8 +419,10 @@
     clearTimeout(watching);
     for (const id of ["call-state", "call-deadline", "call-usage"]) $(id).textContent = "…";
     for (const id of ["call-fixed", "call-overrides"]) $(id).replaceChildren();
-    $("try-override").hidden = watched.kind !== "realtime";
-    $("try-override").disabled = events?.readyState !== "open";
+    for (const id of TRY_BUTTONS) {
+      $(id).hidden = watched.kind !== "realtime";
+      $(id).disabled = events?.readyState !== "open";
+    }
     $("call-panel").hidden = false;
     pollCallState(watched);
   }
@@ -422,6 +436,35 @@
     setStatus("Sent a session.update that changes tracing: the service puts it back.");
   }
 
+  // A voice the policy does not allow (the session's own if it allows them all).
+  function refusedVoice() {
+    const allowed = policy?.voices?.allowed ?? [];
+    return REALTIME_VOICES.find((voice) => !allowed.includes(voice)) ?? $("voice").value;
+  }
+
+  // A response.create asking for another voice for this one response: the service cancels
+  // a response whose voice the policy refuses (the panel lists it as cancelled).
+  function tryResponseVoice() {
+    if (events?.readyState !== "open") return;
+    const voice = refusedVoice();
+    const response = { audio: { output: { voice } } };
+    events.send(JSON.stringify({ type: "response.create", response }));
+    setStatus(`Sent a response.create in the voice ${voice}: the service cancels it.`);
+  }
+
+  // A system message from the browser: when the service sets the instructions itself
+  // (POLICY_INSTRUCTIONS_MODE=server) it deletes the item (the panel lists it as deleted).
+  function trySystemItem() {
+    if (events?.readyState !== "open") return;
+    const item = {
+      type: "message",
+      role: "system",
+      content: [{ type: "input_text", text: "Demo: instructions added by the browser." }],
+    };
+    events.send(JSON.stringify({ type: "conversation.item.create", item }));
+    setStatus("Sent a system message: a service that sets the instructions deletes it.");
+  }
+
   // Ends the call on this side only; `endCall` first asks the service to end a server call.
   function hangup() {
     if (peer) {
@@ -431,7 +474,7 @@
     if (call !== null && !$("call-panel").hidden) $("call-state").textContent = "ended";
     clearTimeout(watching);
     watching = null;
-    $("try-override").disabled = true;
+    for (const id of TRY_BUTTONS) $(id).disabled = true;
     events = null;
     peer = null;
     call = null;
@@ -540,7 +583,7 @@
       const channel = pc.createDataChannel("oai-events");
       channel.addEventListener("message", (event) => onServerEvent(event.data));
       channel.addEventListener("open", () => {
-        if (pc === peer) $("try-override").disabled = false;
+        if (pc === peer) for (const id of TRY_BUTTONS) $(id).disabled = false;
       });
       events = channel;
       await pc.setLocalDescription(await pc.createOffer());
@@ -632,6 +675,8 @@
   );
   $("hangup").addEventListener("click", endCall);
   $("try-override").addEventListener("click", tryOverride);
+  $("try-response-voice").addEventListener("click", tryResponseVoice);
+  $("try-system-item").addEventListener("click", trySystemItem);
   $("call-type").addEventListener("change", () => {
     fillChoices();
     refreshConnect();
