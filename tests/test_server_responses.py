@@ -19,6 +19,7 @@ import pytest
 import respx
 
 from service.api import create_app
+from service.calls.fixed import CREATE_RESPONSE, overridden, restoring
 from service.calls.records import CallRecord
 from service.calls.turns import (
     MARK_TTL_MS,
@@ -103,6 +104,36 @@ class TestMarks:
         assert not marks.take(tag, CALL_ID, {"metadata": None}, 5)
 
 
+class TestPin:
+    """`create_response` as a fixed field (pure: `service.calls.fixed`)."""
+
+    FIXED: dict[str, Any] = {CREATE_RESPONSE: False}  # noqa: RUF012
+
+    def test_held_off_or_absent_turn_detection_is_not_an_override(self) -> None:
+        for detection in ({"type": "server_vad", "create_response": False}, None):
+            assert overridden(self.FIXED, {"audio": {"input": {"turn_detection": detection}}}) == []
+        assert overridden(self.FIXED, {"type": "realtime"}) == []
+
+    def test_on_or_left_to_the_default_is_an_override(self) -> None:
+        for detection in (
+            {"type": "semantic_vad", "create_response": True},
+            {"type": "server_vad"},
+        ):
+            session = {"audio": {"input": {"turn_detection": detection}}}
+            assert overridden(self.FIXED, session) == [CREATE_RESPONSE]
+
+    def test_turn_detection_a_rule_restores_keeps_the_pin(self) -> None:
+        """Another rule restores the whole turn detection: it goes up with the pin in it."""
+        values = {**self.FIXED, "audio.input.turn_detection": {"type": "server_vad"}}
+        update = restoring("realtime", values, ["audio.input.turn_detection"])
+        restored = update["session"]["audio"]["input"]["turn_detection"]
+        assert restored == {"type": "server_vad", "create_response": False}
+
+    def test_restoring_the_pin_alone_with_detection_off_sends_nothing_of_it(self) -> None:
+        update = restoring("realtime", self.FIXED, [CREATE_RESPONSE], None)
+        assert update == {"type": "session.update", "session": {"type": "realtime"}}
+
+
 class TestCreation:
     """The pin at creation, and the call's tag in its record (never shown)."""
 
@@ -139,6 +170,21 @@ class TestCreation:
         session = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
         assert (await client.post(REALTIME_CALLS, files=multipart(session))).status_code == 201
         assert sent_session(upstream)["audio"]["input"]["turn_detection"] is None
+
+    async def test_dry_run_shows_the_pin(
+        self, client_for: ClientFor, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        client = await server_client(client_for, make_settings)
+        answer = await client.post(
+            f"{REALTIME_CALLS}?dry_run=true", files=multipart({"type": "realtime"})
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        detection = body["session"]["audio"]["input"]["turn_detection"]
+        assert detection == {"type": "server_vad", "create_response": False}
+        [pin] = [d for d in body["policy_decisions"] if d["param"] == CREATE_RESPONSE]
+        assert (pin["action"], pin["applied"]) == ("pinned", False)
+        assert not upstream.routes["call"].called
 
     async def test_client_mode_sends_turn_detection_as_asked(
         self, client: httpx.AsyncClient, upstream: respx.MockRouter, sideband: ScriptedSideband
