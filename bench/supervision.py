@@ -30,16 +30,27 @@ over which the supervisor reverts a browser's policy-breaking
    message (its id chosen here) on each and reads the timeline from it to the
    sideband's `conversation.item.delete`; a data-channel
    `conversation.item.retrieve` of that id then checks that it was that item
-   that went; then the cancel of step 5 again, on those calls. Hangs those up
-   and stops every process.
+   that went; then the cancel of step 5 again, on those calls. Hangs those up;
+8. unless `--turns 0`: starts a third service with `CALLS_RESPONSES=server`,
+   creates `--turns` calls and on each ends a browser audio turn
+   (`input_audio_buffer.append` then `.commit` on the data channel). Turn
+   latency is from the data channel's commit (recorded as its
+   `input_audio_buffer.committed` is emitted) to the sideband's
+   `response.create` (recorded as its `response.created` is emitted): what
+   server mode adds to each turn, where OpenAI's own turn detection would
+   have started the response at the commit. Then a plain browser
+   `response.create` (nothing in it breaks a rule: only the supervisor's mark
+   is missing) to the sideband's `response.cancel`. Hangs those up and stops
+   every process.
 
 Every timeline figure is the emulator's, in whole milliseconds on its
 monotonic clock. Goals: RSS <= 250 MB and idle CPU < 5 % of one core with
 2,000 supervised calls, revert p99 <= 250 ms, cancel p99 <= 50 ms (the
-issue's goal for server mode), delete p99 <= 250 ms. It measures: the exit
+issue's goal for server mode), delete p99 <= 250 ms; with CALLS_RESPONSES=server
+turn p99 <= 30 ms added and untagged cancel p99 <= 50 ms. It measures: the exit
 code is 0 whether the goals are met or not (1 only if it could not run).
 
-`uv run python bench/supervision.py [--calls 2000] [--reverts 200] [--deletes 200]`
+`uv run python bench/supervision.py [--calls 2000] [--reverts 200] [--deletes 200] [--turns 200]`
 """
 
 from __future__ import annotations
@@ -88,12 +99,20 @@ SYSTEM_ITEM = {
         "content": [{"type": "input_text", "text": "override"}],
     },
 }
+# A browser's audio turn, ended by hand (the emulator's VAD has no audio to hear).
+APPEND = {"type": "input_audio_buffer.append", "audio": "AAAA"}
+COMMIT = {"type": "input_audio_buffer.commit"}
+# A browser's own response, breaking no rule: under CALLS_RESPONSES=server only the
+# supervisor's mark is missing, and that alone has it cancelled.
+PLAIN_RESPONSE = {"type": "response.create"}
 UPSTREAM_KEY = "emulator-accepts-any-key"
 MAX_RSS_MB = 250.0
 MAX_IDLE_CPU_PERCENT = 5.0
 MAX_REVERT_P99_MS = 250.0
 MAX_CANCEL_P99_MS = 50.0
 MAX_DELETE_P99_MS = 250.0
+MAX_TURN_P99_MS = 30.0
+MAX_UNTAGGED_CANCEL_P99_MS = 50.0
 REVERT_WAIT_S = 3.0
 ACTION_WAIT_S = 3.0
 READY_S = 30.0
@@ -123,6 +142,11 @@ class Figures:
     deletes_unverified: int = 0
     """Deletes after which the browser's item could still be retrieved."""
     delete_calls: int = 0
+    turns: list[float] | None = None
+    turns_missing: int = 0
+    untagged_cancels: list[float] | None = None
+    untagged_cancels_missing: int = 0
+    turn_calls: int = 0
     hangups_ok: int = 0
     service_exit: int | None = None
 
@@ -260,7 +284,10 @@ async def timeline_latency(
 
 
 async def cancel_latency(
-    emulator: httpx.AsyncClient, call_ids: list[str], concurrency: int
+    emulator: httpx.AsyncClient,
+    call_ids: list[str],
+    concurrency: int,
+    response: dict[str, Any] = RESPONSE,
 ) -> tuple[list[float], int, int]:
     """Play a browser `response.create` in a voice the policy refuses on each call;
     (ms to each sideband `response.cancel`, missing, cancels that found it in progress)."""
@@ -269,7 +296,7 @@ async def cancel_latency(
 
     async def respond(call_id: str) -> None:
         nonlocal missing, live
-        await emulator.post(f"/_emulator/calls/{call_id}/client_event", json=RESPONSE)
+        await emulator.post(f"/_emulator/calls/{call_id}/client_event", json=response)
         found = await timeline_latency(emulator, call_id, "response.create", "response.cancel")
         if found is None:
             missing += 1
@@ -306,6 +333,31 @@ async def delete_latency(
 
     await bounded(add, call_ids, concurrency)
     return deleted, missing, unverified
+
+
+async def turn_latency(
+    emulator: httpx.AsyncClient, call_ids: list[str], concurrency: int
+) -> tuple[list[float], int]:
+    """End a browser audio turn on each call; (ms from each commit to the sideband's
+    `response.create`, missing)."""
+    answered: list[float] = []
+    missing = 0
+
+    async def turn(call_id: str) -> None:
+        nonlocal missing
+        events = f"/_emulator/calls/{call_id}/client_event"
+        await emulator.post(events, json=APPEND)
+        await emulator.post(events, json=COMMIT)
+        found = await timeline_latency(
+            emulator, call_id, "input_audio_buffer.commit", "response.create"
+        )
+        if found is None or "response.created" not in found[1]["answered"]:
+            missing += 1
+            return
+        answered.append(found[0])
+
+    await bounded(turn, call_ids, concurrency)
+    return answered, missing
 
 
 async def hang_up(service: httpx.AsyncClient, call_ids: list[str], concurrency: int) -> int:
@@ -386,6 +438,33 @@ async def measure_deletes(
         cancelled = await cancel_latency(to_emulator, call_ids, args.revert_concurrency)
         figures.server_cancels, figures.server_cancels_missing, _ = cancelled
         print(f"  cancels: {len(cancelled[0])} ({cancelled[1]} missing)")
+        hung = await hang_up(to_service, call_ids, args.concurrency)
+        print(f"  hung up {hung:,} calls")
+
+
+async def measure_turns(
+    args: argparse.Namespace, figures: Figures, service_url: str, emu_url: str
+) -> None:
+    """Step 8 against a service in server responses mode."""
+    limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
+    async with (
+        httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
+        httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,
+    ):
+        call_ids = await create_calls(to_service, args.turns, args.concurrency)
+        figures.turn_calls = len(call_ids)
+        supervised = await wait_supervised(to_service, len(call_ids), args.supervise_s)
+        print(f"  server responses: created {len(call_ids):,} calls; {GAUGE} = {supervised:,}")
+        await asyncio.sleep(1.0)  # attach work done
+        figures.turns, figures.turns_missing = await turn_latency(
+            to_emulator, call_ids, args.revert_concurrency
+        )
+        print(f"  turns: {len(figures.turns)} ({figures.turns_missing} missing)")
+        cancelled = await cancel_latency(
+            to_emulator, call_ids, args.revert_concurrency, PLAIN_RESPONSE
+        )
+        figures.untagged_cancels, figures.untagged_cancels_missing, _ = cancelled
+        print(f"  untagged cancels: {len(cancelled[0])} ({cancelled[1]} missing)")
         hung = await hang_up(to_service, call_ids, args.concurrency)
         print(f"  hung up {hung:,} calls")
 
@@ -476,6 +555,29 @@ def report(figures: Figures, calls: int) -> None:
             f" {len(figures.deletes or [])} confirmed gone by a retrieve",
         )
     )
+    rows.append(
+        latency_row(
+            f"turn p99 <= {MAX_TURN_P99_MS:g} ms added (CALLS_RESPONSES=server)",
+            MAX_TURN_P99_MS,
+            figures.turns,
+            figures.turns_missing,
+            "turns",
+            "not answered",
+            "; from the data channel's input_audio_buffer.commit (its committed) to the"
+            " sideband's response.create (its response.created)",
+        )
+    )
+    rows.append(
+        latency_row(
+            f"untagged cancel p99 <= {MAX_UNTAGGED_CANCEL_P99_MS:g} ms (CALLS_RESPONSES=server)",
+            MAX_UNTAGGED_CANCEL_P99_MS,
+            figures.untagged_cancels,
+            figures.untagged_cancels_missing,
+            "cancels",
+            "not cancelled",
+            "; a browser response.create breaking no rule but the missing mark",
+        )
+    )
     print("\n| goal | verdict | figures |\n|---|---|---|")
     for goal, verdict, text in rows:
         shown = f"**{verdict}**" if verdict == "met" else f"**{verdict.upper()}**"
@@ -524,6 +626,9 @@ def main() -> int:
     parser.add_argument(
         "--deletes", type=int, default=None, help="server-mode calls (default: --reverts)"
     )
+    parser.add_argument(
+        "--turns", type=int, default=None, help="server-responses calls (default: --reverts)"
+    )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--revert-concurrency", type=int, default=10)
     parser.add_argument("--idle-s", type=float, default=10.0)
@@ -534,6 +639,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.deletes is None:
         args.deletes = args.reverts
+    if args.turns is None:
+        args.turns = args.reverts
     raise_nofile(2 * args.calls + 512)
     python = sys.executable
     try:
@@ -592,6 +699,19 @@ def main() -> int:
             print(f"supervision, server instructions mode: {args.deletes:,} calls")
             asyncio.run(measure_deletes(args, figures, f"http://{HOST}:{port}", emu_url))
             server.stop(grace_s=15)
+        if args.turns > 0:
+            port = free_port()
+            turns_env = {
+                **env,
+                "PORT": str(port),
+                "CALLS_RESPONSES": "server",
+                **({"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/2"} if redis_url else {}),
+            }
+            command = [python, "-m", "service"]
+            turns = start("service-turns", command, turns_env, port, Probe("GET", "/healthz"))
+            print(f"supervision, server responses mode: {args.turns:,} calls")
+            asyncio.run(measure_turns(args, figures, f"http://{HOST}:{port}", emu_url))
+            turns.stop(grace_s=15)
     except StartError as error:
         print(f"supervision benchmark could not start: {error}", file=sys.stderr)
         return 1

@@ -275,6 +275,43 @@ class TestTakeover:
         log = second.log_path.read_text()
         assert '"audio.input.transcription.model"' in log
 
+    def test_adopted_call_in_server_mode_answers_turns_and_cancels_others(
+        self, emulator: ServiceProcess, redis: RedisServer
+    ) -> None:
+        """CALLS_RESPONSES=server across a SIGKILL: the adopting process, with the call's tag
+        from its record, answers a committed user turn with its own response (left to run)
+        and cancels the browser's responses before and after it."""
+        env = {"CALLS_LEASE_SECONDS": "1", "CALLS_RESPONSES": "server"}
+        first = service(emulator, redis, **env)
+        second = service(emulator, redis, **env)
+        try:
+            call_id = create_call(first)
+            detection = call_state(emulator, call_id)["session"]["audio"]["input"]
+            assert detection["turn_detection"]["create_response"] is False
+            eventually(lambda: supervised(first) == 1, "supervised by the first")
+            kill_and_adopt(first, second, emulator, call_id)
+
+            def sent(event_type: str) -> int:
+                return from_sideband(emulator, call_id).count(event_type)
+
+            send(emulator, call_id, {"type": "response.create"})
+            eventually(lambda: sent("response.cancel") == 1, "the browser's response cancelled")
+            # The browser's audio turn ends (committed): the supervisor starts the response.
+            send(emulator, call_id, {"type": "input_audio_buffer.append", "audio": "AAAA"})
+            send(emulator, call_id, {"type": "input_audio_buffer.commit"})
+            eventually(lambda: sent("response.create") == 1, "the turn answered")
+            # Events are handled in order: once a later browser response is cancelled, the
+            # supervisor's own was seen, and left alone.
+            send(emulator, call_id, {"type": "response.create"})
+            eventually(lambda: sent("response.cancel") == 2, "the next one cancelled")
+            assert sent("response.create") == 1
+        finally:
+            second.stop()
+            if first.process.poll() is None:
+                first.stop()
+        log = second.log_path.read_text().replace(" ", "")
+        assert log.count('"fields":["metadata"]') == 2
+
     def test_sigterm_hands_over_before_the_lease_expires(
         self, emulator: ServiceProcess, redis: RedisServer
     ) -> None:

@@ -8,8 +8,9 @@ too. Inside: `admission` (budgets, live-call slots), `loop` (one call's
 sideband), `overrides` (what the supervisor does about a breach of the
 policy), `keeper` (leases, metering, adoption), `records` (who created which
 call, what the policy fixed, what the supervisor did), `state` (the owner's
-view of a call), `watched` (a call this worker supervises), and the pure
-checks: `fixed` (what the policy fixed) and `breaches` (every other rule).
+view of a call), `watched` (a call this worker supervises), `turns` (the marks of the responses
+the supervisor starts under `CALLS_RESPONSES=server`), and the pure checks:
+`fixed` (what the policy fixed) and `breaches` (every other rule).
 """
 
 from service.calls.state import CallState

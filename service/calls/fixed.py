@@ -30,6 +30,11 @@ from typing import Any
 from service.contract.calls import CallKind
 from service.policy import Decision, Policy
 
+TURN_DETECTION = "audio.input.turn_detection"
+CREATE_RESPONSE = f"{TURN_DETECTION}.create_response"
+"""Pinned false under `CALLS_RESPONSES=server`. Turn detection is set whole, so it is
+restored as the session's own turn detection with `create_response` false; turn
+detection off (null) starts no response and holds it too."""
 REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
 UNECHOED = frozenset({"authorization", "headers"})
@@ -64,6 +69,8 @@ def fixed_fields(
     for decision in decisions:
         if decision.action == "pinned":
             fixed[decision.param] = value_at(session, decision.param)
+    if CREATE_RESPONSE in fixed:
+        fixed[CREATE_RESPONSE] = False  # also with turn detection off: it holds when turned on
     return fixed
 
 
@@ -86,13 +93,17 @@ def _same(path: str, echoed: Any, expected: Any) -> bool:
     return bool(_normal(echoed) == _normal(expected))
 
 
+def _holds(path: str, session: Mapping[str, Any], expected: Any) -> bool:
+    if path == CREATE_RESPONSE:
+        detection = value_at(session, TURN_DETECTION)
+        # Absent from the echo, `create_response` is OpenAI's default: true.
+        return not isinstance(detection, Mapping) or detection.get("create_response", True) is False
+    return _same(path, value_at(session, path), expected)
+
+
 def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str]:
     """The fixed paths whose value in `session` (a `session.updated`) is not the policy's."""
-    return [
-        path
-        for path, expected in fixed.items()
-        if not _same(path, value_at(session, path), expected)
-    ]
+    return [path for path, expected in fixed.items() if not _holds(path, session, expected)]
 
 
 def revertible(paths: Iterable[str]) -> bool:
@@ -100,11 +111,26 @@ def revertible(paths: Iterable[str]) -> bool:
     return "model" not in paths
 
 
-def restoring(kind: CallKind, values: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+def restoring(
+    kind: CallKind,
+    values: Mapping[str, Any],
+    paths: Iterable[str],
+    detection: Any = None,
+) -> dict[str, Any]:
     """The `session.update` client event that puts `paths` back to `values` (by path: what
-    the policy fixed, and what its rules restore). A path within another one is left to it."""
+    the policy fixed, and what its rules restore). A path within another one is left to it.
+
+    `detection` is the session's turn detection as it stands (the echo's, or the one
+    the call was created with): a pinned `create_response` is restored inside it, and
+    any turn detection this event sets keeps it pinned.
+    """
     session: dict[str, Any] = {"type": "realtime"} if kind == "realtime" else {}
     wanted = list(dict.fromkeys(paths))
+    if CREATE_RESPONSE in wanted:
+        wanted.remove(CREATE_RESPONSE)
+        if TURN_DETECTION not in wanted and isinstance(detection, Mapping):
+            values = {**values, TURN_DETECTION: detection}
+            wanted.append(TURN_DETECTION)
     for path in wanted:
         if any(path.startswith(f"{other}.") for other in wanted):
             continue
@@ -114,4 +140,7 @@ def restoring(kind: CallKind, values: Mapping[str, Any], paths: Iterable[str]) -
             node = node.setdefault(part, {})
         value = copy.deepcopy(values[path])
         node[last] = [] if path == "tools" and value is None else value
+    restored = value_at(session, TURN_DETECTION)
+    if CREATE_RESPONSE in values and isinstance(restored, dict):
+        restored["create_response"] = False
     return {"type": "session.update", "session": session}

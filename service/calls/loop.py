@@ -9,6 +9,9 @@ For each call the supervisor runs `CallLoop.follow`, which
   (what it fixed, and every other rule of the caller's profile) and reverts,
   cancels, deletes or hangs up by `CALLS_ON_OVERRIDE`;
 - hangs up at `CALLS_MAX_SECONDS`;
+- under `CALLS_RESPONSES=server`, answers each committed user turn with the
+  supervisor's own marked `response.create` (`service.calls.turns`), the
+  caller's day checked first (over quota: hung up);
 - counts Realtime tokens (`response.done`) against the caller's day, and
   hangs up a call whose caller crosses `QUOTA_TOKENS_PER_DAY`; notes
   GPT-Live's usage seconds for the keeper to write (the call's own usage
@@ -29,9 +32,10 @@ from typing import Any, Literal
 
 import structlog
 
-from service.calls.fixed import restoring
+from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
 from service.calls.records import CallRecords
+from service.calls.turns import response_create
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
 from service.calls.watched import Watched
 from service.config import Settings
@@ -141,7 +145,8 @@ class CallLoop:
         fixed = call.record.fixed
         paths = [path for path in fixed if path != "model"]
         if paths:
-            await connection.send(restoring(call.record.kind, fixed, paths))
+            detection = value_at(call.record.created, TURN_DETECTION)
+            await connection.send(restoring(call.record.kind, fixed, paths, detection))
 
     async def _read(self, call: Watched, connection: SidebandConnection) -> How:
         """Handle the call's events until it ends; `SidebandClosed` if the socket does."""
@@ -167,6 +172,8 @@ class CallLoop:
             if isinstance(session, Mapping):
                 hung_up = await self._overrides.session_updated(call, connection, session)
                 return "override" if hung_up else None
+        elif event_type == "input_audio_buffer.committed" and call.record.tag is not None:
+            return await self._answer_turn(call, connection, call.record.tag)
         elif kind == "realtime" and event_type in REALTIME_CHECKED:
             if event_type == "response.done":
                 return await self._tokens(call, event)
@@ -184,6 +191,35 @@ class CallLoop:
                     call.changed = True
             if event_type == "session.closed":
                 return "ended"
+        return None
+
+    async def _answer_turn(
+        self, call: Watched, connection: SidebandConnection, tag: str
+    ) -> How | None:
+        """`CALLS_RESPONSES=server`: a committed user turn gets the supervisor's marked
+        `response.create`, once the caller's day is checked: a caller whose tokens or
+        seconds are spent is hung up (`quota`), as when usage crosses them.
+
+        The check reads the two counters in one round trip; a store that cannot answer
+        does not stop the call (as usage that cannot be counted), it is logged.
+        """
+        record = call.record
+        keys = UsageKeys(record.owner, day_of(self._clock()))
+        try:
+            tokens, seconds = await self._counters.counts([keys.tokens, keys.seconds])
+        except StoreUnavailable:
+            log.warning("call_quota_unchecked", call_id=record.call_id)
+        else:
+            settings = self._settings
+            if over(tokens, settings.quota_tokens_per_day) or over(
+                seconds, settings.quota_call_seconds_per_day
+            ):
+                metrics.CALL_TURNS.labels("quota").inc()
+                if await self.hang_up(call, "quota"):
+                    return "quota"
+                return None
+        await connection.send(response_create(tag, record.call_id, self._clock()))
+        metrics.CALL_TURNS.labels("answered").inc()
         return None
 
     async def _write(self, call: Watched) -> None:

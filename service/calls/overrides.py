@@ -7,8 +7,9 @@ the policy is decided by `service.calls.fixed` (what the policy fixed) and
 it is acted on by `CALLS_ON_OVERRIDE`:
 
 - `revert`: one `session.update` restoring every breached session field; a
-  `response.cancel` for a response (its voice, modalities, token cap, or a
-  tool call the policy does not offer); a `conversation.item.delete` for a
+  `response.cancel` for a response (its voice, modalities, token cap, a
+  tool call the policy does not offer, or under `CALLS_RESPONSES=server` any
+  response the supervisor did not start: field `metadata`); a `conversation.item.delete` for a
   system or developer message while the server sets the instructions. An
   unrevertible field (the model) and a call past `MAX_REVERTS_PER_MINUTE`
   actions (it will not keep the policy) are hung up;
@@ -36,7 +37,7 @@ from service.calls.breaches import (
     size_of,
     tool_breach,
 )
-from service.calls.fixed import overridden, restoring, revertible
+from service.calls.fixed import TURN_DETECTION, overridden, restoring, revertible, value_at
 from service.calls.records import Outcome, Scope
 from service.calls.state import noted, settled
 from service.calls.watched import Watched
@@ -103,7 +104,8 @@ class Overrides:
             self._audit(call, "session", fields, "revert")
             values = {**record.fixed, **{breach.path: breach.value for breach in breaches}}
             restore = [*paths, *(breach.path for breach in breaches)]
-            await connection.send(restoring(record.kind, values, restore))
+            detection = value_at(session, TURN_DETECTION)
+            await connection.send(restoring(record.kind, values, restore, detection))
             noted(record, fields, now, "reverting")
             await self._write(call)
             return False
@@ -149,6 +151,12 @@ class Overrides:
             if not isinstance(response, Mapping):
                 return False
             fields = response_breaches(policy, call.record.fixed, response)
+            tag = call.record.tag
+            if tag is not None and not call.marks.take(
+                tag, call.record.call_id, response, self._clock()
+            ):
+                # Not started by the supervisor: its own instructions and tools are unseen.
+                fields = ["metadata", *fields]
             if fields:
                 return await self._cancel(call, connection, "response", fields, response.get("id"))
             return False

@@ -101,6 +101,10 @@ class CallRecord:
     """Realtime: the tokens of this call's responses (`response.done` usage) so far."""
     usage_seconds: float = 0.0
     """GPT-Live: the session's `usage.seconds` as last reported."""
+    tag: str | None = None
+    """`CALLS_RESPONSES=server`: the call's secret tag, which marks the responses the
+    supervisor starts (`service.calls.turns`); None: the client starts them. A secret:
+    never logged, never in the call's state."""
 
     @property
     def member(self) -> str:

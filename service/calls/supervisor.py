@@ -31,6 +31,7 @@ from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.state import CallState, state_of
+from service.calls.turns import new_tag
 from service.calls.watched import Watched
 from service.config import Settings
 from service.contract.calls import CALL_ID, CallKind
@@ -157,6 +158,7 @@ class Supervisor:
             slot=slot,
             profile=self._profile_of(new.policy),
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
+            tag=new_tag() if self._server_responses(new.kind) else None,
         )
         try:
             await self._records.record(record)
@@ -169,6 +171,11 @@ class Supervisor:
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
         self._watch(record)
         return created
+
+    def _server_responses(self, kind: CallKind) -> bool:
+        """Whether the supervisor starts this call's responses (`CALLS_RESPONSES=server`:
+        Realtime calls; GPT-Live's responses are its own)."""
+        return kind == "realtime" and self._settings.calls_responses == "server"
 
     def _profile_of(self, policy: Policy) -> str:
         """The name of the profile `policy` is (the flow picked it for the caller)."""

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from service.calls.records import CallRecord
+from service.calls.turns import Marks
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +30,8 @@ class Watched:
     own_items: set[str] = field(default_factory=set)
     """Ids of the items the service itself created, which are never deleted as foreign (none
     yet: the service sends no items of its own)."""
+    marks: Marks = field(default_factory=Marks)
+    """`CALLS_RESPONSES=server`: the marks this call's responses used (each is good once)."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""

@@ -211,6 +211,12 @@ class Settings(BaseSettings):
     calls_on_override: Literal["revert", "hangup"] = "revert"
     """What a supervised call that breaks the policy gets: `revert` (restore the session's
     fields, cancel the response, delete the item) or `hangup`."""
+    calls_responses: Literal["client", "server"] = "client"
+    """Who starts a supervised Realtime call's responses: `client` (the browser, or OpenAI's
+    turn detection; each response checked once created) or `server` (turn detection's
+    `create_response` pinned false, the supervisor sends `response.create` for each
+    committed user turn after checking the caller's quotas, and cancels every response it
+    did not start)."""
     calls_max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
     """Every server-created call is hung up after this many seconds."""
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None

@@ -64,6 +64,12 @@ CALL_OVERRIDES = Counter(
 CALL_HANGUPS = Counter(
     "rtp_call_hangups_total", "Calls the service hung up, by reason.", ["reason"]
 )
+CALL_TURNS = Counter(
+    "rtp_call_turns_total",
+    "CALLS_RESPONSES=server: committed user turns, by outcome (answered: the supervisor "
+    "started a response; quota: the caller's day was spent, the call hung up).",
+    ["outcome"],
+)
 CALL_ENDINGS = Counter("rtp_calls_ended_total", "Supervised calls that ended, by how.", ["how"])
 SIDEBAND_RECONNECTS = Counter(
     "rtp_sideband_reconnects_total", "Sideband connections re-established after a drop."

@@ -6,7 +6,8 @@ flow with a call at its end instead of a secret:
 1. read the request (`service.contract`): the SDP offer checked, the session
    parsed strictly (400 naming the field);
 2. decide: the same rules as a client secret's session (GPT-Live its own),
-   403 or clamp;
+   403 or clamp; with `CALLS_RESPONSES=server` a Realtime call's turn detection
+   is pinned to `create_response=false` (the supervisor starts its responses);
 3. `?dry_run=true` stops here and shows the effective session;
 4. count the call against the caller's limits, as a mint;
 5. hand it to the supervisor (`service.calls`), which admits it (budgets,
@@ -33,7 +34,7 @@ from service.contract import (
     read_realtime_call,
 )
 from service.sessions.context import Answer, Incoming, Services
-from service.sessions.plan import NO_STORE, Door, Plan, decide
+from service.sessions.plan import NO_STORE, Door, Plan, decide, held_responses
 from service.upstream.calls import CreatedCall
 
 CALL = Door(ga_param)
@@ -52,6 +53,9 @@ async def create_realtime_call(services: Services, incoming: Incoming) -> Answer
     request = read_realtime_call(incoming.body, incoming.session, max_sdp, incoming.model)
     door = BARE_OFFER if incoming.model is not None else CALL
     planned = decide(services, incoming, request.session, door, call=True)
+    if services.settings.calls_responses == "server":
+        planned = held_responses(planned)
+        incoming.log.update(planned.log_fields())
     if incoming.dry_run:
         return _dry_run(incoming, request, planned)
     created, headers = await _create(services, incoming, "realtime", request, planned)

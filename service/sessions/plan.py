@@ -9,8 +9,9 @@ metrics and notes the decision in the request's audit line.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.auth import caller_tag
@@ -157,6 +158,33 @@ def plan(
     lifetime = {"anchor": "created_at", "seconds": outcome.ttl_seconds}
     body = {"expires_after": lifetime, "session": upstream}
     return Plan(door, policy, outcome, body, isinstance(session, TranslationSession))
+
+
+CREATE_RESPONSE = "audio.input.turn_detection.create_response"
+HELD_REASON = "responses are created by the server (CALLS_RESPONSES=server)"
+
+
+def _hold(session: Mapping[str, Any]) -> SessionJSON:
+    held: dict[str, Any] = copy.deepcopy(dict(session))
+    audio_in = held.setdefault("audio", {}).setdefault("input", {})
+    if "turn_detection" not in audio_in:
+        audio_in["turn_detection"] = {"type": "server_vad"}  # the API's default, made explicit
+    detection = audio_in["turn_detection"]
+    if isinstance(detection, dict):  # null: turn detection off starts no response anyway
+        detection["create_response"] = False
+    return held  # type: ignore[return-value]
+
+
+def held_responses(planned: Plan) -> Plan:
+    """`CALLS_RESPONSES=server`: a Realtime call's turn detection starts no response
+    (`create_response` pinned false, a fixed field for the supervisor); pure."""
+    outcome = planned.outcome
+    decision = Decision(CREATE_RESPONSE, "pinned", HELD_REASON, False)
+    held = replace(
+        outcome, session=_hold(outcome.session), decisions=(*outcome.decisions, decision)
+    )
+    body = {**planned.body, "session": _hold(planned.session)}
+    return replace(planned, outcome=held, body=body)
 
 
 def decide(
