@@ -312,17 +312,32 @@ class BaseCall:
                 )
         return [self.emit(event) for event in played]
 
-    def heard(self, audio_ms: int) -> None:
-        """Audio arrived from the browser: its transcript, after the user item it belongs to."""
+    def heard(self, audio_ms: int) -> list[Event]:
+        """Audio arrived from the browser and turn detection ended the user's turn; what it
+        emitted.
+
+        A Realtime call commits the turn as a user item (`input_audio_buffer.committed`,
+        the item, its transcript) and, as OpenAI's server_vad and semantic_vad do unless
+        the session's `turn_detection.create_response` is false, starts its response
+        (`response.created` … `response.done`; held if the call holds responses), unless one
+        is already in progress. With turn detection null nothing is detected: the audio
+        waits in the buffer for the client's `input_audio_buffer.commit` (and `response.create`).
+        """
         if self.conversation is None:
-            self.emit(events.transcript(self.kind, audio_ms))
-            return
+            return [self.emit(events.transcript(self.kind, audio_ms))]
+        if realtime.turn_detection(self.session) is None:
+            self.conversation.audio_buffered = True
+            return []
         item_id, announced = self.conversation.hear_user()
-        for event in announced:
-            self.emit(event)
-        self.emit(events.transcript(self.kind, audio_ms, item_id=item_id))
-        for event in self.conversation.transcribed(item_id, events.TRANSCRIPT):
-            self.emit(event)
+        emitted = [self.emit(event) for event in announced]
+        emitted.append(self.emit(events.transcript(self.kind, audio_ms, item_id=item_id)))
+        emitted += [
+            self.emit(event) for event in self.conversation.transcribed(item_id, events.TRANSCRIPT)
+        ]
+        if realtime.responds_to_turns(self.session) and self.conversation.response is None:
+            played = self.conversation.create_response(self.session, {}, hold=self.hold_responses)
+            emitted += [self.emit(event) for event in played]
+        return emitted
 
     def _record_update(self, *, trusted: bool) -> None:
         """A browser's update opens an override; the sideband's next update reverts them all."""

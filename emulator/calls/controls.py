@@ -24,6 +24,16 @@
   `function_call` item of that name; with `hold` it stays in progress (for a
   `response.cancel` to end) until the next such request finishes it. A Live
   call emits `session.usage.updated` with its seconds. 200 `{"emitted": [...]}`.
+- `POST /_emulator/calls/{id}/turn`: `{"audio_ms"}` (optional, default 1000): the
+  browser's audio heard and its turn ended by turn detection, as when audio arrives on
+  a real call's media track. A Realtime call commits it (`input_audio_buffer.committed`,
+  the user item, its transcript) and, unless the session's
+  `audio.input.turn_detection.create_response` is false (OpenAI's default is true),
+  starts its response as OpenAI does (`response.created` … `response.done`; held if the
+  call holds responses; none if one is in progress). With turn detection null nothing is
+  detected: the audio waits for the client's `input_audio_buffer.commit`, which never
+  starts a response by itself. A Live call sends its transcript.
+  200 `{"emitted": [...]}`.
 - The call's record also shows `client_events`, the timeline of client events
   received: `{"at_ms", "type", "source": "data_channel" | "sideband", "answered":
   [event types]}`, with `response_id` / `item_id` when the event named one (types
@@ -50,10 +60,14 @@ from emulator.calls.events import Event
 from emulator.calls.registry import CallRegistry
 from emulator.errors import InvalidRequest
 
-CONTROL = re.compile(r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response|hold))?")
+CONTROL = re.compile(
+    r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response|hold|turn))?"
+)
 DEFAULT_INPUT_TOKENS = 12
 DEFAULT_OUTPUT_TOKENS = 24
 MAX_TOKENS = 10_000_000
+DEFAULT_AUDIO_MS = 1000
+MAX_AUDIO_MS = 3_600_000
 
 
 def json_response(
@@ -93,6 +107,8 @@ async def control(
         emitted = call.client_event(json_object(body, None), trusted=False, hold=hold)
     elif action == "hold":
         return hold_responses(registry, call_id, body)
+    elif action == "turn":
+        emitted = play_turn(registry, call_id, body)
     else:
         emitted = emit_response(registry, call_id, body)
     return json_response(200, {"emitted": [event["type"] for event in emitted]})
@@ -173,6 +189,23 @@ def hold_responses(registry: CallRegistry, call_id: str, body: bytes) -> Respons
         )
     call.hold_responses = hold
     return json_response(200, {"hold_responses": hold})
+
+
+def play_turn(registry: CallRegistry, call_id: str, body: bytes) -> list[Event]:
+    """The browser's audio heard and its turn ended by turn detection (`BaseCall.heard`)."""
+    request = json_object(body, None) if body.strip() else {}
+    audio_ms = request.get("audio_ms", DEFAULT_AUDIO_MS)
+    if (
+        isinstance(audio_ms, bool)
+        or not isinstance(audio_ms, int)
+        or not 0 <= audio_ms <= MAX_AUDIO_MS
+    ):
+        raise InvalidRequest(
+            f"'audio_ms' must be an integer from 0 to {MAX_AUDIO_MS}.",
+            param="audio_ms",
+            code="invalid_value",
+        )
+    return registry.get(call_id).heard(audio_ms)
 
 
 def emit_response(registry: CallRegistry, call_id: str, body: bytes) -> list[Event]:

@@ -22,6 +22,8 @@ DEFAULT_MODEL = "gpt-realtime"
 """The model of a call created without one (`POST /v1/realtime/calls` with a bare offer)."""
 DEFAULT_VOICE = "alloy"
 """The voice of a session that names none (`RealtimeAudioConfigOutput.voice`'s default)."""
+TURN_DETECTORS = ("server_vad", "semantic_vad")
+"""The turn detection types that commit a user turn (and may start its response)."""
 
 
 def error(code: str, message: str, *, param: str | None = None, event_id: object = None) -> Event:
@@ -50,6 +52,26 @@ def voice_of(session: Mapping[str, Any]) -> str:
     output = audio.get("output") if isinstance(audio, Mapping) else None
     voice = output.get("voice") if isinstance(output, Mapping) else None
     return voice if isinstance(voice, str) else DEFAULT_VOICE
+
+
+def turn_detection(session: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The session's `audio.input.turn_detection` (OpenAI's server_vad when absent), or None
+    when it is null: then nothing is detected, and only the client commits a turn."""
+    audio = session.get("audio")
+    audio_in = audio.get("input") if isinstance(audio, Mapping) else None
+    if not isinstance(audio_in, Mapping) or "turn_detection" not in audio_in:
+        return {"type": "server_vad"}
+    detection = audio_in["turn_detection"]
+    return detection if isinstance(detection, Mapping) else None
+
+
+def responds_to_turns(session: Mapping[str, Any]) -> bool:
+    """Whether a turn committed by turn detection starts a response, as OpenAI's server_vad and
+    semantic_vad do unless `create_response` is false (absent, it is true)."""
+    detection = turn_detection(session)
+    if detection is None or detection.get("type", "server_vad") not in TURN_DETECTORS:
+        return False
+    return detection.get("create_response", True) is not False
 
 
 def _updated_voice(update: Mapping[str, Any]) -> object:
