@@ -464,3 +464,129 @@ class TestFakeMediaProcess:
         ]
         assert record["overrides"][0]["reverted_after_ms"] >= 0
         assert ws.close_code == 1000
+
+
+COMMITTED_TURN = [
+    "input_audio_buffer.committed",
+    "conversation.item.added",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.done",
+]
+"""What a turn committed by turn detection emits before any response."""
+
+
+def detection_update(detection: dict[str, Any] | None) -> dict[str, Any]:
+    """A `session.update` setting the session's `audio.input.turn_detection`."""
+    return {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"turn_detection": detection}}},
+    }
+
+
+class TestTurnControl:
+    """`POST /_emulator/calls/{id}/turn`: a turn ended by turn detection, answered as OpenAI
+    answers it (a response unless `create_response` is false)."""
+
+    async def turn(self, http: httpx.AsyncClient, call_id: str) -> list[str]:
+        response = await http.post(f"/_emulator/calls/{call_id}/turn")
+        assert response.status_code == 200, response.text
+        emitted: list[str] = response.json()["emitted"]
+        return emitted
+
+    async def update(self, http: httpx.AsyncClient, call_id: str, event: object) -> list[str]:
+        response = await http.post(f"/_emulator/calls/{call_id}/client_event", json=event)
+        assert response.status_code == 200, response.text
+        emitted: list[str] = response.json()["emitted"]
+        return emitted
+
+    async def test_default_session_answers_the_turn(
+        self, http: httpx.AsyncClient, sideband: EmulatorSideband
+    ) -> None:
+        """OpenAI's default (server_vad, `create_response` true): the committed turn starts a
+        whole response, whose assistant item follows the user's."""
+        call_id = await realtime_call(http)
+        connection = await sideband.connect("realtime", call_id)
+        emitted = await self.turn(http, call_id)
+        committed = await next_of(connection, "input_audio_buffer.committed")
+        created = await next_of(connection, "response.created")
+        added = await next_of(connection, "conversation.item.added")
+        done = ResponseDoneEvent.model_validate(await next_of(connection, "response.done"))
+        assert emitted[:5] == [*COMMITTED_TURN, "response.created"]
+        assert emitted.count("response.created") == emitted.count("response.done") == 1
+        assert added["previous_item_id"] == committed["item_id"]
+        assert done.response.id == created["response"]["id"]
+        assert done.response.status == "completed"
+
+    @pytest.mark.parametrize("detector", ["server_vad", "semantic_vad"])
+    async def test_create_response_true_answers_each_detector(
+        self, http: httpx.AsyncClient, detector: str
+    ) -> None:
+        """An explicit `create_response: true` answers the turn, for both detectors."""
+        call_id = await realtime_call(http)
+        await self.update(
+            http, call_id, detection_update({"type": detector, "create_response": True})
+        )
+        emitted = await self.turn(http, call_id)
+        assert emitted[: len(COMMITTED_TURN) + 1] == [*COMMITTED_TURN, "response.created"]
+        assert emitted.count("response.done") == 1
+
+    @pytest.mark.parametrize("detector", ["server_vad", "semantic_vad"])
+    async def test_create_response_false_commits_without_a_response(
+        self, http: httpx.AsyncClient, detector: str
+    ) -> None:
+        """`create_response: false` (the service's pin): the turn is committed, no response."""
+        call_id = await realtime_call(http)
+        update = detection_update({"type": detector, "create_response": False})
+        assert await self.update(http, call_id, update) == ["session.updated"]
+        assert await self.turn(http, call_id) == COMMITTED_TURN
+
+    async def test_no_second_response_while_one_is_in_progress(
+        self, http: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        """A response in progress (held) is not joined by the turn's: OpenAI runs one at a time."""
+        call_id = await realtime_call(http)
+        held = await http.post(f"/_emulator/calls/{call_id}/response", json={"hold": True})
+        assert held.json()["emitted"][0] == "response.created"
+        assert await self.turn(http, call_id) == COMMITTED_TURN
+        call = emulator.sideband().registry.get(call_id)
+        assert call.conversation is not None
+        assert call.conversation.response is not None
+
+    async def test_held_responses_hold_the_turn_s_response(self, http: httpx.AsyncClient) -> None:
+        """With the call's responses held, the turn's response stays in progress until cancelled."""
+        call_id = await realtime_call(http)
+        await http.post(f"/_emulator/calls/{call_id}/hold", json={"responses": True})
+        emitted = await self.turn(http, call_id)
+        assert "response.created" in emitted
+        assert "response.done" not in emitted
+        cancelled = await self.update(http, call_id, {"type": "response.cancel"})
+        assert "response.done" in cancelled
+
+    async def test_turn_detection_null_detects_nothing(self, http: httpx.AsyncClient) -> None:
+        """Turn detection null: the audio waits, and the client's commit gets no response."""
+        call_id = await realtime_call(http)
+        await self.update(http, call_id, detection_update(None))
+        assert await self.turn(http, call_id) == []
+        commit = await self.update(http, call_id, {"type": "input_audio_buffer.commit"})
+        assert commit == ["input_audio_buffer.committed", "conversation.item.added"]
+
+    async def test_client_commit_never_starts_a_response(self, http: httpx.AsyncClient) -> None:
+        """A client's `input_audio_buffer.commit` commits the turn only: OpenAI answers it on
+        `response.create`, even with server_vad's `create_response` true."""
+        call_id = await realtime_call(http)
+        await self.update(http, call_id, {"type": "input_audio_buffer.append", "audio": "AAAA"})
+        commit = await self.update(http, call_id, {"type": "input_audio_buffer.commit"})
+        assert commit == ["input_audio_buffer.committed", "conversation.item.added"]
+
+    async def test_live_turn_sends_its_transcript(self, http: httpx.AsyncClient) -> None:
+        """A Live call's turn is its input transcript."""
+        session_id = await live_call(http)
+        assert await self.turn(http, session_id) == ["session.input_transcript.delta"]
+
+    @pytest.mark.parametrize("value", [-1, "10", True, 3_600_001])
+    async def test_bad_audio_ms_is_400(self, http: httpx.AsyncClient, value: object) -> None:
+        """`audio_ms` must be a whole number of milliseconds within an hour."""
+        call_id = await realtime_call(http)
+        response = await http.post(f"/_emulator/calls/{call_id}/turn", json={"audio_ms": value})
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "audio_ms"

@@ -3,8 +3,9 @@
 The script plays each case the emulator answers (updates accepted and
 refused, items created, retrieved, truncated and deleted, responses spoken,
 written, calling a function, held and cancelled, the audio buffers, heard
-audio and its transcript, unknown and malformed events, the hang-up) from
-the browser's side and the sideband's. Each event the sideband saw must
+audio and its transcript, turns ended by turn detection with and without
+their response, unknown and malformed events, the hang-up) from the
+browser's side and the sideband's. Each event the sideband saw must
 validate as `RealtimeServerEvent` (a discriminated union: an unknown type
 fails) and carry no field the SDK's model lacks, or, for the events OpenAI's
 published schema covers, pass that schema closed.
@@ -96,6 +97,10 @@ async def script(http: httpx.AsyncClient, emulator: Emulator, call_id: str) -> N
         response = await http.post(f"/_emulator/calls/{call_id}/response", json=request)
         assert response.status_code == 200, response.text
 
+    async def turn() -> None:
+        response = await http.post(f"/_emulator/calls/{call_id}/turn", json={"audio_ms": 800})
+        assert response.status_code == 200, response.text
+
     sideband({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime"}})
     browser({"type": "session.update", "session": {"model": "gpt-realtime-mini"}})
     browser({"type": "session.update"})
@@ -155,6 +160,15 @@ async def script(http: httpx.AsyncClient, emulator: Emulator, call_id: str) -> N
     browser({"type": "input_audio_buffer.commit"})
     browser({"type": "input_audio_buffer.clear"})
     call.heard(120)
+    # Turns ended by turn detection: answered by default, committed only once the session
+    # says `create_response: false`, and not even detected with turn detection null.
+    await turn()
+    detection: dict[str, Any] = {"type": "semantic_vad", "create_response": False}
+    for setting in (detection, None):
+        audio = {"input": {"turn_detection": setting}}
+        sideband({"type": "session.update", "session": {"type": "realtime", "audio": audio}})
+        await turn()
+    browser({"type": "input_audio_buffer.commit"})
     browser({"type": "session.fly", "event_id": "u1"})
     browser(["not", "an", "event"])
     await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
@@ -216,6 +230,39 @@ class TestEveryServerEvent:
             "response.function_call_arguments.done",
             "response.done",
         }
+
+    async def test_turn_responses_validate(
+        self, http: httpx.AsyncClient, emulator: Emulator
+    ) -> None:
+        """A turn answered by turn detection (`create_response` true) and one left unanswered
+        (`create_response` false): each event validates strictly, and only the first responds."""
+        call_id = await realtime_call(http)
+        connection = await emulator.sideband().connect("realtime", call_id)
+        registry = emulator.sideband().registry
+        answered = await http.post(f"/_emulator/calls/{call_id}/turn")
+        audio = {"input": {"turn_detection": {"type": "server_vad", "create_response": False}}}
+        update = {"type": "session.update", "session": {"type": "realtime", "audio": audio}}
+        registry.send_client_event(call_id, update)
+        unanswered = await http.post(f"/_emulator/calls/{call_id}/turn")
+        await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        seen = await everything(connection)
+        problems = []
+        for index, event in enumerate(seen):
+            try:
+                validated = ADAPTER.validate_python(event)
+            except pydantic.ValidationError as invalid:
+                problems.append(f"{index} {event['type']}: {invalid}")
+                continue
+            if event["type"] not in PUBLISHED:
+                problems += [
+                    f"{index} {event['type']}: extra {n}" for n in unknown_fields(validated)
+                ]
+        assert problems == []
+        assert answered.json()["emitted"].count("response.done") == 1
+        assert "response.created" not in unanswered.json()["emitted"]
+        kinds = [event["type"] for event in seen]
+        assert kinds.count("input_audio_buffer.committed") == 2
+        assert kinds.count("response.created") == kinds.count("response.done") == 1
 
     async def test_an_unknown_type_fails_validation(self) -> None:
         """The check is strict: an event type the SDK does not know is refused."""

@@ -51,6 +51,14 @@ REALTIME_SESSION: dict[str, Any] = {
     "output_modalities": ["audio"],
     "audio": {"output": {"voice": "marin"}},
 }
+QUIET_SESSION: dict[str, Any] = {
+    **REALTIME_SESSION,
+    "audio": {
+        "input": {"turn_detection": {"type": "server_vad", "create_response": False}},
+        "output": {"voice": "marin"},
+    },
+}
+"""A Realtime session whose heard turns start no response (`create_response: false`)."""
 LIVE_SESSION: dict[str, Any] = {
     "model": "gpt-live-1",
     "audio": {"output": {"voice": "marin"}},
@@ -223,7 +231,8 @@ class TestRealtimeCall:
         self, registry: CallRegistry, browser: BrowserPeer
     ) -> None:
         """`response.create` on `oai-events` gets `response.created` shaped by its overrides."""
-        call_id = await connect(registry, browser, "realtime", REALTIME_SESSION)
+        # No response of the heard turn's own: the one created is the browser's.
+        call_id = await connect(registry, browser, "realtime", QUIET_SESSION)
         await browser.next_event("session.created")
         overrides = {
             "audio": {"output": {"voice": "cedar"}},
@@ -246,6 +255,45 @@ class TestRealtimeCall:
         ) == ("cedar", ["text"], 40, {"turn": "greeting"})
         assert done.response.id == created.id
         assert registry.get(call_id).client_events[-1].source == "data_channel"
+
+    async def test_heard_turn_is_answered_on_the_data_channel(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """OpenAI's default turn detection (server_vad, `create_response` true): the browser's
+        audio, once its turn is committed, gets a whole response on `oai-events`, after the
+        user item and answering it."""
+        await connect(registry, browser, "realtime", REALTIME_SESSION)
+        committed = await browser.next_event("input_audio_buffer.committed")
+        created = ResponseCreatedEvent.model_validate(await browser.next_event("response.created"))
+        added = ConversationItemAdded.model_validate(
+            await browser.next_event("conversation.item.added")
+        )
+        done = ResponseDoneEvent.model_validate(await browser.next_event("response.done"))
+        assert added.previous_item_id == committed["item_id"]
+        assert (added.item.type, getattr(added.item, "role", None)) == ("message", "assistant")
+        assert done.response.id == created.response.id
+        assert done.response.status == "completed"
+
+    async def test_heard_turn_without_create_response_is_not_answered(
+        self, registry: CallRegistry, browser: BrowserPeer
+    ) -> None:
+        """With `create_response: false` the heard turn is committed and transcribed, and no
+        response follows: everything up to the answer of a later client event is seen."""
+        await connect(registry, browser, "realtime", QUIET_SESSION)
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT_S):
+            while not seen or seen[-1]["type"] != "conversation.item.done":
+                seen.append(await browser.events.get())
+        user_item = seen[-1]["item"]["id"]
+        # The channel is ordered: a response of the turn would come before this answer.
+        browser.send({"type": "conversation.item.retrieve", "item_id": user_item})
+        async with asyncio.timeout(WAIT_S):
+            while seen[-1]["type"] != "conversation.item.retrieved":
+                seen.append(await browser.events.get())
+        kinds = [event["type"] for event in seen]
+        assert "input_audio_buffer.committed" in kinds
+        assert "response.created" not in kinds
+        assert seen[-1]["item"]["role"] == "user"
 
     async def test_data_channel_system_item_is_added(
         self, registry: CallRegistry, browser: BrowserPeer
