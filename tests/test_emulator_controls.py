@@ -552,15 +552,18 @@ class TestTurnControl:
         assert call.conversation is not None
         assert call.conversation.response is not None
 
-    async def test_held_responses_hold_the_turn_s_response(self, http: httpx.AsyncClient) -> None:
-        """With the call's responses held, the turn's response stays in progress until cancelled."""
+    async def test_held_responses_leave_the_turn_s_response_to_run(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        """`/hold` holds `response.create`s: the turn's own response still runs to its end,
+        and a browser's `response.create` after it is held as before."""
         call_id = await realtime_call(http)
         await http.post(f"/_emulator/calls/{call_id}/hold", json={"responses": True})
         emitted = await self.turn(http, call_id)
-        assert "response.created" in emitted
-        assert "response.done" not in emitted
-        cancelled = await self.update(http, call_id, {"type": "response.cancel"})
-        assert "response.done" in cancelled
+        assert emitted.count("response.created") == emitted.count("response.done") == 1
+        created = await self.update(http, call_id, {"type": "response.create"})
+        assert "response.created" in created
+        assert "response.done" not in created
 
     async def test_turn_detection_null_detects_nothing(self, http: httpx.AsyncClient) -> None:
         """Turn detection null: the audio waits, and the client's commit gets no response."""

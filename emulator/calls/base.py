@@ -319,9 +319,10 @@ class BaseCall:
         A Realtime call commits the turn as a user item (`input_audio_buffer.committed`,
         the item, its transcript) and, as OpenAI's server_vad and semantic_vad do unless
         the session's `turn_detection.create_response` is false, starts its response
-        (`response.created` … `response.done`; held if the call holds responses), unless one
-        is already in progress. With turn detection null nothing is detected: the audio
-        waits in the buffer for the client's `input_audio_buffer.commit` (and `response.create`).
+        (`response.created` … `response.done`, at once: the call's `hold_responses` holds
+        `response.create`s, not this), unless one is already in progress. With turn
+        detection null nothing is detected: the audio waits in the buffer for the client's
+        `input_audio_buffer.commit` (and `response.create`).
         """
         if self.conversation is None:
             return [self.emit(events.transcript(self.kind, audio_ms))]
@@ -335,7 +336,7 @@ class BaseCall:
             self.emit(event) for event in self.conversation.transcribed(item_id, events.TRANSCRIPT)
         ]
         if realtime.responds_to_turns(self.session) and self.conversation.response is None:
-            played = self.conversation.create_response(self.session, {}, hold=self.hold_responses)
+            played = self.conversation.create_response(self.session, {})
             emitted += [self.emit(event) for event in played]
         return emitted
 

@@ -29,11 +29,11 @@
   a real call's media track. A Realtime call commits it (`input_audio_buffer.committed`,
   the user item, its transcript) and, unless the session's
   `audio.input.turn_detection.create_response` is false (OpenAI's default is true),
-  starts its response as OpenAI does (`response.created` … `response.done`; held if the
-  call holds responses; none if one is in progress). With turn detection null nothing is
-  detected: the audio waits for the client's `input_audio_buffer.commit`, which never
-  starts a response by itself. A Live call sends its transcript.
-  200 `{"emitted": [...]}`.
+  starts its response as OpenAI does (`response.created` … `response.done`, run to its
+  end: `/hold` holds `response.create`s only; none if a response is in progress). With
+  turn detection null nothing is detected: the audio waits for the client's
+  `input_audio_buffer.commit`, which never starts a response by itself. A Live call
+  sends its transcript. 200 `{"emitted": [...]}`.
 - The call's record also shows `client_events`, the timeline of client events
   received: `{"at_ms", "type", "source": "data_channel" | "sideband", "answered":
   [event types]}`, with `response_id` / `item_id` when the event named one (types
