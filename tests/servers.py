@@ -516,3 +516,19 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(timeout=5)
+
+
+@contextmanager
+def emulator_process(*args: str) -> Iterator[ServiceProcess]:
+    """`python -m service emulator ARGS` on a free port, ready (`/healthz`), stopped after.
+
+    The upstream of the tests that run the service as a real process: its own
+    port and log file, like OpenAI on the other side of a socket.
+    """
+    port = free_port()
+    process = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port), *args))
+    try:
+        process.wait_ready(path="/healthz")
+        yield process
+    finally:
+        process.stop()

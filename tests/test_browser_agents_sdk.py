@@ -35,7 +35,7 @@ from service.api.app import CORS_ALLOWED
 from service.auth import new_api_key
 from tests import demo_page
 from tests.node_packages import NODE_DIR, node_with_packages
-from tests.servers import ROOT, ServiceProcess, free_port, wait_until
+from tests.servers import ROOT, ServiceProcess, emulator_process, wait_until
 
 MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 MODEL = "gpt-realtime-2.1-mini"
@@ -85,13 +85,8 @@ def fixture_api_key() -> tuple[str, str]:
 @pytest.fixture(name="emulator", scope="module")
 def fixture_emulator() -> Iterator[ServiceProcess]:
     """The upstream: `python -m service emulator` on its own port (a real WebRTC peer)."""
-    port = free_port()
-    emulator = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port)))
-    try:
-        emulator.wait_ready(path="/healthz")
-        yield emulator
-    finally:
-        emulator.stop()
+    with emulator_process() as process:
+        yield process
 
 
 @pytest.fixture(name="service", scope="module")

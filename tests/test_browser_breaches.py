@@ -29,7 +29,7 @@ from playwright.sync_api import Page, expect
 
 from service.auth import new_api_key
 from tests import demo_page
-from tests.servers import ServiceProcess, free_port, wait_until
+from tests.servers import ServiceProcess, emulator_process, wait_until
 
 MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 CONNECT_TIMEOUT_MS = 20_000  # ICE and DTLS on loopback take ~1.5 s; 2 cores under a suite, more
@@ -74,13 +74,8 @@ def fixture_page_origin(api_origins: list[str]) -> Iterator[str]:
 @pytest.fixture(name="emulator", scope="module")
 def fixture_emulator() -> Iterator[ServiceProcess]:
     """The upstream: `python -m service emulator` on its own port, logging to a file."""
-    port = free_port()
-    emulator = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port)))
-    try:
-        emulator.wait_ready(path="/healthz")
-        yield emulator
-    finally:
-        emulator.stop()
+    with emulator_process() as process:
+        yield process
 
 
 @pytest.fixture(name="service", scope="module")

@@ -23,7 +23,7 @@ import pytest
 from emulator import TRANSCRIPT
 from tests.conftest import SDP_OFFER, SERVER_INSTRUCTIONS
 from tests.paths import METRICS, REALTIME_CALLS
-from tests.servers import RedisServer, ServiceProcess, free_port, redis_server
+from tests.servers import RedisServer, ServiceProcess, emulator_process, redis_server
 
 pytestmark = pytest.mark.timeout(90)
 KEY = "sk-test-SUPERVISION-0123456789abcdef"
@@ -53,13 +53,8 @@ def eventually(check: Callable[[], bool], what: str) -> None:
 
 @pytest.fixture(name="emulator", scope="module")
 def fixture_emulator() -> Iterator[ServiceProcess]:
-    port = free_port()
-    process = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port), "--fake-media"))
-    try:
-        process.wait_ready(path="/healthz")
+    with emulator_process("--fake-media") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(name="redis")

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import SDP_OFFER
 from tests.paths import REALTIME_CALLS
-from tests.servers import ServiceProcess, free_port
+from tests.servers import ServiceProcess, emulator_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 KEY = "sk-test-EMULATED-TURNS-0123456789abcdef"
@@ -40,13 +40,8 @@ SIDEBAND_LOG.setLevel(logging.WARNING)  # the handshake's headers carry the key
 
 @pytest.fixture(name="emulator", scope="module")
 def fixture_emulator() -> Iterator[ServiceProcess]:
-    port = free_port()
-    process = ServiceProcess({"PORT": str(port)}, ("emulator", "--port", str(port), "--fake-media"))
-    try:
-        process.wait_ready(path="/healthz")
+    with emulator_process("--fake-media") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(name="service")
