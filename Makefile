@@ -70,7 +70,7 @@ check-container: setup
 
 ## bench: the load benchmark against the peers, the micro-benchmarks, then call supervision at 2,000 calls
 bench: setup
-	bash bench/run.sh
+	UV=$(UV) bash bench/run.sh
 	$(UV) run --frozen python bench/micro_policy.py
 	$(UV) run --frozen python bench/micro_upstream.py
 	$(UV) run --frozen python bench/micro_schema.py

@@ -23,5 +23,6 @@ fi
 # 400 connections per peer plus the upstream side: lift the soft fd limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65535 2>/dev/null || true
 
-UV="$(command -v uv 2>/dev/null || echo "$HOME/.local/bin/uv")"
+# make bench passes its uv (PATH's, or the private .venv-bootstrap one).
+UV="${UV:-$(command -v uv 2>/dev/null || echo .venv-bootstrap/bin/uv)}"
 exec "$UV" run --frozen python bench/run.py "$@"
