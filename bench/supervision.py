@@ -62,7 +62,8 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -418,44 +419,51 @@ async def measure(
     return figures
 
 
-async def measure_deletes(
-    args: argparse.Namespace, figures: Figures, service_url: str, emu_url: str
-) -> None:
-    """Step 7 against a service in server instructions mode."""
+@asynccontextmanager
+async def phase_calls(
+    args: argparse.Namespace, count: int, label: str, service_url: str, emu_url: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
+    """`count` supervised calls on a phase's own service; the emulator's client; hung up after."""
     limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
     async with (
         httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
         httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,
     ):
-        call_ids = await create_calls(to_service, args.deletes, args.concurrency)
-        figures.delete_calls = len(call_ids)
+        call_ids = await create_calls(to_service, count, args.concurrency)
         supervised = await wait_supervised(to_service, len(call_ids), args.supervise_s)
-        print(f"  server mode: created {len(call_ids):,} calls; {GAUGE} = {supervised:,}")
+        print(f"  {label}: created {len(call_ids):,} calls; {GAUGE} = {supervised:,}")
         await asyncio.sleep(1.0)  # attach work done
+        yield to_emulator, call_ids
+        hung = await hang_up(to_service, call_ids, args.concurrency)
+        print(f"  hung up {hung:,} calls")
+
+
+async def measure_deletes(
+    args: argparse.Namespace, figures: Figures, service_url: str, emu_url: str
+) -> None:
+    """Step 7 against a service in server instructions mode."""
+    async with phase_calls(args, args.deletes, "server mode", service_url, emu_url) as (
+        to_emulator,
+        call_ids,
+    ):
+        figures.delete_calls = len(call_ids)
         deleted = await delete_latency(to_emulator, call_ids, args.revert_concurrency)
         figures.deletes, figures.deletes_missing, figures.deletes_unverified = deleted
         print(f"  deletes: {len(figures.deletes)} ({figures.deletes_missing} missing)")
         cancelled = await cancel_latency(to_emulator, call_ids, args.revert_concurrency)
         figures.server_cancels, figures.server_cancels_missing, _ = cancelled
         print(f"  cancels: {len(cancelled[0])} ({cancelled[1]} missing)")
-        hung = await hang_up(to_service, call_ids, args.concurrency)
-        print(f"  hung up {hung:,} calls")
 
 
 async def measure_turns(
     args: argparse.Namespace, figures: Figures, service_url: str, emu_url: str
 ) -> None:
     """Step 8 against a service in server responses mode."""
-    limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=2.0)
-    async with (
-        httpx.AsyncClient(base_url=service_url, timeout=30, limits=limits) as to_service,
-        httpx.AsyncClient(base_url=emu_url, timeout=30, limits=limits) as to_emulator,
+    async with phase_calls(args, args.turns, "server responses", service_url, emu_url) as (
+        to_emulator,
+        call_ids,
     ):
-        call_ids = await create_calls(to_service, args.turns, args.concurrency)
         figures.turn_calls = len(call_ids)
-        supervised = await wait_supervised(to_service, len(call_ids), args.supervise_s)
-        print(f"  server responses: created {len(call_ids):,} calls; {GAUGE} = {supervised:,}")
-        await asyncio.sleep(1.0)  # attach work done
         figures.turns, figures.turns_missing = await turn_latency(
             to_emulator, call_ids, args.revert_concurrency
         )
@@ -465,8 +473,6 @@ async def measure_turns(
         )
         figures.untagged_cancels, figures.untagged_cancels_missing, _ = cancelled
         print(f"  untagged cancels: {len(cancelled[0])} ({cancelled[1]} missing)")
-        hung = await hang_up(to_service, call_ids, args.concurrency)
-        print(f"  hung up {hung:,} calls")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
