@@ -72,6 +72,20 @@ def fixture_delegation_file(tmp_path: Path) -> Path:
     return path
 
 
+async def partner_client(
+    client_for: ClientFor, make_settings: MakeSettings, tmp_path: Path, live_table: str
+) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    """A service where the caller `partner` has the profile `pro`, whose `[live]` table is
+    `live_table` (TOML lines); the client and the partner's auth header."""
+    key, entry = new_api_key("partner")
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'[callers]\npartner = "pro"\n\n[profiles.pro.live]\n{live_table}')
+    client = await client_for(
+        make_settings(auth_mode="api_key", auth_api_keys=entry, policy_profiles_file=profiles)
+    )
+    return client, {"Authorization": f"Bearer {key}"}
+
+
 class TestCreate:
     """A valid request becomes a Live session: its id, the SDP answer, the effective session."""
 
@@ -265,18 +279,13 @@ class TestPolicy:
         tmp_path: Path,
     ) -> None:
         """A profile's [live] table sets that caller's Live models, field by field."""
-        key, entry = new_api_key("partner")
-        profiles = tmp_path / "profiles.toml"
-        profiles.write_text(
-            '[callers]\npartner = "pro"\n\n[profiles.pro.live]\n'
-            'allowed_models = ["gpt-live-1.1"]\ndefault_model = "gpt-live-1.1"\n'
+        client, auth = await partner_client(
+            client_for,
+            make_settings,
+            tmp_path,
+            'allowed_models = ["gpt-live-1.1"]\ndefault_model = "gpt-live-1.1"\n',
         )
-        client = await client_for(
-            make_settings(auth_mode="api_key", auth_api_keys=entry, policy_profiles_file=profiles)
-        )
-        response = await client.post(
-            LIVE_SESSIONS, json=body(), headers={"Authorization": f"Bearer {key}"}
-        )
+        response = await client.post(LIVE_SESSIONS, json=body(), headers=auth)
         assert response.status_code == 200, response.text
         assert sent(upstream)["model"] == "gpt-live-1.1"
         assert sent(upstream)["client"]["data_channel"]["allowed_client_events"] != "all"

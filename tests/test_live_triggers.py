@@ -16,12 +16,11 @@ import httpx
 import pytest
 import respx
 
-from service.auth import new_api_key
 from service.policy import Policy
 from service.policy.profiles import load_profiles
 from tests.conftest import ClientFor, MakeSettings
 from tests.paths import LIVE_SESSIONS, POLICY
-from tests.test_live_sessions_endpoint import assert_error, body, sent
+from tests.test_live_sessions_endpoint import assert_error, body, partner_client, sent
 
 pytestmark = pytest.mark.anyio
 SERVER_QUESTION = "OPERATOR-QUESTION: is the caller asking for a refund?"
@@ -330,16 +329,12 @@ class TestProfilesAndViews:
         tmp_path: Path,
     ) -> None:
         """A [profiles.NAME.live] table lets that caller send triggers and assistant history."""
-        key, entry = new_api_key("partner")
-        profiles = tmp_path / "profiles.toml"
-        profiles.write_text(
-            '[callers]\npartner = "pro"\n\n[profiles.pro.live]\ntriggers = "client"\n'
-            'max_trigger_questions = 1\ninput_roles = ["user", "assistant"]\n'
+        client, auth = await partner_client(
+            client_for,
+            make_settings,
+            tmp_path,
+            'triggers = "client"\nmax_trigger_questions = 1\ninput_roles = ["user", "assistant"]\n',
         )
-        client = await client_for(
-            make_settings(auth_mode="api_key", auth_api_keys=entry, policy_profiles_file=profiles)
-        )
-        auth = {"Authorization": f"Bearer {key}"}
         items = [message("user", "Hi"), message("assistant", "Hello!")]
         response = await client.post(
             LIVE_SESSIONS, json=body(triggers=[trigger("Upset?")], input=items), headers=auth
