@@ -48,7 +48,7 @@ from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError
 from service.core.version import service_version
 from service.limits import Limiter
-from service.policy import model_warnings
+from service.policy import allowed_models, model_warnings
 from service.sessions import Services
 from service.store import build_store
 from service.upstream import Upstream, build_http_client
@@ -155,6 +155,12 @@ def create_app(
             log.info("demo_page_served", demo_url=demo_url(settings))
         for warning in model_warnings(settings.profiles.all(), datetime.now(UTC).date()):
             log.warning("model_warning", **warning)
+        for model in settings.prices.unpriced(allowed_models(settings.profiles.all())):
+            log.warning(
+                "model_unpriced",
+                model=model,
+                message=f"{model} is allowed but has no price (PRICES_FILE can add one)",
+            )
         await auth.start()
         sideband_to_calls = sideband or WebSocketSideband(
             settings.openai_base_url, upstream.key_headers

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.billing import PriceTable, load_prices
 from service.core.env_values import (
     CsvStr,
     Rate,
@@ -207,6 +208,10 @@ class Settings(BaseSettings):
     quota_call_seconds_per_day: Annotated[int, Field(ge=1)] | None = None
     """Call seconds (Realtime and GPT-Live) per caller per UTC day, enforced like
     QUOTA_TOKENS_PER_DAY."""
+    prices_file: Path | None = None
+    """TOML price table whose entries replace the shipped ones by model name or add models
+    (`service/billing/prices.toml` shows the format); validated at start-up."""
+    _prices: PriceTable = PrivateAttr()
 
     calls_on_override: Literal["revert", "hangup"] = "revert"
     """What a supervised call that breaks the policy gets: `revert` (restore the session's
@@ -301,6 +306,20 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"POLICY_PROFILES_FILE: {exc}") from None
         return self
+
+    @model_validator(mode="after")
+    def _prices_load(self) -> Self:
+        """Validate the price table at start-up: a bad entry must not price calls at zero."""
+        try:
+            self._prices = load_prices(self.prices_file)
+        except ValueError as exc:
+            raise ValueError(f"PRICES_FILE: {exc}") from None
+        return self
+
+    @property
+    def prices(self) -> PriceTable:
+        """The shipped price table with PRICES_FILE's entries, validated."""
+        return self._prices
 
     @property
     def profiles(self) -> Profiles:

@@ -4,7 +4,7 @@
 of any kind into it, purely, and says what it decided and why.
 """
 
-from service.policy.catalog import model_warnings
+from service.policy.catalog import allowed_models, model_warnings
 from service.policy.evaluate import AnySession, evaluate
 from service.policy.merge import Decision
 from service.policy.model import Policy
@@ -17,6 +17,7 @@ __all__ = [
     "Outcome",
     "Policy",
     "Profiles",
+    "allowed_models",
     "evaluate",
     "load_profiles",
     "model_warnings",

@@ -91,6 +91,20 @@ def model_warnings(policies: Iterable[tuple[str, Any]], today: date) -> list[dic
     return list(found.values())
 
 
+def allowed_models(policies: Iterable[tuple[str, Any]]) -> list[str]:
+    """Every model any named policy allows (Realtime, transcription, translation, GPT-Live),
+    once each in order: what the price table must cover."""
+    names = [
+        model
+        for _, policy in policies
+        for model in (
+            *(m for _, field, _known in LISTS for m in getattr(policy, field)),
+            *policy.live.allowed_models,
+        )
+    ]
+    return list(dict.fromkeys(names))
+
+
 def _warning(model: str, known: frozenset[str], today: date) -> dict[str, Any] | None:
     shutdown = SHUTDOWNS.get(model)
     if shutdown is not None:
