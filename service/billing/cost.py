@@ -54,7 +54,7 @@ def response_cost(usage: Any, price: ModelPrice) -> Cost | None:
     """
     if price.tokens is None:
         return None
-    rate = price.tokens.pico_per_token()
+    rate = price.tokens.pico_per_token
     usage = _mapping(usage)
     details, out = (
         _mapping(usage.get("input_token_details")),
@@ -102,7 +102,7 @@ def transcription_cost(usage: Any, price: ModelPrice) -> Cost | None:
     if kind == "tokens":
         if price.tokens is None:
             return None
-        rate = price.tokens.pico_per_token()
+        rate = price.tokens.pico_per_token
         details = _mapping(usage.get("input_token_details"))
         text, audio = _count(details, "text_tokens"), _count(details, "audio_tokens")
         other_in = max(0, _count(usage, "input_tokens") - text - audio)

@@ -36,6 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -90,8 +91,12 @@ class TokenPrices(_Strict):
         given = [p for p in prices if p is not None]
         return max(given) if given else None
 
+    @cached_property
     def pico_per_token(self) -> PicoPerToken:
-        """Each token kind's price in whole pico-dollars per token, fallbacks applied."""
+        """Each token kind's price in whole pico-dollars per token, fallbacks applied.
+
+        Computed once per entry: costing a response is then integer arithmetic only.
+        """
         # Never None once validated (`_both_directions`); `or` only narrows the type.
         top_in = self._highest(self.text_input, self.audio_input, self.image_input) or Decimal(0)
         top_out = self._highest(self.text_output, self.audio_output) or Decimal(0)
