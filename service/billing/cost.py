@@ -119,9 +119,9 @@ def live_cost(usage: Any, price: ModelPrice, *, webrtc: bool) -> Cost | None:
     """The cost of a GPT-Live session from its latest cumulative usage; None without Live prices.
 
     Pass the latest `session.usage.updated` or `session.closed` `usage` (it
-    is cumulative: never add two), or None before any. Seconds `paused_seconds`
-    counts are billed at the standby rate, the rest of `seconds` at the active
-    rate. A WebRTC session is billed at least `start_seconds` at the active
+    is cumulative: never add two), or None before any. `paused_seconds` are
+    billed at the standby rate, the rest of `seconds` (or `active_seconds`, if
+    more) at the active rate. A WebRTC session is billed at least `start_seconds` at the active
     rate: what its creation charged, which OpenAI credits against the
     duration (so it is a floor, not an addition).
     """
