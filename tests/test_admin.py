@@ -140,6 +140,19 @@ class TestSuspend:
         assert answer.json()["error"]["type"] == "invalid_request_error"
         assert (await mint(client, ALICE)).status_code == 200
 
+    async def test_a_large_body_is_a_413(
+        self, client_for: ClientFor, make_settings: MakeSettings
+    ) -> None:
+        """A suspension body past its small limit is refused unread, 413 in OpenAI's envelope."""
+        client = await client_for(admin_settings(make_settings))
+        body = b'{"seconds": 60, "pad": "' + b"x" * 100_000 + b'"}'
+        answer = await client.post(
+            "/admin/callers/alice/suspend", content=body, headers=bearer(OPS)
+        )
+        assert answer.status_code == 413
+        assert answer.json()["error"]["code"] == "request_too_large"
+        assert (await mint(client, ALICE)).status_code == 200
+
     async def test_every_action_has_an_audit_line_naming_the_operator(
         self, client_for: ClientFor, make_settings: MakeSettings
     ) -> None:

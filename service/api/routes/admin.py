@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from service.api.bodies import read_body
 from service.api.deps import ServicesDep
 from service.auth import identify_admin
 from service.core.errors import InvalidRequest
@@ -21,6 +22,8 @@ from service.sessions import admin
 
 router = APIRouter(tags=["admin"], prefix="/admin", include_in_schema=False)
 MAX_IDENTITY = 256
+MAX_BODY_BYTES = 1024
+"""A suspension's body is `{"seconds": N}`: anything much larger is not one."""
 
 
 async def get_admin(request: Request, services: ServicesDep) -> str:
@@ -58,7 +61,7 @@ async def suspend(
     """Suspend the caller for `seconds` (body `{"seconds": N}`): new mints and calls get 403
     `caller_suspended` until then, and their live calls are ended."""
     _noted(request, "admin_suspend", identity)
-    body = await request.body()
+    body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
     answer = await admin.suspend(services, operator, identity, body)
     return JSONResponse(answer, headers=NO_STORE)
 
