@@ -54,16 +54,16 @@ async def measure(name: str, store: Store) -> None:
     )
     limiter = Limiter(settings, store)
     for index in range(200):
-        await limiter.check(f"warm-{index}", "127.0.0.1")
+        await limiter.check(f"warm-{index}", "127.0.0.1", f"warm-{index}")
     sequential = []
     for index in range(CALLS):
         started = time.perf_counter()
-        await limiter.check(f"caller-{index % 100}", f"10.0.0.{index % 50}")
+        await limiter.check(f"caller-{index % 100}", f"10.0.0.{index % 50}", "c")
         sequential.append(time.perf_counter() - started)
 
     async def caller(number: int) -> None:
         for index in range(CALLS // 50):
-            await limiter.check(f"caller-{number}", f"10.0.1.{index % 50}")
+            await limiter.check(f"caller-{number}", f"10.0.1.{index % 50}", "c")
 
     started = time.perf_counter()
     await asyncio.gather(*(caller(number) for number in range(50)))

@@ -38,7 +38,7 @@ from service.api.endpoint import Endpoint
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware, answer_error
 from service.api.openapi import document_mint_endpoints
-from service.api.routes import calls, client_secrets, health, policy, usage
+from service.api.routes import admin, calls, client_secrets, health, policy, usage
 from service.auth import build_authenticator
 from service.calls import Supervisor
 from service.config import Settings
@@ -47,7 +47,7 @@ from service.core import logs, metrics
 from service.core.clock import Clock, wall_ms
 from service.core.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceError
 from service.core.version import service_version
-from service.limits import Limiter
+from service.limits import Limiter, Suspensions
 from service.policy import allowed_models, model_warnings
 from service.sessions import Services
 from service.store import build_store
@@ -149,7 +149,10 @@ def create_app(
         upstream = Upstream(settings, build_http_client(settings, transport))
         auth = build_authenticator(settings)
         store = build_store(settings, clock)
-        limiter = Limiter(settings, store, clock)
+        suspensions = Suspensions(store, clock, settings.calls_max_seconds)
+        # Only an operator suspends (ADMIN_API_KEYS): without one, nothing to read per mint.
+        suspending = suspensions if settings.admin_api_keys else None
+        limiter = Limiter(settings, store, clock, suspending)
         log.info("policy_loaded", policy_hash=settings.profiles.digest)
         if settings.demo_page:
             log.info("demo_page_served", demo_url=demo_url(settings))
@@ -165,11 +168,13 @@ def create_app(
         sideband_to_calls = sideband or WebSocketSideband(
             settings.openai_base_url, upstream.key_headers
         )
-        supervisor = Supervisor(settings, sideband_to_calls, upstream, store, clock)
+        supervisor = Supervisor(settings, sideband_to_calls, upstream, store, clock, suspending)
         await supervisor.start()
         lifecycle = Lifecycle()
         lifecycle.watch_signals()
-        services = Services(settings, settings.profiles, auth, upstream, store, limiter, supervisor)
+        services = Services(
+            settings, settings.profiles, auth, upstream, store, limiter, supervisor, suspensions
+        )
         try:
             yield {"services": services, "lifecycle": lifecycle}
         finally:
@@ -198,6 +203,7 @@ def create_app(
     app.include_router(policy.router)
     app.include_router(usage.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if settings.api_docs:

@@ -38,6 +38,7 @@ from service.auth.callers import (
     unauthenticated,
 )
 from service.config import Settings
+from service.core.errors import NotFound
 
 log = structlog.get_logger("service.auth")
 
@@ -141,6 +142,25 @@ async def identify(
     caller = await authenticator.authenticate(scope, ip)
     fields["identity"] = caller_tag(caller, hashed)
     return caller
+
+
+async def identify_admin(
+    scope: MutableMapping[str, Any], settings: Settings, fields: dict[str, Any]
+) -> str:
+    """The operator making an `/admin` request, by name (401 otherwise), noted in the log.
+
+    Without `ADMIN_API_KEYS` there are no operators: `/admin` answers the 404 of an
+    unknown route, so a deployment that never configured it shows none of it. The
+    keys are hashed and compared like callers' (`ApiKeyAuth`), in their own table,
+    so a caller's key never opens it.
+    """
+    if not settings.admin_api_keys:
+        raise NotFound("Invalid URL: no such route.")
+    ip = client_ip(scope, settings.trusted_proxies)
+    fields["client_ip"] = ip
+    operator = await ApiKeyAuth(settings.admin_api_keys).authenticate(scope, ip)
+    fields["admin"] = operator.identity
+    return operator.identity
 
 
 def build_authenticator(settings: Settings) -> Authenticator:

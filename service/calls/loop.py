@@ -61,10 +61,10 @@ REALTIME_CHECKED = frozenset(
     }
 )
 """The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
-How = Literal["ended", "unknown_call", "max_duration", "override", "quota"]
+How = Literal["ended", "unknown_call", "max_duration", "override", "quota", "operator"]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
-for both kinds of call."""
+for both kinds of call; `operator`: an operator ended the caller's calls (`/admin`)."""
 
 
 def backoff(attempt: int) -> float:

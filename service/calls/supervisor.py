@@ -39,6 +39,7 @@ from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.clock import Clock, wall_ms
 from service.core.errors import NotFound
+from service.limits import Suspensions
 from service.policy import Decision, Policy
 from service.store import Store, StoreUnavailable
 from service.upstream import Upstream
@@ -79,8 +80,10 @@ class Supervisor:
         upstream: Upstream,
         store: Store,
         clock: Clock = wall_ms,
+        suspensions: Suspensions | None = None,
     ) -> None:
         self._settings = settings
+        self._suspensions = suspensions
         self._upstream = upstream
         self._clock = clock
         self._records = CallRecords(store)
@@ -287,24 +290,47 @@ class Supervisor:
                 lost.task.cancel()
         await self._keeper.write_changed(list(self._watched.values()))
         for over_quota in await self._keeper.meter(self._watched.values()):
-            if over_quota.record.member in self._watched and over_quota not in self._ending:
-                # Off the keeper: its lease renewals must never wait on OpenAI.
-                self._ending.add(over_quota)
-                chore = asyncio.create_task(self._quota_hang_up(over_quota))
-                self._chores.add(chore)
-                chore.add_done_callback(self._chores.discard)
+            self._end_off_keeper(over_quota, "quota")
+        for ended in await self._ended_by_operator(list(self._watched.values())):
+            self._end_off_keeper(ended, "operator")
         for record in await self._keeper.orphans(self._watched):
             self._watch(record, taken_over=True)
 
-    async def _quota_hang_up(self, call: Watched) -> None:
+    async def end_calls_of(self, caller: str) -> int:
+        """An operator ended `caller`'s calls (`service.limits.Suspensions.end_calls`, already
+        written for the other workers' next pass): this worker's go now; how many."""
+        calls = [call for call in self._watched.values() if call.record.caller == caller]
+        for call in calls:
+            self._end_off_keeper(call, "operator")
+        return len(calls)
+
+    async def _ended_by_operator(self, calls: list[Watched]) -> list[Watched]:
+        """The calls an operator ended (or whose caller they suspended) since they started."""
+        if self._suspensions is None or not calls:
+            return []
+        endings = await self._suspensions.endings([call.record.caller for call in calls])
+        return [
+            call for call in calls if call.record.started_ms <= endings.get(call.record.caller, -1)
+        ]
+
+    def _end_off_keeper(self, call: Watched, how: How) -> None:
+        """Hang `call` up in a task of its own: the keeper's lease renewals must never wait
+        on OpenAI."""
+        if call.record.member in self._watched and call not in self._ending:
+            self._ending.add(call)
+            chore = asyncio.create_task(self._end(call, how))
+            self._chores.add(chore)
+            chore.add_done_callback(self._chores.discard)
+
+    async def _end(self, call: Watched, how: How) -> None:
         try:
-            if not await self._loop.hang_up(call, "quota"):
+            if not await self._loop.hang_up(call, how):
                 return
             if self._watched.pop(call.record.member, None) is None:
                 return  # the call's own task finished it meanwhile
             metrics.CALLS_SUPERVISED.dec()
             if call.task is not None:
                 call.task.cancel()
-            await self._finish(call, "quota")
+            await self._finish(call, how)
         finally:
             self._ending.discard(call)

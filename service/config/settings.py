@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     )
     """`name:sha256hex,...` entries printed by `python -m service hash-key NAME` (hashes only,
     never keys); the name is the caller's identity."""
+    admin_api_keys: Annotated[dict[str, str], NoDecode, BeforeValidator(parse_key_entries)] = Field(
+        default_factory=dict
+    )
+    """Operators' keys for `/admin/*`, `name:sha256hex,...` like AUTH_API_KEYS (never a caller's
+    key); unset, `/admin/*` answers 404."""
     auth_jwt_jwks_url: str | None = None
     """JWT mode: the identity provider's JWKS URL (exactly one of this and AUTH_JWT_SECRET)."""
     auth_jwt_secret: SecretStr | None = None
@@ -292,6 +297,12 @@ class Settings(BaseSettings):
                 problems.append("AUTH_JWT_ALGORITHMS: only HS* algorithms work with a secret")
         if self.auth_mode == "gateway" and not (self.auth_gateway_header and self.trusted_proxies):
             problems.append("AUTH_MODE=gateway needs AUTH_GATEWAY_HEADER and TRUSTED_PROXIES")
+        shared = set(self.admin_api_keys.values()) & set(self.auth_api_keys.values())
+        if shared:
+            problems.append(
+                "ADMIN_API_KEYS and AUTH_API_KEYS share a key: an operator's key must never "
+                "be a caller's (make one with `python -m service hash-key NAME`)"
+            )
         if "*" in self.cors_allow_origins and self.cors_allow_credentials:
             problems.append("CORS_ALLOW_ORIGINS=* cannot be combined with CORS_ALLOW_CREDENTIALS")
         if problems:

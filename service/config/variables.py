@@ -29,6 +29,7 @@ from service.policy.live import LivePolicy
 SERVICE_PREFIXES = (
     "POLICY_",
     "AUTH_",
+    "ADMIN_",
     "CALLS_",
     "QUOTA_",
     "RATE_LIMIT_",

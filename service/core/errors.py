@@ -112,6 +112,16 @@ class PolicyViolation(ServiceError):
         self.found = tuple(found)
 
 
+class Suspended(ServiceError):
+    """403: an operator suspended this caller (`POST /admin/callers/{identity}/suspend`)."""
+
+    status_code = 403
+    error_type = "permission_error"
+    default_code = "caller_suspended"
+    outcome = "suspended"
+    summary = "The caller is suspended by the operator until the time `Retry-After` says."
+
+
 class NotFound(ServiceError):
     """404: no such route, or no open call with this id that this caller created.
 

@@ -30,6 +30,7 @@ from service.core import metrics
 from service.core.clock import DAY_MS, Clock, wall_ms
 from service.core.env_values import Rate
 from service.core.errors import RateLimited
+from service.limits.suspensions import Suspensions
 from service.store import Limit, Rates, StoreUnavailable
 
 log = structlog.get_logger("service.limits")
@@ -80,8 +81,15 @@ def _key_part(value: str) -> str:
 class Limiter:
     """Applies RATE_LIMIT_PER_IDENTITY, RATE_LIMIT_PER_IP, QUOTA_MINTS_PER_DAY, and dry runs'."""
 
-    def __init__(self, settings: Settings, rates: Rates, clock: Clock = wall_ms) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rates: Rates,
+        clock: Clock = wall_ms,
+        suspensions: Suspensions | None = None,
+    ) -> None:
         self._rates = rates
+        self._suspensions = suspensions
         self._clock = clock
         self._dry_run: Rate | None = settings.rate_limit_dry_run_per_identity
         self._per_identity: Rate | None = settings.rate_limit_per_identity
@@ -118,8 +126,18 @@ class Limiter:
             limits.append(Limit(f"rtp:q:{day}:{_key_part(identity)}", "quota", self._quota))
         return limits
 
-    async def check(self, identity: str, ip: str) -> Verdict | None:
-        """Count one mint for this caller; raise 429 (or 503) when it may not mint."""
+    async def check(self, identity: str, ip: str, caller: str) -> Verdict | None:
+        """Count one mint for this caller; raise 403 while an operator suspended them
+        (`caller`: as audit lines name them), 429 (or 503) when they may not mint.
+
+        A suspended caller's refused mints count against nothing. Only with
+        suspensions on (`ADMIN_API_KEYS`) does this cost a store read.
+        """
+        if self._suspensions is not None:
+            try:
+                await self._suspensions.refuse_if_suspended(caller)
+            except StoreUnavailable as down:
+                self._store_down(down)
         if not self.enabled:
             return None
         return await self._hit(self._limits(identity, ip))

@@ -8,6 +8,7 @@ returns an `Answer`. Client secrets in `client_secrets`, server-created
 calls in `calls`, the policy step and its answers in `plan`.
 """
 
+from service.sessions import admin
 from service.sessions.calls import (
     PATHS,
     call_state,
@@ -31,6 +32,7 @@ __all__ = [
     "Incoming",
     "Plan",
     "Services",
+    "admin",
     "call_state",
     "create_client_secret",
     "create_live_session",

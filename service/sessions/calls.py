@@ -114,7 +114,8 @@ async def _create(
     """Steps 4-5: count, then the supervisor admits, creates, records and supervises."""
     caller, log = incoming.caller, incoming.log
     log["sdp_bytes"] = len(request.offer.encode())
-    verdict = await services.limiter.check(caller.identity, caller.ip)
+    tag = caller_tag(caller, services.settings.auth_hash_identities)
+    verdict = await services.limiter.check(caller.identity, caller.ip, tag)
     headers = planned.headers()
     if verdict is not None:
         log["rate_limit_remaining"] = verdict.remaining
@@ -122,7 +123,7 @@ async def _create(
     new = NewCall(
         kind=kind,
         identity=caller.identity,
-        caller=caller_tag(caller, services.settings.auth_hash_identities),
+        caller=tag,
         policy=planned.policy,
         session=planned.session,
         decisions=planned.outcome.decisions,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.auth import caller_tag
 from service.contract import (
     RealtimeSession,
     SecretRequest,
@@ -114,7 +115,8 @@ async def _mint(
 ) -> tuple[Minted, dict[str, str]]:
     """Step 4: count the mint against the caller's limits, then mint; the limits' headers."""
     caller = incoming.caller
-    verdict = await services.limiter.check(caller.identity, caller.ip)
+    tag = caller_tag(caller, services.settings.auth_hash_identities)
+    verdict = await services.limiter.check(caller.identity, caller.ip, tag)
     minted = await services.upstream.mint_client_secret(
         planned.body, incoming.request_id, translation=planned.translation
     )

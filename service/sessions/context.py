@@ -15,7 +15,7 @@ from typing import Any
 from service.auth import Authenticator, Caller
 from service.calls import Supervisor
 from service.config import Settings
-from service.limits import Limiter
+from service.limits import Limiter, Suspensions
 from service.policy import Profiles
 from service.store import Store
 from service.upstream import Upstream
@@ -34,6 +34,8 @@ class Services:
     store: Store
     limiter: Limiter
     supervisor: Supervisor
+    suspensions: Suspensions
+    """Callers an operator suspended or whose calls they ended (`/admin`)."""
 
 
 @dataclass(frozen=True, slots=True)

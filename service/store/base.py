@@ -109,6 +109,10 @@ class Records(Protocol):
         """Those of `keys` that hold nothing (expired, deleted, or lost with the store's data)."""
         ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values under `keys`, in order (None where nothing is), in one round trip."""
+        ...
+
 
 class Slots(Protocol):
     """Members that expire on their own, at most `limit` per key (live calls per caller)."""

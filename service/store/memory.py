@@ -85,6 +85,9 @@ class MemoryStore:
         now_ms = self._clock()
         return [key for key in keys if self._records.get(key, ("", 0))[1] <= now_ms]
 
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [await self.get(key) for key in keys]
+
     # Counters.
 
     async def add(self, increments: Mapping[str, int], ttl_ms: int) -> dict[str, int]:

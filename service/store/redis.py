@@ -125,6 +125,12 @@ class RedisStore:
         raw = await self._command(self._missing(keys=list(keys)))
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        raw = await self._command(self._redis.mget(list(keys)))
+        return [value.decode() if isinstance(value, bytes) else None for value in raw]
+
     async def restore(self, key: str, member: str, ttl_ms: int) -> None:
         await self._command(self._restore(keys=[key], args=[member, max(1, ttl_ms)]))
 

@@ -1,0 +1,80 @@
+"""Operators' controls over callers (`/admin`, `ADMIN_API_KEYS`): end their calls, suspend them.
+
+Each action is one audit line naming the operator (`admin`), the action and
+the caller, as audit lines name callers (`caller_tag`: what an operator
+reads off the service's other lines). What the action does lives below:
+suspensions and endings in the shared store (`service.limits.Suspensions`),
+which every worker's supervisor acts on within one keeper pass; this
+worker's calls of the caller are hung up at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.core.errors import InvalidRequest
+from service.sessions.context import Services
+
+log = structlog.get_logger("service.admin")
+MAX_SUSPEND_SECONDS = 366 * 86_400
+"""A suspension lasts at most a year: the store keeps nothing forever."""
+
+
+class SuspendRequest(BaseModel):
+    """`POST /admin/callers/{identity}/suspend`'s body."""
+
+    model_config = ConfigDict(extra="forbid")
+    seconds: int = Field(ge=1, le=MAX_SUSPEND_SECONDS)
+    """How long new mints and calls of the caller are refused."""
+
+
+def _others_within_s(services: Services) -> float:
+    """How soon the other workers act on an ending: their next keeper pass."""
+    return round(services.settings.calls_lease_seconds / 3, 3)
+
+
+async def end_calls(services: Services, admin: str, caller: str) -> dict[str, Any]:
+    """End every live call of `caller`, wherever it is supervised."""
+    await services.suspensions.end_calls(caller)
+    here = await services.supervisor.end_calls_of(caller)
+    log.warning("admin_calls_ended", admin=admin, identity=caller, calls_here=here)
+    return {
+        "identity": caller,
+        "calls_ended_here": here,
+        "others_within_seconds": _others_within_s(services),
+    }
+
+
+async def suspend(services: Services, admin: str, caller: str, body: bytes) -> dict[str, Any]:
+    """Suspend `caller` (403 `caller_suspended` for new mints and calls) and end their calls."""
+    try:
+        request = SuspendRequest.model_validate_json(body or b"{}")
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+    suspension = await services.suspensions.suspend(caller, request.seconds, admin)
+    here = await services.supervisor.end_calls_of(caller)
+    log.warning(
+        "admin_caller_suspended",
+        admin=admin,
+        identity=caller,
+        seconds=request.seconds,
+        calls_here=here,
+    )
+    return {
+        "identity": caller,
+        "suspended_until": suspension.until_ms // 1000,
+        "calls_ended_here": here,
+        "others_within_seconds": _others_within_s(services),
+    }
+
+
+async def lift(services: Services, admin: str, caller: str) -> dict[str, Any]:
+    """Lift `caller`'s suspension (their calls ended with it stay ended)."""
+    lifted = await services.suspensions.lift(caller)
+    log.warning("admin_suspension_lifted", admin=admin, identity=caller, was_suspended=lifted)
+    return {"identity": caller, "lifted": lifted}
