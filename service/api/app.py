@@ -164,6 +164,13 @@ def create_app(
                 model=model,
                 message=f"{model} is allowed but has no price (PRICES_FILE can add one)",
             )
+        if settings.dollar_budgets and settings.client_secrets_enabled:
+            log.warning(
+                "dollar_budget_unmetered",
+                message="a dollar budget is set, but client secrets' sessions run between the "
+                "browser and OpenAI, unseen and unmetered; CLIENT_SECRETS_ENABLED=false turns "
+                "the client-secret endpoints off",
+            )
         await auth.start()
         sideband_to_calls = sideband or WebSocketSideband(
             settings.openai_base_url, upstream.key_headers
@@ -197,7 +204,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.router.routes.extend(client_secrets.routes)
+    # CLIENT_SECRETS_ENABLED=false: not mounted, so neither served nor documented.
+    mints = client_secrets.routes if settings.client_secrets_enabled else []
+    app.router.routes.extend(mints)
     app.router.routes.extend(calls.routes)
     app.include_router(calls.router)
     app.include_router(policy.router)
@@ -228,10 +237,10 @@ def create_app(
     if cors:
         app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestMiddleware)
-    document_mint_endpoints(app)
+    document_mint_endpoints(app, client_secrets=settings.client_secrets_enabled)
     endpoints = {
         route.path: route.app
-        for route in [*client_secrets.routes, *calls.routes]
+        for route in [*mints, *calls.routes]
         if isinstance(route, Route) and isinstance(route.app, Endpoint) and "{" not in route.path
     }
     fast: ASGIApp = Rendered(endpoints)

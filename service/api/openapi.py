@@ -250,8 +250,9 @@ def _document_errors(operation: dict[str, Any]) -> None:
     operation["security"] = SECURITY
 
 
-def document_mint_endpoints(app: FastAPI) -> None:
-    """Make `app.openapi()` include the mint endpoints, with their models and examples."""
+def document_mint_endpoints(app: FastAPI, *, client_secrets: bool = True) -> None:
+    """Make `app.openapi()` include the mint endpoints, with their models and examples
+    (the client-secret ones only if served: `CLIENT_SECRETS_ENABLED`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -307,7 +308,7 @@ def document_mint_endpoints(app: FastAPI) -> None:
                 "ClientSecretCreated",
             ),
         ]
-        for path, summary, request, example, created in mints:
+        for path, summary, request, example, created in mints if client_secrets else []:
             name = names[(request, "validation")]["$ref"].rsplit("/", 1)[-1]
             paths[path] = _operation(summary, name, example, created)
         paths.update(_call_operations())

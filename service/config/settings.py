@@ -34,6 +34,7 @@ from service.billing import PriceTable, load_prices
 from service.core.env_values import (
     CsvStr,
     Rate,
+    Usd,
     available_cpus,
     check_redis_url,
     parse_key_entries,
@@ -42,7 +43,7 @@ from service.core.env_values import (
     split_csv,
     upper_case,
 )
-from service.policy import Policy, Profiles, load_profiles
+from service.policy import Budget, Policy, Profiles, load_profiles
 
 SECRETS_DIR = "/run/secrets"
 """Where secret files (`openai_api_key`) are read from unless the SECRETS_DIR variable says
@@ -217,6 +218,18 @@ class Settings(BaseSettings):
     """TOML price table whose entries replace the shipped ones by model name or add models
     (`service/billing/prices.toml` shows the format); validated at start-up."""
     _prices: PriceTable = PrivateAttr()
+    calls_max_usd: Usd = None
+    """Dollars one supervised call may cost (from its usage, at PRICES_FILE's prices): a call
+    that crosses it is hung up. A profile's `[budget]` may set its own."""
+    quota_usd_per_day: Usd = None
+    """Dollars per caller per UTC day across their supervised calls: new calls get 429
+    `quota_exceeded`, live ones are hung up. A profile's `[budget]` may set its own."""
+    quota_usd_per_day_total: Usd = None
+    """Dollars per UTC day for the whole deployment, every caller together: crossing it
+    refuses every new call and mint and hangs up live calls."""
+    client_secrets_enabled: bool = True
+    """Serve the client-secret endpoints. Their sessions run between the browser and OpenAI,
+    unseen, so no budget meters them: `false` leaves only server-created calls."""
 
     calls_on_override: Literal["revert", "hangup"] = "revert"
     """What a supervised call that breaks the policy gets: `revert` (restore the session's
@@ -326,6 +339,26 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"PRICES_FILE: {exc}") from None
         return self
+
+    def budget_for(self, profile: str) -> Budget:
+        """The dollar budgets of a profile's callers: its own `[budget]` values, else the env's."""
+        own = self.profiles.budgets.get(profile)
+        return Budget(
+            quota_usd_per_day=own.quota_usd_per_day
+            if own and own.quota_usd_per_day
+            else (self.quota_usd_per_day),
+            calls_max_usd=own.calls_max_usd if own and own.calls_max_usd else self.calls_max_usd,
+        )
+
+    @property
+    def dollar_budgets(self) -> bool:
+        """Whether any dollar budget applies to anyone (env or any profile)."""
+        return bool(
+            self.calls_max_usd
+            or self.quota_usd_per_day
+            or self.quota_usd_per_day_total
+            or any(b.calls_max_usd or b.quota_usd_per_day for b in self.profiles.budgets.values())
+        )
 
     @property
     def prices(self) -> PriceTable:

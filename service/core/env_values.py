@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, TypeAlias
 from urllib.parse import parse_qsl, unquote
 
@@ -100,6 +101,39 @@ def parse_pairs(value: object) -> object:
             raise ValueError("expected name=value pairs separated by commas")
         return {name.strip(): target.strip() for name, target in pairs}
     return value
+
+
+MICRO_DOLLAR = Decimal("0.000001")
+
+
+def parse_usd(value: object) -> object:
+    """Read a dollar amount (`5`, `0.25`, `$1.50`) as a Decimal of at most six decimals
+    (a micro-dollar, the unit budgets count in); `off` or empty means none."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("expected a dollar amount such as 5 or 0.25")
+    text = str(value).strip().removeprefix("$").strip()
+    if not text or text.lower() == "off":
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("expected a dollar amount such as 5 or 0.25") from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValueError("expected a positive dollar amount")
+    if amount != amount.quantize(MICRO_DOLLAR):
+        raise ValueError("at most six decimals: budgets count whole micro-dollars")
+    return amount
+
+
+Usd: TypeAlias = Annotated[Decimal | None, BeforeValidator(parse_usd)]
+"""A positive dollar amount of at most six decimals, or none (`off`, empty, unset)."""
+
+
+def micro_dollars(amount: Decimal) -> int:
+    """A `Usd` amount in whole micro-dollars (exact: it has at most six decimals)."""
+    return int(amount / MICRO_DOLLAR)
 
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")

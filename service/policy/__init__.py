@@ -4,6 +4,7 @@
 of any kind into it, purely, and says what it decided and why.
 """
 
+from service.policy.budget import Budget
 from service.policy.catalog import allowed_models, model_warnings
 from service.policy.evaluate import AnySession, evaluate
 from service.policy.merge import Decision
@@ -13,6 +14,7 @@ from service.policy.rules import Outcome
 
 __all__ = [
     "AnySession",
+    "Budget",
     "Decision",
     "Outcome",
     "Policy",

@@ -22,6 +22,9 @@
     allowed_models = ["gpt-live-1.1"]
     default_model = "gpt-live-1.1"
 
+    [profiles.free.budget]           # dollar budgets (`service.policy.budget`), not policy
+    quota_usd_per_day = 2
+
 With `AUTH_PROFILE_CLAIM` set (JWT), the claim's value names the profile.
 Each profile is validated at start-up as a complete policy, like the env one.
 """
@@ -38,6 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from service.policy.budget import Budget
 from service.policy.model import Policy
 
 DEFAULT = "default"
@@ -52,6 +56,8 @@ class Profiles:
     named: dict[str, Policy] = field(default_factory=dict)
     callers: dict[str, str] = field(default_factory=dict)
     default: str | None = None
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    """Profiles' own dollar budgets, by profile name (`[profiles.NAME.budget]`)."""
 
     @cached_property
     def digest(self) -> str:
@@ -67,6 +73,10 @@ class Profiles:
             "callers": self.callers,
             "default": self.default,
         }
+        if self.budgets:
+            document["budgets"] = {
+                name: b.model_dump(mode="json") for name, b in self.budgets.items()
+            }
         canonical = json.dumps(document, sort_keys=True, default=_revealed)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -122,9 +132,13 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)} (expected default, callers, profiles)")
     named: dict[str, Policy] = {}
-    for name, overrides in (data.get("profiles") or {}).items():
-        if not isinstance(overrides, dict):
+    budgets: dict[str, Budget] = {}
+    for name, table in (data.get("profiles") or {}).items():
+        if not isinstance(table, dict):
             raise ValueError(f"profile '{name}' must be a table of policy fields")
+        overrides = {key: value for key, value in table.items() if key != "budget"}
+        if "budget" in table:
+            budgets[name] = _budget(name, table["budget"])
         merged = {**base.model_dump(), **overrides}
         if isinstance(overrides.get("live"), dict):  # a [live] table overrides field by field
             merged["live"] = {**base.live.model_dump(), **overrides["live"]}
@@ -141,4 +155,16 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
     missing = {p for p in [*callers.values(), default] if p is not None and p not in named}
     if missing:
         raise ValueError(f"refers to undefined profiles: {', '.join(sorted(missing))}")
-    return Profiles(base, named, callers, default)
+    return Profiles(base, named, callers, default, budgets)
+
+
+def _budget(profile: str, table: object) -> Budget:
+    """A profile's `[budget]` table, validated; errors name the profile and field."""
+    try:
+        return Budget.model_validate(table)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"budget.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ValueError(f"profile '{profile}': {problems}") from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from service.auth import caller_tag
+from service.config import Settings
 from service.contract import TranslationSession
 from service.contract.effective import SessionJSON
 from service.core import metrics
@@ -210,6 +211,8 @@ def decide(
             ttl_seconds=ttl_seconds,
             call=call,
         )
+        if call:
+            _metered(settings, profile, planned)
     except PolicyViolation as violation:
         for param, _ in violation.found:
             metrics.POLICY_VIOLATIONS.labels(param).inc()
@@ -219,3 +222,23 @@ def decide(
             metrics.POLICY_VIOLATIONS.labels(door.param(decision.param)).inc()
     incoming.log.update(planned.log_fields())
     return planned
+
+
+def _metered(settings: Settings, profile: str, planned: Plan) -> None:
+    """Under a dollar budget, a call's model must have a price: unpriced, its usage would
+    cost nothing and the budget would not hold (403 naming the model)."""
+    budget = settings.budget_for(profile)
+    if not (budget.quota_usd_per_day or budget.calls_max_usd or settings.quota_usd_per_day_total):
+        return
+    model = planned.session.get("model")
+    if isinstance(model, str) and settings.prices.price(model) is None:
+        param = planned.door.param("model")
+        raise PolicyViolation(
+            [
+                (
+                    param,
+                    f"model '{model}' has no price (PRICES_FILE) and a dollar budget applies: "
+                    "its calls could not be metered",
+                )
+            ]
+        )
