@@ -20,10 +20,13 @@ import respx
 
 from service.api import create_app
 from service.auth import new_api_key
+from service.calls.usage import LIVE_SECONDS_SLACK_S, LIVE_START_CHARGE_S, MAX_RESPONSE_TOKENS
 from service.config import Settings
+from tests.clocks import FakeClock
 from tests.conftest import (
     CALL_ID,
     LIVE_ID,
+    SDP_ANSWER,
     SDP_OFFER,
     SERVER_INSTRUCTIONS,
     ClientFor,
@@ -77,6 +80,16 @@ async def attached(sideband: ScriptedSideband, call_id: str, count: int = 1) -> 
     await sideband.attached(call_id, count)
     await sideband.until(lambda: len(sideband.sent[call_id]) >= 1)
     sideband.sent[call_id].clear()
+
+
+def answer_with_id(call_id: str) -> Callable[[httpx.Request], httpx.Response]:
+    """OpenAI's answer to a call creation, naming the created call `call_id`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Location": f"/v1/realtime/calls/{call_id}", "Content-Type": "application/sdp"}
+        return httpx.Response(201, content=SDP_ANSWER.encode(), headers=headers)
+
+    return answer
 
 
 def hangups(upstream: respx.MockRouter) -> list[str]:
@@ -381,6 +394,69 @@ class TestUsage:
         shown = await usage_of(client)
         assert shown["usage"]["call_seconds"] >= 45
         assert shown["limits"]["call_seconds_per_day"] == 30
+
+
+class TestUsageBounds:
+    """Usage numbers from upstream are clamped to what a call can plausibly use."""
+
+    async def test_absurd_tokens_do_not_lock_the_caller_out(
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """A `total_tokens` of 2^63-1 counts as one response's most; the next call is admitted."""
+        client = await client_for(make_settings(quota_tokens_per_day=1_000_000))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        with captured_logs() as logs:
+            sideband.emit(
+                CALL_ID,
+                {"type": "response.done", "response": {"usage": {"total_tokens": 2**63 - 1}}},
+            )
+
+            async def counted() -> bool:
+                return bool((await usage_of(client))["usage"]["tokens"] > 0)
+
+            await eventually(counted)
+        assert (await usage_of(client))["usage"]["tokens"] == MAX_RESPONSE_TOKENS
+        [clamped] = [line for line in logs if line["event"] == "call_usage_clamped"]
+        assert (clamped["field"], clamped["bound"]) == (
+            "response.usage.total_tokens",
+            MAX_RESPONSE_TOKENS,
+        )
+        upstream.routes["call"].side_effect = answer_with_id("rtc_test_second")
+        assert (await create(client)).status_code == 201
+        assert not upstream.routes["hangup"].called
+
+    async def test_absurd_live_seconds_count_as_the_call_s_age(
+        self,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """GPT-Live seconds past the call's age, start charge and slack count at that bound."""
+        clock = FakeClock()
+        settings = make_settings(calls_lease_seconds=1)
+        app = create_app(settings, httpx.MockTransport(upstream.async_handler), sideband, clock)
+        async with serving(app) as client:
+            created = await client.post(
+                LIVE_SESSIONS,
+                json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}},
+            )
+            assert created.status_code == 200
+            await attached(sideband, LIVE_ID)
+            clock.advance(60_000)
+            usage = {"seconds": 10**12, "active_seconds": 10**12, "paused_seconds": 0}
+            sideband.emit(LIVE_ID, {"type": "session.usage.updated", "usage": usage})
+            bound = 60 + LIVE_START_CHARGE_S + LIVE_SECONDS_SLACK_S
+
+            async def metered() -> bool:
+                return bool((await usage_of(client))["usage"]["call_seconds"] > 0)
+
+            await eventually(metered)
+            assert (await usage_of(client))["usage"]["call_seconds"] == bound
 
 
 class TestPrivacy:

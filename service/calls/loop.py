@@ -36,7 +36,13 @@ from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
 from service.calls.records import CallRecords
 from service.calls.turns import response_create
-from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.calls.usage import (
+    COUNTER_TTL_MS,
+    MAX_RESPONSE_TOKENS,
+    UsageKeys,
+    over,
+    plausible_live_seconds,
+)
 from service.calls.watched import Watched
 from service.config import Settings
 from service.core import metrics
@@ -183,6 +189,16 @@ class CallLoop:
             usage = event.get("usage")
             seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
             if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                bound = plausible_live_seconds(call.record.started_ms, self._clock())
+                if not seconds <= bound:  # NaN too
+                    log.warning(
+                        "call_usage_clamped",
+                        call_id=call.record.call_id,
+                        field="usage.seconds",
+                        reported=seconds,
+                        bound=round(bound, 1),
+                    )
+                    seconds = bound
                 if call.live_seconds is not None and seconds > call.live_seconds:
                     call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
                 call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
@@ -237,6 +253,15 @@ class CallLoop:
         tokens = usage.get("total_tokens") if isinstance(usage, Mapping) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
             return None
+        if tokens > MAX_RESPONSE_TOKENS:
+            log.warning(
+                "call_usage_clamped",
+                call_id=call.record.call_id,
+                field="response.usage.total_tokens",
+                reported=tokens,
+                bound=MAX_RESPONSE_TOKENS,
+            )
+            tokens = MAX_RESPONSE_TOKENS
         metrics.USAGE_TOKENS.inc(tokens)
         call.record.tokens += tokens
         call.changed = True
