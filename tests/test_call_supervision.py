@@ -326,6 +326,81 @@ class TestLifetime:
         await eventually(unsupervised)
 
 
+class TestReusedCallId:
+    """OpenAI answers a second creation with the id of a call already recorded."""
+
+    @pytest.fixture(name="two_callers")
+    async def fixture_two_callers(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> tuple[httpx.AsyncClient, str, str]:
+        """A service with alice's call live (CALL_ID) and bob allowed one live call."""
+        alice, alice_entry = new_api_key("alice")
+        bob, bob_entry = new_api_key("bob")
+        client = await client_for(
+            make_settings(
+                auth_mode="api_key",
+                auth_api_keys=f"{alice_entry},{bob_entry}",
+                calls_max_concurrent_per_identity=1,
+            )
+        )
+        assert (await create(client, Authorization=f"Bearer {alice}")).status_code == 201
+        await attached(sideband, CALL_ID)
+        return client, alice, bob
+
+    async def test_creation_is_refused_with_502(
+        self, two_callers: tuple[httpx.AsyncClient, str, str], upstream: respx.MockRouter
+    ) -> None:
+        """Bob's creation answered with alice's call id is 502 upstream_call_id_reused."""
+        client, _, bob = two_callers
+        refused = await create(client, Authorization=f"Bearer {bob}")
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["code"] == "upstream_call_id_reused"
+        assert not upstream.routes["hangup"].called
+
+    async def test_first_owner_keeps_the_call(
+        self, two_callers: tuple[httpx.AsyncClient, str, str]
+    ) -> None:
+        """After the refused reuse the call is still alice's: bob's hang-up is 404, hers ends it."""
+        client, alice, bob = two_callers
+        await create(client, Authorization=f"Bearer {bob}")
+        hangup = f"{REALTIME_CALLS}/{CALL_ID}/hangup"
+        refused = await client.post(hangup, headers={"Authorization": f"Bearer {bob}"})
+        assert refused.status_code == 404
+        ended = await client.post(hangup, headers={"Authorization": f"Bearer {alice}"})
+        assert ended.status_code == 200, ended.text
+
+    async def test_one_supervisor_per_call(
+        self, two_callers: tuple[httpx.AsyncClient, str, str]
+    ) -> None:
+        """The refused creation starts no second supervisor: rtp_calls_supervised does not move."""
+        client, _, bob = two_callers
+        before = await metric(client, "rtp_calls_supervised")
+        await create(client, Authorization=f"Bearer {bob}")
+        assert await metric(client, "rtp_calls_supervised") == before
+        assert (await client.get("/readyz")).json()["calls"] == {"supervised": 1}
+
+    async def test_refused_creation_gives_its_slot_back(
+        self, two_callers: tuple[httpx.AsyncClient, str, str], upstream: respx.MockRouter
+    ) -> None:
+        """Bob's slot, taken at admission, is free again: his next call (a new id) is created."""
+        client, _, bob = two_callers
+        await create(client, Authorization=f"Bearer {bob}")
+        assert (await usage_of(client, bob))["usage"]["live_calls"] == 0
+        upstream.routes["call"].side_effect = answer_with_id("rtc_test_bobs_own")
+        assert (await create(client, Authorization=f"Bearer {bob}")).status_code == 201
+
+    async def test_the_same_caller_s_reuse_is_refused_too(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband
+    ) -> None:
+        """A caller's second creation answered with their own live call's id is refused too."""
+        assert (await create(client)).status_code == 201
+        await attached(sideband, CALL_ID)
+        before = await metric(client, "rtp_calls_supervised")
+        refused = await create(client)
+        assert refused.status_code == 502
+        assert await metric(client, "rtp_calls_supervised") == before
+
+
 class TestUsage:
     """Usage from the sideband, per caller and UTC day; budgets refuse and hang up."""
 

@@ -75,8 +75,12 @@ class Keeper:
         missing; only that is written.
         """
         for record in await self._records.missing([call.record for call in calls]):
+            if not await self._records.create(record):
+                # Another creation, answered with this id while the store was down,
+                # recorded it first: never overwrite another caller's record.
+                log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
+                continue
             log.warning("call_state_restored", call_id=record.call_id, kind=record.kind)
-            await self._records.record(record)
             if record.slot is not None:
                 left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
                 await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)

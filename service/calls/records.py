@@ -154,6 +154,19 @@ class CallRecords:
         key = self._key(call.kind, call.call_id)
         await self._records.put(key, call.dumps(), RECORD_TTL_S * 1000)
 
+    async def create(self, call: CallRecord) -> bool:
+        """Remember a new call unless its id is recorded already; whether this wrote it.
+
+        Atomic across workers (`put_if_absent`): of two creations answered with one
+        id, one record wins. A record equal to `call` is this write's own (a write
+        retried after a dead connection, whose first attempt had landed).
+        """
+        key = self._key(call.kind, call.call_id)
+        value = call.dumps()
+        if await self._records.put_if_absent(key, value, RECORD_TTL_S * 1000):
+            return True
+        return await self._records.get(key) == value
+
     async def update(self, calls: Sequence[CallRecord]) -> None:
         """Write the calls' records again, in one round trip, unless they were forgotten (ended)."""
         values = {self._key(call.kind, call.call_id): call.dumps() for call in calls}

@@ -20,7 +20,7 @@ import secrets
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -38,7 +38,7 @@ from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.clock import Clock, wall_ms
-from service.core.errors import NotFound
+from service.core.errors import CallIdReused, NotFound
 from service.policy import Decision, Policy
 from service.store import Store, StoreUnavailable
 from service.upstream import Upstream
@@ -160,8 +160,11 @@ class Supervisor:
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
             tag=new_tag() if self._server_responses(new.kind) else None,
         )
+        if record.member in self._watched:
+            await self._refuse_reused(record)
         try:
-            await self._records.record(record)
+            if not await self._records.create(record):
+                await self._refuse_reused(record)
             await self._keeper.hold(record)
         except StoreUnavailable:
             # The call exists and the browser needs its answer: losing it would leave a
@@ -171,6 +174,21 @@ class Supervisor:
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
         self._watch(record)
         return created
+
+    async def _refuse_reused(self, record: CallRecord) -> NoReturn:
+        """OpenAI answered the creation with the id of a call already recorded: 502.
+
+        The recorded call is left untouched: its record, its supervisor, its owner's
+        hang-up. The new one is not hung up, because a hang-up names the call by that
+        id, which addresses the recorded call and would end it for its owner. The new
+        browser never gets its SDP answer, so its peer never connects and the new
+        call carries nothing. The slot the new one took is given back.
+        """
+        await self._admission.give_back_quietly(record.owner, record.slot)
+        log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
+        raise CallIdReused(
+            "OpenAI answered with the id of a call that already exists; retry.",
+        )
 
     def _server_responses(self, kind: CallKind) -> bool:
         """Whether the supervisor starts this call's responses (`CALLS_RESPONSES=server`:
@@ -217,6 +235,11 @@ class Supervisor:
     # Following calls.
 
     def _watch(self, record: CallRecord, *, taken_over: bool = False) -> None:
+        if record.member in self._watched:
+            # One task per call, always: a second would double its usage and its
+            # hang-ups, and the first task's end would unwatch the second's call.
+            log.error("call_already_supervised", call_id=record.call_id, kind=record.kind)
+            return
         counted = record.counted_seconds if taken_over else 0.0
         # Used once (`Keeper.orphans`): the record this worker writes from now on must
         # not hand the figure to a successor after a crash.
