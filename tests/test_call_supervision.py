@@ -20,8 +20,11 @@ import respx
 
 from service.api import create_app
 from service.auth import new_api_key
+from service.calls.keeper import Keeper
+from service.calls.records import CallRecord, CallRecords
 from service.calls.usage import LIVE_SECONDS_SLACK_S, LIVE_START_CHARGE_S, MAX_RESPONSE_TOKENS
 from service.config import Settings
+from service.store import MemoryStore
 from tests.clocks import FakeClock
 from tests.conftest import (
     CALL_ID,
@@ -618,3 +621,62 @@ class TestHandover:
                     await sideband.until(rewritten)
                     record = json.loads(admin.get(f"rtp:call:live:{LIVE_ID}"))
                 assert record["counted_seconds"] is None
+
+
+class TestTakeoverBound:
+    """A dead worker's calls are adopted within the lease and one keeper pass (injected clock)."""
+
+    @pytest.fixture(name="workers")
+    async def fixture_workers(
+        self, make_settings: MakeSettings
+    ) -> tuple[FakeClock, Keeper, CallRecord]:
+        """A call whose worker renewed its lease (10 s) and died at once; another worker."""
+        clock = FakeClock()
+        store = MemoryStore(clock)
+        records = CallRecords(store)
+        settings = make_settings(calls_lease_seconds=10)
+        dead = Keeper(settings, store, store, store, records, "dead", clock)
+        adopter = Keeper(settings, store, store, store, records, "adopter", clock)
+        record = CallRecord(
+            kind="realtime",
+            call_id=CALL_ID,
+            owner="owner",
+            caller="caller",
+            started_ms=clock(),
+            deadline_ms=clock() + 1_800_000,
+        )
+        await records.record(record)
+        await dead.hold(record)
+        return clock, adopter, record
+
+    async def test_passes_are_a_third_of_the_lease_apart(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """The keeper's schedule is a third of the lease; the promise is the lease and a pass."""
+        _, adopter, _ = workers
+        assert (adopter.lease_ms, adopter.pass_ms, adopter.takeover_ms) == (10_000, 3_333, 13_333)
+
+    async def test_a_lease_is_adopted_by_the_first_pass_after_it_expired(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """A pass a millisecond before the lease runs out adopts nothing; one at expiry does."""
+        clock, adopter, record = workers
+        clock.advance(adopter.lease_ms - 1)
+        assert await adopter.orphans({}) == []
+        clock.advance(1)
+        assert [found.member for found in await adopter.orphans({})] == [record.member]
+
+    async def test_worst_case_adoption_is_within_the_stated_bound(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """Passes every `pass_ms`, the last just before expiry: adopted within `takeover_ms`."""
+        clock, adopter, record = workers
+        died = clock()
+        clock.advance(adopter.lease_ms - 1)  # the pass that just missed it
+        assert await adopter.orphans({}) == []
+        adopted: list[CallRecord] = []
+        while not adopted:
+            clock.advance(adopter.pass_ms)
+            adopted = await adopter.orphans({})
+        assert adopted[0].member == record.member
+        assert clock() - died <= adopter.takeover_ms

@@ -1,10 +1,14 @@
 """The keeper: what keeps every call supervised across workers, and its usage counted.
 
 **No call loses its supervisor.** Each call holds a lease in the shared
-store, renewed by its worker every third of `CALLS_LEASE_SECONDS`. A worker
-that finds a lease expired (its worker died) claims it, reads the call's
-record and attaches. At shutdown a worker releases its leases at once, so the
-others take its calls over without waiting. With the memory store there is
+store, renewed by its worker every third of `CALLS_LEASE_SECONDS` (one keeper
+pass, `pass_ms`). A worker that finds a lease expired (its worker died)
+claims it, reads the call's record and attaches. A lease runs out at most
+`CALLS_LEASE_SECONDS` after its worker died (it was renewed at the latest
+then), and the first pass of another worker after that adopts the call, so
+adoption takes at most the lease and one pass (`takeover_ms`: 4/3 of the
+lease, plus the attach). At shutdown a worker releases its leases at once, so
+the others take its calls over at their next pass. With the memory store there is
 no other worker to take over: calls continue unsupervised across a restart.
 
 A pass also writes what the store lacks (a record or lease that could not be
@@ -59,6 +63,12 @@ class Keeper:
         self._worker = worker
         self._clock = clock
         self.lease_ms = int(settings.calls_lease_seconds * 1000)
+        self.pass_ms = self.lease_ms // 3
+        """The keeper's schedule: a pass every third of the lease, so a lease is renewed
+        twice before it could lapse."""
+        self.takeover_ms = self.lease_ms + self.pass_ms
+        """The longest from a worker's death to another's adoption of its calls (the
+        attach aside): its lease runs out, then another worker's next pass adopts."""
 
     async def hold(self, record: CallRecord) -> None:
         """Take the lease of a call this worker just created or adopted."""

@@ -287,7 +287,7 @@ class Supervisor:
     # The keeper's schedule, and what its findings lead to.
 
     async def _keep(self) -> None:
-        interval = self._keeper.lease_ms / 3000
+        interval = self._keeper.pass_ms / 1000
         while True:
             await asyncio.sleep(interval)
             try:

@@ -222,7 +222,9 @@ class Settings(BaseSettings):
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None
     """Live calls per caller; one more gets 429 `too_many_calls`."""
     calls_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
-    """With Redis, a dead worker's calls are adopted by another within this many seconds."""
+    """With Redis, each call's lease: renewed every third of it; a dead worker's calls are
+    adopted by another within 4/3 of it (the lease runs out, then another worker's next
+    keeper pass, a third of it, adopts), plus the attach to the sideband."""
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
     """Redis unreachable: `closed` answers 503, `open` mints without limits and logs it."""
 
