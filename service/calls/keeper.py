@@ -14,8 +14,9 @@ no other worker to take over: calls continue unsupervised across a restart.
 A pass also writes what the store lacks (a record or lease that could not be
 written while it was down), the records whose state changed since the last
 pass (a call's usage and overrides, for its owner to see), and meters every
-call's seconds since the last pass, each in one round trip for thousands of
-calls. The keeper only touches the store: what to do about a lost lease, a
+call's seconds since the last pass with the tokens the store could not take
+when a response reported them (it was down), each in one round trip for
+thousands of calls. The keeper only touches the store: what to do about a lost lease, a
 caller over quota or an orphan is the supervisor's
 (`service.calls.supervisor`), so a pass never waits on OpenAI.
 """
@@ -57,6 +58,7 @@ class Keeper:
     ) -> None:
         self._slots = slots
         self._quota = settings.quota_call_seconds_per_day
+        self._token_quota = settings.quota_tokens_per_day
         self._leases = leases
         self._counters = counters
         self._records = records
@@ -117,36 +119,53 @@ class Keeper:
             raise
 
     async def meter(self, calls: Iterable[Watched]) -> list[Watched]:
-        """Write the seconds of every call since the last pass; the calls whose caller is over
-        `QUOTA_CALL_SECONDS_PER_DAY` now.
+        """Write the seconds of every call since the last pass, and the tokens the store could
+        not take when they were reported; the calls whose caller is over
+        `QUOTA_CALL_SECONDS_PER_DAY` or `QUOTA_TOKENS_PER_DAY` now.
 
         One pass over thousands of calls: one day, one store round trip, one
-        metric update per kind.
+        metric update per kind. What a failed write held is kept on its call for
+        the next pass, never counted twice: it is taken off the call before the
+        write and put back only if the write failed.
         """
         now = self._clock()
         day = day_of(now)
-        per_caller: dict[str, int] = defaultdict(int)
+        increments: dict[str, int] = defaultdict(int)
         per_kind: dict[str, int] = defaultdict(int)
         callers: dict[str, list[Watched]] = defaultdict(list)
+        taken: list[tuple[Watched, int, int]] = []
+        token_keys: set[str] = set()
         for call in calls:
             if call.record.kind == "realtime":
                 call.unmetered_ms += now - call.metered_ms
             call.metered_ms = now
             seconds, call.unmetered_ms = divmod(call.unmetered_ms, 1000)
-            key = UsageKeys(call.record.owner, day).seconds
-            callers[key].append(call)
+            tokens, call.unwritten_tokens = call.unwritten_tokens, 0
+            keys = UsageKeys(call.record.owner, day)
+            callers[keys.seconds].append(call)
             if seconds:
-                per_caller[key] += seconds
+                increments[keys.seconds] += seconds
                 per_kind[call.record.kind] += seconds
+            if tokens:
+                increments[keys.tokens] += tokens
+                callers[keys.tokens].append(call)
+                token_keys.add(keys.tokens)
+            taken.append((call, seconds, tokens))
+        if not increments:
+            return []
+        try:
+            totals = await self._counters.add(increments, COUNTER_TTL_MS)
+        except StoreUnavailable:
+            for call, seconds, tokens in taken:
+                call.unmetered_ms += seconds * 1000
+                call.unwritten_tokens += tokens
+            raise
         for kind, seconds in per_kind.items():
             metrics.USAGE_SECONDS.labels(kind).inc(seconds)
-        if not per_caller:
-            return []
-        totals = await self._counters.add(per_caller, COUNTER_TTL_MS)
         return [
             call
             for key, total in totals.items()
-            if over(total, self._quota)
+            if over(total, self._token_quota if key in token_keys else self._quota)
             for call in callers[key]
         ]
 

@@ -269,7 +269,9 @@ class CallLoop:
         try:
             total = (await self._counters.add({key: tokens}, COUNTER_TTL_MS))[key]
         except StoreUnavailable:
-            log.error("call_usage_unrecorded", call_id=call.record.call_id, tokens=tokens)
+            # Kept, not dropped: the keeper's next pass writes them once the store answers.
+            call.unwritten_tokens += tokens
+            log.warning("call_usage_deferred", call_id=call.record.call_id, tokens=tokens)
             return None
         quota = self._settings.quota_tokens_per_day
         if over(total, quota) and await self.hang_up(call, "quota"):

@@ -19,6 +19,10 @@ class Watched:
     """When the keeper last metered the call's seconds (on the supervisor's clock)."""
     task: asyncio.Task[None] | None = None
     unmetered_ms: int = 0
+    """Call seconds not yet written to the caller's day (the keeper's next pass writes them)."""
+    unwritten_tokens: int = 0
+    """Realtime tokens a `response.done` reported while the store was down: kept here until
+    the keeper's next pass writes them, with the seconds, and applies the token quota."""
     live_seconds: float | None = 0.0
     """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
     the previous worker counted; after a crash None, until the first report sets the
