@@ -24,7 +24,7 @@ import respx
 
 from service.api import create_app
 from service.auth import new_api_key
-from tests.conftest import CALL_ID, SDP_OFFER, MakeSettings, serving
+from tests.conftest import CALL_ID, SDP_ANSWER, SDP_OFFER, MakeSettings, serving
 from tests.paths import REALTIME_CALLS
 from tests.servers import RedisServer, redis_server
 from tests.sidebands import ScriptedSideband
@@ -196,3 +196,117 @@ class TestUsageDuringAnOutage:
             await sideband.until(lambda: upstream.routes["hangup"].called, timeout=30)
             [line] = [line for line in call.logs if line["event"] == "call_hung_up"]
             assert line["reason"] == "quota"
+
+
+OPEN_CALLS = [f"rtc_test_open_{n}" for n in range(5)]
+
+
+def numbered_answers() -> Callable[[httpx.Request], httpx.Response]:
+    """OpenAI's answers to call creations, each naming the next of `OPEN_CALLS`."""
+    ids = iter(OPEN_CALLS)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Location": f"/v1/realtime/calls/{next(ids)}", "Content-Type": "application/sdp"}
+        return httpx.Response(201, content=SDP_ANSWER.encode(), headers=headers)
+
+    return answer
+
+
+@asynccontextmanager
+async def open_during_outage(
+    make_settings: MakeSettings,
+    sideband: ScriptedSideband,
+    upstream: respx.MockRouter,
+    **settings: Any,
+) -> AsyncIterator[Outage]:
+    """Five calls of one caller admitted open (cap 2) while Redis is down; Redis back."""
+    upstream.routes["call"].side_effect = numbered_answers()
+    with redis_server() as redis, captured_logs() as logs:
+        app = create_app(
+            make_settings(
+                redis_url=redis.url,
+                redis_timeout_seconds=2.0,
+                calls_lease_seconds=1,
+                calls_max_concurrent_per_identity=2,
+                rate_limit_on_store_error="open",
+                **settings,
+            ),
+            httpx.MockTransport(upstream.async_handler),
+            sideband,
+        )
+        async with serving(app) as client:
+            redis.stop()
+            headers = {"Content-Type": "application/sdp"}
+            for call_id in OPEN_CALLS:
+                created = await client.post(REALTIME_CALLS, content=SDP_OFFER, headers=headers)
+                assert created.status_code == 201, created.text
+                await sideband.attached(call_id)
+            redis.start()
+            yield Outage(client, redis, logs)
+
+
+def over_cap(logs: list[Any]) -> list[str]:
+    return [line["call_id"] for line in logs if line["event"] == "call_over_cap_after_outage"]
+
+
+class TestOpenAdmissionDuringAnOutage:
+    """RATE_LIMIT_ON_STORE_ERROR=open: calls admitted while Redis was down take their slots."""
+
+    async def test_every_open_call_takes_its_slot(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """Once Redis answers, the caller's five live calls hold five slots."""
+        async with open_during_outage(make_settings, sideband, upstream) as calls:
+
+            async def taken() -> bool:
+                response = await calls.client.get("/v1/usage")
+                return response.status_code == 200 and response.json()["usage"]["live_calls"] == 5
+
+            await until(taken)
+
+    async def test_the_cap_refuses_new_calls_until_enough_end(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """With the five slots taken, the caller's next call is 429 too_many_calls."""
+        async with open_during_outage(make_settings, sideband, upstream) as calls:
+
+            async def reported() -> bool:
+                return len(over_cap(calls.logs)) == 3
+
+            await until(reported)
+            headers = {"Content-Type": "application/sdp"}
+            refused = await calls.client.post(REALTIME_CALLS, content=SDP_OFFER, headers=headers)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "too_many_calls"
+
+    async def test_the_calls_over_the_cap_are_reported_and_kept(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """The three latest get an audit line naming the caller; by default none is hung up."""
+        async with open_during_outage(make_settings, sideband, upstream) as calls:
+
+            async def reported() -> bool:
+                return len(over_cap(calls.logs)) == 3
+
+            await until(reported)
+            assert over_cap(calls.logs) == OPEN_CALLS[2:]
+            lines = [line for line in calls.logs if line["event"] == "call_over_cap_after_outage"]
+            assert {(line["identity"], line["action"]) for line in lines} == {("anonymous", "keep")}
+            assert not upstream.routes["hangup"].called
+
+    async def test_hangup_mode_hangs_up_the_calls_over_the_cap(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """CALLS_OVER_CAP_AFTER_OUTAGE=hangup: the three over the cap are hung up, two stay."""
+        async with open_during_outage(
+            make_settings, sideband, upstream, calls_over_cap_after_outage="hangup"
+        ) as calls:
+            await sideband.until(lambda: upstream.routes["hangup"].call_count >= 3, timeout=30)
+            hung_up = [call.request.url.path for call in upstream.routes["hangup"].calls]
+            assert hung_up == [f"/v1/realtime/calls/{call_id}/hangup" for call_id in OPEN_CALLS[2:]]
+
+            async def two_left() -> bool:
+                response = await calls.client.get("/v1/usage")
+                return bool(response.json()["usage"]["live_calls"] == 2)
+
+            await until(two_left)

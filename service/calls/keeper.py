@@ -7,17 +7,20 @@ claims it, reads the call's record and attaches. A lease runs out at most
 `CALLS_LEASE_SECONDS` after its worker died (it was renewed at the latest
 then), and the first pass of another worker after that adopts the call, so
 adoption takes at most the lease and one pass (`takeover_ms`: 4/3 of the
-lease, plus the attach). At shutdown a worker releases its leases at once, so
-the others take its calls over at their next pass. With the memory store there is
-no other worker to take over: calls continue unsupervised across a restart.
+lease, plus the attach). At shutdown a worker releases its leases at once,
+so the others take its calls over at their next pass. With the memory store
+there is no other worker to take over: calls continue unsupervised across a
+restart.
 
-A pass also writes what the store lacks (a record or lease that could not be
-written while it was down), the records whose state changed since the last
-pass (a call's usage and overrides, for its owner to see), and meters every
-call's seconds since the last pass with the tokens the store could not take
-when a response reported them (it was down), each in one round trip for
-thousands of calls. The keeper only touches the store: what to do about a lost lease, a
-caller over quota or an orphan is the supervisor's
+A pass also takes the live-call slots of the calls admitted while the store
+was down (`RATE_LIMIT_ON_STORE_ERROR=open`), writes what the store lacks (a
+record or lease that could not be written while it was down), the records
+whose state changed since the last pass (a call's usage and overrides, for
+its owner to see), and meters every call's seconds since the last pass with
+the tokens the store could not take when a response reported them, each in
+one round trip for thousands of calls (the owed slots aside: one each, after
+an outage). The keeper only touches the store: what to do about a lost
+lease, a caller over quota or over the cap, or an orphan is the supervisor's
 (`service.calls.supervisor`), so a pass never waits on OpenAI.
 """
 
@@ -59,6 +62,8 @@ class Keeper:
         self._slots = slots
         self._quota = settings.quota_call_seconds_per_day
         self._token_quota = settings.quota_tokens_per_day
+        self._cap = settings.calls_max_concurrent_per_identity
+        self._over_cap = settings.calls_over_cap_after_outage
         self._leases = leases
         self._counters = counters
         self._records = records
@@ -99,6 +104,48 @@ class Keeper:
         members = [call.record.member for call in calls]
         lost = set(await self._leases.renew(members, self._worker, self.lease_ms))
         return [call for call in calls if call.record.member in lost]
+
+    async def take_owed_slots(self, calls: Sequence[Watched]) -> list[Watched]:
+        """Take the live-call slots of the calls admitted while the store was down; the calls
+        that put their caller over `CALLS_MAX_CONCURRENT_PER_IDENTITY`.
+
+        Every such call takes its slot, forced (it is live), so the cap counts them
+        all and refuses the caller's new calls until enough end. Of a caller then
+        over the cap, the latest started of these calls are the ones over, as many
+        as the caller's live calls exceed it; each gets an audit line
+        `call_over_cap_after_outage`. What happens to them is the supervisor's
+        (`CALLS_OVER_CAP_AFTER_OUTAGE`).
+        """
+        owed: dict[str, list[Watched]] = defaultdict(list)
+        for call in calls:
+            record = call.record
+            if not call.owes_slot or record.slot is None:
+                continue
+            left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
+            await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)
+            call.owes_slot = False
+            owed[record.owner].append(call)
+        over_cap: list[Watched] = []
+        if self._cap is None:
+            return over_cap
+        for owner, taken in owed.items():
+            live = await self._slots.occupancy(UsageKeys(owner, "").slots)
+            excess = min(live - self._cap, len(taken))
+            if excess <= 0:
+                continue
+            taken.sort(key=lambda call: call.record.started_ms)  # stable: creation order
+            for call in taken[-excess:]:
+                log.warning(
+                    "call_over_cap_after_outage",
+                    call_id=call.record.call_id,
+                    kind=call.record.kind,
+                    identity=call.record.caller,
+                    live_calls=live,
+                    cap=self._cap,
+                    action=self._over_cap,
+                )
+                over_cap.append(call)
+        return over_cap
 
     async def write_changed(self, calls: Sequence[Watched]) -> None:
         """Write the records whose state changed (usage, overrides), in one round trip.

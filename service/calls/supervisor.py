@@ -138,7 +138,8 @@ class Supervisor:
     async def open_call(self, new: NewCall) -> CreatedCall:
         """Admit, create upstream, record and supervise a call; 429 or the upstream's error."""
         owner = owner_of(new.identity)
-        slot = await self._admission.admit(owner, new.kind)
+        admitted = await self._admission.admit(owner, new.kind)
+        slot = admitted.slot
         try:
             created = await create_call(
                 self._upstream, new.kind, new.offer, new.session, new.request_id
@@ -172,7 +173,7 @@ class Supervisor:
             # keeper writes the record and lease once the store answers (until then
             # the service's hang-up answers 404; the browser can still close its peer).
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
-        self._watch(record)
+        self._watch(record, owes_slot=admitted.owed)
         return created
 
     async def _refuse_reused(self, record: CallRecord) -> NoReturn:
@@ -234,7 +235,9 @@ class Supervisor:
 
     # Following calls.
 
-    def _watch(self, record: CallRecord, *, taken_over: bool = False) -> None:
+    def _watch(
+        self, record: CallRecord, *, taken_over: bool = False, owes_slot: bool = False
+    ) -> None:
         if record.member in self._watched:
             # One task per call, always: a second would double its usage and its
             # hang-ups, and the first task's end would unwatch the second's call.
@@ -244,7 +247,7 @@ class Supervisor:
         # Used once (`Keeper.orphans`): the record this worker writes from now on must
         # not hand the figure to a successor after a crash.
         record.counted_seconds = None
-        watched = Watched(record, self._clock(), live_seconds=counted)
+        watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
@@ -308,20 +311,30 @@ class Supervisor:
             if lost.task is not None:
                 log.info("call_taken_over_elsewhere", call_id=lost.record.call_id)
                 lost.task.cancel()
+        over_cap = await self._keeper.take_owed_slots(list(self._watched.values()))
+        if self._settings.calls_over_cap_after_outage == "hangup":
+            for call in over_cap:
+                self._end_off_keeper(call, "over_cap")
         await self._keeper.write_changed(list(self._watched.values()))
         for over_quota in await self._keeper.meter(self._watched.values()):
-            if over_quota.record.member in self._watched and over_quota not in self._ending:
-                # Off the keeper: its lease renewals must never wait on OpenAI.
-                self._ending.add(over_quota)
-                chore = asyncio.create_task(self._quota_hang_up(over_quota))
-                self._chores.add(chore)
-                chore.add_done_callback(self._chores.discard)
+            self._end_off_keeper(over_quota, "quota")
         for record in await self._keeper.orphans(self._watched):
             self._watch(record, taken_over=True)
 
-    async def _quota_hang_up(self, call: Watched) -> None:
+    def _end_off_keeper(self, call: Watched, reason: str) -> None:
+        """Hang the call up in a task of its own: the keeper's lease renewals must never
+        wait on OpenAI."""
+        if call.record.member in self._watched and call not in self._ending:
+            self._ending.add(call)
+            chore = asyncio.create_task(self._hang_up_for(call, reason))
+            self._chores.add(chore)
+            chore.add_done_callback(self._chores.discard)
+
+    async def _hang_up_for(self, call: Watched, reason: str) -> None:
+        """Hang up for `reason` (`rtp_call_hangups_total`); the call ends as `quota` (the
+        live-call cap is a budget too)."""
         try:
-            if not await self._loop.hang_up(call, "quota"):
+            if not await self._loop.hang_up(call, reason):
                 return
             if self._watched.pop(call.record.member, None) is None:
                 return  # the call's own task finished it meanwhile

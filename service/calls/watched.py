@@ -36,6 +36,9 @@ class Watched:
     yet: the service sends no items of its own)."""
     marks: Marks = field(default_factory=Marks)
     """`CALLS_RESPONSES=server`: the marks this call's responses used (each is good once)."""
+    owes_slot: bool = False
+    """Admitted while the store was down (`RATE_LIMIT_ON_STORE_ERROR=open`): its live-call
+    slot is named in the record but not taken; the keeper's next pass takes it."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""
