@@ -24,7 +24,15 @@ import respx
 
 from service.api import create_app
 from service.auth import new_api_key
-from tests.conftest import CALL_ID, SDP_ANSWER, SDP_OFFER, MakeSettings, serving
+from service.calls.keeper import Keeper
+from service.calls.records import CallRecord, CallRecords
+from service.calls.usage import UsageKeys
+from service.calls.watched import Watched
+from service.core.clock import day_of
+from service.store import StoreUnavailable
+from service.store.redis import RedisStore
+from tests.clocks import FakeClock
+from tests.conftest import CALL_ID, LIVE_ID, SDP_ANSWER, SDP_OFFER, MakeSettings, serving
 from tests.paths import REALTIME_CALLS
 from tests.servers import RedisServer, redis_server
 from tests.sidebands import ScriptedSideband
@@ -310,3 +318,63 @@ class TestOpenAdmissionDuringAnOutage:
                 return bool(response.json()["usage"]["live_calls"] == 2)
 
             await until(two_left)
+
+
+class TestReusedIdDuringAnOutage:
+    """RATE_LIMIT_ON_STORE_ERROR=open, Redis down: a reused id is refused by the worker itself."""
+
+    async def test_second_creation_with_a_watched_id_is_refused(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """With no record to find, the worker's own calls say the id is taken: 502, one task."""
+        alice, alice_entry = new_api_key("alice")
+        bob, bob_entry = new_api_key("bob")
+        with redis_server() as redis:
+            settings = make_settings(
+                auth_mode="api_key",
+                auth_api_keys=f"{alice_entry},{bob_entry}",
+                redis_url=redis.url,
+                redis_timeout_seconds=2.0,
+                rate_limit_on_store_error="open",
+            )
+            app = create_app(settings, httpx.MockTransport(upstream.async_handler), sideband)
+            async with serving(app) as client:
+                redis.stop()
+                for key, status in ((alice, 201), (bob, 502)):
+                    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+                    created = await client.post(REALTIME_CALLS, content=SDP_OFFER, headers=headers)
+                    assert created.status_code == status, created.text
+                assert created.json()["error"]["code"] == "upstream_call_id_reused"
+                assert (await client.get("/readyz")).json()["calls"] == {"supervised": 1}
+
+
+class TestMeteringDuringAnOutage:
+    """A usage write that fails keeps what it held for the next pass (real Redis, stopped)."""
+
+    async def test_a_failed_write_is_kept_and_written_once(
+        self, make_settings: MakeSettings
+    ) -> None:
+        """The write fails: tokens and seconds stay on the call; the next write counts them once."""
+        clock = FakeClock()
+        with redis_server() as redis:
+            store = RedisStore(redis.url, 2.0)
+            keeper = Keeper(make_settings(), store, store, store, CallRecords(store), "w", clock)
+            record = CallRecord(
+                kind="live",
+                call_id=LIVE_ID,
+                owner="owner",
+                caller="caller",
+                started_ms=clock(),
+                deadline_ms=clock() + 1_800_000,
+            )
+            call = Watched(record, clock(), unmetered_ms=5_000, unwritten_tokens=100)
+            redis.stop()
+            with pytest.raises(StoreUnavailable):
+                await keeper.meter([call])
+            assert (call.unmetered_ms, call.unwritten_tokens) == (5_000, 100)
+            redis.start()
+            assert await keeper.meter([call]) == []
+            keys = UsageKeys("owner", day_of(clock()))
+            assert await store.counts([keys.tokens, keys.seconds]) == [100, 5]
+            assert (call.unmetered_ms, call.unwritten_tokens) == (0, 0)
+            await store.aclose()
