@@ -92,6 +92,8 @@ class Supervisor:
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
         self._ending: set[Watched] = set()
+        self._over_cap: set[Watched] = set()
+        """`CALLS_OVER_CAP_AFTER_OUTAGE=hangup`: the calls over the cap not yet hung up."""
 
     # Lifecycle.
 
@@ -313,7 +315,13 @@ class Supervisor:
                 lost.task.cancel()
         over_cap = await self._keeper.take_owed_slots(list(self._watched.values()))
         if self._settings.calls_over_cap_after_outage == "hangup":
-            for call in over_cap:
+            # Kept until hung up: a hang-up that failed is tried again at the next pass.
+            self._over_cap = {
+                call
+                for call in self._over_cap.union(over_cap)
+                if call.record.member in self._watched
+            }
+            for call in self._over_cap:
                 self._end_off_keeper(call, "over_cap")
         await self._keeper.write_changed(list(self._watched.values()))
         for over_quota in await self._keeper.meter(self._watched.values()):
