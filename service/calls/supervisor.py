@@ -292,9 +292,16 @@ class Supervisor:
     # The keeper's schedule, and what its findings lead to.
 
     async def _keep(self) -> None:
+        # At a fixed rate: a pass starts every `pass_ms`, whatever the last one took (a
+        # store command may wait twice REDIS_TIMEOUT_SECONDS), and at once after one that
+        # took longer. The takeover bound (`Keeper.takeover_ms`) counts on passes no
+        # farther apart than that.
         interval = self._keeper.pass_ms / 1000
+        clock = asyncio.get_running_loop().time
+        due = clock()
         while True:
-            await asyncio.sleep(interval)
+            due = max(due + interval, clock())
+            await asyncio.sleep(due - clock())
             try:
                 await self.keep()
             except StoreUnavailable:
