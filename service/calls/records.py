@@ -6,7 +6,9 @@ Three uses, one record:
   through browsers and logs), so the record names the creating caller by
   `owner`, a hash of the identity. A hang-up by anyone else, or for a call the
   service did not create, is a 404, the same answer as for an id that never
-  existed;
+  existed. A record is created only where its id has none (`create`, atomic
+  across workers): an upstream answering a creation with an id already
+  recorded cannot hand one caller's call to another;
 - **supervision**: what the policy fixed (`fixed`: GA path -> value), the
   caller's profile (`profile`) and the session the call was created with
   (`created`, less its instructions), when

@@ -3,9 +3,11 @@
 One per worker, started in the lifespan. A flow hands it a new call once
 (`open_call`): it admits the call (`admission`: budgets, a live-call slot),
 creates it upstream with the server's key, records it (who created it, what
-the policy fixed), takes its lease and follows it (`loop`) until it ends; the
-keeper (`keeper`) renews leases, meters usage and adopts orphaned calls on
-its own schedule. A hang-up through the service (`hang_up`), and what the
+the policy fixed), takes its lease and follows it (`loop`) until it ends, one
+task per call id (a creation answered with an id already recorded or watched
+is refused, `CallIdReused`); the keeper (`keeper`) renews leases, meters
+usage, takes the slots owed after an outage and adopts orphaned calls on its
+own schedule. A hang-up through the service (`hang_up`), and what the
 service does for the call (`state`), are its creator's alone.
 
 **Privacy.** Events carry transcripts; only their types, sizes and usage
