@@ -211,15 +211,16 @@ class TestAdmission:
         admission = Admission(
             make_settings(calls_max_concurrent_per_identity=1), store, store, clock
         )
-        slot = await admission.admit(owner_of("alice"), "realtime")
+        slot = (await admission.admit(owner_of("alice"), "realtime")).slot
         with pytest.raises(RateLimited) as refused:
             await admission.admit(owner_of("alice"), "realtime")
         assert refused.value.code == "too_many_calls"
         await admission.give_back(owner_of("alice"), slot)
-        assert await admission.admit(owner_of("alice"), "realtime") is not None
+        assert (await admission.admit(owner_of("alice"), "realtime")).slot is not None
 
     async def test_store_down_is_the_503_unless_open(self, make_settings: MakeSettings) -> None:
-        """With the store down, admission raises StoreUnavailable (closed) or admits (open)."""
+        """With the store down, admission raises StoreUnavailable (closed) or admits, the slot
+        owed (open)."""
 
         class SlotsDown(MemoryStore):
             async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
@@ -234,7 +235,9 @@ class TestAdmission:
         opened = make_settings(
             calls_max_concurrent_per_identity=1, rate_limit_on_store_error="open"
         )
-        assert await Admission(opened, store, store, clock).admit(owner_of("a"), "live") is None
+        admitted = await Admission(opened, store, store, clock).admit(owner_of("a"), "live")
+        assert admitted.owed
+        assert admitted.slot is not None
 
     async def test_quota_refusal_retries_at_midnight(self, make_settings: MakeSettings) -> None:
         """A spent day's budget is 429 `quota_exceeded`, Retry-After until 00:00 UTC."""

@@ -20,10 +20,16 @@ import respx
 
 from service.api import create_app
 from service.auth import new_api_key
+from service.calls.keeper import Keeper
+from service.calls.records import CallRecord, CallRecords
+from service.calls.usage import LIVE_SECONDS_SLACK_S, LIVE_START_CHARGE_S, MAX_RESPONSE_TOKENS
 from service.config import Settings
+from service.store import MemoryStore
+from tests.clocks import FakeClock
 from tests.conftest import (
     CALL_ID,
     LIVE_ID,
+    SDP_ANSWER,
     SDP_OFFER,
     SERVER_INSTRUCTIONS,
     ClientFor,
@@ -77,6 +83,16 @@ async def attached(sideband: ScriptedSideband, call_id: str, count: int = 1) -> 
     await sideband.attached(call_id, count)
     await sideband.until(lambda: len(sideband.sent[call_id]) >= 1)
     sideband.sent[call_id].clear()
+
+
+def answer_with_id(call_id: str) -> Callable[[httpx.Request], httpx.Response]:
+    """OpenAI's answer to a call creation, naming the created call `call_id`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"Location": f"/v1/realtime/calls/{call_id}", "Content-Type": "application/sdp"}
+        return httpx.Response(201, content=SDP_ANSWER.encode(), headers=headers)
+
+    return answer
 
 
 def hangups(upstream: respx.MockRouter) -> list[str]:
@@ -313,6 +329,81 @@ class TestLifetime:
         await eventually(unsupervised)
 
 
+class TestReusedCallId:
+    """OpenAI answers a second creation with the id of a call already recorded."""
+
+    @pytest.fixture(name="two_callers")
+    async def fixture_two_callers(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> tuple[httpx.AsyncClient, str, str]:
+        """A service with alice's call live (CALL_ID) and bob allowed one live call."""
+        alice, alice_entry = new_api_key("alice")
+        bob, bob_entry = new_api_key("bob")
+        client = await client_for(
+            make_settings(
+                auth_mode="api_key",
+                auth_api_keys=f"{alice_entry},{bob_entry}",
+                calls_max_concurrent_per_identity=1,
+            )
+        )
+        assert (await create(client, Authorization=f"Bearer {alice}")).status_code == 201
+        await attached(sideband, CALL_ID)
+        return client, alice, bob
+
+    async def test_creation_is_refused_with_502(
+        self, two_callers: tuple[httpx.AsyncClient, str, str], upstream: respx.MockRouter
+    ) -> None:
+        """Bob's creation answered with alice's call id is 502 upstream_call_id_reused."""
+        client, _, bob = two_callers
+        refused = await create(client, Authorization=f"Bearer {bob}")
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["code"] == "upstream_call_id_reused"
+        assert not upstream.routes["hangup"].called
+
+    async def test_first_owner_keeps_the_call(
+        self, two_callers: tuple[httpx.AsyncClient, str, str]
+    ) -> None:
+        """After the refused reuse the call is still alice's: bob's hang-up is 404, hers ends it."""
+        client, alice, bob = two_callers
+        await create(client, Authorization=f"Bearer {bob}")
+        hangup = f"{REALTIME_CALLS}/{CALL_ID}/hangup"
+        refused = await client.post(hangup, headers={"Authorization": f"Bearer {bob}"})
+        assert refused.status_code == 404
+        ended = await client.post(hangup, headers={"Authorization": f"Bearer {alice}"})
+        assert ended.status_code == 200, ended.text
+
+    async def test_one_supervisor_per_call(
+        self, two_callers: tuple[httpx.AsyncClient, str, str]
+    ) -> None:
+        """The refused creation starts no second supervisor: rtp_calls_supervised does not move."""
+        client, _, bob = two_callers
+        before = await metric(client, "rtp_calls_supervised")
+        await create(client, Authorization=f"Bearer {bob}")
+        assert await metric(client, "rtp_calls_supervised") == before
+        assert (await client.get("/readyz")).json()["calls"] == {"supervised": 1}
+
+    async def test_refused_creation_gives_its_slot_back(
+        self, two_callers: tuple[httpx.AsyncClient, str, str], upstream: respx.MockRouter
+    ) -> None:
+        """Bob's slot, taken at admission, is free again: his next call (a new id) is created."""
+        client, _, bob = two_callers
+        await create(client, Authorization=f"Bearer {bob}")
+        assert (await usage_of(client, bob))["usage"]["live_calls"] == 0
+        upstream.routes["call"].side_effect = answer_with_id("rtc_test_bobs_own")
+        assert (await create(client, Authorization=f"Bearer {bob}")).status_code == 201
+
+    async def test_the_same_caller_s_reuse_is_refused_too(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband
+    ) -> None:
+        """A caller's second creation answered with their own live call's id is refused too."""
+        assert (await create(client)).status_code == 201
+        await attached(sideband, CALL_ID)
+        before = await metric(client, "rtp_calls_supervised")
+        refused = await create(client)
+        assert refused.status_code == 502
+        assert await metric(client, "rtp_calls_supervised") == before
+
+
 class TestUsage:
     """Usage from the sideband, per caller and UTC day; budgets refuse and hang up."""
 
@@ -381,6 +472,69 @@ class TestUsage:
         shown = await usage_of(client)
         assert shown["usage"]["call_seconds"] >= 45
         assert shown["limits"]["call_seconds_per_day"] == 30
+
+
+class TestUsageBounds:
+    """Usage numbers from upstream are clamped to what a call can plausibly use."""
+
+    async def test_absurd_tokens_do_not_lock_the_caller_out(
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """A `total_tokens` of 2^63-1 counts as one response's most; the next call is admitted."""
+        client = await client_for(make_settings(quota_tokens_per_day=1_000_000))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        with captured_logs() as logs:
+            sideband.emit(
+                CALL_ID,
+                {"type": "response.done", "response": {"usage": {"total_tokens": 2**63 - 1}}},
+            )
+
+            async def counted() -> bool:
+                return bool((await usage_of(client))["usage"]["tokens"] > 0)
+
+            await eventually(counted)
+        assert (await usage_of(client))["usage"]["tokens"] == MAX_RESPONSE_TOKENS
+        [clamped] = [line for line in logs if line["event"] == "call_usage_clamped"]
+        assert (clamped["field"], clamped["bound"]) == (
+            "response.usage.total_tokens",
+            MAX_RESPONSE_TOKENS,
+        )
+        upstream.routes["call"].side_effect = answer_with_id("rtc_test_second")
+        assert (await create(client)).status_code == 201
+        assert not upstream.routes["hangup"].called
+
+    async def test_absurd_live_seconds_count_as_the_call_s_age(
+        self,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """GPT-Live seconds past the call's age, start charge and slack count at that bound."""
+        clock = FakeClock()
+        settings = make_settings(calls_lease_seconds=1)
+        app = create_app(settings, httpx.MockTransport(upstream.async_handler), sideband, clock)
+        async with serving(app) as client:
+            created = await client.post(
+                LIVE_SESSIONS,
+                json={"session": {}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}},
+            )
+            assert created.status_code == 200
+            await attached(sideband, LIVE_ID)
+            clock.advance(60_000)
+            usage = {"seconds": 10**12, "active_seconds": 10**12, "paused_seconds": 0}
+            sideband.emit(LIVE_ID, {"type": "session.usage.updated", "usage": usage})
+            bound = 60 + LIVE_START_CHARGE_S + LIVE_SECONDS_SLACK_S
+
+            async def metered() -> bool:
+                return bool((await usage_of(client))["usage"]["call_seconds"] > 0)
+
+            await eventually(metered)
+            assert (await usage_of(client))["usage"]["call_seconds"] == bound
 
 
 class TestPrivacy:
@@ -467,3 +621,62 @@ class TestHandover:
                     await sideband.until(rewritten)
                     record = json.loads(admin.get(f"rtp:call:live:{LIVE_ID}"))
                 assert record["counted_seconds"] is None
+
+
+class TestTakeoverBound:
+    """A dead worker's calls are adopted within the lease and one keeper pass (injected clock)."""
+
+    @pytest.fixture(name="workers")
+    async def fixture_workers(
+        self, make_settings: MakeSettings
+    ) -> tuple[FakeClock, Keeper, CallRecord]:
+        """A call whose worker renewed its lease (10 s) and died at once; another worker."""
+        clock = FakeClock()
+        store = MemoryStore(clock)
+        records = CallRecords(store)
+        settings = make_settings(calls_lease_seconds=10)
+        dead = Keeper(settings, store, store, store, records, "dead", clock)
+        adopter = Keeper(settings, store, store, store, records, "adopter", clock)
+        record = CallRecord(
+            kind="realtime",
+            call_id=CALL_ID,
+            owner="owner",
+            caller="caller",
+            started_ms=clock(),
+            deadline_ms=clock() + 1_800_000,
+        )
+        await records.record(record)
+        await dead.hold(record)
+        return clock, adopter, record
+
+    async def test_passes_are_a_third_of_the_lease_apart(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """The keeper's schedule is a third of the lease; the promise is the lease and a pass."""
+        _, adopter, _ = workers
+        assert (adopter.lease_ms, adopter.pass_ms, adopter.takeover_ms) == (10_000, 3_333, 13_333)
+
+    async def test_a_lease_is_adopted_by_the_first_pass_after_it_expired(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """A pass a millisecond before the lease runs out adopts nothing; one at expiry does."""
+        clock, adopter, record = workers
+        clock.advance(adopter.lease_ms - 1)
+        assert await adopter.orphans({}) == []
+        clock.advance(1)
+        assert [found.member for found in await adopter.orphans({})] == [record.member]
+
+    async def test_worst_case_adoption_is_within_the_stated_bound(
+        self, workers: tuple[FakeClock, Keeper, CallRecord]
+    ) -> None:
+        """Passes every `pass_ms`, the last just before expiry: adopted within `takeover_ms`."""
+        clock, adopter, record = workers
+        died = clock()
+        clock.advance(adopter.lease_ms - 1)  # the pass that just missed it
+        assert await adopter.orphans({}) == []
+        adopted: list[CallRecord] = []
+        while not adopted:
+            clock.advance(adopter.pass_ms)
+            adopted = await adopter.orphans({})
+        assert adopted[0].member == record.member
+        assert clock() - died <= adopter.takeover_ms

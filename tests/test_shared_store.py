@@ -80,6 +80,21 @@ class TestRecords:
         await elapse(150)
         assert await store.get("r:renewed") == "new"
 
+    async def test_put_if_absent_writes_only_once(self, store: Store) -> None:
+        """Of two writers of one key the first wins; the second leaves its value be."""
+        assert await store.put_if_absent("r:new", "first", 60_000)
+        assert not await store.put_if_absent("r:new", "second", 60_000)
+        assert await store.get("r:new") == "first"
+
+    async def test_put_if_absent_writes_over_an_expired_value(
+        self, store: Store, elapse: Elapse
+    ) -> None:
+        """An expired value is no value: the key is written again."""
+        await store.put("r:old", "gone", 100)
+        await elapse(150)
+        assert await store.put_if_absent("r:old", "new", 60_000)
+        assert await store.get("r:old") == "new"
+
 
 class TestCounters:
     async def test_add_returns_totals_and_counts_read_them(self, store: Store) -> None:

@@ -9,13 +9,16 @@ Slots are members that expire on their own (the call's longest life and a
 minute), so a slot whose call ended without a word is free again.
 
 The store down: `RATE_LIMIT_ON_STORE_ERROR=open` admits and logs, `closed`
-raises `StoreUnavailable` (the caller's 503).
+raises `StoreUnavailable` (the caller's 503). A call admitted open still gets
+its slot's name, marked owed (`Admitted.owed`): the keeper takes the slot once
+the store answers (`Keeper.take_owed_slots`), so the cap counts the call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -30,6 +33,17 @@ from service.store import Counters, Slots, StoreUnavailable
 log = structlog.get_logger("service.calls")
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What admission gave a call: its live-call slot, and whether it is owed."""
+
+    slot: str | None = None
+    """The slot member to record with the call (None without
+    `CALLS_MAX_CONCURRENT_PER_IDENTITY`). Its name is the server's own, never a caller's."""
+    owed: bool = False
+    """Named but not taken: the store was down (`RATE_LIMIT_ON_STORE_ERROR=open`)."""
+
+
 class Admission:
     """The budgets and slots of callers, as a call's creation and end see them."""
 
@@ -40,16 +54,15 @@ class Admission:
         self._clock = clock
         self._fail_open = settings.rate_limit_on_store_error == "open"
 
-    async def admit(self, owner: str, kind: CallKind) -> str | None:
+    async def admit(self, owner: str, kind: CallKind) -> Admitted:
         """Check the caller's daily quotas and take a live-call slot; 429 otherwise.
 
-        Returns the slot member to record with the call (None without
-        `CALLS_MAX_CONCURRENT_PER_IDENTITY`). Its name is the server's own,
-        never a caller's value. Give it back with `give_back` if the call is
-        not created.
+        Give the slot back with `give_back` if the call is not created.
         """
         settings = self._settings
         keys = UsageKeys(owner, day_of(self._clock()))
+        limit = settings.calls_max_concurrent_per_identity
+        member = secrets.token_hex(8) if limit is not None else None
         try:
             if settings.quota_tokens_per_day or settings.quota_call_seconds_per_day:
                 tokens, seconds = await self._counters.counts([keys.tokens, keys.seconds])
@@ -62,10 +75,8 @@ class Admission:
                         code="quota_exceeded",
                         headers={"Retry-After": str(seconds_to_midnight(self._clock()))},
                     )
-            limit = settings.calls_max_concurrent_per_identity
-            if limit is None:
-                return None
-            member = secrets.token_hex(8)
+            if limit is None or member is None:
+                return Admitted()
             ttl_ms = (settings.calls_max_seconds + 60) * 1000
             if not await self._slots.reserve(keys.slots, member, limit, ttl_ms):
                 raise RateLimited(
@@ -77,8 +88,8 @@ class Admission:
             if not self._fail_open:
                 raise
             log.error("call_admission_unchecked", reason=down.reason)
-            return None
-        return member
+            return Admitted(member, owed=member is not None)
+        return Admitted(member)
 
     async def give_back(self, owner: str, slot: str | None) -> None:
         """Free a slot: its call was not created, or has ended (`StoreUnavailable` if down)."""

@@ -1,18 +1,26 @@
 """The keeper: what keeps every call supervised across workers, and its usage counted.
 
 **No call loses its supervisor.** Each call holds a lease in the shared
-store, renewed by its worker every third of `CALLS_LEASE_SECONDS`. A worker
-that finds a lease expired (its worker died) claims it, reads the call's
-record and attaches. At shutdown a worker releases its leases at once, so the
-others take its calls over without waiting. With the memory store there is
-no other worker to take over: calls continue unsupervised across a restart.
+store, renewed by its worker every third of `CALLS_LEASE_SECONDS` (one keeper
+pass, `pass_ms`). A worker that finds a lease expired (its worker died)
+claims it, reads the call's record and attaches. A lease runs out at most
+`CALLS_LEASE_SECONDS` after its worker died (it was renewed at the latest
+then), and the first pass of another worker after that adopts the call, so
+adoption takes at most the lease and one pass (`takeover_ms`: 4/3 of the
+lease, plus the attach). At shutdown a worker releases its leases at once,
+so the others take its calls over at their next pass. With the memory store
+there is no other worker to take over: calls continue unsupervised across a
+restart.
 
-A pass also writes what the store lacks (a record or lease that could not be
-written while it was down), the records whose state changed since the last
-pass (a call's usage and overrides, for its owner to see), and meters every
-call's seconds since the last pass, each in one round trip for thousands of
-calls. The keeper only touches the store: what to do about a lost lease, a
-caller over quota or an orphan is the supervisor's
+A pass also takes the live-call slots of the calls admitted while the store
+was down (`RATE_LIMIT_ON_STORE_ERROR=open`), writes what the store lacks (a
+record or lease that could not be written while it was down), the records
+whose state changed since the last pass (a call's usage and overrides, for
+its owner to see), and meters every call's seconds since the last pass with
+the tokens the store could not take when a response reported them, each in
+one round trip for thousands of calls (the owed slots aside: one each, after
+an outage). The keeper only touches the store: what to do about a lost
+lease, a caller over quota or over the cap, or an orphan is the supervisor's
 (`service.calls.supervisor`), so a pass never waits on OpenAI.
 """
 
@@ -53,12 +61,21 @@ class Keeper:
     ) -> None:
         self._slots = slots
         self._quota = settings.quota_call_seconds_per_day
+        self._token_quota = settings.quota_tokens_per_day
+        self._cap = settings.calls_max_concurrent_per_identity
+        self._over_cap = settings.calls_over_cap_after_outage
         self._leases = leases
         self._counters = counters
         self._records = records
         self._worker = worker
         self._clock = clock
         self.lease_ms = int(settings.calls_lease_seconds * 1000)
+        self.pass_ms = self.lease_ms // 3
+        """The keeper's schedule: a pass every third of the lease, so a lease is renewed
+        twice before it could lapse."""
+        self.takeover_ms = self.lease_ms + self.pass_ms
+        """The longest from a worker's death to another's adoption of its calls (the
+        attach aside): its lease runs out, then another worker's next pass adopts."""
 
     async def hold(self, record: CallRecord) -> None:
         """Take the lease of a call this worker just created or adopted."""
@@ -75,14 +92,60 @@ class Keeper:
         missing; only that is written.
         """
         for record in await self._records.missing([call.record for call in calls]):
+            if not await self._records.create(record):
+                # Another creation, answered with this id while the store was down,
+                # recorded it first: never overwrite another caller's record.
+                log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
+                continue
             log.warning("call_state_restored", call_id=record.call_id, kind=record.kind)
-            await self._records.record(record)
             if record.slot is not None:
                 left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
                 await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)
         members = [call.record.member for call in calls]
         lost = set(await self._leases.renew(members, self._worker, self.lease_ms))
         return [call for call in calls if call.record.member in lost]
+
+    async def take_owed_slots(self, calls: Sequence[Watched]) -> list[Watched]:
+        """Take the live-call slots of the calls admitted while the store was down; the calls
+        that put their caller over `CALLS_MAX_CONCURRENT_PER_IDENTITY`.
+
+        Every such call takes its slot, forced (it is live), so the cap counts them
+        all and refuses the caller's new calls until enough end. Of a caller then
+        over the cap, the latest started of these calls are the ones over, as many
+        as the caller's live calls exceed it; each gets an audit line
+        `call_over_cap_after_outage`. What happens to them is the supervisor's
+        (`CALLS_OVER_CAP_AFTER_OUTAGE`).
+        """
+        owed: dict[str, list[Watched]] = defaultdict(list)
+        for call in calls:
+            record = call.record
+            if not call.owes_slot or record.slot is None:
+                continue
+            left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
+            await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)
+            call.owes_slot = False
+            owed[record.owner].append(call)
+        over_cap: list[Watched] = []
+        if self._cap is None:
+            return over_cap
+        for owner, taken in owed.items():
+            live = await self._slots.occupancy(UsageKeys(owner, "").slots)
+            excess = min(live - self._cap, len(taken))
+            if excess <= 0:
+                continue
+            taken.sort(key=lambda call: call.record.started_ms)  # stable: creation order
+            for call in taken[-excess:]:
+                log.warning(
+                    "call_over_cap_after_outage",
+                    call_id=call.record.call_id,
+                    kind=call.record.kind,
+                    identity=call.record.caller,
+                    live_calls=live,
+                    cap=self._cap,
+                    action=self._over_cap,
+                )
+                over_cap.append(call)
+        return over_cap
 
     async def write_changed(self, calls: Sequence[Watched]) -> None:
         """Write the records whose state changed (usage, overrides), in one round trip.
@@ -103,36 +166,53 @@ class Keeper:
             raise
 
     async def meter(self, calls: Iterable[Watched]) -> list[Watched]:
-        """Write the seconds of every call since the last pass; the calls whose caller is over
-        `QUOTA_CALL_SECONDS_PER_DAY` now.
+        """Write the seconds of every call since the last pass, and the tokens the store could
+        not take when they were reported; the calls whose caller is over
+        `QUOTA_CALL_SECONDS_PER_DAY` or `QUOTA_TOKENS_PER_DAY` now.
 
         One pass over thousands of calls: one day, one store round trip, one
-        metric update per kind.
+        metric update per kind. What a failed write held is kept on its call for
+        the next pass, never counted twice: it is taken off the call before the
+        write and put back only if the write failed.
         """
         now = self._clock()
         day = day_of(now)
-        per_caller: dict[str, int] = defaultdict(int)
+        increments: dict[str, int] = defaultdict(int)
         per_kind: dict[str, int] = defaultdict(int)
         callers: dict[str, list[Watched]] = defaultdict(list)
+        taken: list[tuple[Watched, int, int]] = []
+        token_keys: set[str] = set()
         for call in calls:
             if call.record.kind == "realtime":
                 call.unmetered_ms += now - call.metered_ms
             call.metered_ms = now
             seconds, call.unmetered_ms = divmod(call.unmetered_ms, 1000)
-            key = UsageKeys(call.record.owner, day).seconds
-            callers[key].append(call)
+            tokens, call.unwritten_tokens = call.unwritten_tokens, 0
+            keys = UsageKeys(call.record.owner, day)
+            callers[keys.seconds].append(call)
             if seconds:
-                per_caller[key] += seconds
+                increments[keys.seconds] += seconds
                 per_kind[call.record.kind] += seconds
+            if tokens:
+                increments[keys.tokens] += tokens
+                callers[keys.tokens].append(call)
+                token_keys.add(keys.tokens)
+            taken.append((call, seconds, tokens))
+        if not increments:
+            return []
+        try:
+            totals = await self._counters.add(increments, COUNTER_TTL_MS)
+        except StoreUnavailable:
+            for call, seconds, tokens in taken:
+                call.unmetered_ms += seconds * 1000
+                call.unwritten_tokens += tokens
+            raise
         for kind, seconds in per_kind.items():
             metrics.USAGE_SECONDS.labels(kind).inc(seconds)
-        if not per_caller:
-            return []
-        totals = await self._counters.add(per_caller, COUNTER_TTL_MS)
         return [
             call
             for key, total in totals.items()
-            if over(total, self._quota)
+            if over(total, self._token_quota if key in token_keys else self._quota)
             for call in callers[key]
         ]
 

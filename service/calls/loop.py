@@ -36,7 +36,13 @@ from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
 from service.calls.records import CallRecords
 from service.calls.turns import response_create
-from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.calls.usage import (
+    COUNTER_TTL_MS,
+    MAX_RESPONSE_TOKENS,
+    UsageKeys,
+    over,
+    plausible_live_seconds,
+)
 from service.calls.watched import Watched
 from service.config import Settings
 from service.core import metrics
@@ -61,10 +67,12 @@ REALTIME_CHECKED = frozenset(
     }
 )
 """The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
-How = Literal["ended", "unknown_call", "max_duration", "override", "quota", "operator"]
+How = Literal["ended", "unknown_call", "max_duration", "override", "quota", "over_cap", "operator"]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
-for both kinds of call; `operator`: an operator ended the caller's calls (`/admin`)."""
+for both kinds of call; `over_cap`: over
+`CALLS_MAX_CONCURRENT_PER_IDENTITY` once the store returned (`CALLS_OVER_CAP_AFTER_OUTAGE`);
+`operator`: an operator ended the caller's calls (`/admin`)."""
 
 
 def backoff(attempt: int) -> float:
@@ -183,6 +191,16 @@ class CallLoop:
             usage = event.get("usage")
             seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
             if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+                bound = plausible_live_seconds(call.record.started_ms, self._clock())
+                if not seconds <= bound:  # NaN too
+                    log.warning(
+                        "call_usage_clamped",
+                        call_id=call.record.call_id,
+                        field="usage.seconds",
+                        reported=seconds,
+                        bound=round(bound, 1),
+                    )
+                    seconds = bound
                 if call.live_seconds is not None and seconds > call.live_seconds:
                     call.unmetered_ms += int((seconds - call.live_seconds) * 1000)
                 call.live_seconds = max(float(seconds), call.live_seconds or 0.0)
@@ -237,6 +255,15 @@ class CallLoop:
         tokens = usage.get("total_tokens") if isinstance(usage, Mapping) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
             return None
+        if tokens > MAX_RESPONSE_TOKENS:
+            log.warning(
+                "call_usage_clamped",
+                call_id=call.record.call_id,
+                field="response.usage.total_tokens",
+                reported=tokens,
+                bound=MAX_RESPONSE_TOKENS,
+            )
+            tokens = MAX_RESPONSE_TOKENS
         metrics.USAGE_TOKENS.inc(tokens)
         call.record.tokens += tokens
         call.changed = True
@@ -244,7 +271,9 @@ class CallLoop:
         try:
             total = (await self._counters.add({key: tokens}, COUNTER_TTL_MS))[key]
         except StoreUnavailable:
-            log.error("call_usage_unrecorded", call_id=call.record.call_id, tokens=tokens)
+            # Kept, not dropped: the keeper's next pass writes them once the store answers.
+            call.unwritten_tokens += tokens
+            log.warning("call_usage_deferred", call_id=call.record.call_id, tokens=tokens)
             return None
         quota = self._settings.quota_tokens_per_day
         if over(total, quota) and await self.hang_up(call, "quota"):

@@ -6,7 +6,9 @@ Three uses, one record:
   through browsers and logs), so the record names the creating caller by
   `owner`, a hash of the identity. A hang-up by anyone else, or for a call the
   service did not create, is a 404, the same answer as for an id that never
-  existed;
+  existed. A record is created only where its id has none (`create`, atomic
+  across workers): an upstream answering a creation with an id already
+  recorded cannot hand one caller's call to another;
 - **supervision**: what the policy fixed (`fixed`: GA path -> value), the
   caller's profile (`profile`) and the session the call was created with
   (`created`, less its instructions), when
@@ -153,6 +155,19 @@ class CallRecords:
         """Remember the call (`StoreUnavailable` if the store cannot)."""
         key = self._key(call.kind, call.call_id)
         await self._records.put(key, call.dumps(), RECORD_TTL_S * 1000)
+
+    async def create(self, call: CallRecord) -> bool:
+        """Remember a new call unless its id is recorded already; whether this wrote it.
+
+        Atomic across workers (`put_if_absent`): of two creations answered with one
+        id, one record wins. A record equal to `call` is this write's own (a write
+        retried after a dead connection, whose first attempt had landed).
+        """
+        key = self._key(call.kind, call.call_id)
+        value = call.dumps()
+        if await self._records.put_if_absent(key, value, RECORD_TTL_S * 1000):
+            return True
+        return await self._records.get(key) == value
 
     async def update(self, calls: Sequence[CallRecord]) -> None:
         """Write the calls' records again, in one round trip, unless they were forgotten (ended)."""

@@ -3,9 +3,11 @@
 One per worker, started in the lifespan. A flow hands it a new call once
 (`open_call`): it admits the call (`admission`: budgets, a live-call slot),
 creates it upstream with the server's key, records it (who created it, what
-the policy fixed), takes its lease and follows it (`loop`) until it ends; the
-keeper (`keeper`) renews leases, meters usage and adopts orphaned calls on
-its own schedule. A hang-up through the service (`hang_up`), and what the
+the policy fixed), takes its lease and follows it (`loop`) until it ends, one
+task per call id (a creation answered with an id already recorded or watched
+is refused, `CallIdReused`); the keeper (`keeper`) renews leases, meters
+usage, takes the slots owed after an outage and adopts orphaned calls on its
+own schedule. A hang-up through the service (`hang_up`), and what the
 service does for the call (`state`), are its creator's alone.
 
 **Privacy.** Events carry transcripts; only their types, sizes and usage
@@ -20,7 +22,7 @@ import secrets
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -38,7 +40,7 @@ from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.clock import Clock, wall_ms
-from service.core.errors import NotFound
+from service.core.errors import CallIdReused, NotFound
 from service.limits import Suspensions
 from service.policy import Decision, Policy
 from service.store import Store, StoreUnavailable
@@ -95,6 +97,8 @@ class Supervisor:
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
         self._ending: set[Watched] = set()
+        self._over_cap: set[Watched] = set()
+        """`CALLS_OVER_CAP_AFTER_OUTAGE=hangup`: the calls over the cap not yet hung up."""
 
     # Lifecycle.
 
@@ -141,7 +145,8 @@ class Supervisor:
     async def open_call(self, new: NewCall) -> CreatedCall:
         """Admit, create upstream, record and supervise a call; 429 or the upstream's error."""
         owner = owner_of(new.identity)
-        slot = await self._admission.admit(owner, new.kind)
+        admitted = await self._admission.admit(owner, new.kind)
+        slot = admitted.slot
         try:
             created = await create_call(
                 self._upstream, new.kind, new.offer, new.session, new.request_id
@@ -163,8 +168,11 @@ class Supervisor:
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
             tag=new_tag() if self._server_responses(new.kind) else None,
         )
+        if record.member in self._watched:
+            await self._refuse_reused(record)
         try:
-            await self._records.record(record)
+            if not await self._records.create(record):
+                await self._refuse_reused(record)
             await self._keeper.hold(record)
         except StoreUnavailable:
             # The call exists and the browser needs its answer: losing it would leave a
@@ -172,8 +180,23 @@ class Supervisor:
             # keeper writes the record and lease once the store answers (until then
             # the service's hang-up answers 404; the browser can still close its peer).
             log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
-        self._watch(record)
+        self._watch(record, owes_slot=admitted.owed)
         return created
+
+    async def _refuse_reused(self, record: CallRecord) -> NoReturn:
+        """OpenAI answered the creation with the id of a call already recorded: 502.
+
+        The recorded call is left untouched: its record, its supervisor, its owner's
+        hang-up. The new one is not hung up, because a hang-up names the call by that
+        id, which addresses the recorded call and would end it for its owner. The new
+        browser never gets its SDP answer, so its peer never connects and the new
+        call carries nothing. The slot the new one took is given back.
+        """
+        await self._admission.give_back_quietly(record.owner, record.slot)
+        log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
+        raise CallIdReused(
+            "OpenAI answered with the id of a call that already exists; retry.",
+        )
 
     def _server_responses(self, kind: CallKind) -> bool:
         """Whether the supervisor starts this call's responses (`CALLS_RESPONSES=server`:
@@ -219,12 +242,19 @@ class Supervisor:
 
     # Following calls.
 
-    def _watch(self, record: CallRecord, *, taken_over: bool = False) -> None:
+    def _watch(
+        self, record: CallRecord, *, taken_over: bool = False, owes_slot: bool = False
+    ) -> None:
+        if record.member in self._watched:
+            # One task per call, always: a second would double its usage and its
+            # hang-ups, and the first task's end would unwatch the second's call.
+            log.error("call_already_supervised", call_id=record.call_id, kind=record.kind)
+            return
         counted = record.counted_seconds if taken_over else 0.0
         # Used once (`Keeper.orphans`): the record this worker writes from now on must
         # not hand the figure to a successor after a crash.
         record.counted_seconds = None
-        watched = Watched(record, self._clock(), live_seconds=counted)
+        watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
@@ -267,9 +297,16 @@ class Supervisor:
     # The keeper's schedule, and what its findings lead to.
 
     async def _keep(self) -> None:
-        interval = self._keeper.lease_ms / 3000
+        # At a fixed rate: a pass starts every `pass_ms`, whatever the last one took (a
+        # store command may wait twice REDIS_TIMEOUT_SECONDS), and at once after one that
+        # took longer. The takeover bound (`Keeper.takeover_ms`) counts on passes no
+        # farther apart than that.
+        interval = self._keeper.pass_ms / 1000
+        clock = asyncio.get_running_loop().time
+        due = clock()
         while True:
-            await asyncio.sleep(interval)
+            due = max(due + interval, clock())
+            await asyncio.sleep(due - clock())
             try:
                 await self.keep()
             except StoreUnavailable:
@@ -288,6 +325,16 @@ class Supervisor:
             if lost.task is not None:
                 log.info("call_taken_over_elsewhere", call_id=lost.record.call_id)
                 lost.task.cancel()
+        over_cap = await self._keeper.take_owed_slots(list(self._watched.values()))
+        if self._settings.calls_over_cap_after_outage == "hangup":
+            # Kept until hung up: a hang-up that failed is tried again at the next pass.
+            self._over_cap = {
+                call
+                for call in self._over_cap.union(over_cap)
+                if call.record.member in self._watched
+            }
+            for call in self._over_cap:
+                self._end_off_keeper(call, "over_cap")
         await self._keeper.write_changed(list(self._watched.values()))
         for over_quota in await self._keeper.meter(self._watched.values()):
             self._end_off_keeper(over_quota, "quota")

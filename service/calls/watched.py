@@ -19,6 +19,10 @@ class Watched:
     """When the keeper last metered the call's seconds (on the supervisor's clock)."""
     task: asyncio.Task[None] | None = None
     unmetered_ms: int = 0
+    """Call seconds not yet written to the caller's day (the keeper's next pass writes them)."""
+    unwritten_tokens: int = 0
+    """Realtime tokens a `response.done` reported while the store was down: kept here until
+    the keeper's next pass writes them, with the seconds, and applies the token quota."""
     live_seconds: float | None = 0.0
     """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
     the previous worker counted; after a crash None, until the first report sets the
@@ -32,6 +36,9 @@ class Watched:
     yet: the service sends no items of its own)."""
     marks: Marks = field(default_factory=Marks)
     """`CALLS_RESPONSES=server`: the marks this call's responses used (each is good once)."""
+    owes_slot: bool = False
+    """Admitted while the store was down (`RATE_LIMIT_ON_STORE_ERROR=open`): its live-call
+    slot is named in the record but not taken; the keeper's next pass takes it."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""

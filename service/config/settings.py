@@ -245,9 +245,16 @@ class Settings(BaseSettings):
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None
     """Live calls per caller; one more gets 429 `too_many_calls`."""
     calls_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
-    """With Redis, a dead worker's calls are adopted by another within this many seconds."""
+    """With Redis, each call's lease: renewed every third of it; a dead worker's calls are
+    adopted by another within 4/3 of it (the lease runs out, then another worker's next
+    keeper pass, a third of it, adopts), plus the attach to the sideband."""
     rate_limit_on_store_error: Literal["closed", "open"] = "closed"
     """Redis unreachable: `closed` answers 503, `open` mints without limits and logs it."""
+    calls_over_cap_after_outage: Literal["keep", "hangup"] = "keep"
+    """`RATE_LIMIT_ON_STORE_ERROR=open`: a call admitted while Redis was down takes its
+    live-call slot once Redis answers; a caller then past `CALLS_MAX_CONCURRENT_PER_IDENTITY`
+    is reported (audit line `call_over_cap_after_outage`) and the calls over the cap are
+    `keep` (kept; new calls are refused until enough end) or `hangup` (hung up)."""
 
     @model_validator(mode="before")
     @classmethod

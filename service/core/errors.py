@@ -212,6 +212,14 @@ class UpstreamError(ServiceError):
     summary = "OpenAI failed, refused the server's key, or answered without a secret."
 
 
+class CallIdReused(UpstreamError):
+    """502: OpenAI answered a call's creation with the id of a call the service already
+    supervises (another caller's, or another of this caller's): the new call is refused, the
+    recorded one is left untouched."""
+
+    default_code = "upstream_call_id_reused"
+
+
 class ServiceUnavailable(ServiceError):
     """503: something the service needs to decide is unavailable (`service.store`'s
     `StoreUnavailable`: the shared store did not answer in time); see Retry-After."""

@@ -89,6 +89,13 @@ class Records(Protocol):
         """Keep `value` under `key` for `ttl_ms`."""
         ...
 
+    async def put_if_absent(self, key: str, value: str, ttl_ms: int) -> bool:
+        """Keep `value` under `key` for `ttl_ms` unless `key` holds a value; whether it did.
+
+        Atomic across workers and replicas: of two writers of one key, one wins.
+        """
+        ...
+
     async def get(self, key: str) -> str | None:
         """The value under `key`, or None once it expired or was never set."""
         ...

@@ -68,6 +68,13 @@ class MemoryStore:
         self._sweep(now_ms)
         self._records[key] = (value, now_ms + ttl_ms)
 
+    async def put_if_absent(self, key: str, value: str, ttl_ms: int) -> bool:
+        now_ms = self._clock()
+        if self._records.get(key, ("", 0))[1] > now_ms:
+            return False
+        await self.put(key, value, ttl_ms)
+        return True
+
     async def get(self, key: str) -> str | None:
         value, expires = self._records.get(key, ("", 0))
         return value if expires > self._clock() else None

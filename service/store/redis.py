@@ -99,6 +99,11 @@ class RedisStore:
         """SET with PX; a retry after a dead connection is harmless (the same value again)."""
         await self._command(self._redis.set(key, value, px=max(1, ttl_ms)))
 
+    async def put_if_absent(self, key: str, value: str, ttl_ms: int) -> bool:
+        """SET NX PX. A retry after a dead connection whose first attempt did write finds
+        the key taken: `CallRecords.create` tells its own value from another's."""
+        return bool(await self._command(self._redis.set(key, value, px=max(1, ttl_ms), nx=True)))
+
     async def get(self, key: str) -> str | None:
         raw = await self._command(self._redis.get(key))
         return raw.decode() if isinstance(raw, bytes) else None
