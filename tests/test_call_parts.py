@@ -157,9 +157,9 @@ class TestKeeper:
         )
         call = Watched(record(kind="realtime", call_id="rtc_1"), clock())
         clock.now_ms += 59_000
-        assert await keeper.meter([call]) == []
+        assert (await keeper.meter([call])).over_quota == []
         clock.now_ms += 1_000
-        assert await keeper.meter([call]) == [call]
+        assert (await keeper.meter([call])).over_quota == [call]
 
     async def test_renew_restores_a_lost_record_and_slot(self, make_settings: MakeSettings) -> None:
         """A live call whose record and slot the store lost has both back after one pass."""

@@ -152,7 +152,7 @@ def create_app(
         suspensions = Suspensions(store, clock, settings.calls_max_seconds)
         # Only an operator suspends (ADMIN_API_KEYS): without one, nothing to read per mint.
         suspending = suspensions if settings.admin_api_keys else None
-        limiter = Limiter(settings, store, clock, suspending)
+        limiter = Limiter(settings, store, clock, suspending, store)
         log.info("policy_loaded", policy_hash=settings.profiles.digest)
         if settings.demo_page:
             log.info("demo_page_served", demo_url=demo_url(settings))

@@ -194,6 +194,13 @@ class PriceTable:
             entry = self.models.get(SNAPSHOT.sub("", model))
         return entry
 
+    def entry_name(self, model: str) -> str | None:
+        """The name of the entry that prices `model` (itself, or its undated base name)."""
+        if model in self.models:
+            return model
+        base = SNAPSHOT.sub("", model) if SNAPSHOT.search(model) else None
+        return base if base is not None and base in self.models else None
+
     def unpriced(self, models: list[str]) -> list[str]:
         """The names in `models` (in order, once each) that have no entry."""
         return [m for m in dict.fromkeys(models) if self.price(m) is None]

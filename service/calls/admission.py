@@ -23,11 +23,13 @@ from typing import Any
 
 import structlog
 
-from service.calls.usage import UsageKeys, over
+from service.calls.spend import DollarLimits, usd
+from service.calls.usage import UsageKeys
 from service.config import Settings
 from service.contract.calls import CallKind
 from service.core.clock import Clock, day_of, seconds_to_midnight
 from service.core.errors import RateLimited
+from service.limits import ceiling_reached, deployment_usd_key
 from service.store import Counters, Slots, StoreUnavailable
 
 log = structlog.get_logger("service.calls")
@@ -54,21 +56,30 @@ class Admission:
         self._clock = clock
         self._fail_open = settings.rate_limit_on_store_error == "open"
 
-    async def admit(self, owner: str, kind: CallKind) -> Admitted:
-        """Check the caller's daily quotas and take a live-call slot; 429 otherwise.
+    async def admit(self, owner: str, kind: CallKind, limits: DollarLimits) -> Admitted:
+        """Check the caller's daily quotas (tokens, seconds, their profile's dollars) and the
+        deployment's ceiling, and take a live-call slot; 429 otherwise.
 
-        Give the slot back with `give_back` if the call is not created.
+        The quotas are read in one round trip. Give the slot back with
+        `give_back` if the call is not created.
         """
         settings = self._settings
         keys = UsageKeys(owner, day_of(self._clock()))
         limit = settings.calls_max_concurrent_per_identity
         member = secrets.token_hex(8) if limit is not None else None
+        quotas = {
+            keys.tokens: settings.quota_tokens_per_day if kind == "realtime" else None,
+            keys.seconds: settings.quota_call_seconds_per_day,
+            keys.usd: limits.caller_day,
+            deployment_usd_key(keys.day): limits.deployment_day,
+        }
+        quotas = {key: quota for key, quota in quotas.items() if quota is not None}
         try:
-            if settings.quota_tokens_per_day or settings.quota_call_seconds_per_day:
-                tokens, seconds = await self._counters.counts([keys.tokens, keys.seconds])
-                spent = (kind == "realtime" and over(tokens, settings.quota_tokens_per_day)) or (
-                    over(seconds, settings.quota_call_seconds_per_day)
-                )
+            if quotas:
+                totals = await self._counters.counts(list(quotas))
+                spent = [key for key, total in zip(quotas, totals, strict=True) if total >= quotas[key]]
+                if deployment_usd_key(keys.day) in spent:
+                    raise ceiling_reached(self._clock)
                 if spent:
                     raise RateLimited(
                         "This caller's daily call budget is spent; it resets at 00:00 UTC.",
@@ -105,12 +116,13 @@ class Admission:
         """The caller's usage today and their limits (`GET /v1/usage`)."""
         settings = self._settings
         keys = UsageKeys(owner, day_of(self._clock()))
-        tokens, seconds = await self._counters.counts([keys.tokens, keys.seconds])
+        tokens, seconds, micro = await self._counters.counts([keys.tokens, keys.seconds, keys.usd])
         return {
             "date": keys.day,
             "usage": {
                 "tokens": tokens,
                 "call_seconds": seconds,
+                "usd": usd(micro),
                 "live_calls": await self._slots.occupancy(keys.slots),
             },
             "limits": {

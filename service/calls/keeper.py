@@ -28,22 +28,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import structlog
 
 from service.calls.records import CallRecord, CallRecords
-from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
+from service.calls.spend import Ceiling, Spend
+from service.calls.usage import COUNTER_TTL_MS, UsageKeys, call_usd_key, over
 from service.calls.watched import Watched
 from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
+from service.limits import deployment_usd_key
 from service.store import Counters, Leases, Slots, StoreUnavailable
 
 log = structlog.get_logger("service.calls")
 ORPHANS_PER_SWEEP = 200
 SLOT_SLACK_MS = 60_000
 """A slot outlives its call's deadline by this much, as at admission."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """What a metering pass found: calls whose caller is past a daily quota, and the calls
+    to end because the deployment's ceiling is reached."""
+
+    over_quota: list[Watched]
+    over_ceiling: list[Watched]
 
 
 class Keeper:
@@ -58,8 +69,12 @@ class Keeper:
         records: CallRecords,
         worker: str,
         clock: Clock,
+        spend: Spend | None = None,
+        ceiling: Ceiling | None = None,
     ) -> None:
         self._slots = slots
+        self._spend = spend or Spend(settings)
+        self.ceiling = ceiling or Ceiling()
         self._quota = settings.quota_call_seconds_per_day
         self._token_quota = settings.quota_tokens_per_day
         self._cap = settings.calls_max_concurrent_per_identity
@@ -165,10 +180,15 @@ class Keeper:
                 call.changed = True
             raise
 
-    async def meter(self, calls: Iterable[Watched]) -> list[Watched]:
-        """Write the seconds of every call since the last pass, and the tokens the store could
-        not take when they were reported; the calls whose caller is over
-        `QUOTA_CALL_SECONDS_PER_DAY` or `QUOTA_TOKENS_PER_DAY` now.
+    async def meter(self, calls: Iterable[Watched]) -> Metered:
+        """Write the seconds of every call since the last pass, and the tokens and dollars the
+        store could not take when they were reported; the calls past a budget now.
+
+        Past a budget: the caller's `QUOTA_CALL_SECONDS_PER_DAY`,
+        `QUOTA_TOKENS_PER_DAY` or (their profile's) `QUOTA_USD_PER_DAY`, and every
+        call once the deployment's `QUOTA_USD_PER_DAY_TOTAL` is reached. Under a
+        dollar budget the pass also reads the callers' and the deployment's dollars
+        (an increment of 0): other workers' calls spend them too.
 
         One pass over thousands of calls: one day, one store round trip, one
         metric update per kind. What a failed write held is kept on its call for
@@ -180,41 +200,65 @@ class Keeper:
         increments: dict[str, int] = defaultdict(int)
         per_kind: dict[str, int] = defaultdict(int)
         callers: dict[str, list[Watched]] = defaultdict(list)
-        taken: list[tuple[Watched, int, int]] = []
-        token_keys: set[str] = set()
-        for call in calls:
-            if call.record.kind == "realtime":
+        taken: list[tuple[Watched, int, int, int]] = []
+        quotas: dict[str, int | None] = {}
+        watched = list(calls)
+        for call in watched:
+            record = call.record
+            if record.kind == "realtime":
                 call.unmetered_ms += now - call.metered_ms
             call.metered_ms = now
             seconds, call.unmetered_ms = divmod(call.unmetered_ms, 1000)
             tokens, call.unwritten_tokens = call.unwritten_tokens, 0
-            keys = UsageKeys(call.record.owner, day)
+            micro, call.unwritten_micro = call.unwritten_micro, 0
+            keys = UsageKeys(record.owner, day)
             callers[keys.seconds].append(call)
+            quotas[keys.seconds] = self._quota
             if seconds:
                 increments[keys.seconds] += seconds
-                per_kind[call.record.kind] += seconds
+                per_kind[record.kind] += seconds
             if tokens:
                 increments[keys.tokens] += tokens
                 callers[keys.tokens].append(call)
-                token_keys.add(keys.tokens)
-            taken.append((call, seconds, tokens))
+                quotas[keys.tokens] = self._token_quota
+            limits = self._spend.limits(record)
+            if micro or limits.caller_day is not None:
+                increments[keys.usd] += micro
+                callers[keys.usd].append(call)
+                quotas[keys.usd] = limits.caller_day
+            if micro:
+                _, profile, deployment, own = self._spend.keys(record, day)
+                for key in (profile, deployment, own):
+                    increments[key] += micro
+            if self._spend.ceiling_micro is not None:
+                increments[deployment_usd_key(day)] += 0
+            taken.append((call, seconds, tokens, micro))
         if not increments:
-            return []
+            return Metered([], [])
         try:
             totals = await self._counters.add(increments, COUNTER_TTL_MS)
         except StoreUnavailable:
-            for call, seconds, tokens in taken:
+            for call, seconds, tokens, micro in taken:
                 call.unmetered_ms += seconds * 1000
                 call.unwritten_tokens += tokens
+                call.unwritten_micro += micro
             raise
         for kind, seconds in per_kind.items():
             metrics.USAGE_SECONDS.labels(kind).inc(seconds)
-        return [
-            call
-            for key, total in totals.items()
-            if over(total, self._token_quota if key in token_keys else self._quota)
-            for call in callers[key]
-        ]
+        over_quota = list(
+            dict.fromkeys(
+                call
+                for key, total in totals.items()
+                if key in quotas and over(total, quotas[key])
+                for call in callers[key]
+            )
+        )
+        ceiling = deployment_usd_key(day)
+        limit = self._spend.ceiling_micro
+        reached = ceiling in totals and over(totals[ceiling], limit)
+        if reached:
+            self.ceiling.reached(day, totals[ceiling], limit)
+        return Metered(over_quota, watched if reached else [])
 
     async def orphans(self, watched: Collection[str]) -> list[CallRecord]:
         """Claim the calls whose supervisor is gone (their lease expired); their records."""
@@ -233,6 +277,8 @@ class Keeper:
             if record is None:
                 await self._leases.drop(member)
                 continue
+            # What the call cost until now, exactly as counted (the record may lag it).
+            (record.cost_micro,) = await self._counters.counts([call_usd_key(member)])
             metrics.CALL_TAKEOVERS.inc()
             log.info("call_taken_over", call_id=call_id, kind=kind, worker=self._worker)
             adopted.append(record)

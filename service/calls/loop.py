@@ -32,9 +32,11 @@ from typing import Any, Literal
 
 import structlog
 
+from service.billing import Cost
 from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
 from service.calls.records import CallRecords
+from service.calls.spend import TRANSCRIBED, Ceiling, Spend, usd
 from service.calls.turns import response_create
 from service.calls.usage import (
     COUNTER_TTL_MS,
@@ -48,6 +50,7 @@ from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
 from service.core.errors import NotFound, ServiceError
+from service.limits import deployment_usd_key
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
@@ -67,12 +70,23 @@ REALTIME_CHECKED = frozenset(
     }
 )
 """The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
-How = Literal["ended", "unknown_call", "max_duration", "override", "quota", "over_cap", "operator"]
+How = Literal[
+    "ended",
+    "unknown_call",
+    "max_duration",
+    "override",
+    "quota",
+    "budget",
+    "ceiling",
+    "over_cap",
+    "operator",
+]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
 for both kinds of call; `over_cap`: over
 `CALLS_MAX_CONCURRENT_PER_IDENTITY` once the store returned (`CALLS_OVER_CAP_AFTER_OUTAGE`);
-`operator`: an operator ended the caller's calls (`/admin`)."""
+`operator`: an operator ended the caller's calls (`/admin`); `budget`: the call's cost
+reached `CALLS_MAX_USD`; `ceiling`: the deployment's reached `QUOTA_USD_PER_DAY_TOTAL`."""
 
 
 def backoff(attempt: int) -> float:
@@ -91,6 +105,8 @@ class CallLoop:
         counters: Counters,
         records: CallRecords,
         clock: Clock,
+        spend: Spend,
+        ceiling: Ceiling,
     ) -> None:
         self._settings = settings
         self._sideband = sideband
@@ -99,6 +115,8 @@ class CallLoop:
         self._records = records
         self._clock = clock
         self._overrides = Overrides(settings, clock, self._write, self.hang_up)
+        self._spend = spend
+        self._ceiling = ceiling
 
     async def follow(self, call: Watched) -> How:
         """Attach, and re-attach after drops, until the call ends or is hung up."""
@@ -178,15 +196,20 @@ class CallLoop:
         if event_type == "session.updated":
             session = event.get("session")
             if isinstance(session, Mapping):
+                call.transcription_model = self._spend.transcription_model(session)
                 hung_up = await self._overrides.session_updated(call, connection, session)
                 return "override" if hung_up else None
         elif event_type == "input_audio_buffer.committed" and call.record.tag is not None:
             return await self._answer_turn(call, connection, call.record.tag)
         elif kind == "realtime" and event_type in REALTIME_CHECKED:
             if event_type == "response.done":
-                return await self._tokens(call, event)
+                return await self._response_done(call, event)
             hung_up = await self._overrides.realtime_event(call, connection, event)
             return "override" if hung_up else None
+        elif event_type == TRANSCRIBED and kind == "realtime":
+            cost = self._spend.transcription(call.transcription_model, event)
+            if cost is not None:
+                return await self._count(call, 0, cost.pico_dollars)
         elif event_type in ("session.usage.updated", "session.closed") and kind == "live":
             usage = event.get("usage")
             seconds = usage.get("seconds") if isinstance(usage, Mapping) else None
@@ -207,8 +230,10 @@ class CallLoop:
                 if seconds > call.record.usage_seconds:
                     call.record.usage_seconds = float(seconds)
                     call.changed = True
+            how = await self._live_cost(call, usage)
             if event_type == "session.closed":
                 return "ended"
+            return how
         return None
 
     async def _answer_turn(
@@ -249,12 +274,13 @@ class CallLoop:
         except StoreUnavailable:
             log.warning("call_state_unrecorded", call_id=call.record.call_id)
 
-    async def _tokens(self, call: Watched, event: Mapping[str, Any]) -> How | None:
+    async def _response_done(self, call: Watched, event: Mapping[str, Any]) -> How | None:
+        """A Realtime response's tokens and cost, counted."""
         response = event.get("response")
         usage = response.get("usage") if isinstance(response, Mapping) else None
         tokens = usage.get("total_tokens") if isinstance(usage, Mapping) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
-            return None
+            tokens = 0
         if tokens > MAX_RESPONSE_TOKENS:
             log.warning(
                 "call_usage_clamped",
@@ -264,20 +290,85 @@ class CallLoop:
                 bound=MAX_RESPONSE_TOKENS,
             )
             tokens = MAX_RESPONSE_TOKENS
-        metrics.USAGE_TOKENS.inc(tokens)
-        call.record.tokens += tokens
-        call.changed = True
-        key = UsageKeys(call.record.owner, day_of(self._clock())).tokens
-        try:
-            total = (await self._counters.add({key: tokens}, COUNTER_TTL_MS))[key]
-        except StoreUnavailable:
-            # Kept, not dropped: the keeper's next pass writes them once the store answers.
-            call.unwritten_tokens += tokens
-            log.warning("call_usage_deferred", call_id=call.record.call_id, tokens=tokens)
+        if tokens:
+            metrics.USAGE_TOKENS.inc(tokens)
+            call.record.tokens += tokens
+            call.changed = True
+        cost = self._spend.response(call.record, event)
+        return await self._count(call, tokens, cost.pico_dollars if cost is not None else 0)
+
+    async def _live_cost(self, call: Watched, usage: object) -> How | None:
+        """GPT-Live's cumulative usage, priced: the session's whole cost so far, of which only
+        what is new is counted (after a takeover the counted part is the store's)."""
+        cost = self._spend.live(call.record, usage)
+        if cost is None or cost.pico_dollars <= call.cost_pico:
             return None
+        new = cost.pico_dollars - call.cost_pico
+        return await self._count(call, 0, new, live=True)
+
+    async def _count(
+        self, call: Watched, tokens: int, pico: int, *, live: bool = False
+    ) -> How | None:
+        """Count a call's new tokens and cost against its caller's day, its profile's, the
+        deployment's and its own (one round trip), then hold it to its budgets.
+
+        What the store cannot take now is kept for the keeper's next pass (it is
+        written once, never dropped), and the call's own dollar budget holds anyway:
+        its cost is this worker's to know.
+        """
+        record = call.record
+        call.cost_pico += pico
+        micro = max(0, Cost(call.cost_pico).micro_dollars - call.counted_micro)
+        call.counted_micro += micro
+        if micro:
+            record.cost_micro = call.counted_micro
+            call.changed = True
+            if live:
+                self._spend.counted_live(record, micro)
+        day = day_of(self._clock())
+        keys = UsageKeys(record.owner, day)
+        increments = {keys.tokens: tokens} if tokens else {}
+        if micro:
+            increments.update(dict.fromkeys(self._spend.keys(record, day), micro))
+        totals: dict[str, int] = {}
+        if increments:
+            try:
+                totals = await self._counters.add(increments, COUNTER_TTL_MS)
+            except StoreUnavailable:
+                # Kept, not dropped: the keeper's next pass writes them once the store answers.
+                call.unwritten_tokens += tokens
+                call.unwritten_micro += micro
+                log.warning(
+                    "call_usage_deferred", call_id=record.call_id, tokens=tokens, micro_usd=micro
+                )
+        return await self._held(call, totals, keys)
+
+    async def _held(self, call: Watched, totals: Mapping[str, int], keys: UsageKeys) -> How | None:
+        """Hang up a call past a budget: its own dollars (`CALLS_MAX_USD`), its caller's day
+        (tokens, dollars), the deployment's day (`QUOTA_USD_PER_DAY_TOTAL`)."""
+        record = call.record
+        limits = self._spend.limits(record)
+        if limits.call is not None and call.counted_micro >= limits.call:
+            log.warning(
+                "call_budget_exceeded",
+                call_id=record.call_id,
+                kind=record.kind,
+                identity=record.caller,
+                cost_usd=usd(call.counted_micro),
+                limit_usd=usd(limits.call),
+            )
+            if await self.hang_up(call, "budget"):
+                return "budget"
         quota = self._settings.quota_tokens_per_day
-        if over(total, quota) and await self.hang_up(call, "quota"):
+        spent = over(totals.get(keys.tokens, 0), quota) if keys.tokens in totals else False
+        spent = spent or (keys.usd in totals and over(totals[keys.usd], limits.caller_day))
+        if spent and await self.hang_up(call, "quota"):
             return "quota"
+        ceiling = deployment_usd_key(keys.day)
+        if ceiling in totals and over(totals[ceiling], limits.deployment_day):
+            self._ceiling.reached(keys.day, totals[ceiling], limits.deployment_day)
+            if await self.hang_up(call, "ceiling"):
+                return "ceiling"
         return None
 
     async def hang_up(self, call: Watched, reason: str) -> bool:

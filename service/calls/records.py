@@ -103,6 +103,9 @@ class CallRecord:
     """Realtime: the tokens of this call's responses (`response.done` usage) so far."""
     usage_seconds: float = 0.0
     """GPT-Live: the session's `usage.seconds` as last reported."""
+    cost_micro: int = 0
+    """What the call has cost so far, in micro-dollars, at the price table's prices (as its
+    worker last wrote it; the store's per-call counter is exact)."""
     tag: str | None = None
     """`CALLS_RESPONSES=server`: the call's secret tag, which marks the responses the
     supervisor starts (`service.calls.turns`); None: the client starts them. A secret:

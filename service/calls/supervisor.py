@@ -26,12 +26,14 @@ from typing import Any, NoReturn
 
 import structlog
 
+from service.billing.cost import PICO_PER_MICRO
 from service.calls.admission import Admission
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
 from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.spend import Ceiling, Spend, usd
 from service.calls.state import CallState, state_of
 from service.calls.turns import new_tag
 from service.calls.watched import Watched
@@ -90,9 +92,15 @@ class Supervisor:
         self._clock = clock
         self._records = CallRecords(store)
         self._admission = Admission(settings, store, store, clock)
-        self._loop = CallLoop(settings, sideband, upstream, store, self._records, clock)
+        self._spend = Spend(settings)
+        ceiling = Ceiling()
+        self._loop = CallLoop(
+            settings, sideband, upstream, store, self._records, clock, self._spend, ceiling
+        )
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._keeper = Keeper(settings, store, store, store, self._records, self.worker, clock)
+        self._keeper = Keeper(
+            settings, store, store, store, self._records, self.worker, clock, self._spend, ceiling
+        )
         self._watched: dict[str, Watched] = {}
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
@@ -255,9 +263,26 @@ class Supervisor:
         # not hand the figure to a successor after a crash.
         record.counted_seconds = None
         watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
+        if taken_over:
+            # Counted before this worker: the store's per-call figure (`Keeper.orphans`).
+            watched.counted_micro = record.cost_micro
+            watched.cost_pico = record.cost_micro * PICO_PER_MICRO
+        elif record.kind == "live":
+            self._start_charge(watched)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
+
+    def _start_charge(self, call: Watched) -> None:
+        """A GPT-Live WebRTC session is billed its start seconds at creation: counted now,
+        written by the keeper's next pass."""
+        cost = self._spend.live(call.record, None)
+        if cost is None:
+            return
+        call.cost_pico = cost.pico_dollars
+        call.counted_micro = call.unwritten_micro = cost.micro_dollars
+        call.record.cost_micro = call.counted_micro
+        self._spend.counted_live(call.record, call.counted_micro)
 
     async def _run(self, call: Watched) -> None:
         how: How | None = None
@@ -285,6 +310,7 @@ class Supervisor:
             kind=record.kind,
             how=how,
             seconds=round((self._clock() - record.started_ms) / 1000, 1),
+            cost_usd=usd(call.counted_micro),
         )
         try:
             await self._keeper.meter([call])
@@ -336,8 +362,11 @@ class Supervisor:
             for call in self._over_cap:
                 self._end_off_keeper(call, "over_cap")
         await self._keeper.write_changed(list(self._watched.values()))
-        for over_quota in await self._keeper.meter(self._watched.values()):
+        metered = await self._keeper.meter(self._watched.values())
+        for over_quota in metered.over_quota:
             self._end_off_keeper(over_quota, "quota")
+        for over_ceiling in metered.over_ceiling:
+            self._end_off_keeper(over_ceiling, "ceiling")
         for ended in await self._ended_by_operator(list(self._watched.values())):
             self._end_off_keeper(ended, "operator")
         for record in await self._keeper.orphans(self._watched):

@@ -47,8 +47,24 @@ class UsageKeys:
         return f"rtp:u:{self.day}:{self.owner}:seconds"
 
     @property
+    def usd(self) -> str:
+        """The caller's dollars that day, in micro-dollars."""
+        return f"rtp:u:{self.day}:{self.owner}:usd"
+
+    @property
     def slots(self) -> str:
         return f"rtp:calls:live:{self.owner}"
+
+
+def profile_usd_key(day: str, profile: str) -> str:
+    """A profile's dollars that day (every caller of it), in micro-dollars."""
+    return f"rtp:p:{day}:{profile}:usd"
+
+
+def call_usd_key(member: str) -> str:
+    """One call's dollars counted so far, in micro-dollars: written with the caller's, so the
+    worker that adopts the call knows exactly what was counted (never twice, none lost)."""
+    return f"rtp:c:{member}:usd"
 
 
 def over(total: int, quota: int | None) -> bool:

@@ -23,6 +23,17 @@ class Watched:
     unwritten_tokens: int = 0
     """Realtime tokens a `response.done` reported while the store was down: kept here until
     the keeper's next pass writes them, with the seconds, and applies the token quota."""
+    cost_pico: int = 0
+    """The call's cost so far, exactly (pico-dollars): what this worker priced, on top of
+    what was counted before it adopted the call."""
+    counted_micro: int = 0
+    """Of `cost_pico`, the whole micro-dollars taken for the store (written, or waiting in
+    `unwritten_micro`)."""
+    unwritten_micro: int = 0
+    """Micro-dollars the store could not take when they were priced: the keeper's next pass
+    writes them."""
+    transcription_model: object = None
+    """The session's input transcription model, as last seen (its usage is priced at it)."""
     live_seconds: float | None = 0.0
     """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
     the previous worker counted; after a crash None, until the first report sets the

@@ -70,6 +70,16 @@ CALL_TURNS = Counter(
     "started a response; quota: the caller's day was spent, the call hung up).",
     ["outcome"],
 )
+COST_USD = Counter(
+    "rtp_cost_usd_total",
+    "What supervised calls cost, in dollars, at PRICES_FILE's prices, by price entry and kind "
+    "(realtime: responses; transcription: input transcriptions; live: GPT-Live seconds).",
+    ["model", "kind"],
+)
+DEPLOYMENT_CEILING = Counter(
+    "rtp_deployment_ceiling_reached_total",
+    "Times this worker found QUOTA_USD_PER_DAY_TOTAL reached and hung up its live calls.",
+)
 CALL_ENDINGS = Counter("rtp_calls_ended_total", "Supervised calls that ended, by how.", ["how"])
 SIDEBAND_RECONNECTS = Counter(
     "rtp_sideband_reconnects_total", "Sideband connections re-established after a drop."

@@ -5,7 +5,15 @@
 operator suspended (`Suspensions`).
 """
 
+from service.limits.ceiling import ceiling_reached, deployment_usd_key
 from service.limits.limiter import Limiter, Verdict
 from service.limits.suspensions import Suspension, Suspensions
 
-__all__ = ["Limiter", "Suspension", "Suspensions", "Verdict"]
+__all__ = [
+    "Limiter",
+    "Suspension",
+    "Suspensions",
+    "Verdict",
+    "ceiling_reached",
+    "deployment_usd_key",
+]

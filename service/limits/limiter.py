@@ -27,11 +27,12 @@ import structlog
 
 from service.config import Settings
 from service.core import metrics
-from service.core.clock import DAY_MS, Clock, wall_ms
-from service.core.env_values import Rate
+from service.core.clock import DAY_MS, Clock, day_of, wall_ms
+from service.core.env_values import Rate, micro_dollars
 from service.core.errors import RateLimited
+from service.limits.ceiling import ceiling_reached, deployment_usd_key
 from service.limits.suspensions import Suspensions
-from service.store import Limit, Rates, StoreUnavailable
+from service.store import Counters, Limit, Rates, StoreUnavailable
 
 log = structlog.get_logger("service.limits")
 
@@ -87,9 +88,13 @@ class Limiter:
         rates: Rates,
         clock: Clock = wall_ms,
         suspensions: Suspensions | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self._rates = rates
         self._suspensions = suspensions
+        self._counters = counters
+        ceiling = settings.quota_usd_per_day_total
+        self._ceiling = micro_dollars(ceiling) if ceiling is not None else None
         self._clock = clock
         self._dry_run: Rate | None = settings.rate_limit_dry_run_per_identity
         self._per_identity: Rate | None = settings.rate_limit_per_identity
@@ -130,14 +135,23 @@ class Limiter:
         """Count one mint for this caller; raise 403 while an operator suspended them
         (`caller`: as audit lines name them), 429 (or 503) when they may not mint.
 
-        A suspended caller's refused mints count against nothing. Only with
-        suspensions on (`ADMIN_API_KEYS`) does this cost a store read.
+        Past the deployment's `QUOTA_USD_PER_DAY_TOTAL` every mint is a 429. A refused
+        mint counts against nothing. Only with suspensions on (`ADMIN_API_KEYS`), and
+        with the ceiling set, does each cost a store read.
         """
         if self._suspensions is not None:
             try:
                 await self._suspensions.refuse_if_suspended(caller)
             except StoreUnavailable as down:
                 self._store_down(down)
+        if self._ceiling is not None and self._counters is not None:
+            try:
+                (spent,) = await self._counters.counts([deployment_usd_key(day_of(self._clock()))])
+            except StoreUnavailable as down:
+                self._store_down(down)
+            else:
+                if spent >= self._ceiling:
+                    raise ceiling_reached(self._clock)
         if not self.enabled:
             return None
         return await self._hit(self._limits(identity, ip))
