@@ -8,6 +8,7 @@ another thread.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -37,3 +38,34 @@ class TestConfigure:
         threads, wrote = done.stdout.split()
         assert threads == "1"
         assert wrote == "True"
+
+
+FAULT = """
+import io, sys
+from service.core import logs
+stream = io.StringIO()
+logs.configure("json", "INFO", stream=stream)
+import structlog
+def dive(depth):
+    return dive(depth + 1)
+try:
+    dive(0)
+except RecursionError:
+    structlog.get_logger("t").exception("failed", call_id="c1")
+logs.flush()
+sys.stdout.write(stream.getvalue())
+"""
+
+
+class TestFaults:
+    """A logged fault is its type and where it was raised, never a thousand-frame stack."""
+
+    def test_recursion_error_is_one_bounded_line(self) -> None:
+        """`log.exception` after a RecursionError: one short line naming the type and line."""
+        done = subprocess.run(
+            [sys.executable, "-c", FAULT], capture_output=True, text=True, check=True
+        )
+        [line] = done.stdout.splitlines()
+        assert len(line) < 1_000
+        exception = json.loads(line)["exception"]
+        assert exception.startswith("RecursionError at <string>:9 in dive")
