@@ -424,7 +424,7 @@ class TestDeepNesting:
             await sideband.until(lambda: sideband.sent[CALL_ID])
         assert sideband.sent[CALL_ID][0]["session"]["audio"] == {"output": {"voice": "alloy"}}
         [unread] = [line for line in logs if line["event"] == "call_session_fields_unread"]
-        assert unread["fields"] == ["truncation.type"]
+        assert "truncation.type" in unread["fields"]
         assert not [line for line in logs if line["event"] == "call_supervision_fault"]
 
     async def test_too_deep_item_content_is_deleted_without_a_size(

@@ -68,4 +68,4 @@ class TestFaults:
         [line] = done.stdout.splitlines()
         assert len(line) < 1_000
         exception = json.loads(line)["exception"]
-        assert exception.startswith("RecursionError at <string>:9 in dive")
+        assert exception.startswith("RecursionError at <string>:8 in dive")

@@ -20,19 +20,21 @@ rest of the policy holds for the whole call too:
   `POLICY_MCP_SERVERS_FILE` (always: MCP servers only ever come from there).
 
 Pure functions; only field names leave them, never a value of the event.
+None recurses into an event's values deeper than `MAX_DEPTH`: a session is
+read by an iterative copy that leaves out (as unread) what nests deeper.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from service.calls.fixed import overridden, value_at
+from service.calls.fixed import MAX_DEPTH, deeper_than, overridden, value_at
 from service.contract import CallKind, LiveSession, RealtimeSession, param_of
 from service.policy import AnySession, Policy, evaluate
 
@@ -68,9 +70,64 @@ class Breach:
     """The value to restore at `path` (None: off, or left to OpenAI's default)."""
 
 
-def _without(session: Mapping[str, Any], paths: list[str]) -> dict[str, Any]:
-    """A copy of `session` without `paths` (the fixed fields, which `overridden` checks)."""
-    data = copy.deepcopy(dict(session))
+Path = tuple[int | str, ...]
+CUT_KEYS = 3
+"""A value nested too deep is cut with its ancestor at most this many object keys down
+(`audio.input.noise_reduction`): what sits beside it (`audio.input.transcription`) is
+still judged, and no skeleton deeper than `MAX_DEPTH` is left to read."""
+
+
+def _children(node: Any) -> Iterable[tuple[int | str, Any]]:
+    return node.items() if isinstance(node, Mapping) else enumerate(node)
+
+
+def _cuts(session: Mapping[str, Any]) -> dict[Path, str]:
+    """Where `session` nests deeper than `MAX_DEPTH`: the ancestors to leave out (found
+    without recursion), each with its name by object keys (`truncation.type`)."""
+    cuts: dict[Path, str] = {}
+    stack: list[tuple[Any, Path, int]] = [(session, (), 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        for key, child in _children(node):
+            if not isinstance(child, Mapping | list):
+                continue
+            inner = (*path, key)
+            if depth < MAX_DEPTH:
+                stack.append((child, inner, depth + 1))
+                continue
+            ends = [at for at, part in enumerate(inner) if isinstance(part, str)][:CUT_KEYS]
+            cut = inner[: ends[-1] + 1]
+            cuts[cut] = ".".join(part for part in cut if isinstance(part, str))
+    return cuts
+
+
+def _bounded(session: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `session` without what nests deeper than `MAX_DEPTH` (`_cuts`), and the
+    fields left out, made without recursion."""
+    cuts = _cuts(session)
+    root: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, Path]] = [(session, root, ())]
+    while stack:
+        source, target, path = stack.pop()
+        for key, child in _children(source):
+            inner = (*path, key)
+            if inner in cuts:
+                continue
+            value = child
+            if isinstance(child, Mapping | list):
+                value = {} if isinstance(child, Mapping) else []
+                stack.append((child, value, inner))
+            if isinstance(target, dict):
+                target[key] = value
+            else:
+                target.append(value)
+    return root, list(dict.fromkeys(cuts.values()))
+
+
+def _without(session: Mapping[str, Any], paths: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `session` without `paths` (the fixed fields, which `overridden` checks),
+    nor what nests too deep (`_bounded`: those fields are returned, unread)."""
+    data, cut = _bounded(session)
     for path in paths:
         *parents, last = path.split(".")
         node: Any = data
@@ -78,7 +135,7 @@ def _without(session: Mapping[str, Any], paths: list[str]) -> dict[str, Any]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(last, None)
-    return data
+    return data, [path for path in cut if not _under(path, dict.fromkeys(paths))]
 
 
 def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
@@ -110,14 +167,14 @@ def readable(
     what a `session.update` can change is read (`LIVE_CHANGEABLE`): the rest
     was decided at start and cannot change.
     """
-    data = _without(session, [path for path in fixed if path != "type"])
+    data, unread = _without(session, [path for path in fixed if path != "type"])
     model: type[RealtimeSession | LiveSession] = RealtimeSession
     if kind == "live":
         data = {key: value for key, value in data.items() if key in LIVE_CHANGEABLE}
+        unread = [path for path in unread if path.split(".")[0] in LIVE_CHANGEABLE]
         model = LiveSession
     else:
         data["type"] = "realtime"
-    unread: list[str] = []
     for _ in range(SCHEMA_RETRIES):
         try:
             return model.model_validate(data), list(dict.fromkeys(unread))
@@ -206,9 +263,13 @@ def foreign_instructions(policy: Policy, item: Mapping[str, Any], own: set[str])
     )
 
 
-def size_of(item: Mapping[str, Any]) -> int:
-    """An item's content size in bytes of JSON: what a log may say of it."""
-    return len(orjson.dumps(item.get("content"), default=str))
+def size_of(item: Mapping[str, Any]) -> int | None:
+    """An item's content size in bytes of JSON: what a log may say of it (None: nested
+    deeper than `MAX_DEPTH`, which orjson would refuse to write)."""
+    content = item.get("content")
+    if deeper_than(content, MAX_DEPTH):
+        return None
+    return len(orjson.dumps(content, default=str))
 
 
 def tool_breach(policy: Policy, item: Mapping[str, Any]) -> str | None:

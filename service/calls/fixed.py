@@ -18,6 +18,11 @@ its data channel:
 `session.update` that puts exactly those fields back (and those the policy's
 other rules restore: `service.calls.breaches`) and leaves the rest (what the
 client may set) alone. Pure functions: no I/O, a few µs per event.
+
+**Depth.** OpenAI's JSON may nest up to 1,024 levels (orjson reads that
+deep), beyond Python's recursion limit. A fixed field's echo nested deeper than
+`MAX_DEPTH` is an override of that field (no policy value is that deep), found
+by an iterative walk before anything recursive touches it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_ou
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
 UNECHOED = frozenset({"authorization", "headers"})
 SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}")
+MAX_DEPTH = 64
+"""How deeply a session's values may nest (objects and lists): far beyond any real
+session (a tool's JSON schema nests a dozen levels), far within Python's recursion limit."""
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` objects or lists, found without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def value_at(session: Mapping[str, Any], path: str) -> Any:
@@ -98,7 +119,8 @@ def _holds(path: str, session: Mapping[str, Any], expected: Any) -> bool:
         detection = value_at(session, TURN_DETECTION)
         # Absent from the echo, `create_response` is OpenAI's default: true.
         return not isinstance(detection, Mapping) or detection.get("create_response", True) is False
-    return _same(path, value_at(session, path), expected)
+    echoed = value_at(session, path)
+    return not deeper_than(echoed, MAX_DEPTH) and _same(path, echoed, expected)
 
 
 def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str]:

@@ -37,7 +37,15 @@ from service.calls.breaches import (
     size_of,
     tool_breach,
 )
-from service.calls.fixed import TURN_DETECTION, overridden, restoring, revertible, value_at
+from service.calls.fixed import (
+    MAX_DEPTH,
+    TURN_DETECTION,
+    deeper_than,
+    overridden,
+    restoring,
+    revertible,
+    value_at,
+)
 from service.calls.records import Outcome, Scope
 from service.calls.state import noted, settled
 from service.calls.watched import Watched
@@ -105,6 +113,8 @@ class Overrides:
             values = {**record.fixed, **{breach.path: breach.value for breach in breaches}}
             restore = [*paths, *(breach.path for breach in breaches)]
             detection = value_at(session, TURN_DETECTION)
+            if deeper_than(detection, MAX_DEPTH):
+                detection = value_at(record.created, TURN_DETECTION)  # never copied that deep
             await connection.send(restoring(record.kind, values, restore, detection))
             noted(record, fields, now, "reverting")
             await self._write(call)

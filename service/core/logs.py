@@ -13,6 +13,12 @@ line:
 - JSON lines go to a `LineBuffer` that a background thread writes out every
   `FLUSH_SECONDS` (and at exit), instead of a syscall per line.
 
+A logged exception (`log.exception`, or a library's record with exc_info)
+is rendered as its type and where it was raised, with the last
+`FRAMES_SHOWN` frames (`bounded_exception`): never the message, which can
+carry what the code was reading (an event's text), and never a whole stack,
+which a RecursionError makes a thousand frames (150 KB) long.
+
 `LOG_SCRUB=false` turns the mask off. Only the test suite does that: it
 scans every line it produced for secrets, which must show that the code
 never logs one, not that the mask hid it.
@@ -25,6 +31,9 @@ import logging
 import re
 import sys
 import threading
+import traceback
+from collections import deque
+from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 import orjson
@@ -36,6 +45,47 @@ SECRET = re.compile(
 )
 SUSPECT = re.compile(rb"sk-|ek_|rtp_|Bearer|eyJ")
 FLUSH_SECONDS = 0.1
+FRAMES_SHOWN = 5
+"""A logged exception shows this many frames, the innermost: where it was raised, and how."""
+SITE = re.compile(r".*/(?:site|dist)-packages/")
+
+
+def _where(frame: traceback.FrameSummary) -> str:
+    """`service/calls/fixed.py:85 in _normal`: a frame by file (within the project or its
+    package), line and function."""
+    return f"{SITE.sub('', frame.filename)}:{frame.lineno} in {frame.name}"
+
+
+def _frames(tb: TracebackType | None) -> tuple[list[traceback.FrameSummary], int]:
+    """The innermost `FRAMES_SHOWN` frames of `tb` (without their source lines), and how
+    many it has: a walk, never a stack of them all."""
+    last: deque[tuple[Any, int]] = deque(maxlen=FRAMES_SHOWN)
+    count = 0
+    for frame, line in traceback.walk_tb(tb):
+        last.append((frame, line))
+        count += 1
+    summaries = traceback.StackSummary.extract(iter(last), lookup_lines=False)
+    return list(summaries), count
+
+
+def bounded_exception(exc_info: Any) -> str:
+    """An exception as one short text: type, where it was raised, the last frames, and the
+    type of its cause; never its message (see the module docstring)."""
+    kind, error, tb = exc_info
+    frames, count = _frames(tb)
+    text = kind.__name__ if isinstance(kind, type) else str(kind)
+    if frames:
+        text += f" at {_where(frames[-1])}"
+    if count > 1:
+        path = " < ".join(_where(frame) for frame in reversed(frames[:-1]))
+        text += f" (last {len(frames)} of {count} frames: {path})"
+    cause = error.__cause__ or error.__context__ if isinstance(error, BaseException) else None
+    if cause is not None:
+        text += f"; from {type(cause).__name__}"
+    return text
+
+
+format_bounded_exc_info = structlog.processors.ExceptionRenderer(bounded_exception)
 
 
 def scrub(line: bytes) -> bytes:
@@ -170,7 +220,7 @@ def configure(
         renderer = _render if scrub_secrets else _render_unscrubbed
         factory = lambda *_: _BufferedLogger(buffer)  # noqa: E731 - structlog wants a callable
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, *extra, renderer],
+        processors=[*shared, format_bounded_exc_info, *extra, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=factory,
         cache_logger_on_first_use=True,
@@ -196,7 +246,7 @@ def _route_stdlib(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, format_bounded_exc_info],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
