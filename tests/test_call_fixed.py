@@ -66,7 +66,7 @@ class TestDepth:
 
     def test_too_deep_unfixed_field_is_read_without_it(self) -> None:
         """`readable` leaves out a field nested 990 deep, names it, and reads the rest."""
-        session = {"audio": {"input": {"noise_reduction": {"type": nested(990)}}}}
+        session: dict[str, Any] = {"audio": {"input": {"noise_reduction": {"type": nested(990)}}}}
         session["audio"]["output"] = {"speed": 1.1}
         request, unread = readable("realtime", session, {})
         assert request is not None
