@@ -43,6 +43,10 @@ detection off (null) starts no response and holds it too."""
 REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
 UNECHOED = frozenset({"authorization", "headers"})
+DIGEST = "credentials_digest"
+"""Where a call record's MCP tool holds the digest of its credentials instead of them
+(`service.calls.sealed`); not compared either."""
+UNCOMPARED = UNECHOED | {DIGEST}
 SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}")
 MAX_DEPTH = 64
 """How deeply a session's values may nest (objects and lists): far beyond any real
@@ -97,11 +101,11 @@ def fixed_fields(
 
 def _normal(value: Any) -> Any:
     """Compared without nulls in objects, with null, [] and {} alike, and without the
-    credentials of MCP tools (OpenAI does not echo them back)."""
+    credentials of MCP tools (OpenAI does not echo them back) or their digest."""
     if value in EMPTY_LIKE:
         return None
     if isinstance(value, Mapping):
-        return {k: _normal(v) for k, v in value.items() if v is not None and k not in UNECHOED}
+        return {k: _normal(v) for k, v in value.items() if v is not None and k not in UNCOMPARED}
     if isinstance(value, list):
         return [_normal(item) for item in value]
     return value

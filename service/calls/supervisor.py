@@ -9,7 +9,11 @@ its own schedule. A hang-up through the service (`hang_up`), and what the
 service does for the call (`state`), are its creator's alone.
 
 **Privacy.** Events carry transcripts; only their types, sizes and usage
-numbers are read into logs, metrics or the store.
+numbers are read into logs, metrics or the store. Records hold no MCP
+credentials (`service.calls.sealed`): a worker adopting a call resolves its
+MCP tools from the caller's policy before it attaches (every attach restates
+them), and hangs up a call whose tools it cannot resolve (the server is no
+longer offered as the call was created with it): it could not restore them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +34,8 @@ from service.calls.keeper import Keeper
 from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
-from service.calls.state import CallState, state_of
+from service.calls.sealed import resolved
+from service.calls.state import CallState, noted, state_of
 from service.calls.turns import new_tag
 from service.calls.watched import Watched
 from service.config import Settings
@@ -221,10 +226,40 @@ class Supervisor:
         # Used once (`Keeper.orphans`): the record this worker writes from now on must
         # not hand the figure to a successor after a crash.
         record.counted_seconds = None
+        unresolved = self._resolve(record) if taken_over else []
         watched = Watched(record, self._clock(), live_seconds=counted)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
+        if unresolved:
+            # Not followed: its first attach would restate tools without credentials.
+            log.warning(
+                "call_tools_unresolvable",
+                call_id=record.call_id,
+                kind=record.kind,
+                identity=record.caller,
+                server_labels=unresolved,
+            )
+            noted(record, ["tools"], self._clock(), "hung_up")
+            self._chore(self._off_loop_hang_up(watched, "override", retry=True))
+            return
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
+
+    def _resolve(self, record: CallRecord) -> list[str]:
+        """Give an adopted record's sealed MCP tools their credentials from the caller's
+        policy (the base policy for a profile this worker does not know); the labels of
+        those it cannot resolve."""
+        policies = dict(self._settings.profiles.all())
+        policy = policies.get(record.profile) or policies[DEFAULT_PROFILE]
+        servers = policy.mcp_servers_file
+        record.fixed, missing = resolved(record.fixed, servers)
+        record.created, missing_created = resolved(record.created, servers)
+        return list(dict.fromkeys([*missing, *missing_created]))
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` off the keeper and the calls' loops; cancelled at `stop`."""
+        chore = asyncio.create_task(work)
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
 
     async def _run(self, call: Watched) -> None:
         how: How | None = None
@@ -290,21 +325,22 @@ class Supervisor:
             if over_quota.record.member in self._watched and over_quota not in self._ending:
                 # Off the keeper: its lease renewals must never wait on OpenAI.
                 self._ending.add(over_quota)
-                chore = asyncio.create_task(self._quota_hang_up(over_quota))
-                self._chores.add(chore)
-                chore.add_done_callback(self._chores.discard)
+                self._chore(self._off_loop_hang_up(over_quota, "quota"))
         for record in await self._keeper.orphans(self._watched):
             self._watch(record, taken_over=True)
 
-    async def _quota_hang_up(self, call: Watched) -> None:
+    async def _off_loop_hang_up(self, call: Watched, how: How, *, retry: bool = False) -> None:
+        """Hang up a call outside its loop (`retry`: until it is over, for a call no loop
+        follows, whose hang-up nothing else would retry)."""
         try:
-            if not await self._loop.hang_up(call, "quota"):
-                return
+            while not await self._loop.hang_up(call, how):
+                if not retry:
+                    return
             if self._watched.pop(call.record.member, None) is None:
                 return  # the call's own task finished it meanwhile
             metrics.CALLS_SUPERVISED.dec()
             if call.task is not None:
                 call.task.cancel()
-            await self._finish(call, "quota")
+            await self._finish(call, how)
         finally:
             self._ending.discard(call)
