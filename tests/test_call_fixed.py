@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.calls.breaches import readable
+from service.calls.breaches import foreign_instructions, readable, size_of, tool_breach
 from service.calls.fixed import MAX_DEPTH, deeper_than, overridden, restoring, revertible
+from service.policy import Policy
 
 MCP_TOOL = {
     "type": "mcp",
@@ -72,6 +73,28 @@ class TestDepth:
         assert request is not None
         assert "audio.input.noise_reduction" in unread
         assert request.model_dump(exclude_none=True)["audio"]["output"]["speed"] == 1.1
+
+
+class TestOddValues:
+    """Lists where OpenAI sends names or ids are judged, never a fault (a set lookup raises)."""
+
+    def test_listed_server_label_is_a_breach(self) -> None:
+        """An MCP call whose `server_label` is a list names no offered server."""
+        assert tool_breach(Policy(), {"type": "mcp_call", "server_label": ["crm"]}) == (
+            "server_label"
+        )
+
+    def test_listed_role_or_id_of_a_message(self) -> None:
+        """A listed role is no system message; a system message with a listed id is foreign."""
+        policy = Policy(instructions="Be brief.", instructions_mode="server")
+        assert not foreign_instructions(policy, {"type": "message", "role": ["system"]}, set())
+        item = {"type": "message", "role": "system", "id": ["item_1"]}
+        assert foreign_instructions(policy, item, {"item_1"})
+
+    def test_too_deep_content_has_no_size(self) -> None:
+        """Content nested 990 deep (orjson writes 254 at most) has no size, and no fault."""
+        assert size_of({"content": nested(990)}) is None
+        assert size_of({"content": [{"type": "input_text", "text": "hi"}]}) == 35
 
 
 class TestRestoring:

@@ -255,11 +255,13 @@ def response_breaches(
 def foreign_instructions(policy: Policy, item: Mapping[str, Any], own: set[str]) -> bool:
     """Whether `item` is a system or developer message while the server sets the instructions,
     and not one the service created (`own`: their ids)."""
+    role, item_id = item.get("role"), item.get("id")
     return (
         policy.instructions_mode == "server"
         and item.get("type") == "message"
-        and item.get("role") in INSTRUCTION_ROLES
-        and item.get("id") not in own
+        and isinstance(role, str)  # a set lookup of an object or list would raise
+        and role in INSTRUCTION_ROLES
+        and not (isinstance(item_id, str) and item_id in own)
     )
 
 
@@ -279,5 +281,6 @@ def tool_breach(policy: Policy, item: Mapping[str, Any]) -> str | None:
         return None if item.get("name") in policy.tool_names else "name"
     if kind in MCP_ITEMS:
         labels = {server.label for server in policy.mcp_servers_file}
-        return None if item.get("server_label") in labels else "server_label"
+        label = item.get("server_label")
+        return None if isinstance(label, str) and label in labels else "server_label"
     return None

@@ -182,7 +182,8 @@ class Overrides:
                 return await self._cancel(call, connection, "tool", fields, response_id, facts)
             return False
         item_id = item.get("id")
-        if item_id in call.acted or not foreign_instructions(policy, item, call.own_items):
+        acted = isinstance(item_id, str) and item_id in call.acted
+        if acted or not foreign_instructions(policy, item, call.own_items):
             return False
         facts = {"item_type": item.get("type"), "role": item.get("role"), "size": size_of(item)}
         if not isinstance(item_id, str):
