@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import io, threading
 from service.core import logs
@@ -51,7 +53,11 @@ def dive(depth):
 try:
     dive(0)
 except RecursionError:
-    structlog.get_logger("t").exception("failed", call_id="c1")
+    if sys.argv[1] == "stdlib":
+        import logging
+        logging.getLogger("uvicorn.error").exception("failed")
+    else:
+        structlog.get_logger("t").exception("failed", call_id="c1")
 logs.flush()
 sys.stdout.write(stream.getvalue())
 """
@@ -60,10 +66,11 @@ sys.stdout.write(stream.getvalue())
 class TestFaults:
     """A logged fault is its type and where it was raised, never a thousand-frame stack."""
 
-    def test_recursion_error_is_one_bounded_line(self) -> None:
+    @pytest.mark.parametrize("source", ["structlog", "stdlib"])
+    def test_recursion_error_is_one_bounded_line(self, source: str) -> None:
         """`log.exception` after a RecursionError: one short line naming the type and line."""
         done = subprocess.run(
-            [sys.executable, "-c", FAULT], capture_output=True, text=True, check=True
+            [sys.executable, "-c", FAULT, source], capture_output=True, text=True, check=True
         )
         [line] = done.stdout.splitlines()
         assert len(line) < 1_000
