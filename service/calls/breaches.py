@@ -21,20 +21,20 @@ rest of the policy holds for the whole call too:
 
 Pure functions; only field names leave them, never a value of the event.
 None recurses into an event's values deeper than `MAX_DEPTH`: a session is
-read by an iterative copy that leaves out (as unread) what nests deeper.
+read from a copy that leaves out (as unread) what nests deeper.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from service.calls.fixed import MAX_DEPTH, deeper_than, overridden, value_at
+from service.calls.fixed import MAX_DEPTH, TooDeep, deeper_than, overridden, value_at
 from service.contract import CallKind, LiveSession, RealtimeSession, param_of
 from service.policy import AnySession, Policy, evaluate
 
@@ -70,58 +70,52 @@ class Breach:
     """The value to restore at `path` (None: off, or left to OpenAI's default)."""
 
 
-Path = tuple[int | str, ...]
 CUT_KEYS = 3
 """A value nested too deep is cut with its ancestor at most this many object keys down
 (`audio.input.noise_reduction`): what sits beside it (`audio.input.transcription`) is
 still judged, and no skeleton deeper than `MAX_DEPTH` is left to read."""
 
 
-def _children(node: Any) -> Iterable[tuple[int | str, Any]]:
-    return node.items() if isinstance(node, Mapping) else enumerate(node)
+def _copy(value: Any, depth: int) -> Any:
+    """A copy of a JSON value (objects are dicts: orjson's); `TooDeep` past `MAX_DEPTH`
+    (the recursion stops there)."""
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise TooDeep
+    if isinstance(value, dict):
+        return {key: _copy(child, depth + 1) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_copy(child, depth + 1) for child in value]
+    return value
 
 
-def _cuts(session: Mapping[str, Any]) -> dict[Path, str]:
-    """Where `session` nests deeper than `MAX_DEPTH`: the ancestors to leave out (found
-    without recursion), each with its name by object keys (`truncation.type`)."""
-    cuts: dict[Path, str] = {}
-    stack: list[tuple[Any, Path, int]] = [(session, (), 1)]
-    while stack:
-        node, path, depth = stack.pop()
-        for key, child in _children(node):
-            if not isinstance(child, Mapping | list):
-                continue
-            inner = (*path, key)
-            if depth < MAX_DEPTH:
-                stack.append((child, inner, depth + 1))
-                continue
-            ends = [at for at, part in enumerate(inner) if isinstance(part, str)][:CUT_KEYS]
-            cut = inner[: ends[-1] + 1]
-            cuts[cut] = ".".join(part for part in cut if isinstance(part, str))
-    return cuts
+def _kept(value: Any, depth: int, keys: tuple[str, ...], cut: list[str]) -> Any:
+    """A copy of `value` (at `keys`) without each field, `CUT_KEYS` keys down at most, that
+    holds something nested deeper than `MAX_DEPTH`; their names go to `cut`."""
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise TooDeep
+    if isinstance(value, list):
+        return [_kept(child, depth + 1, keys, cut) for child in value]
+    if not isinstance(value, dict):
+        return value
+    kept: dict[str, Any] = {}
+    for key, child in value.items():
+        inner = (*keys, str(key))
+        try:
+            if len(inner) < CUT_KEYS:
+                kept[key] = _kept(child, depth + 1, inner, cut)
+            else:
+                kept[key] = _copy(child, depth + 1)
+        except TooDeep:
+            cut.append(".".join(inner))
+    return kept
 
 
 def _bounded(session: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A copy of `session` without what nests deeper than `MAX_DEPTH` (`_cuts`), and the
-    fields left out, made without recursion."""
-    cuts = _cuts(session)
-    root: dict[str, Any] = {}
-    stack: list[tuple[Any, Any, Path]] = [(session, root, ())]
-    while stack:
-        source, target, path = stack.pop()
-        for key, child in _children(source):
-            inner = (*path, key)
-            if inner in cuts:
-                continue
-            value = child
-            if isinstance(child, Mapping | list):
-                value = {} if isinstance(child, Mapping) else []
-                stack.append((child, value, inner))
-            if isinstance(target, dict):
-                target[key] = value
-            else:
-                target.append(value)
-    return root, list(dict.fromkeys(cuts.values()))
+    """A copy of `session` without what nests deeper than `MAX_DEPTH` (`_kept`), and the
+    fields left out."""
+    cut: list[str] = []
+    data: dict[str, Any] = _kept(dict(session), 1, (), cut)
+    return data, list(dict.fromkeys(cut))
 
 
 def _without(session: Mapping[str, Any], paths: list[str]) -> tuple[dict[str, Any], list[str]]:

@@ -21,8 +21,8 @@ client may set) alone. Pure functions: no I/O, a few µs per event.
 
 **Depth.** OpenAI's JSON may nest up to 1,024 levels (orjson reads that
 deep), beyond Python's recursion limit. A fixed field's echo nested deeper than
-`MAX_DEPTH` is an override of that field (no policy value is that deep), found
-by an iterative walk before anything recursive touches it.
+`MAX_DEPTH` is an override of that field (no policy value is that deep): the
+comparison stops there (`TooDeep`), 64 frames deep at most.
 """
 
 from __future__ import annotations
@@ -99,15 +99,29 @@ def fixed_fields(
     return fixed
 
 
-def _normal(value: Any) -> Any:
+class TooDeep(ValueError):
+    """A value nests deeper than `MAX_DEPTH`: what walks it stops there, never at Python's
+    recursion limit."""
+
+
+def _normal(value: Any, depth: int = 1) -> Any:
     """Compared without nulls in objects, with null, [] and {} alike, and without the
-    credentials of MCP tools (OpenAI does not echo them back) or their digest."""
+    credentials of MCP tools (OpenAI does not echo them back) or their digest; `TooDeep`
+    past `MAX_DEPTH` (the recursion stops there)."""
     if value in EMPTY_LIKE:
         return None
     if isinstance(value, Mapping):
-        return {k: _normal(v) for k, v in value.items() if v is not None and k not in UNCOMPARED}
+        if depth > MAX_DEPTH:
+            raise TooDeep
+        return {
+            k: _normal(v, depth + 1)
+            for k, v in value.items()
+            if v is not None and k not in UNCOMPARED
+        }
     if isinstance(value, list):
-        return [_normal(item) for item in value]
+        if depth > MAX_DEPTH:
+            raise TooDeep
+        return [_normal(item, depth + 1) for item in value]
     return value
 
 
@@ -115,7 +129,10 @@ def _same(path: str, echoed: Any, expected: Any) -> bool:
     if path == "model" and isinstance(echoed, str) and isinstance(expected, str):
         # OpenAI may echo the dated snapshot an alias resolved to.
         return echoed == expected or SNAPSHOT.fullmatch(echoed.removeprefix(expected)) is not None
-    return bool(_normal(echoed) == _normal(expected))
+    try:
+        return bool(_normal(echoed) == _normal(expected))
+    except TooDeep:
+        return False  # no policy value nests that deep
 
 
 def _holds(path: str, session: Mapping[str, Any], expected: Any) -> bool:
@@ -123,8 +140,7 @@ def _holds(path: str, session: Mapping[str, Any], expected: Any) -> bool:
         detection = value_at(session, TURN_DETECTION)
         # Absent from the echo, `create_response` is OpenAI's default: true.
         return not isinstance(detection, Mapping) or detection.get("create_response", True) is False
-    echoed = value_at(session, path)
-    return not deeper_than(echoed, MAX_DEPTH) and _same(path, echoed, expected)
+    return _same(path, value_at(session, path), expected)
 
 
 def overridden(fixed: Mapping[str, Any], session: Mapping[str, Any]) -> list[str]:

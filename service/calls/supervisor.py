@@ -240,6 +240,7 @@ class Supervisor:
                 server_labels=unresolved,
             )
             noted(record, ["tools"], self._clock(), "hung_up")
+            self._ending.add(watched)  # not the quota's to hang up as well
             self._chore(self._off_loop_hang_up(watched, "override", retry=True))
             return
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
