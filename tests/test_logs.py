@@ -51,6 +51,12 @@ import structlog
 def dive(depth):
     return dive(depth + 1)
 try:
+    if sys.argv[1] == "library":
+        from service.calls.fixed import restoring
+        value = []
+        for _ in range(990):
+            value = [value]
+        restoring("realtime", {"tools": value}, ["tools"])  # copy.deepcopy recurses
     dive(0)
 except RecursionError:
     if sys.argv[1] == "stdlib":
@@ -76,3 +82,13 @@ class TestFaults:
         assert len(line) < 1_000
         exception = json.loads(line)["exception"]
         assert exception.startswith("RecursionError at <string>:8 in dive")
+
+    def test_the_projects_own_frame_is_named(self) -> None:
+        """Raised deep in the standard library, the line also names the service's own frame."""
+        done = subprocess.run(
+            [sys.executable, "-c", FAULT, "library"], capture_output=True, text=True, check=True
+        )
+        exception = json.loads(done.stdout)["exception"]
+        assert exception.startswith("RecursionError at copy.py:")
+        assert ", from service/calls/fixed.py:" in exception
+        assert "in restoring (last 5 of" in exception

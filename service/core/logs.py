@@ -14,8 +14,9 @@ line:
   `FLUSH_SECONDS` (and at exit), instead of a syscall per line.
 
 A logged exception (`log.exception`, or a library's record with exc_info)
-is rendered as its type and where it was raised, with the last
-`FRAMES_SHOWN` frames (`bounded_exception`): never the message, which can
+is rendered as its type and where it was raised (and the innermost frame of
+the project's own code), with the last `FRAMES_SHOWN` frames
+(`bounded_exception`): never the message, which can
 carry what the code was reading (an event's text), and never a whole stack,
 which a RecursionError makes a thousand frames (150 KB) long.
 
@@ -30,9 +31,11 @@ import atexit
 import logging
 import re
 import sys
+import sysconfig
 import threading
 import traceback
 from collections import deque
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
@@ -48,34 +51,51 @@ FLUSH_SECONDS = 0.1
 FRAMES_SHOWN = 5
 """A logged exception shows this many frames, the innermost: where it was raised, and how."""
 SITE = re.compile(r".*/(?:site|dist)-packages/")
+STDLIB = f"{sysconfig.get_paths()['stdlib']}/"
+ROOT = f"{Path(__file__).resolve().parents[2]}/"
+"""The project's folder: a frame there is the service's (or the emulator's) own code."""
 
 
 def _where(frame: traceback.FrameSummary) -> str:
-    """`service/calls/fixed.py:85 in _normal`: a frame by file (within the project or its
-    package), line and function."""
-    return f"{SITE.sub('', frame.filename)}:{frame.lineno} in {frame.name}"
+    """`service/calls/fixed.py:85 in _normal`: a frame by file (within the project, its
+    package or the standard library), line and function."""
+    name = SITE.sub("", frame.filename.removeprefix(ROOT).removeprefix(STDLIB))
+    return f"{name}:{frame.lineno} in {frame.name}"
 
 
-def _frames(tb: TracebackType | None) -> tuple[list[traceback.FrameSummary], int]:
-    """The innermost `FRAMES_SHOWN` frames of `tb` (without their source lines), and how
-    many it has: a walk, never a stack of them all."""
+def _own(filename: str) -> bool:
+    return filename.startswith(ROOT) and SITE.match(filename) is None
+
+
+def _frames(
+    tb: TracebackType | None,
+) -> tuple[list[traceback.FrameSummary], traceback.FrameSummary | None, int]:
+    """The innermost `FRAMES_SHOWN` frames of `tb` (without their source lines), the
+    innermost of the project's own, and how many there are: a walk, never a list of all."""
     last: deque[tuple[Any, int]] = deque(maxlen=FRAMES_SHOWN)
+    own: tuple[Any, int] | None = None
     count = 0
     for frame, line in traceback.walk_tb(tb):
         last.append((frame, line))
+        if _own(frame.f_code.co_filename):
+            own = (frame, line)
         count += 1
-    summaries = traceback.StackSummary.extract(iter(last), lookup_lines=False)
-    return list(summaries), count
+    summaries = list(traceback.StackSummary.extract(iter(last), lookup_lines=False))
+    mine = traceback.StackSummary.extract(iter([own]), lookup_lines=False) if own else None
+    return summaries, mine[0] if mine else None, count
 
 
 def bounded_exception(exc_info: Any) -> str:
-    """An exception as one short text: type, where it was raised, the last frames, and the
-    type of its cause; never its message (see the module docstring)."""
+    """An exception as one short text: type, where it was raised (and where in the project,
+    if that was elsewhere), the last frames, and its cause's type; never its message (see
+    the module docstring)."""
     kind, error, tb = exc_info
-    frames, count = _frames(tb)
+    frames, own, count = _frames(tb)
     text = kind.__name__ if isinstance(kind, type) else str(kind)
     if frames:
         text += f" at {_where(frames[-1])}"
+        if own is not None and _where(own) not in {_where(frame) for frame in frames}:
+            text += f", from {_where(own)}"
     if count > 1:
         path = " < ".join(_where(frame) for frame in reversed(frames[:-1]))
         text += f" (last {len(frames)} of {count} frames: {path})"
