@@ -427,6 +427,22 @@ class TestDeepNesting:
         assert "truncation.type" in unread["fields"]
         assert not [line for line in logs if line["event"] == "call_supervision_fault"]
 
+    async def test_too_deep_turn_detection_is_restored_from_the_call(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """Turn detection 990 deep breaking the pinned `create_response`: the call's own comes
+        back, with `create_response` false."""
+        client = await client_for(make_settings(calls_responses="server"))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        detection = {"type": "server_vad", "create_response": True, "extra": nested(DEEP)}
+        sideband.emit(CALL_ID, session_updated(audio={"input": {"turn_detection": detection}}))
+        await sideband.until(lambda: sideband.sent[CALL_ID])
+        restored = sideband.sent[CALL_ID][0]["session"]["audio"]["input"]["turn_detection"]
+        assert restored["create_response"] is False
+        assert "extra" not in restored
+        assert len(sideband.connections[CALL_ID]) == 1
+
     async def test_too_deep_item_content_is_deleted_without_a_size(
         self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
     ) -> None:
