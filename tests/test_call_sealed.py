@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,9 +11,9 @@ from pydantic import SecretStr
 
 from service.calls.fixed import DIGEST, overridden
 from service.calls.records import CallRecord, owner_of
-from service.calls.sealed import resolved
+from service.calls.sealed import definitions, resolved
 from service.policy.mcp import McpServer
-from tests.conftest import MCP_HEADER, MCP_TOKEN
+from tests.conftest import MCP_HEADER, MCP_TOKEN, MakeSettings
 from tests.suite_logs import captured_logs
 
 SERVER = McpServer(
@@ -82,7 +84,7 @@ class TestResolved:
 
     def test_sealed_tool_resolves_to_the_policy_server(self) -> None:
         """The same server with the same credentials: the tool exactly as it was created."""
-        fixed, missing = resolved(stored([WEATHER, TOOL]).fixed, [SERVER])
+        fixed, missing = resolved(stored([WEATHER, TOOL]).fixed, [TOOL])
         assert fixed["tools"] == [WEATHER, TOOL]
         assert missing == []
 
@@ -90,7 +92,7 @@ class TestResolved:
         """The same server with other credentials: the policy's current ones, logged by label."""
         rotated = SERVER.model_copy(update={"authorization": SecretStr("mcp-rotated-token")})
         with captured_logs() as logs:
-            fixed, missing = resolved(stored([TOOL]).fixed, [rotated])
+            fixed, missing = resolved(stored([TOOL]).fixed, [rotated.as_tool()])
         assert fixed["tools"][0]["authorization"] == "mcp-rotated-token"
         assert missing == []
         [changed] = [line for line in logs if line["event"] == "call_mcp_credentials_changed"]
@@ -99,8 +101,8 @@ class TestResolved:
     def test_server_no_longer_offered_is_missing(self) -> None:
         """A server removed, or redefined (another URL), resolves nothing: its label is named."""
         moved = SERVER.model_copy(update={"server_url": "https://other.example.com/mcp"})
-        for servers in ([], [moved]):
-            fixed, missing = resolved(stored([TOOL]).fixed, servers)
+        for known in ([], [moved.as_tool()]):
+            fixed, missing = resolved(stored([TOOL]).fixed, known)
             assert missing == ["crm"]
             assert MCP_TOKEN not in str(fixed)
 
@@ -113,3 +115,55 @@ class TestResolved:
         fixed, missing = resolved(old.fixed, [])
         assert (fixed["tools"], missing) == ([TOOL], [])
         assert MCP_TOKEN not in old.dumps()
+
+
+DELEGATION: dict[str, Any] = {
+    "type": "responses",
+    "responses": {
+        "model": "gpt-5.1",
+        "tools": [
+            {
+                "type": "mcp",
+                "server_label": "crm",
+                "server_url": "https://crm.example/mcp",
+                "authorization": MCP_TOKEN,
+                "headers": {"X-Key": MCP_HEADER},
+            }
+        ],
+    },
+}
+
+
+class TestDelegation:
+    """GPT-Live: the MCP tools of the server's delegation are sealed and resolved alike."""
+
+    def live_record(self) -> CallRecord:
+        return CallRecord(
+            kind="live",
+            call_id="sess_1",
+            owner=owner_of("alice"),
+            caller="alice",
+            started_ms=0,
+            deadline_ms=10**15,
+            fixed={"delegation": DELEGATION},
+            created={"delegation": DELEGATION},
+        )
+
+    def test_delegation_credentials_are_not_stored(self) -> None:
+        """The stored delegation keeps its MCP tool's identity, not its token or header."""
+        raw = self.live_record().dumps()
+        assert MCP_TOKEN not in raw
+        assert MCP_HEADER not in raw
+        assert "https://crm.example/mcp" in raw
+
+    def test_delegation_resolves_from_the_policy_delegation(
+        self, tmp_path: Path, make_settings: MakeSettings
+    ) -> None:
+        """An adopting worker finds the tool in its own delegation file: the delegation whole."""
+        path = tmp_path / "delegation.json"
+        path.write_text(json.dumps(DELEGATION))
+        policy = make_settings(policy={"live_delegation_file": path}).policy
+        again = CallRecord.loads(self.live_record().dumps())
+        assert again is not None
+        fixed, missing = resolved(again.fixed, definitions(policy))
+        assert (fixed, missing) == ({"delegation": DELEGATION}, [])

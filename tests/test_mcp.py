@@ -13,6 +13,7 @@ import respx
 from service.api import create_app
 from tests.conftest import (
     CALL_ID,
+    LIVE_ID,
     MCP_HEADER,
     MCP_TOKEN,
     SDP_OFFER,
@@ -21,7 +22,7 @@ from tests.conftest import (
     sent_body,
     serving,
 )
-from tests.paths import CLIENT_SECRETS, POLICY, REALTIME_CALLS
+from tests.paths import CLIENT_SECRETS, LIVE_SESSIONS, POLICY, REALTIME_CALLS
 from tests.servers import redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
@@ -221,6 +222,37 @@ class TestMcpCalls:
                 raw = admin.get(RECORD_KEY)
         assert raw is not None
         assert '"server_label":"crm"' in raw
+        assert TOKEN not in raw
+        assert HEADER not in raw
+
+    async def test_live_record_holds_no_delegation_credentials(
+        self, tmp_path: Path, client_for: ClientFor, make_settings: MakeSettings
+    ) -> None:
+        """GPT-Live: the stored record keeps the delegation's MCP server, not its credentials."""
+        tool = {
+            "type": "mcp",
+            "server_label": "crm",
+            "server_url": "https://mcp.example.com/mcp",
+            "authorization": TOKEN,
+            "headers": {"X-Key": HEADER},
+        }
+        delegation = {"type": "responses", "responses": {"model": "gpt-5.1", "tools": [tool]}}
+        path = tmp_path / "delegation.json"
+        path.write_text(json.dumps(delegation))
+        with redis_server() as redis:
+            settings = make_settings(
+                policy={"live_delegation_file": path},
+                redis_url=redis.url,
+                redis_timeout_seconds=2.0,
+            )
+            client = await client_for(settings)
+            transport = {"type": "webrtc", "sdp": SDP_OFFER}
+            created = await client.post(LIVE_SESSIONS, json={"session": {}, "transport": transport})
+            assert created.status_code == 200, created.text
+            with redis.client() as admin:
+                raw = admin.get(f"rtp:call:live:{LIVE_ID}")
+        assert raw is not None
+        assert "https://mcp.example.com/mcp" in raw
         assert TOKEN not in raw
         assert HEADER not in raw
 

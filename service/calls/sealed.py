@@ -1,7 +1,9 @@
 """MCP credentials out of call records: sealed for the store, resolved from the policy.
 
 A call's record (`service.calls.records`) keeps the MCP tools the policy
-fixed, in `fixed` and in `created`, and the store is read by more than the
+fixed, in `fixed` and in `created` (a Realtime session's `tools`, from
+`POLICY_MCP_SERVERS_FILE`; a GPT-Live delegation's backend tools, from
+`POLICY_LIVE_DELEGATION_FILE`), and the store is read by more than the
 service (whoever can read Redis). So a record is written with each MCP tool
 *sealed*: its identity (label, URL or connector, description, allowed tools,
 approval rule: everything but `UNECHOED`) and a digest of its credentials
@@ -11,7 +13,8 @@ OpenAI does not echo credentials back (`service.calls.fixed.UNECHOED`).
 The supervising worker holds its calls' tools with their credentials (it has
 them anyway, in its policy), so what it restates and reverts carries them. A
 worker that adopts a call reads the sealed record and *resolves* each tool
-from the caller's policy (its profile, as every rule is) by identity:
+from the caller's policy (its profile, as every rule is: its servers file and
+its delegation) by identity:
 
 - the same server, the same credentials: the tool as the call was created;
 - the same server, other credentials (the servers file was rotated between
@@ -24,6 +27,10 @@ from the caller's policy (its profile, as every rule is) by identity:
 
 A record written before records were sealed holds plaintext tools: they are
 read as they are (the call's own credentials), and sealed when next written.
+
+The digest (BLAKE2b, unkeyed: the workers share no key of their own) only
+tells credentials apart; a header of little entropy (`X-Tenant: acme`) could
+be guessed from it by someone reading the store, a token could not.
 """
 
 from __future__ import annotations
@@ -36,11 +43,9 @@ import orjson
 import structlog
 
 from service.calls.fixed import DIGEST, UNECHOED
-from service.policy.mcp import McpServer
+from service.policy import Policy
 
 log = structlog.get_logger("service.calls")
-SEALED_KEYS = ("tools",)
-"""Where `fixed` (by GA path) and `created` (by field) hold tools."""
 
 
 def _digest(tool: Mapping[str, Any]) -> str:
@@ -50,63 +55,78 @@ def _digest(tool: Mapping[str, Any]) -> str:
     return hashlib.blake2b(canonical, digest_size=16, person=b"rtp-mcp-creds").hexdigest()
 
 
-def _is_mcp(tool: object) -> bool:
-    return isinstance(tool, Mapping) and tool.get("type") == "mcp"
+def _is_mcp(value: Mapping[str, Any]) -> bool:
+    return value.get("type") == "mcp"
 
 
 def _identity(tool: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in tool.items() if key not in UNECHOED and key != DIGEST}
 
 
-def _seal(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """The tool as a record holds it: identity, and the digest of its credentials if any."""
-    if not any(key in tool for key in UNECHOED):
-        return dict(tool)  # no credentials, or sealed already
-    return {**_identity(tool), DIGEST: _digest(tool)}
-
-
 def sealed(values: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` (a record's `fixed` or `created`) with each MCP tool sealed."""
-    out = dict(values)
-    for key in SEALED_KEYS:
-        tools = out.get(key)
-        if isinstance(tools, list):
-            out[key] = [_seal(tool) if _is_mcp(tool) else tool for tool in tools]
+    """`values` (a record's `fixed` or `created`) with each MCP tool in it, however deep
+    (a delegation's), sealed: its identity and the digest of its credentials."""
+    out: dict[str, Any] = _sealed(values)
     return out
 
 
-def _resolve(tool: Mapping[str, Any], servers: Iterable[McpServer]) -> dict[str, Any] | None:
-    """A sealed tool with the credentials of the policy's server of its identity, if any."""
-    if DIGEST not in tool:
-        return dict(tool)  # nothing sealed (no credentials, or an older plaintext record)
-    for server in servers:
-        candidate = server.as_tool()
-        if server.label == tool.get("server_label") and _identity(candidate) == _identity(tool):
+def _sealed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if _is_mcp(value) and any(key in value for key in UNECHOED):
+            return {**_identity(value), DIGEST: _digest(value)}
+        return {key: _sealed(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_sealed(child) for child in value]
+    return value
+
+
+def definitions(policy: Policy) -> list[dict[str, Any]]:
+    """The MCP tools `policy` defines, credentials included: its servers file's, and those
+    of its GPT-Live delegation."""
+    found = [server.as_tool() for server in policy.mcp_servers_file]
+    stack: list[Any] = [policy.live.delegation()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            if _is_mcp(node):
+                found.append(dict(node))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _resolve(tool: Mapping[str, Any], known: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """A sealed tool with the credentials of the policy's tool of its identity, if any."""
+    for candidate in known:
+        if _identity(candidate) == _identity(tool):
             if _digest(candidate) != tool[DIGEST]:
-                log.warning("call_mcp_credentials_changed", server_label=server.label)
-            return candidate
+                log.warning("call_mcp_credentials_changed", server_label=tool.get("server_label"))
+            return dict(candidate)
     return None
 
 
 def resolved(
-    values: Mapping[str, Any], servers: Iterable[McpServer]
+    values: Mapping[str, Any], known: Iterable[Mapping[str, Any]]
 ) -> tuple[dict[str, Any], list[str]]:
     """`values` (a record's `fixed` or `created`, as read) with each sealed MCP tool's
-    credentials taken from `servers` (the caller's policy); and the labels of the tools no
-    server resolves (left sealed: such a call cannot be supervised as the policy fixed it)."""
-    servers = tuple(servers)
-    out = dict(values)
+    credentials taken from `known` (the caller's policy's `definitions`); and the labels of
+    the tools none resolves (left sealed: such a call cannot be supervised as the policy
+    fixed it). Tools not sealed (an older record's) are left as they are."""
     missing: list[str] = []
-    for key in SEALED_KEYS:
-        tools = out.get(key)
-        if not isinstance(tools, list):
-            continue
-        found = []
-        for tool in tools:
-            resolved_tool = _resolve(tool, servers) if _is_mcp(tool) else tool
-            if resolved_tool is None:
-                missing.append(str(tool.get("server_label")))
-                resolved_tool = tool
-            found.append(resolved_tool)
-        out[key] = found
+    out: dict[str, Any] = _resolved(values, tuple(known), missing)
     return out, missing
+
+
+def _resolved(value: Any, known: tuple[Mapping[str, Any], ...], missing: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        if _is_mcp(value) and DIGEST in value:
+            tool = _resolve(value, known)
+            if tool is None:
+                missing.append(str(value.get("server_label")))
+                return dict(value)
+            return tool
+        return {key: _resolved(child, known, missing) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_resolved(child, known, missing) for child in value]
+    return value

@@ -34,7 +34,7 @@ from service.calls.keeper import Keeper
 from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
-from service.calls.sealed import resolved
+from service.calls.sealed import definitions, resolved
 from service.calls.state import CallState, noted, state_of
 from service.calls.turns import new_tag
 from service.calls.watched import Watched
@@ -251,9 +251,9 @@ class Supervisor:
         those it cannot resolve."""
         policies = dict(self._settings.profiles.all())
         policy = policies.get(record.profile) or policies[DEFAULT_PROFILE]
-        servers = policy.mcp_servers_file
-        record.fixed, missing = resolved(record.fixed, servers)
-        record.created, missing_created = resolved(record.created, servers)
+        known = definitions(policy)
+        record.fixed, missing = resolved(record.fixed, known)
+        record.created, missing_created = resolved(record.created, known)
         return list(dict.fromkeys([*missing, *missing_created]))
 
     def _chore(self, work: Coroutine[Any, Any, None]) -> None:
