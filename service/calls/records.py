@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
@@ -117,7 +117,8 @@ class CallRecord:
 
     def dumps(self) -> str:
         """The record as the store holds it: its MCP tools sealed (no credentials)."""
-        data = asdict(self)
+        # orjson writes the dataclasses (overrides) itself: no `asdict` copy of it all.
+        data = {name: getattr(self, name) for name in FIELD_ORDER}
         data["fixed"], data["created"] = sealed(self.fixed), sealed(self.created)
         return orjson.dumps(data).decode()
 
@@ -145,7 +146,8 @@ class CallRecord:
             return None
 
 
-FIELDS = frozenset(field.name for field in fields(CallRecord))
+FIELD_ORDER = tuple(field.name for field in fields(CallRecord))
+FIELDS = frozenset(FIELD_ORDER)
 
 
 class CallRecords:
