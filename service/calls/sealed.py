@@ -28,9 +28,10 @@ its delegation) by identity:
 A record written before records were sealed holds plaintext tools: they are
 read as they are (the call's own credentials), and sealed when next written.
 
-The digest (BLAKE2b, unkeyed: the workers share no key of their own) only
-tells credentials apart; a header of little entropy (`X-Tenant: acme`) could
-be guessed from it by someone reading the store, a token could not.
+The digest (BLAKE2b, unkeyed: a key would have to be shared by every worker
+and outlive its rotation) only tells credentials apart; a header of little
+entropy (`X-Tenant: acme`) could be guessed from it by someone reading the
+store, a token could not.
 """
 
 from __future__ import annotations
