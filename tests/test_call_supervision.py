@@ -443,6 +443,23 @@ class TestDeepNesting:
         assert "extra" not in restored
         assert len(sideband.connections[CALL_ID]) == 1
 
+    async def test_too_deep_turn_detection_goes_off_for_a_call_created_without(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """A call created with turn detection off gets it back off (null) for a 990-deep one."""
+        client = await client_for(make_settings(calls_responses="server"))
+        session = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        files = [
+            ("sdp", (None, SDP_OFFER.encode(), "application/sdp")),
+            ("session", (None, json.dumps(session).encode(), "application/json")),
+        ]
+        assert (await client.post(REALTIME_CALLS, files=files)).status_code == 201
+        await attached(sideband, CALL_ID)
+        detection = {"type": "server_vad", "create_response": True, "extra": nested(DEEP)}
+        sideband.emit(CALL_ID, session_updated(audio={"input": {"turn_detection": detection}}))
+        await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID][0]["session"]["audio"]["input"] == {"turn_detection": None}
+
     async def test_too_deep_item_content_is_deleted_without_a_size(
         self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
     ) -> None:

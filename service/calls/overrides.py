@@ -38,6 +38,7 @@ from service.calls.breaches import (
     tool_breach,
 )
 from service.calls.fixed import (
+    CREATE_RESPONSE,
     MAX_DEPTH,
     TURN_DETECTION,
     deeper_than,
@@ -114,7 +115,11 @@ class Overrides:
             restore = [*paths, *(breach.path for breach in breaches)]
             detection = value_at(session, TURN_DETECTION)
             if deeper_than(detection, MAX_DEPTH):
-                detection = value_at(record.created, TURN_DETECTION)  # never copied that deep
+                # Never copied that deep: the call's own goes back (off, if it had none).
+                detection = value_at(record.created, TURN_DETECTION)
+                if detection is None and CREATE_RESPONSE in restore:
+                    values[TURN_DETECTION] = None
+                    restore.append(TURN_DETECTION)
             await connection.send(restoring(record.kind, values, restore, detection))
             noted(record, fields, now, "reverting")
             await self._write(call)
