@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.calls.fixed import overridden, restoring, revertible
+from service.calls.breaches import foreign_instructions, readable, size_of, tool_breach
+from service.calls.fixed import MAX_DEPTH, deeper_than, overridden, restoring, revertible
+from service.policy import Policy
 
 MCP_TOOL = {
     "type": "mcp",
@@ -35,6 +37,64 @@ class TestOverridden:
         assert overridden(fixed, {}) == []
         assert overridden(fixed, {"tools": None, "tracing": None}) == []
         assert overridden(fixed, {"tracing": "auto"}) == ["tracing"]
+
+
+def nested(depth: int) -> list[Any]:
+    """A list `depth` lists deep, built without recursion."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+class TestDepth:
+    """Values nested past Python's recursion limit are judged without recursion."""
+
+    def test_depth_is_counted_in_objects_and_lists(self) -> None:
+        """`deeper_than` counts nested containers; scalars add nothing."""
+        assert not deeper_than(nested(MAX_DEPTH), MAX_DEPTH)
+        assert deeper_than(nested(MAX_DEPTH + 1), MAX_DEPTH)
+        assert not deeper_than({"a": {"b": "deep string"}}, 2)
+        assert deeper_than({"a": {"b": []}}, 2)
+
+    def test_too_deep_echo_is_an_override(self) -> None:
+        """A fixed field echoed 990 deep is overridden, without a RecursionError."""
+        fixed: dict[str, Any] = {"tools": [], "tracing": None}
+        assert overridden(fixed, {"tools": nested(990), "tracing": {"a": nested(990)}}) == [
+            "tools",
+            "tracing",
+        ]
+
+    def test_too_deep_unfixed_field_is_read_without_it(self) -> None:
+        """`readable` leaves out a field nested 990 deep, names it, and reads the rest."""
+        session: dict[str, Any] = {"audio": {"input": {"noise_reduction": {"type": nested(990)}}}}
+        session["audio"]["output"] = {"speed": 1.1}
+        request, unread = readable("realtime", session, {})
+        assert request is not None
+        assert "audio.input.noise_reduction" in unread
+        assert request.model_dump(exclude_none=True)["audio"]["output"]["speed"] == 1.1
+
+
+class TestOddValues:
+    """Lists where OpenAI sends names or ids are judged, never a fault (a set lookup raises)."""
+
+    def test_listed_server_label_is_a_breach(self) -> None:
+        """An MCP call whose `server_label` is a list names no offered server."""
+        assert tool_breach(Policy(), {"type": "mcp_call", "server_label": ["crm"]}) == (
+            "server_label"
+        )
+
+    def test_listed_role_or_id_of_a_message(self) -> None:
+        """A listed role is no system message; a system message with a listed id is foreign."""
+        policy = Policy(instructions="Be brief.", instructions_mode="server")
+        assert not foreign_instructions(policy, {"type": "message", "role": ["system"]}, set())
+        item = {"type": "message", "role": "system", "id": ["item_1"]}
+        assert foreign_instructions(policy, item, {"item_1"})
+
+    def test_too_deep_content_has_no_size(self) -> None:
+        """Content nested 990 deep (orjson writes 254 at most) has no size, and no fault."""
+        assert size_of({"content": nested(990)}) is None
+        assert size_of({"content": [{"type": "input_text", "text": "hi"}]}) == 35
 
 
 class TestRestoring:

@@ -130,7 +130,7 @@ class TestOwner:
         assert (body["id"], body["kind"], body["state"]) == (CALL_ID, "realtime", "active")
         assert body["fixed"] == ["model", "audio.output.voice", "tracing", "tools"]
         assert body["overrides"] == []
-        assert body["usage"] == {"tokens": 0, "seconds": 0}
+        assert body["usage"] == {"tokens": 0, "seconds": 0, "usd": "0.000000"}
 
     async def test_owner_gets_the_live_session(
         self, service: httpx.AsyncClient, keys: dict[str, str]
@@ -324,7 +324,8 @@ class TestUsage:
     async def test_live_seconds_show(
         self, open_app: Open, keys: dict[str, str], sideband: ScriptedSideband
     ) -> None:
-        """GPT-Live's reported usage seconds are the session's seconds."""
+        """GPT-Live's reported usage seconds are the session's seconds, and its cost theirs:
+        45 s of gpt-live-1 (no standby price: paused seconds at $0.05 a minute) is $0.0375."""
         service = await open_app(calls_lease_seconds=1)
         await create_live(service, keys["alice"])
         await attached(sideband, LIVE_ID)
@@ -333,7 +334,7 @@ class TestUsage:
 
         async def counted() -> bool:
             body = await state_of(service, keys["alice"], LIVE_STATE)
-            return bool(body["usage"] == {"tokens": 0, "seconds": 45})
+            return bool(body["usage"] == {"tokens": 0, "seconds": 45, "usd": "0.037500"})
 
         await eventually(counted)
 

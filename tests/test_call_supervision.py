@@ -537,6 +537,100 @@ class TestUsageBounds:
             assert (await usage_of(client))["usage"]["call_seconds"] == bound
 
 
+def nested(depth: int) -> list[Any]:
+    """A JSON value `depth` lists deep (orjson reads up to 1,024), built without recursion."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+DEEP = 990
+
+
+class TestDeepNesting:
+    """A value nested ~990 deep breaks nothing: it is an override, or left unread."""
+
+    async def test_too_deep_fixed_field_is_reverted(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband
+    ) -> None:
+        """Tools nested 990 deep are an override of `tools`, reverted on the same sideband."""
+        await create(client)
+        await attached(sideband, CALL_ID)
+        with captured_logs() as logs:
+            sideband.emit(CALL_ID, session_updated(tools=nested(DEEP)))
+            await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID][0]["session"] == {"type": "realtime", "tools": []}
+        [audit] = [line for line in logs if line["event"] == "call_policy_override"]
+        assert audit["fields"] == ["tools"]
+        assert len(sideband.connections[CALL_ID]) == 1
+
+    async def test_too_deep_unfixed_field_is_left_unread(
+        self, client: httpx.AsyncClient, sideband: ScriptedSideband
+    ) -> None:
+        """A field no rule fixes, nested 990 deep, is named unread; the rest is still judged."""
+        await create(client)
+        await attached(sideband, CALL_ID)
+        changed = session_updated(truncation={"type": nested(DEEP)})
+        changed["session"]["audio"] = {"output": {"voice": "verse"}}
+        with captured_logs() as logs:
+            sideband.emit(CALL_ID, changed)
+            await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID][0]["session"]["audio"] == {"output": {"voice": "alloy"}}
+        [unread] = [line for line in logs if line["event"] == "call_session_fields_unread"]
+        assert "truncation.type" in unread["fields"]
+        assert not [line for line in logs if line["event"] == "call_supervision_fault"]
+
+    async def test_too_deep_turn_detection_is_restored_from_the_call(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """Turn detection 990 deep breaking the pinned `create_response`: the call's own comes
+        back, with `create_response` false."""
+        client = await client_for(make_settings(calls_responses="server"))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        detection = {"type": "server_vad", "create_response": True, "extra": nested(DEEP)}
+        sideband.emit(CALL_ID, session_updated(audio={"input": {"turn_detection": detection}}))
+        await sideband.until(lambda: sideband.sent[CALL_ID])
+        restored = sideband.sent[CALL_ID][0]["session"]["audio"]["input"]["turn_detection"]
+        assert restored["create_response"] is False
+        assert "extra" not in restored
+        assert len(sideband.connections[CALL_ID]) == 1
+
+    async def test_too_deep_turn_detection_goes_off_for_a_call_created_without(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """A call created with turn detection off gets it back off (null) for a 990-deep one."""
+        client = await client_for(make_settings(calls_responses="server"))
+        session = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        files = [
+            ("sdp", (None, SDP_OFFER.encode(), "application/sdp")),
+            ("session", (None, json.dumps(session).encode(), "application/json")),
+        ]
+        assert (await client.post(REALTIME_CALLS, files=files)).status_code == 201
+        await attached(sideband, CALL_ID)
+        detection = {"type": "server_vad", "create_response": True, "extra": nested(DEEP)}
+        sideband.emit(CALL_ID, session_updated(audio={"input": {"turn_detection": detection}}))
+        await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID][0]["session"]["audio"]["input"] == {"turn_detection": None}
+
+    async def test_too_deep_item_content_is_deleted_without_a_size(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """A system message whose content is 990 deep is deleted; its size is not measured."""
+        policy = {"instructions": SERVER_INSTRUCTIONS, "instructions_mode": "server"}
+        client = await client_for(make_settings(policy=policy))
+        await create(client)
+        await attached(sideband, CALL_ID)
+        item = {"id": "item_1", "type": "message", "role": "system", "content": nested(DEEP)}
+        with captured_logs() as logs:
+            sideband.emit(CALL_ID, {"type": "conversation.item.added", "item": item})
+            await sideband.until(lambda: sideband.sent[CALL_ID])
+        assert sideband.sent[CALL_ID] == [{"type": "conversation.item.delete", "item_id": "item_1"}]
+        [audit] = [line for line in logs if line["event"] == "call_policy_override"]
+        assert audit["size"] is None
+
+
 class TestPrivacy:
     """Transcripts pass through the supervisor; nothing of them is logged."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from service.calls.spend import DollarLimits, usd
+from service.calls.spend import NO_DOLLAR_LIMITS, DollarLimits, usd
 from service.calls.usage import UsageKeys
 from service.config import Settings
 from service.contract.calls import CallKind
@@ -56,7 +56,9 @@ class Admission:
         self._clock = clock
         self._fail_open = settings.rate_limit_on_store_error == "open"
 
-    async def admit(self, owner: str, kind: CallKind, limits: DollarLimits) -> Admitted:
+    async def admit(
+        self, owner: str, kind: CallKind, limits: DollarLimits = NO_DOLLAR_LIMITS
+    ) -> Admitted:
         """Check the caller's daily quotas (tokens, seconds, their profile's dollars) and the
         deployment's ceiling, and take a live-call slot; 429 otherwise.
 
@@ -67,17 +69,19 @@ class Admission:
         keys = UsageKeys(owner, day_of(self._clock()))
         limit = settings.calls_max_concurrent_per_identity
         member = secrets.token_hex(8) if limit is not None else None
-        quotas = {
+        candidates = {
             keys.tokens: settings.quota_tokens_per_day if kind == "realtime" else None,
             keys.seconds: settings.quota_call_seconds_per_day,
             keys.usd: limits.caller_day,
             deployment_usd_key(keys.day): limits.deployment_day,
         }
-        quotas = {key: quota for key, quota in quotas.items() if quota is not None}
+        quotas = {key: quota for key, quota in candidates.items() if quota is not None}
         try:
             if quotas:
                 totals = await self._counters.counts(list(quotas))
-                spent = [key for key, total in zip(quotas, totals, strict=True) if total >= quotas[key]]
+                spent = [
+                    key for key, total in zip(quotas, totals, strict=True) if total >= quotas[key]
+                ]
                 if deployment_usd_key(keys.day) in spent:
                     raise ceiling_reached(self._clock)
                 if spent:

@@ -20,6 +20,8 @@ rest of the policy holds for the whole call too:
   `POLICY_MCP_SERVERS_FILE` (always: MCP servers only ever come from there).
 
 Pure functions; only field names leave them, never a value of the event.
+None recurses into an event's values deeper than `MAX_DEPTH`: a session is
+read from a copy that leaves out (as unread) what nests deeper.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from service.calls.fixed import overridden, value_at
+from service.calls.fixed import MAX_DEPTH, TooDeep, deeper_than, overridden, value_at
 from service.contract import CallKind, LiveSession, RealtimeSession, param_of
 from service.policy import AnySession, Policy, evaluate
 
@@ -68,9 +70,58 @@ class Breach:
     """The value to restore at `path` (None: off, or left to OpenAI's default)."""
 
 
-def _without(session: Mapping[str, Any], paths: list[str]) -> dict[str, Any]:
-    """A copy of `session` without `paths` (the fixed fields, which `overridden` checks)."""
-    data = copy.deepcopy(dict(session))
+CUT_KEYS = 3
+"""A value nested too deep is cut with its ancestor at most this many object keys down
+(`audio.input.noise_reduction`): what sits beside it (`audio.input.transcription`) is
+still judged, and no skeleton deeper than `MAX_DEPTH` is left to read."""
+
+
+def _copy(value: Any, depth: int) -> Any:
+    """A copy of a JSON value (objects are dicts: orjson's); `TooDeep` past `MAX_DEPTH`
+    (the recursion stops there)."""
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise TooDeep
+    if isinstance(value, dict):
+        return {key: _copy(child, depth + 1) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_copy(child, depth + 1) for child in value]
+    return value
+
+
+def _kept(value: Any, depth: int, keys: tuple[str, ...], cut: list[str]) -> Any:
+    """A copy of `value` (at `keys`) without each field, `CUT_KEYS` keys down at most, that
+    holds something nested deeper than `MAX_DEPTH`; their names go to `cut`."""
+    if isinstance(value, dict | list) and depth > MAX_DEPTH:
+        raise TooDeep
+    if isinstance(value, list):
+        return [_kept(child, depth + 1, keys, cut) for child in value]
+    if not isinstance(value, dict):
+        return value
+    kept: dict[str, Any] = {}
+    for key, child in value.items():
+        inner = (*keys, str(key))
+        try:
+            if len(inner) < CUT_KEYS:
+                kept[key] = _kept(child, depth + 1, inner, cut)
+            else:
+                kept[key] = _copy(child, depth + 1)
+        except TooDeep:
+            cut.append(".".join(inner))
+    return kept
+
+
+def _bounded(session: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `session` without what nests deeper than `MAX_DEPTH` (`_kept`), and the
+    fields left out."""
+    cut: list[str] = []
+    data: dict[str, Any] = _kept(dict(session), 1, (), cut)
+    return data, list(dict.fromkeys(cut))
+
+
+def _without(session: Mapping[str, Any], paths: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `session` without `paths` (the fixed fields, which `overridden` checks),
+    nor what nests too deep (`_bounded`: those fields are returned, unread)."""
+    data, cut = _bounded(session)
     for path in paths:
         *parents, last = path.split(".")
         node: Any = data
@@ -78,7 +129,7 @@ def _without(session: Mapping[str, Any], paths: list[str]) -> dict[str, Any]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(last, None)
-    return data
+    return data, [path for path in cut if not _under(path, dict.fromkeys(paths))]
 
 
 def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
@@ -110,14 +161,14 @@ def readable(
     what a `session.update` can change is read (`LIVE_CHANGEABLE`): the rest
     was decided at start and cannot change.
     """
-    data = _without(session, [path for path in fixed if path != "type"])
+    data, unread = _without(session, [path for path in fixed if path != "type"])
     model: type[RealtimeSession | LiveSession] = RealtimeSession
     if kind == "live":
         data = {key: value for key, value in data.items() if key in LIVE_CHANGEABLE}
+        unread = [path for path in unread if path.split(".")[0] in LIVE_CHANGEABLE]
         model = LiveSession
     else:
         data["type"] = "realtime"
-    unread: list[str] = []
     for _ in range(SCHEMA_RETRIES):
         try:
             return model.model_validate(data), list(dict.fromkeys(unread))
@@ -198,17 +249,23 @@ def response_breaches(
 def foreign_instructions(policy: Policy, item: Mapping[str, Any], own: set[str]) -> bool:
     """Whether `item` is a system or developer message while the server sets the instructions,
     and not one the service created (`own`: their ids)."""
+    role, item_id = item.get("role"), item.get("id")
     return (
         policy.instructions_mode == "server"
         and item.get("type") == "message"
-        and item.get("role") in INSTRUCTION_ROLES
-        and item.get("id") not in own
+        and isinstance(role, str)  # a set lookup of an object or list would raise
+        and role in INSTRUCTION_ROLES
+        and not (isinstance(item_id, str) and item_id in own)
     )
 
 
-def size_of(item: Mapping[str, Any]) -> int:
-    """An item's content size in bytes of JSON: what a log may say of it."""
-    return len(orjson.dumps(item.get("content"), default=str))
+def size_of(item: Mapping[str, Any]) -> int | None:
+    """An item's content size in bytes of JSON: what a log may say of it (None: nested
+    deeper than `MAX_DEPTH`, which orjson would refuse to write)."""
+    content = item.get("content")
+    if deeper_than(content, MAX_DEPTH):
+        return None
+    return len(orjson.dumps(content, default=str))
 
 
 def tool_breach(policy: Policy, item: Mapping[str, Any]) -> str | None:
@@ -218,5 +275,6 @@ def tool_breach(policy: Policy, item: Mapping[str, Any]) -> str | None:
         return None if item.get("name") in policy.tool_names else "name"
     if kind in MCP_ITEMS:
         labels = {server.label for server in policy.mcp_servers_file}
-        return None if item.get("server_label") in labels else "server_label"
+        label = item.get("server_label")
+        return None if isinstance(label, str) and label in labels else "server_label"
     return None

@@ -18,6 +18,11 @@ its data channel:
 `session.update` that puts exactly those fields back (and those the policy's
 other rules restore: `service.calls.breaches`) and leaves the rest (what the
 client may set) alone. Pure functions: no I/O, a few µs per event.
+
+**Depth.** OpenAI's JSON may nest up to 1,024 levels (orjson reads that
+deep), beyond Python's recursion limit. A fixed field's echo nested deeper than
+`MAX_DEPTH` is an override of that field (no policy value is that deep): the
+comparison stops there (`TooDeep`), 64 frames deep at most.
 """
 
 from __future__ import annotations
@@ -38,7 +43,27 @@ detection off (null) starts no response and holds it too."""
 REALTIME_WHEN_SET = ("model", "audio.output.voice", "output_modalities", "max_output_tokens")
 EMPTY_LIKE: tuple[Any, ...] = (None, [], {})
 UNECHOED = frozenset({"authorization", "headers"})
+DIGEST = "credentials_digest"
+"""Where a call record's MCP tool holds the digest of its credentials instead of them
+(`service.calls.sealed`); not compared either."""
+UNCOMPARED = UNECHOED | {DIGEST}
 SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}")
+MAX_DEPTH = 64
+"""How deeply a session's values may nest (objects and lists): far beyond any real
+session (a tool's JSON schema nests a dozen levels), far within Python's recursion limit."""
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` objects or lists, found without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def value_at(session: Mapping[str, Any], path: str) -> Any:
@@ -74,15 +99,29 @@ def fixed_fields(
     return fixed
 
 
-def _normal(value: Any) -> Any:
+class TooDeep(ValueError):
+    """A value nests deeper than `MAX_DEPTH`: what walks it stops there, never at Python's
+    recursion limit."""
+
+
+def _normal(value: Any, depth: int = 1) -> Any:
     """Compared without nulls in objects, with null, [] and {} alike, and without the
-    credentials of MCP tools (OpenAI does not echo them back)."""
+    credentials of MCP tools (OpenAI does not echo them back) or their digest; `TooDeep`
+    past `MAX_DEPTH` (the recursion stops there)."""
     if value in EMPTY_LIKE:
         return None
     if isinstance(value, Mapping):
-        return {k: _normal(v) for k, v in value.items() if v is not None and k not in UNECHOED}
+        if depth > MAX_DEPTH:
+            raise TooDeep
+        return {
+            k: _normal(v, depth + 1)
+            for k, v in value.items()
+            if v is not None and k not in UNCOMPARED
+        }
     if isinstance(value, list):
-        return [_normal(item) for item in value]
+        if depth > MAX_DEPTH:
+            raise TooDeep
+        return [_normal(item, depth + 1) for item in value]
     return value
 
 
@@ -90,7 +129,10 @@ def _same(path: str, echoed: Any, expected: Any) -> bool:
     if path == "model" and isinstance(echoed, str) and isinstance(expected, str):
         # OpenAI may echo the dated snapshot an alias resolved to.
         return echoed == expected or SNAPSHOT.fullmatch(echoed.removeprefix(expected)) is not None
-    return bool(_normal(echoed) == _normal(expected))
+    try:
+        return bool(_normal(echoed) == _normal(expected))
+    except TooDeep:
+        return False  # no policy value nests that deep
 
 
 def _holds(path: str, session: Mapping[str, Any], expected: Any) -> bool:

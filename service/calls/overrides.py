@@ -37,7 +37,16 @@ from service.calls.breaches import (
     size_of,
     tool_breach,
 )
-from service.calls.fixed import TURN_DETECTION, overridden, restoring, revertible, value_at
+from service.calls.fixed import (
+    CREATE_RESPONSE,
+    MAX_DEPTH,
+    TURN_DETECTION,
+    deeper_than,
+    overridden,
+    restoring,
+    revertible,
+    value_at,
+)
 from service.calls.records import Outcome, Scope
 from service.calls.state import noted, settled
 from service.calls.watched import Watched
@@ -105,6 +114,12 @@ class Overrides:
             values = {**record.fixed, **{breach.path: breach.value for breach in breaches}}
             restore = [*paths, *(breach.path for breach in breaches)]
             detection = value_at(session, TURN_DETECTION)
+            if deeper_than(detection, MAX_DEPTH):
+                # Never copied that deep: the call's own goes back (off, if it had none).
+                detection = value_at(record.created, TURN_DETECTION)
+                if detection is None and CREATE_RESPONSE in restore:
+                    values[TURN_DETECTION] = None
+                    restore.append(TURN_DETECTION)
             await connection.send(restoring(record.kind, values, restore, detection))
             noted(record, fields, now, "reverting")
             await self._write(call)
@@ -172,7 +187,8 @@ class Overrides:
                 return await self._cancel(call, connection, "tool", fields, response_id, facts)
             return False
         item_id = item.get("id")
-        if item_id in call.acted or not foreign_instructions(policy, item, call.own_items):
+        acted = isinstance(item_id, str) and item_id in call.acted
+        if acted or not foreign_instructions(policy, item, call.own_items):
             return False
         facts = {"item_type": item.get("type"), "role": item.get("role"), "size": size_of(item)}
         if not isinstance(item_id, str):

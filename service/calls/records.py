@@ -25,18 +25,22 @@ Records live in the shared store (process memory, or Redis so that any
 replica can answer), and expire after `RECORD_TTL_S`, longer than any call
 may last (`CALLS_MAX_SECONDS` is at most a day). `fixed` can hold the
 operator's instructions: Redis holds them as it holds every other call
-record, and nothing else shows them.
+record, and nothing else shows them. MCP credentials it never holds: a
+record is written with its MCP tools sealed (identity and a digest of the
+credentials, `service.calls.sealed`), and an adopting worker resolves them
+from the caller's policy.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
 
+from service.calls.sealed import sealed
 from service.contract.calls import CallKind
 from service.store import Records
 
@@ -117,15 +121,21 @@ class CallRecord:
         return f"{self.kind}:{self.call_id}"
 
     def dumps(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
+        """The record as the store holds it: its MCP tools sealed (no credentials)."""
+        # orjson writes the dataclasses (overrides) itself: no `asdict` copy of it all.
+        data = {name: getattr(self, name) for name in FIELD_ORDER}
+        data["fixed"], data["created"] = sealed(self.fixed), sealed(self.created)
+        return orjson.dumps(data).decode()
 
     @classmethod
     def loads(cls, raw: str) -> CallRecord | None:
         """The record, or None if it is not one (a foreign value).
 
         A record written before records held only the owner's hash (it held the
-        identity) is read as the hash, and fields this version does not know
-        (written by a newer one) are left out, so calls survive a rolling upgrade.
+        identity) is read as the hash; MCP tools are read as written (sealed, or
+        plaintext from before records were sealed: `service.calls.sealed`); and
+        fields this version does not know (written by a newer one) are left out, so
+        calls survive a rolling upgrade.
         """
         try:
             data = orjson.loads(raw)
@@ -141,7 +151,8 @@ class CallRecord:
             return None
 
 
-FIELDS = frozenset(field.name for field in fields(CallRecord))
+FIELD_ORDER = tuple(field.name for field in fields(CallRecord))
+FIELDS = frozenset(FIELD_ORDER)
 
 
 class CallRecords:

@@ -63,6 +63,9 @@ class DollarLimits:
         )
 
 
+NO_DOLLAR_LIMITS = DollarLimits(None, None, None)
+
+
 def usd(micro: int) -> str:
     """Micro-dollars as logs and answers show dollars: exact, six decimals (`"0.012345"`)."""
     sign = "-" if micro < 0 else ""
@@ -106,17 +109,21 @@ class Spend:
         """`QUOTA_USD_PER_DAY_TOTAL` in micro-dollars (None: no ceiling)."""
 
     def limits(self, record: CallRecord) -> DollarLimits:
-        """The call's dollar budgets: its profile's (a profile this worker does not know, from
-        a worker configured otherwise, gets the env's), and the deployment's ceiling."""
-        found = self._limits.get(record.profile)
+        """The call's dollar budgets (`limits_for` its profile)."""
+        return self.limits_for(record.profile)
+
+    def limits_for(self, profile: str) -> DollarLimits:
+        """A profile's dollar budgets (a profile this worker does not know, from a worker
+        configured otherwise, gets the env's), and the deployment's ceiling."""
+        found = self._limits.get(profile)
         if found is None:
-            budget = self._settings.budget_for(record.profile)
+            budget = self._settings.budget_for(profile)
             found = DollarLimits(
                 _micro(budget.calls_max_usd),
                 _micro(budget.quota_usd_per_day),
                 self.ceiling_micro,
             )
-            self._limits[record.profile] = found
+            self._limits[profile] = found
         return found
 
     def response(self, record: CallRecord, event: Mapping[str, Any]) -> Cost | None:

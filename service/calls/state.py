@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from service.calls.records import OVERRIDES_KEPT, CallRecord, Outcome, Override, Scope
+from service.calls.spend import usd
 from service.contract.calls import CallKind
 
 
@@ -83,12 +84,15 @@ class CallOverride(BaseModel):
 
 
 class CallUsage(BaseModel):
-    """What the call has used so far, as the service meters it (no prices: it keeps none)."""
+    """What the call has used so far, as the service meters it."""
 
     tokens: int
     """Realtime: the total tokens of the call's responses. GPT-Live: 0 (it bills seconds)."""
     seconds: int
     """Realtime: the seconds since the call started. GPT-Live: its reported usage seconds."""
+    usd: str
+    """What it has cost, in dollars with six decimals, at the service's price table
+    (`PRICES_FILE`); `"0.000000"` for a model without a price."""
 
 
 class CallState(BaseModel):
@@ -136,5 +140,5 @@ def state_of(record: CallRecord, now_ms: int) -> CallState:
             )
             for entry in record.overrides
         ],
-        usage=CallUsage(tokens=record.tokens, seconds=max(0, seconds)),
+        usage=CallUsage(tokens=record.tokens, seconds=max(0, seconds), usd=usd(record.cost_micro)),
     )

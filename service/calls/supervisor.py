@@ -11,7 +11,11 @@ own schedule. A hang-up through the service (`hang_up`), and what the
 service does for the call (`state`), are its creator's alone.
 
 **Privacy.** Events carry transcripts; only their types, sizes and usage
-numbers are read into logs, metrics or the store.
+numbers are read into logs, metrics or the store. Records hold no MCP
+credentials (`service.calls.sealed`): a worker adopting a call resolves its
+MCP tools from the caller's policy before it attaches (every attach restates
+them), and hangs up a call whose tools it cannot resolve (the server is no
+longer offered as the call was created with it): it could not restore them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -33,8 +37,9 @@ from service.calls.keeper import Keeper
 from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.sealed import definitions, resolved
 from service.calls.spend import Ceiling, Spend, usd
-from service.calls.state import CallState, state_of
+from service.calls.state import CallState, noted, state_of
 from service.calls.turns import new_tag
 from service.calls.watched import Watched
 from service.config import Settings
@@ -153,7 +158,8 @@ class Supervisor:
     async def open_call(self, new: NewCall) -> CreatedCall:
         """Admit, create upstream, record and supervise a call; 429 or the upstream's error."""
         owner = owner_of(new.identity)
-        admitted = await self._admission.admit(owner, new.kind)
+        profile = self._profile_of(new.policy)
+        admitted = await self._admission.admit(owner, new.kind, self._spend.limits_for(profile))
         slot = admitted.slot
         try:
             created = await create_call(
@@ -172,7 +178,7 @@ class Supervisor:
             deadline_ms=started + self._settings.calls_max_seconds * 1000,
             fixed=fixed_fields(new.kind, new.policy, new.session, new.decisions),
             slot=slot,
-            profile=self._profile_of(new.policy),
+            profile=profile,
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
             tag=new_tag() if self._server_responses(new.kind) else None,
         )
@@ -262,6 +268,7 @@ class Supervisor:
         # Used once (`Keeper.orphans`): the record this worker writes from now on must
         # not hand the figure to a successor after a crash.
         record.counted_seconds = None
+        unresolved = self._resolve(record) if taken_over else []
         watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
         if taken_over:
             # Counted before this worker: the store's per-call figure (`Keeper.orphans`).
@@ -271,6 +278,18 @@ class Supervisor:
             self._start_charge(watched)
         self._watched[record.member] = watched
         metrics.CALLS_SUPERVISED.inc()
+        if unresolved:
+            # Not followed: its first attach would restate tools without credentials.
+            log.warning(
+                "call_tools_unresolvable",
+                call_id=record.call_id,
+                kind=record.kind,
+                identity=record.caller,
+                server_labels=unresolved,
+            )
+            noted(record, ["tools"], self._clock(), "hung_up")
+            self._end_off_keeper(watched, "override", retry=True)
+            return
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
 
     def _start_charge(self, call: Watched) -> None:
@@ -283,6 +302,23 @@ class Supervisor:
         call.counted_micro = call.unwritten_micro = cost.micro_dollars
         call.record.cost_micro = call.counted_micro
         self._spend.counted_live(call.record, call.counted_micro)
+
+    def _resolve(self, record: CallRecord) -> list[str]:
+        """Give an adopted record's sealed MCP tools their credentials from the caller's
+        policy (the base policy for a profile this worker does not know); the labels of
+        those it cannot resolve."""
+        policies = dict(self._settings.profiles.all())
+        policy = policies.get(record.profile) or policies[DEFAULT_PROFILE]
+        known = definitions(policy)
+        record.fixed, missing = resolved(record.fixed, known)
+        record.created, missing_created = resolved(record.created, known)
+        return list(dict.fromkeys([*missing, *missing_created]))
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` off the keeper and the calls' loops; cancelled at `stop`."""
+        chore = asyncio.create_task(work)
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
 
     async def _run(self, call: Watched) -> None:
         how: How | None = None
@@ -389,19 +425,19 @@ class Supervisor:
             call for call in calls if call.record.started_ms <= endings.get(call.record.caller, -1)
         ]
 
-    def _end_off_keeper(self, call: Watched, how: How) -> None:
+    def _end_off_keeper(self, call: Watched, how: How, *, retry: bool = False) -> None:
         """Hang `call` up in a task of its own: the keeper's lease renewals must never wait
-        on OpenAI."""
+        on OpenAI (`retry`: until it is over, for a call no loop follows, whose hang-up
+        nothing else would retry)."""
         if call.record.member in self._watched and call not in self._ending:
             self._ending.add(call)
-            chore = asyncio.create_task(self._end(call, how))
-            self._chores.add(chore)
-            chore.add_done_callback(self._chores.discard)
+            self._chore(self._end(call, how, retry=retry))
 
-    async def _end(self, call: Watched, how: How) -> None:
+    async def _end(self, call: Watched, how: How, *, retry: bool = False) -> None:
         try:
-            if not await self._loop.hang_up(call, how):
-                return
+            while not await self._loop.hang_up(call, how):
+                if not retry:
+                    return
             if self._watched.pop(call.record.member, None) is None:
                 return  # the call's own task finished it meanwhile
             metrics.CALLS_SUPERVISED.dec()

@@ -13,6 +13,13 @@ line:
 - JSON lines go to a `LineBuffer` that a background thread writes out every
   `FLUSH_SECONDS` (and at exit), instead of a syscall per line.
 
+A logged exception (`log.exception`, or a library's record with exc_info)
+is rendered as its type and where it was raised (and the innermost frame of
+the project's own code), with the last `FRAMES_SHOWN` frames
+(`bounded_exception`): never the message, which can
+carry what the code was reading (an event's text), and never a whole stack,
+which a RecursionError makes a thousand frames (150 KB) long.
+
 `LOG_SCRUB=false` turns the mask off. Only the test suite does that: it
 scans every line it produced for secrets, which must show that the code
 never logs one, not that the mask hid it.
@@ -24,7 +31,12 @@ import atexit
 import logging
 import re
 import sys
+import sysconfig
 import threading
+import traceback
+from collections import deque
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 import orjson
@@ -36,6 +48,64 @@ SECRET = re.compile(
 )
 SUSPECT = re.compile(rb"sk-|ek_|rtp_|Bearer|eyJ")
 FLUSH_SECONDS = 0.1
+FRAMES_SHOWN = 5
+"""A logged exception shows this many frames, the innermost: where it was raised, and how."""
+SITE = re.compile(r".*/(?:site|dist)-packages/")
+STDLIB = f"{sysconfig.get_paths()['stdlib']}/"
+ROOT = f"{Path(__file__).resolve().parents[2]}/"
+"""The project's folder: a frame there is the service's (or the emulator's) own code."""
+
+
+def _where(frame: traceback.FrameSummary) -> str:
+    """`service/calls/fixed.py:85 in _normal`: a frame by file (within the project, its
+    package or the standard library), line and function."""
+    name = SITE.sub("", frame.filename.removeprefix(ROOT).removeprefix(STDLIB))
+    return f"{name}:{frame.lineno} in {frame.name}"
+
+
+def _own(filename: str) -> bool:
+    return filename.startswith(ROOT) and SITE.match(filename) is None
+
+
+def _frames(
+    tb: TracebackType | None,
+) -> tuple[list[traceback.FrameSummary], traceback.FrameSummary | None, int]:
+    """The innermost `FRAMES_SHOWN` frames of `tb` (without their source lines), the
+    innermost of the project's own, and how many there are: a walk, never a list of all."""
+    last: deque[tuple[Any, int]] = deque(maxlen=FRAMES_SHOWN)
+    own: tuple[Any, int] | None = None
+    count = 0
+    for frame, line in traceback.walk_tb(tb):
+        last.append((frame, line))
+        if _own(frame.f_code.co_filename):
+            own = (frame, line)
+        count += 1
+    summaries = list(traceback.StackSummary.extract(iter(last), lookup_lines=False))
+    mine = traceback.StackSummary.extract(iter([own]), lookup_lines=False) if own else None
+    return summaries, mine[0] if mine else None, count
+
+
+def bounded_exception(exc_info: Any) -> str:
+    """An exception as one short text: type, where it was raised (and where in the project,
+    if that was elsewhere), the last frames, and its cause's type; never its message (see
+    the module docstring)."""
+    kind, error, tb = exc_info
+    frames, own, count = _frames(tb)
+    text = kind.__name__ if isinstance(kind, type) else str(kind)
+    if frames:
+        text += f" at {_where(frames[-1])}"
+        if own is not None and _where(own) not in {_where(frame) for frame in frames}:
+            text += f", from {_where(own)}"
+    if count > 1:
+        path = " < ".join(_where(frame) for frame in reversed(frames[:-1]))
+        text += f" (last {len(frames)} of {count} frames: {path})"
+    cause = error.__cause__ or error.__context__ if isinstance(error, BaseException) else None
+    if cause is not None:
+        text += f"; from {type(cause).__name__}"
+    return text
+
+
+format_bounded_exc_info = structlog.processors.ExceptionRenderer(bounded_exception)
 
 
 def scrub(line: bytes) -> bytes:
@@ -170,7 +240,7 @@ def configure(
         renderer = _render if scrub_secrets else _render_unscrubbed
         factory = lambda *_: _BufferedLogger(buffer)  # noqa: E731 - structlog wants a callable
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, *extra, renderer],
+        processors=[*shared, format_bounded_exc_info, *extra, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=factory,
         cache_logger_on_first_use=True,
@@ -196,7 +266,7 @@ def _route_stdlib(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, format_bounded_exc_info],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

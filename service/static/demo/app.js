@@ -394,9 +394,10 @@
     $("call-deadline").textContent = `${minutes(state.left_ms)} left (hung up at ${at})`;
     listItems($("call-fixed"), state.fixed);
     listItems($("call-overrides"), state.overrides.map(overrideText));
-    const { tokens, seconds } = state.usage;
+    const { tokens, seconds, usd } = state.usage;
+    const cost = usd === undefined ? "" : `, $${usd}`;
     $("call-usage").textContent =
-      state.kind === "live" ? `${seconds} s` : `${tokens} tokens, ${seconds} s`;
+      (state.kind === "live" ? `${seconds} s` : `${tokens} tokens, ${seconds} s`) + cost;
   }
 
   // One request at a time: the next poll is scheduled once this one answered.
