@@ -18,6 +18,32 @@ For each call the supervisor runs `CallLoop.follow`, which
   too, into its record, on the keeper's next pass);
 - reconnects with backoff when the sideband drops while the call lives.
 
+**A hostile or broken sideband.** The loop must neither spin nor flood the
+logs, whatever the upstream does, and must not forget a call that lives:
+
+- *Backoff.* Full jitter, doubling from 0.25 s to `BACKOFF_MAX_S` with each
+  failed attachment in a row. An attachment fails when the connect fails,
+  or when the connection ends *unstable*: before it delivered an event, or
+  within `STABLE_S` (by the injected clock). Only a stable connection starts
+  the backoff over, so a socket accepted and closed at once (or one that
+  sends a frame over the size limit) is retried ever more slowly.
+- *Bound.* After `CALLS_SIDEBAND_MAX_FAILURES` failed attachments over the
+  call's life the call is hung up (`unsupervisable`): the policy can no
+  longer be kept on it. Failures are logged as one `sideband_failing` line
+  per call per `TALLY_INTERVAL_MS` with their count (the first at once).
+- *A normal close is not the end.* A sideband closed with 1000 is attached
+  again; only a refusal that says the call is unknown (404, 4404), GPT-Live's
+  `session.closed`, or a hang-up (404 included) ends the loop, so a call
+  that still lives upstream keeps its record, its slot and its supervision.
+  The emulator and OpenAI refuse the sideband of an ended call, so an ended
+  call is still forgotten at once (`ended`: after the normal close).
+- *Flood.* The connection drops events past
+  `CALLS_SIDEBAND_MAX_EVENTS_PER_SECOND` (`service.upstream.sideband`); one
+  over budget for `FLOOD_SECONDS` in a row is hung up (`flood`).
+- *Faults.* A fault in our own handling is logged with its type and where it
+  was raised (`module:line`), never its stack (which may be thousands of
+  frames deep), and supervision goes on on a fresh sideband.
+
 Events carry transcripts and item text: only their types, roles, sizes, ids,
 field names and usage numbers are read into logs, metrics or the store.
 """
@@ -28,6 +54,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -42,15 +69,23 @@ from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
 from service.core.errors import NotFound, ServiceError
+from service.core.tally import Tally
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
-from service.upstream.sideband import Sideband, SidebandClosed, SidebandConnection
+from service.upstream.sideband import (
+    Sideband,
+    SidebandClosed,
+    SidebandConnection,
+    SidebandFlooded,
+)
 
 log = structlog.get_logger("service.calls")
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
+STABLE_S = 5
+"""A connection that delivered an event and stayed up this long worked: the backoff restarts."""
 REALTIME_CHECKED = frozenset(
     {
         "response.done",
@@ -61,10 +96,31 @@ REALTIME_CHECKED = frozenset(
     }
 )
 """The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
-How = Literal["ended", "unknown_call", "max_duration", "override", "quota"]
+How = Literal[
+    "ended", "unknown_call", "max_duration", "override", "quota", "unsupervisable", "flood"
+]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
-for both kinds of call."""
+for both kinds of call; `unknown_call`: the upstream refused the sideband as unknown
+without a normal close first; `unsupervisable` and `flood`: hung up, see above."""
+
+
+@dataclass(slots=True)
+class Attachment:
+    """One sideband connection's life: when it opened, how many events it delivered."""
+
+    opened_ms: int
+    events: int = 0
+
+
+def fault_site(fault: BaseException) -> str:
+    """Where `fault` was raised, as `module:line` (the innermost frame of its traceback)."""
+    trace = fault.__traceback__
+    if trace is None:
+        return "unknown"
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return f"{trace.tb_frame.f_globals.get('__name__', '?')}:{trace.tb_lineno}"
 
 
 def backoff(attempt: int) -> float:
@@ -95,43 +151,90 @@ class CallLoop:
     async def follow(self, call: Watched) -> How:
         """Attach, and re-attach after drops, until the call ends or is hung up."""
         record = call.record
-        attempt = 0
+        failing = Tally(
+            log, "sideband_failing", self._clock, first_at_once=True, call_id=record.call_id
+        )
+        try:
+            return await self._follow(call, failing)
+        finally:
+            failing.flush()
+
+    async def _follow(self, call: Watched, failing: Tally) -> How:
+        record = call.record
+        attempt = 0  # failed attachments in a row: the backoff's exponent
+        closed_normally = False
+        attached = False
         while True:
             left_s = (record.deadline_ms - self._clock()) / 1000
             if left_s <= 0 and await self.hang_up(call, "max_duration"):
                 return "max_duration"
+            if failing.total >= self._settings.calls_sideband_max_failures:
+                if await self.hang_up(call, "unsupervisable"):
+                    return "unsupervisable"
+                continue
             try:
                 async with asyncio.timeout(max(0.1, min(left_s, CONNECT_TIMEOUT_S))):
                     connection = await self._sideband.connect(record.kind, record.call_id)
-            except SidebandClosed as closed:
-                if closed.reason != "dropped":
-                    return closed.reason
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
+            except (SidebandClosed, TimeoutError) as closed:
+                if isinstance(closed, SidebandClosed) and closed.reason != "dropped":
+                    # Refused as unknown: the end, confirmed (after a normal close, `ended`).
+                    ended = closed_normally or closed.reason == "ended"
+                    return "ended" if ended else "unknown_call"
+                detail = closed.detail if isinstance(closed, SidebandClosed) else "timeout"
+                attempt = await self._failed(failing, attempt, detail)
                 continue
-            except TimeoutError:
-                attempt += 1
-                continue
-            if attempt:
+            if attached:
                 metrics.SIDEBAND_RECONNECTS.inc()
-                log.info("sideband_reconnected", call_id=record.call_id, attempts=attempt)
-            attempt = 0
+            attached = True
+            attachment = Attachment(self._clock())
+            detail = "dropped"
             try:
                 await self._assert_policy(call, connection)
-                return await self._read(call, connection)
+                return await self._read(call, connection, attachment)
             except SidebandClosed as closed:
-                if closed.reason != "dropped":
-                    return closed.reason
-                log.info("sideband_dropped", call_id=record.call_id)
-            except Exception:
+                if closed.reason == "unknown_call":
+                    return "unknown_call"
+                # A normal close too: confirmed by the next attach (404), else a drop.
+                closed_normally = closed_normally or closed.reason == "ended"
+                detail = closed.detail
+            except SidebandFlooded:
+                log.warning("sideband_flooding", call_id=record.call_id, kind=record.kind)
+                if await self.hang_up(call, "flood"):
+                    return "flood"
+                detail = "flooding"
+            except Exception as fault:
                 # Never mistake a fault here for the call's end: the call goes on,
-                # so supervision does too, on a fresh sideband.
-                log.exception("call_supervision_fault", call_id=record.call_id)
+                # so supervision does too, on a fresh sideband. Its type and place
+                # only: a stack can be thousands of frames deep.
+                log.error(
+                    "call_supervision_fault",
+                    call_id=record.call_id,
+                    error=type(fault).__name__,
+                    at=fault_site(fault),
+                )
+                detail = "fault"
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
-            attempt = 1
+            stable = attachment.events > 0 and (
+                self._clock() - attachment.opened_ms >= STABLE_S * 1000
+            )
+            if stable:
+                failing.flush()
+                attempt = 0
+                await asyncio.sleep(backoff(attempt))
+            else:
+                attempt = await self._failed(failing, attempt, detail)
+
+    async def _failed(self, failing: Tally, attempt: int, detail: str) -> int:
+        """A failed attachment: counted (logged in aggregate), then the backoff; the next
+        attempt's number."""
+        metrics.SIDEBAND_FAILURES.inc()
+        failing.add(last=detail)
+        attempt += 1
+        if failing.total < self._settings.calls_sideband_max_failures:
             await asyncio.sleep(backoff(attempt))
+        return attempt
 
     async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
         """On every attach, restate what the policy fixed.
@@ -148,7 +251,9 @@ class CallLoop:
             detection = value_at(call.record.created, TURN_DETECTION)
             await connection.send(restoring(call.record.kind, fixed, paths, detection))
 
-    async def _read(self, call: Watched, connection: SidebandConnection) -> How:
+    async def _read(
+        self, call: Watched, connection: SidebandConnection, attachment: Attachment
+    ) -> How:
         """Handle the call's events until it ends; `SidebandClosed` if the socket does."""
         while True:
             left_s = (call.record.deadline_ms - self._clock()) / 1000
@@ -159,6 +264,7 @@ class CallLoop:
                 if await self.hang_up(call, "max_duration"):
                     return "max_duration"
                 continue
+            attachment.events += 1
             how = await self._on_event(call, connection, event)
             if how is not None:
                 return how
