@@ -192,8 +192,8 @@ class CallLoop:
                 await self._assert_policy(call, connection)
                 return await self._read(call, connection, attachment)
             except SidebandClosed as closed:
-                if closed.reason == "unknown_call":
-                    return "unknown_call"
+                if closed.reason == "unknown_call":  # 4404 once accepted: as a 404
+                    return "ended" if closed_normally else "unknown_call"
                 # A normal close too: confirmed by the next attach (404), else a drop.
                 closed_normally = closed_normally or closed.reason == "ended"
                 detail = closed.detail
