@@ -20,7 +20,8 @@ with `OPENAI_BASE_URL` set to its `url` and any key. It answers
   - `oversize`: one frame over the service's 4 MiB limit, every time;
   - `unreadable`: `UNREADABLE_FRAMES` frames that are not JSON, one event,
     then quiet (`normal`);
-  - `flood`: events as fast as the socket takes them, until it closes.
+  - `flood`: events as fast as the socket takes them (or `flood_rate` a
+    second), until it closes.
 
 Tests run it in a thread (`hostile_upstream()`) and read what it saw
 (`handshakes`, `hangups`) as the service's peer; the bench runs it as a
@@ -71,8 +72,10 @@ class HostileCall:
 class Hostile:
     """The server's state: the mode new calls take, the calls, and what it saw."""
 
-    def __init__(self, mode: Mode = "normal") -> None:
+    def __init__(self, mode: Mode = "normal", flood_rate: int = 0) -> None:
         self.mode: Mode = mode
+        self.flood_rate = flood_rate
+        """Flood frames a second per call; 0: as fast as the socket takes them."""
         self.calls: dict[str, HostileCall] = {}
         self.handshakes: Counter[str] = Counter()
         self.hangups: Counter[str] = Counter()
@@ -163,11 +166,12 @@ class Hostile:
             for _ in range(UNREADABLE_FRAMES):
                 await websocket.send_text(UNREADABLE)
         if mode == "flood":
+            pause_s = FLOOD_BATCH / self.flood_rate if self.flood_rate else 0.0
             while call.open:
                 for _ in range(FLOOD_BATCH):
                     await websocket.send_text(FLOOD_EVENT)
                 self.frames_sent[call_id] += FLOOD_BATCH
-                await asyncio.sleep(0)
+                await asyncio.sleep(pause_s)
             await websocket.close(1000)
             return
         await websocket.send_text('{"type": "session.created", "session": {}}')
@@ -181,7 +185,6 @@ class Hostile:
             task.cancel()
         if call.ended.is_set():
             await websocket.close(1000)
-
 
     @staticmethod
     async def _until_disconnect(websocket: WebSocket) -> None:
@@ -232,8 +235,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", default="normal")
+    parser.add_argument("--flood-rate", type=int, default=0, help="frames/s a call; 0: no limit")
     args = parser.parse_args()
-    hostile = Hostile(args.mode)
+    hostile = Hostile(args.mode, args.flood_rate)
     uvicorn.run(hostile.app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
@@ -242,7 +243,7 @@ class TestFlood:
             call_id = await create(client, hostile, "flood")
             for _ in range(6):
                 dropped = await metric(client, DROPPED % "budget")
-                await until(lambda d=dropped: _grew(client, DROPPED % "budget", d))
+                await until(partial(_grew, client, DROPPED % "budget", dropped))
                 if hostile.hostile.hangups[call_id]:
                     break
                 clock.advance(1000)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from socket import SO_RCVBUF, SOL_SOCKET
 from typing import Any, Literal, Protocol, TypeAlias
 
 import orjson
@@ -65,6 +66,13 @@ FLOOD_SECONDS = 5
 """Seconds in a row over the event budget before the sideband counts as flooding."""
 YIELD_EVERY = 32
 """Frames read between two yields to the event loop."""
+DROP_PAUSE_S = 0.02
+"""Over budget, the pause after each `YIELD_EVERY` dropped frames: dropping is paced too
+(at most ~1,600 frames a second a call), and TCP slows the flooder at its end."""
+RECEIVE_BUFFER_BYTES = 32 * 1024
+"""A sideband socket's kernel receive buffer: it bounds the bytes one read hands the
+websockets parser (all of them parsed in one callback), so a flooding socket holds the
+event loop for ~a millisecond at a time, not for a 256 KB read's thousands of frames."""
 
 
 class SidebandClosed(Exception):
@@ -163,6 +171,9 @@ class WebSocketSideband:
             raise SidebandClosed("dropped", f"status {status}") from None
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as failed:
             raise SidebandClosed("dropped", type(failed).__name__) from None
+        raw = socket.transport.get_extra_info("socket")
+        if raw is not None:
+            raw.setsockopt(SOL_SOCKET, SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         return _WebSocketConnection(socket, kind, call_id, self._budget, self._clock)
 
 
@@ -214,9 +225,10 @@ class _WebSocketConnection:
                 self._flush()
                 raise SidebandClosed(_reason(closed), _detail(closed)) from None
             self._frames += 1
+            admitted = self._budget.admit()
             if self._frames % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            if not self._budget.admit():
+                await asyncio.sleep(0 if admitted else DROP_PAUSE_S)
+            if not admitted:
                 metrics.SIDEBAND_EVENTS_DROPPED.labels("budget").inc()
                 self._dropped.add(len(message))
                 if self._budget.flooded_seconds >= FLOOD_SECONDS:
