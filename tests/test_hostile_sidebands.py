@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from service.api import create_app
 from service.calls import loop
@@ -98,6 +99,7 @@ async def metric(client: httpx.AsyncClient, sample: str) -> float:
 
 ENDED = 'rtp_calls_ended_total{how="%s"}'
 DROPPED = 'rtp_sideband_events_dropped_total{why="%s"}'
+DROPPED_TOTAL = "rtp_sideband_events_dropped_total"
 
 
 class TestFailedAttachments:
@@ -232,6 +234,22 @@ class TestFlood:
             await until(lambda: _grew(client, DROPPED % "budget", before))
             await client.post(f"{REALTIME_CALLS}/{call_id}/hangup")
 
+    async def test_dropped_frames_are_one_line_with_their_count(
+        self, make_settings: MakeSettings, hostile: HostileServer, clock: FakeClock
+    ) -> None:
+        """Thousands of frames dropped within an interval make one log line with the count."""
+        before = _dropped()
+        with captured_logs() as entries:
+            async with service(
+                make_settings, hostile, clock, calls_sideband_max_events_per_second=10
+            ) as client:
+                call_id = await create(client, hostile, "flood")
+                await until(lambda: _dropped() > before + 100)
+                await client.post(f"{REALTIME_CALLS}/{call_id}/hangup")
+        dropped = _dropped() - before  # the service stopped: every frame it dropped
+        lines = [e for e in entries if e["event"] == "sideband_events_dropped"]
+        assert [e["count"] for e in lines] == [dropped]
+
     async def test_flood_for_five_seconds_in_a_row_is_hung_up(
         self, make_settings: MakeSettings, hostile: HostileServer, clock: FakeClock
     ) -> None:
@@ -249,6 +267,11 @@ class TestFlood:
                 clock.advance(1000)
             await until(lambda: hostile.hostile.hangups[call_id] == 1)
             await until(lambda: _grew(client, ENDED % "flood", before))
+
+
+def _dropped() -> float:
+    """Frames the service dropped over budget so far, from its registry (also once stopped)."""
+    return REGISTRY.get_sample_value(DROPPED_TOTAL, {"why": "budget"}) or 0.0
 
 
 async def _grew(client: httpx.AsyncClient, sample: str, before: float) -> bool:
