@@ -72,7 +72,9 @@ DROP_PAUSE_S = 0.02
 RECEIVE_BUFFER_BYTES = 32 * 1024
 """A sideband socket's kernel receive buffer: it bounds the bytes one read hands the
 websockets parser (all of them parsed in one callback), so a flooding socket holds the
-event loop for ~a millisecond at a time, not for a 256 KB read's thousands of frames."""
+event loop for ~a millisecond at a time, not for a 256 KB read's thousands of frames.
+It is also TCP's window: ~64 KB (Linux doubles it) per round trip, ample for a call's
+events; a rare event near `MAX_EVENT_BYTES` takes a few round trips more."""
 
 
 class SidebandClosed(Exception):
