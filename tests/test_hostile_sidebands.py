@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from service.api import create_app
 from service.calls import loop
+from service.upstream.sideband import FLOOD_SECONDS
 from tests.clocks import FakeClock
 from tests.conftest import SDP_OFFER, MakeSettings, serving
 from tests.hostile import UNREADABLE, UNREADABLE_FRAMES, HostileServer, Mode, hostile_upstream
@@ -259,14 +259,18 @@ class TestFlood:
         ) as client:
             before = await metric(client, ENDED % "flood")
             call_id = await create(client, hostile, "flood")
-            for _ in range(6):
-                dropped = await metric(client, DROPPED % "budget")
-                await until(partial(_grew, client, DROPPED % "budget", dropped))
-                if hostile.hostile.hangups[call_id]:
-                    break
+            seconds = 0
+            while not hostile.hostile.hangups[call_id]:
+                dropped = _dropped()
+
+                def flooded_or_hung_up(dropped: float = dropped) -> bool:
+                    return _dropped() > dropped or hostile.hostile.hangups[call_id] > 0
+
+                await until(flooded_or_hung_up)  # this second, over budget
                 clock.advance(1000)
-            await until(lambda: hostile.hostile.hangups[call_id] == 1)
+                seconds += 1
             await until(lambda: _grew(client, ENDED % "flood", before))
+        assert (hostile.hostile.hangups[call_id], seconds >= FLOOD_SECONDS) == (1, True)
 
 
 def _dropped() -> float:
