@@ -16,7 +16,7 @@ import pytest
 import respx
 
 from service.api import create_app
-from service.calls import loop
+from service.calls import reattach
 from service.contract.calls import CallKind
 from service.upstream.sideband import SidebandConnection
 from tests.clocks import FakeClock
@@ -38,7 +38,7 @@ def fixture_attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(attempt)
         return 0.0
 
-    monkeypatch.setattr(loop, "backoff", instant)
+    monkeypatch.setattr(reattach, "backoff", instant)
     return seen
 
 
@@ -103,7 +103,7 @@ class TestBackoff:
             await sideband.attached(CALL_ID)
             sideband.emit(CALL_ID, {"type": "session.created", "session": {}})
             await sideband.until(lambda: sideband.current(CALL_ID).inbox.empty())
-            clock.advance(loop.STABLE_S * 1000)
+            clock.advance(reattach.STABLE_S * 1000)
             sideband.close(CALL_ID, "dropped")
             await sideband.attached(CALL_ID, 2)
             sideband.close(CALL_ID, "dropped")

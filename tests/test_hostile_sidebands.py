@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.api import create_app
-from service.calls import loop
+from service.calls import reattach
 from service.upstream.sideband import FLOOD_SECONDS
 from tests.clocks import FakeClock
 from tests.conftest import SDP_OFFER, MakeSettings, serving
@@ -53,7 +53,7 @@ def fixture_attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(attempt)
         return 0.0
 
-    monkeypatch.setattr(loop, "backoff", instant)
+    monkeypatch.setattr(reattach, "backoff", instant)
     return seen
 
 

@@ -21,16 +21,11 @@ For each call the supervisor runs `CallLoop.follow`, which
 **A hostile or broken sideband.** The loop must neither spin nor flood the
 logs, whatever the upstream does, and must not forget a call that lives:
 
-- *Backoff.* Full jitter, doubling from 0.25 s to `BACKOFF_MAX_S` with each
-  failed attachment in a row. An attachment fails when the connect fails,
-  or when the connection ends *unstable*: before it delivered an event, or
-  within `STABLE_S` (by the injected clock). Only a stable connection starts
-  the backoff over, so a socket accepted and closed at once (or one that
-  sends a frame over the size limit) is retried ever more slowly.
-- *Bound.* After `CALLS_SIDEBAND_MAX_FAILURES` failed attachments over the
-  call's life the call is hung up (`unsupervisable`): the policy can no
-  longer be kept on it. Failures are logged as one `sideband_failing` line
-  per call per `TALLY_INTERVAL_MS` with their count (the first at once).
+- *Backoff and bound* (`service.calls.reattach`): the backoff grows with
+  each failed attachment (a failed connect, or a connection that ended
+  before it delivered an event and stayed up `STABLE_S`); after
+  `CALLS_SIDEBAND_MAX_FAILURES` of them in the call's life it is hung up
+  (`unsupervisable`). Failures are logged in aggregate, never one a line.
 - *A normal close is not the end.* A sideband closed with 1000 is attached
   again; only a refusal that says the call is unknown (404, 4404), GPT-Live's
   `session.closed`, or a hang-up (404 included) ends the loop, so a call
@@ -52,15 +47,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
 from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
+from service.calls.reattach import Attachment, Attempts, fault_site
 from service.calls.records import CallRecords
 from service.calls.turns import response_create
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, over
@@ -69,7 +63,6 @@ from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
 from service.core.errors import NotFound, ServiceError
-from service.core.tally import Tally
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
@@ -82,10 +75,7 @@ from service.upstream.sideband import (
 
 log = structlog.get_logger("service.calls")
 CONNECT_TIMEOUT_S = 10.0
-BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
-STABLE_S = 5
-"""A connection that delivered an event and stayed up this long worked: the backoff restarts."""
 REALTIME_CHECKED = frozenset(
     {
         "response.done",
@@ -103,29 +93,6 @@ How = Literal[
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
 for both kinds of call; `unknown_call`: the upstream refused the sideband as unknown
 without a normal close first; `unsupervisable` and `flood`: hung up, see above."""
-
-
-@dataclass(slots=True)
-class Attachment:
-    """One sideband connection's life: when it opened, how many events it delivered."""
-
-    opened_ms: int
-    events: int = 0
-
-
-def fault_site(fault: BaseException) -> str:
-    """Where `fault` was raised, as `module:line` (the innermost frame of its traceback)."""
-    trace = fault.__traceback__
-    if trace is None:
-        return "unknown"
-    while trace.tb_next is not None:
-        trace = trace.tb_next
-    return f"{trace.tb_frame.f_globals.get('__name__', '?')}:{trace.tb_lineno}"
-
-
-def backoff(attempt: int) -> float:
-    """Full jitter, 0.25 s doubling to `BACKOFF_MAX_S`."""
-    return random.uniform(0, min(BACKOFF_MAX_S, 0.25 * 2**attempt))  # noqa: S311 - jitter
 
 
 class CallLoop:
@@ -151,24 +118,20 @@ class CallLoop:
     async def follow(self, call: Watched) -> How:
         """Attach, and re-attach after drops, until the call ends or is hung up."""
         record = call.record
-        failing = Tally(
-            log, "sideband_failing", self._clock, first_at_once=True, call_id=record.call_id
-        )
+        attempts = Attempts(self._settings, self._clock, record.call_id)
         try:
-            return await self._follow(call, failing)
+            return await self._follow(call, attempts)
         finally:
-            failing.flush()
+            attempts.flush()
 
-    async def _follow(self, call: Watched, failing: Tally) -> How:
+    async def _follow(self, call: Watched, attempts: Attempts) -> How:
         record = call.record
-        attempt = 0  # failed attachments in a row: the backoff's exponent
         closed_normally = False
-        attached = False
         while True:
             left_s = (record.deadline_ms - self._clock()) / 1000
             if left_s <= 0 and await self.hang_up(call, "max_duration"):
                 return "max_duration"
-            if failing.total >= self._settings.calls_sideband_max_failures:
+            if attempts.exhausted:
                 if await self.hang_up(call, "unsupervisable"):
                     return "unsupervisable"
                 continue
@@ -180,13 +143,11 @@ class CallLoop:
                     # Refused as unknown: the end, confirmed (after a normal close, `ended`).
                     ended = closed_normally or closed.reason == "ended"
                     return "ended" if ended else "unknown_call"
-                detail = closed.detail if isinstance(closed, SidebandClosed) else "timeout"
-                attempt = await self._failed(failing, attempt, detail)
+                await attempts.failed(
+                    closed.detail if isinstance(closed, SidebandClosed) else "timeout"
+                )
                 continue
-            if attached:
-                metrics.SIDEBAND_RECONNECTS.inc()
-            attached = True
-            attachment = Attachment(self._clock())
+            attachment = attempts.opened()
             detail = "dropped"
             try:
                 await self._assert_policy(call, connection)
@@ -216,25 +177,7 @@ class CallLoop:
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
-            stable = attachment.events > 0 and (
-                self._clock() - attachment.opened_ms >= STABLE_S * 1000
-            )
-            if stable:
-                failing.flush()
-                attempt = 0
-                await asyncio.sleep(backoff(attempt))
-            else:
-                attempt = await self._failed(failing, attempt, detail)
-
-    async def _failed(self, failing: Tally, attempt: int, detail: str) -> int:
-        """A failed attachment: counted (logged in aggregate), then the backoff; the next
-        attempt's number."""
-        metrics.SIDEBAND_FAILURES.inc()
-        failing.add(last=detail)
-        attempt += 1
-        if failing.total < self._settings.calls_sideband_max_failures:
-            await asyncio.sleep(backoff(attempt))
-        return attempt
+            await attempts.closed(attachment, detail)
 
     async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
         """On every attach, restate what the policy fixed.

@@ -27,8 +27,9 @@ import structlog
 from service.calls.admission import Admission
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
-from service.calls.loop import CallLoop, How, fault_site
+from service.calls.loop import CallLoop, How
 from service.calls.overrides import DEFAULT_PROFILE
+from service.calls.reattach import fault_site
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.state import CallState, state_of
 from service.calls.turns import new_tag
