@@ -18,6 +18,27 @@ For each call the supervisor runs `CallLoop.follow`, which
   too, into its record, on the keeper's next pass);
 - reconnects with backoff when the sideband drops while the call lives.
 
+**A hostile or broken sideband.** The loop must neither spin nor flood the
+logs, whatever the upstream does, and must not forget a call that lives:
+
+- *Backoff and bound* (`service.calls.reattach`): the backoff grows with
+  each failed attachment (a failed connect, or a connection that ended
+  before it delivered an event and stayed up `STABLE_S`); after
+  `CALLS_SIDEBAND_MAX_FAILURES` of them in the call's life it is hung up
+  (`unsupervisable`). Failures are logged in aggregate, never one a line.
+- *A normal close is not the end.* A sideband closed with 1000 is attached
+  again; only a refusal that says the call is unknown (404, 4404), GPT-Live's
+  `session.closed`, or a hang-up (404 included) ends the loop, so a call
+  that still lives upstream keeps its record, its slot and its supervision.
+  The emulator and OpenAI refuse the sideband of an ended call, so an ended
+  call is still forgotten at once (`ended`: after the normal close).
+- *Flood.* The connection drops events past
+  `CALLS_SIDEBAND_MAX_EVENTS_PER_SECOND` (`service.upstream.sideband`); one
+  over budget for `FLOOD_SECONDS` in a row is hung up (`flood`).
+- *Faults.* A fault in our own handling is logged with its type and where it
+  was raised (`module:line`), never its stack (which may be thousands of
+  frames deep), and supervision goes on on a fresh sideband.
+
 Events carry transcripts and item text: only their types, roles, sizes, ids,
 field names and usage numbers are read into logs, metrics or the store.
 """
@@ -26,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -34,6 +54,7 @@ import structlog
 
 from service.calls.fixed import TURN_DETECTION, restoring, value_at
 from service.calls.overrides import Overrides
+from service.calls.reattach import Attachment, Attempts, fault_site
 from service.calls.records import CallRecords
 from service.calls.turns import response_create
 from service.calls.usage import (
@@ -51,11 +72,15 @@ from service.core.errors import NotFound, ServiceError
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
-from service.upstream.sideband import Sideband, SidebandClosed, SidebandConnection
+from service.upstream.sideband import (
+    Sideband,
+    SidebandClosed,
+    SidebandConnection,
+    SidebandFlooded,
+)
 
 log = structlog.get_logger("service.calls")
 CONNECT_TIMEOUT_S = 10.0
-BACKOFF_MAX_S = 10.0
 HANGUP_RETRY_S = 1.0
 REALTIME_CHECKED = frozenset(
     {
@@ -67,17 +92,24 @@ REALTIME_CHECKED = frozenset(
     }
 )
 """The Realtime events read besides `session.updated`: usage, responses, items, tool calls."""
-How = Literal["ended", "unknown_call", "max_duration", "override", "quota", "over_cap", "operator"]
+How = Literal[
+    "ended",
+    "unknown_call",
+    "max_duration",
+    "override",
+    "quota",
+    "unsupervisable",
+    "flood",
+    "over_cap",
+    "operator",
+]
 """How a supervised call ended, as `rtp_calls_ended_total{how}` counts it. `ended`: it
 ended upstream (a hang-up, the browser leaving, Live's `session.closed`), the same
-for both kinds of call; `over_cap`: over
-`CALLS_MAX_CONCURRENT_PER_IDENTITY` once the store returned (`CALLS_OVER_CAP_AFTER_OUTAGE`);
-`operator`: an operator ended the caller's calls (`/admin`)."""
-
-
-def backoff(attempt: int) -> float:
-    """Full jitter, 0.25 s doubling to `BACKOFF_MAX_S`."""
-    return random.uniform(0, min(BACKOFF_MAX_S, 0.25 * 2**attempt))  # noqa: S311 - jitter
+for both kinds of call; `unknown_call`: the upstream refused the sideband as unknown
+without a normal close first; `unsupervisable` and `flood`: hung up, see above;
+`over_cap`: over `CALLS_MAX_CONCURRENT_PER_IDENTITY` once the store returned
+(`CALLS_OVER_CAP_AFTER_OUTAGE`); `operator`: an operator ended the caller's calls
+(`/admin`)."""
 
 
 class CallLoop:
@@ -103,43 +135,66 @@ class CallLoop:
     async def follow(self, call: Watched) -> How:
         """Attach, and re-attach after drops, until the call ends or is hung up."""
         record = call.record
-        attempt = 0
+        attempts = Attempts(self._settings, self._clock, record.call_id)
+        try:
+            return await self._follow(call, attempts)
+        finally:
+            attempts.flush()
+
+    async def _follow(self, call: Watched, attempts: Attempts) -> How:
+        record = call.record
+        closed_normally = False
         while True:
             left_s = (record.deadline_ms - self._clock()) / 1000
             if left_s <= 0 and await self.hang_up(call, "max_duration"):
                 return "max_duration"
+            if attempts.exhausted:
+                if await self.hang_up(call, "unsupervisable"):
+                    return "unsupervisable"
+                continue
             try:
                 async with asyncio.timeout(max(0.1, min(left_s, CONNECT_TIMEOUT_S))):
                     connection = await self._sideband.connect(record.kind, record.call_id)
-            except SidebandClosed as closed:
-                if closed.reason != "dropped":
-                    return closed.reason
-                attempt += 1
-                await asyncio.sleep(backoff(attempt))
+            except (SidebandClosed, TimeoutError) as closed:
+                if isinstance(closed, SidebandClosed) and closed.reason != "dropped":
+                    # Refused as unknown: the end, confirmed (after a normal close, `ended`).
+                    ended = closed_normally or closed.reason == "ended"
+                    return "ended" if ended else "unknown_call"
+                await attempts.failed(
+                    closed.detail if isinstance(closed, SidebandClosed) else "timeout"
+                )
                 continue
-            except TimeoutError:
-                attempt += 1
-                continue
-            if attempt:
-                metrics.SIDEBAND_RECONNECTS.inc()
-                log.info("sideband_reconnected", call_id=record.call_id, attempts=attempt)
-            attempt = 0
+            attachment = attempts.opened()
+            detail = "dropped"
             try:
                 await self._assert_policy(call, connection)
-                return await self._read(call, connection)
+                return await self._read(call, connection, attachment)
             except SidebandClosed as closed:
-                if closed.reason != "dropped":
-                    return closed.reason
-                log.info("sideband_dropped", call_id=record.call_id)
-            except Exception:
+                if closed.reason == "unknown_call":  # 4404 once accepted: as a 404
+                    return "ended" if closed_normally else "unknown_call"
+                # A normal close too: confirmed by the next attach (404), else a drop.
+                closed_normally = closed_normally or closed.reason == "ended"
+                detail = closed.detail
+            except SidebandFlooded:
+                log.warning("sideband_flooding", call_id=record.call_id, kind=record.kind)
+                if await self.hang_up(call, "flood"):
+                    return "flood"
+                detail = "flooding"
+            except Exception as fault:
                 # Never mistake a fault here for the call's end: the call goes on,
-                # so supervision does too, on a fresh sideband.
-                log.exception("call_supervision_fault", call_id=record.call_id)
+                # so supervision does too, on a fresh sideband. Its type and place
+                # only: a stack can be thousands of frames deep.
+                log.error(
+                    "call_supervision_fault",
+                    call_id=record.call_id,
+                    error=type(fault).__name__,
+                    at=fault_site(fault),
+                )
+                detail = "fault"
             finally:
                 with contextlib.suppress(Exception):
                     await connection.close()
-            attempt = 1
-            await asyncio.sleep(backoff(attempt))
+            await attempts.closed(attachment, detail)
 
     async def _assert_policy(self, call: Watched, connection: SidebandConnection) -> None:
         """On every attach, restate what the policy fixed.
@@ -156,7 +211,9 @@ class CallLoop:
             detection = value_at(call.record.created, TURN_DETECTION)
             await connection.send(restoring(call.record.kind, fixed, paths, detection))
 
-    async def _read(self, call: Watched, connection: SidebandConnection) -> How:
+    async def _read(
+        self, call: Watched, connection: SidebandConnection, attachment: Attachment
+    ) -> How:
         """Handle the call's events until it ends; `SidebandClosed` if the socket does."""
         while True:
             left_s = (call.record.deadline_ms - self._clock()) / 1000
@@ -167,6 +224,7 @@ class CallLoop:
                 if await self.hang_up(call, "max_duration"):
                     return "max_duration"
                 continue
+            attachment.events += 1
             how = await self._on_event(call, connection, event)
             if how is not None:
                 return how
