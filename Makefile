@@ -68,7 +68,7 @@ test: lint typecheck unit
 check-container: setup
 	$(UV) run --frozen python -m deploy.check_container
 
-## bench: the load benchmark against the peers, the micro-benchmarks, then call supervision at 2,000 calls
+## bench: the load benchmark against the peers, the micro-benchmarks, then call supervision at 2,000 calls and against flooding sidebands
 bench: setup
 	UV=$(UV) bash bench/run.sh
 	$(UV) run --frozen python bench/micro_policy.py
@@ -77,6 +77,7 @@ bench: setup
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(UV) run --frozen python bench/micro_limiter.py
 	$(UV) run --frozen python bench/supervision.py
+	$(UV) run --frozen python bench/hostile_sidebands.py
 
 clean:
 	rm -rf .venv $(BOOTSTRAP) .pytest_cache .mypy_cache .ruff_cache

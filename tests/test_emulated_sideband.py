@@ -106,6 +106,17 @@ class TestEmulatedSideband:
             await sideband.connect(kind, target)
         assert closed.value.reason == "unknown_call"
 
+    async def test_ended_call_refuses_a_new_attach(
+        self, http: httpx.AsyncClient, sideband: Sideband
+    ) -> None:
+        """Once a call ended, attaching again is `unknown_call`: the supervisor's proof of
+        the end after a normal close (which alone it takes for a drop)."""
+        call_id = await realtime_call(http)
+        await http.post(f"/v1/realtime/calls/{call_id}/hangup", headers=KEY)
+        with pytest.raises(SidebandClosed) as closed:
+            await sideband.connect("realtime", call_id)
+        assert closed.value.reason == "unknown_call"
+
     async def test_detached_is_dropped(self, http: httpx.AsyncClient, sideband: Sideband) -> None:
         """After our own close, recv raises `dropped`: the call itself may go on."""
         call_id = await realtime_call(http)

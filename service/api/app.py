@@ -173,7 +173,10 @@ def create_app(
             )
         await auth.start()
         sideband_to_calls = sideband or WebSocketSideband(
-            settings.openai_base_url, upstream.key_headers
+            settings.openai_base_url,
+            upstream.key_headers,
+            settings.calls_sideband_max_events_per_second,
+            clock,
         )
         supervisor = Supervisor(settings, sideband_to_calls, upstream, store, clock, suspending)
         await supervisor.start()

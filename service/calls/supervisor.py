@@ -32,10 +32,12 @@ import structlog
 
 from service.billing.cost import PICO_PER_MICRO
 from service.calls.admission import Admission
+from service.calls.endings import How
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
-from service.calls.loop import CallLoop, How
+from service.calls.loop import CallLoop
 from service.calls.overrides import DEFAULT_PROFILE
+from service.calls.reattach import fault_site
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.sealed import definitions, resolved
 from service.calls.spend import Ceiling, Spend, usd
@@ -326,10 +328,16 @@ class Supervisor:
             how = await self._loop.follow(call)
         except asyncio.CancelledError:
             raise  # handed over or taken over: the call goes on without us
-        except Exception:
+        except Exception as fault:
             # Outside the sideband loop (which survives its own faults): the
-            # record and slot are left for another worker's takeover.
-            log.exception("call_supervision_failed", call_id=call.record.call_id)
+            # record and slot are left for another worker's takeover. Its type
+            # and place only, as the loop logs its own.
+            log.error(
+                "call_supervision_failed",
+                call_id=call.record.call_id,
+                error=type(fault).__name__,
+                at=fault_site(fault),
+            )
         finally:
             if self._watched.pop(call.record.member, None) is not None:
                 metrics.CALLS_SUPERVISED.dec()

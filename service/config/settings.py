@@ -242,6 +242,14 @@ class Settings(BaseSettings):
     did not start)."""
     calls_max_seconds: Annotated[int, Field(ge=1, le=86_400)] = 1800
     """Every server-created call is hung up after this many seconds."""
+    calls_sideband_max_failures: Annotated[int, Field(ge=1, le=1000)] = 20
+    """Failed sideband attachments (a refused connect, or a connection that died before it
+    delivered an event and stayed up 5 s) over a call's life before the call is hung up
+    as `unsupervisable`: past that, the policy can no longer be kept."""
+    calls_sideband_max_events_per_second: Annotated[int, Field(ge=10, le=100_000)] = 500
+    """Sideband events read per call per second; more are dropped unparsed and counted, and
+    a call over it for 5 seconds in a row is hung up (`flood`). A real call sends a few
+    dozen a second at most (audio transcript deltas), far below."""
     calls_max_concurrent_per_identity: Annotated[int, Field(ge=1)] | None = None
     """Live calls per caller; one more gets 429 `too_many_calls`."""
     calls_lease_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0

@@ -84,6 +84,16 @@ CALL_ENDINGS = Counter("rtp_calls_ended_total", "Supervised calls that ended, by
 SIDEBAND_RECONNECTS = Counter(
     "rtp_sideband_reconnects_total", "Sideband connections re-established after a drop."
 )
+SIDEBAND_FAILURES = Counter(
+    "rtp_sideband_failures_total",
+    "Failed sideband attachments: a refused connect, or a connection that died unstable.",
+)
+SIDEBAND_EVENTS_DROPPED = Counter(
+    "rtp_sideband_events_dropped_total",
+    "Sideband frames dropped unread, by why (budget: over "
+    "CALLS_SIDEBAND_MAX_EVENTS_PER_SECOND; unreadable: not a JSON object).",
+    ["why"],
+)
 CALL_TAKEOVERS = Counter(
     "rtp_call_takeovers_total", "Calls taken over from a supervisor that went away."
 )

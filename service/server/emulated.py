@@ -8,7 +8,9 @@ OpenAI), so its sideband ends with its own `SidebandEnded` carrying the close
 code OpenAI's socket would send; this adapter translates that code exactly
 as `service.upstream.sideband` translates a real socket's close:
 
-- the normal closure (1000): `ended`, the call is over;
+- the normal closure (1000): `ended`, which the supervisor confirms by
+  attaching again: the emulator, as OpenAI, refuses an ended call's sideband
+  (4404);
 - OpenAI's 4404: `unknown_call`, the call was never there or is gone;
 - anything else (this side detached): `dropped`.
 """
