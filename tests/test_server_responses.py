@@ -44,6 +44,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 OTHER_ID = "rtc_other_0123"
 SPENT = 100
 COMMITTED = {"type": "input_audio_buffer.committed", "item_id": "item_user_1"}
+RESPONSE_USAGE = {
+    "total_tokens": 1200,
+    "input_tokens": 800,
+    "output_tokens": 400,
+    "input_token_details": {"text_tokens": 0, "audio_tokens": 800},
+    "output_token_details": {"text_tokens": 0, "audio_tokens": 400},
+}
+"""On gpt-realtime-2: 800 audio in ($0.0256) and 400 audio out ($0.0256), $0.0512."""
 
 
 def created(response_id: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -329,9 +337,14 @@ class TestQuotaFirst:
     """
 
     async def spend(
-        self, client: httpx.AsyncClient, sideband: ScriptedSideband, upstream: respx.MockRouter
+        self,
+        client: httpx.AsyncClient,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+        usage: dict[str, Any] | None = None,
     ) -> None:
-        """The caller's second call (`OTHER_ID`) reports `SPENT` tokens, crossing the quota."""
+        """The caller's second call (`OTHER_ID`) reports `SPENT` tokens (or `usage`), crossing
+        the quota."""
         await create(client)
         await attached(sideband, CALL_ID)
         route = upstream.routes["call"]
@@ -346,8 +359,8 @@ class TestQuotaFirst:
         )
         assert (await create(client)).status_code == 201
         await attached(sideband, OTHER_ID)
-        usage = {"type": "response.done", "response": {"usage": {"total_tokens": SPENT}}}
-        sideband.emit(OTHER_ID, usage)
+        reported = usage or {"total_tokens": SPENT}
+        sideband.emit(OTHER_ID, {"type": "response.done", "response": {"usage": reported}})
         await sideband.until(lambda: len(hangups(upstream)) == 1)
         assert hangups(upstream) == [f"/v1/realtime/calls/{OTHER_ID}/hangup"]
 
@@ -366,6 +379,32 @@ class TestQuotaFirst:
         assert hangups(upstream)[1] == f"/v1/realtime/calls/{CALL_ID}/hangup"
         assert not [e for e in sideband.sent[CALL_ID] if e["type"] == "response.create"]
         assert await metric(client, 'rtp_call_turns_total{outcome="quota"}') == before + 1
+
+    @pytest.mark.parametrize(
+        ("budget", "how"),
+        [
+            ({"quota_usd_per_day": "0.05"}, "quota"),
+            ({"quota_usd_per_day_total": "0.05"}, "ceiling"),
+        ],
+    )
+    async def test_spent_dollars_hang_up_instead_of_answering(
+        self,
+        client_for: ClientFor,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+        budget: dict[str, str],
+        how: str,
+    ) -> None:
+        """The other call's $0.0512 response spends the caller's (or the deployment's) $0.05:
+        this call's next turn starts no response, and the call is hung up for it."""
+        client = await server_client(client_for, make_settings, **budget)
+        await self.spend(client, sideband, upstream, RESPONSE_USAGE)
+        sideband.emit(CALL_ID, COMMITTED)
+        await sideband.until(lambda: len(hangups(upstream)) == 2)
+        assert hangups(upstream)[1] == f"/v1/realtime/calls/{CALL_ID}/hangup"
+        assert not [e for e in sideband.sent[CALL_ID] if e["type"] == "response.create"]
+        assert await metric(client, f'rtp_call_hangups_total{{reason="{how}"}}') >= 1
 
     async def test_under_quota_the_turn_is_answered(
         self,

@@ -68,6 +68,7 @@ from service.config import Settings
 from service.core import metrics
 from service.core.clock import Clock, day_of
 from service.core.errors import NotFound, ServiceError
+from service.limits import deployment_usd_key
 from service.store import Counters, StoreUnavailable
 from service.upstream import Upstream
 from service.upstream.calls import hang_up
@@ -242,29 +243,47 @@ class CallLoop:
         self, call: Watched, connection: SidebandConnection, tag: str
     ) -> How | None:
         """`CALLS_RESPONSES=server`: a committed user turn gets the supervisor's marked
-        `response.create`, once the caller's day is checked: a caller whose tokens or
-        seconds are spent is hung up (`quota`), as when usage crosses them.
+        `response.create`, once the budgets are checked: a call past its own dollars
+        (`budget`), a caller whose tokens, seconds or dollars are spent (`quota`), or a
+        deployment past its ceiling (`ceiling`) is hung up instead, as when usage
+        crosses them; so no response starts past a budget.
 
-        The check reads the two counters in one round trip; a store that cannot answer
+        The check reads the counters in one round trip; a store that cannot answer
         does not stop the call (as usage that cannot be counted), it is logged.
         """
         record = call.record
+        limits = self._spend.limits(record)
+        if limits.call is not None and call.counted_micro >= limits.call:
+            return await self._turn_refused(call, "budget")
         keys = UsageKeys(record.owner, day_of(self._clock()))
+        ceiling = deployment_usd_key(keys.day)
+        settings = self._settings
+        quotas = {
+            keys.tokens: settings.quota_tokens_per_day,
+            keys.seconds: settings.quota_call_seconds_per_day,
+            keys.usd: limits.caller_day,
+            ceiling: limits.deployment_day,
+        }
+        checked = [key for key, quota in quotas.items() if quota is not None]
         try:
-            tokens, seconds = await self._counters.counts([keys.tokens, keys.seconds])
+            totals = await self._counters.counts(checked) if checked else []
         except StoreUnavailable:
             log.warning("call_quota_unchecked", call_id=record.call_id)
         else:
-            settings = self._settings
-            if over(tokens, settings.quota_tokens_per_day) or over(
-                seconds, settings.quota_call_seconds_per_day
-            ):
-                metrics.CALL_TURNS.labels("quota").inc()
-                if await self.hang_up(call, "quota"):
-                    return "quota"
-                return None
+            spent = [
+                key for key, total in zip(checked, totals, strict=True) if over(total, quotas[key])
+            ]
+            if spent:
+                return await self._turn_refused(call, "ceiling" if ceiling in spent else "quota")
         await connection.send(response_create(tag, record.call_id, self._clock()))
         metrics.CALL_TURNS.labels("answered").inc()
+        return None
+
+    async def _turn_refused(self, call: Watched, how: How) -> How | None:
+        """A turn past a budget: no response, the call hung up (`rtp_call_turns_total{quota}`)."""
+        metrics.CALL_TURNS.labels("quota").inc()
+        if await self.hang_up(call, how):
+            return how
         return None
 
     async def _write(self, call: Watched) -> None:
