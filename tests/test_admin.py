@@ -19,6 +19,7 @@ from tests.paths import REALTIME_CALLS
 from tests.servers import redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
+from tests.test_call_spend import ALICE_CALL, BOB_CALL, distinct_ids, done
 from tests.test_call_supervision import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -263,3 +264,69 @@ class TestEndCalls:
                     f"{REALTIME_CALLS}/rtc_after_0123456789a", headers=bearer(ALICE)
                 )
                 assert newer.status_code == 200
+
+
+class TestUsage:
+    """`GET /admin/usage`: a day's spending by caller and profile, costliest first."""
+
+    async def test_callers_and_profiles_are_sorted_by_cost(
+        self,
+        make_settings: MakeSettings,
+        sideband: ScriptedSideband,
+        upstream: respx.MockRouter,
+    ) -> None:
+        """Alice's two responses ($0.10808) rank above Bob's one ($0.05404); the deployment
+        shows their sum; `limit` lists fewer, `callers_total` still counts both."""
+        upstream.routes["call"].side_effect = distinct_ids(ALICE_CALL, BOB_CALL)
+        settings = admin_settings(
+            make_settings, quota_usd_per_day_total="100", calls_lease_seconds=1
+        )
+        transport = httpx.MockTransport(upstream.async_handler)
+        async with serving(create_app(settings, transport, sideband)) as client:
+            assert (await create_call(client, ALICE)).status_code == 201
+            assert (await create_call(client, BOB)).status_code == 201
+            await sideband.attached(ALICE_CALL)
+            await sideband.attached(BOB_CALL)
+            for call_id in (ALICE_CALL, ALICE_CALL, BOB_CALL):
+                sideband.emit(call_id, done())
+
+            async def reported() -> bool:
+                answer = await client.get("/admin/usage", headers=bearer(OPS))
+                return bool(answer.json()["usd"] == "0.162120")
+
+            await eventually(reported)
+
+            async def listed() -> bool:
+                answer = await client.get("/admin/usage", headers=bearer(OPS))
+                return bool(answer.json()["callers_total"] == 2)
+
+            await eventually(listed)
+            report = (await client.get("/admin/usage", headers=bearer(OPS))).json()
+            assert [(c["identity"], c["usd"]) for c in report["callers"]] == [
+                ("alice", "0.108080"),
+                ("bob", "0.054040"),
+            ]
+            assert report["profiles"] == [{"profile": "default", "usd": "0.162120"}]
+            assert report["limits"] == {"usd_per_day_total": "100"}
+            one = (await client.get("/admin/usage?limit=1", headers=bearer(OPS))).json()
+            assert [c["identity"] for c in one["callers"]] == ["alice"]
+            assert one["callers_total"] == 2
+
+    @pytest.mark.parametrize("query", ["day=2026-13-01", "day=yesterday", "limit=0", "limit=x"])
+    async def test_a_bad_query_is_a_400(
+        self, client_for: ClientFor, make_settings: MakeSettings, query: str
+    ) -> None:
+        """A day that is not a date, or a limit out of 1..1000, is a 400 naming it."""
+        client = await client_for(admin_settings(make_settings))
+        answer = await client.get(f"/admin/usage?{query}", headers=bearer(OPS))
+        assert answer.status_code == 400
+        assert answer.json()["error"]["param"] == query.split("=")[0]
+
+    async def test_a_day_without_calls_reports_nothing(
+        self, client_for: ClientFor, make_settings: MakeSettings
+    ) -> None:
+        """A day nobody called is zero, with no callers; a caller's key gets a 401."""
+        client = await client_for(admin_settings(make_settings))
+        report = (await client.get("/admin/usage?day=2020-01-01", headers=bearer(OPS))).json()
+        assert (report["usd"], report["callers"], report["callers_total"]) == ("0.000000", [], 0)
+        assert (await client.get("/admin/usage", headers=bearer(ALICE))).status_code == 401

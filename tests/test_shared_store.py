@@ -127,6 +127,15 @@ class TestSlots:
         assert await store.occupancy("s:exp") == 0
         assert await store.reserve("s:exp", "new", 1, 60_000)
 
+    async def test_members_lists_the_live_ones(self, store: Store, elapse: Elapse) -> None:
+        """`members` names every live member once, and none that expired."""
+        await store.restore("s:idx", "a", 60_000)
+        await store.restore("s:idx", "b", 60_000)
+        await store.restore("s:idx", "a", 60_000)
+        await store.restore("s:idx", "gone", 50)
+        await elapse(120)
+        assert sorted(await store.members("s:idx")) == ["a", "b"]
+
 
 class TestLeases:
     async def test_one_owner_at_a_time(self, store: Store) -> None:

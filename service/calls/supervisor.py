@@ -39,6 +39,7 @@ from service.calls.loop import CallLoop
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.reattach import fault_site
 from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.report import DayReport
 from service.calls.sealed import definitions, resolved
 from service.calls.spend import Ceiling, Spend, usd
 from service.calls.state import CallState, noted, state_of
@@ -48,7 +49,7 @@ from service.config import Settings
 from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
 from service.core import metrics
-from service.core.clock import Clock, wall_ms
+from service.core.clock import Clock, day_of, wall_ms
 from service.core.errors import CallIdReused, NotFound
 from service.limits import Suspensions
 from service.policy import Decision, Policy
@@ -108,6 +109,7 @@ class Supervisor:
         self._keeper = Keeper(
             settings, store, store, store, self._records, self.worker, clock, self._spend, ceiling
         )
+        self._report = DayReport(store, store)
         self._watched: dict[str, Watched] = {}
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
@@ -358,6 +360,7 @@ class Supervisor:
         )
         try:
             await self._keeper.meter([call])
+            await self._index([call])
             await self._keeper.forget(call)
             await self._admission.give_back(record.owner, record.slot)
             await self._records.forget(record.kind, record.call_id)
@@ -411,10 +414,28 @@ class Supervisor:
             self._end_off_keeper(over_quota, "quota")
         for over_ceiling in metered.over_ceiling:
             self._end_off_keeper(over_ceiling, "ceiling")
+        await self._index(list(self._watched.values()))
         for ended in await self._ended_by_operator(list(self._watched.values())):
             self._end_off_keeper(ended, "operator")
         for record in await self._keeper.orphans(self._watched):
             self._watch(record, taken_over=True)
+
+    async def _index(self, calls: list[Watched]) -> None:
+        """Name each call's caller in today's index (once a day per call; a call that crosses
+        midnight is named on both days), for `day_usage`."""
+        day = day_of(self._clock())
+        for call in calls:
+            if call.indexed_day != day:
+                await self._report.note(call.record, day)
+                call.indexed_day = day
+
+    def now_ms(self) -> int:
+        """The time by the supervisor's clock (the day its counters are keyed by)."""
+        return self._clock()
+
+    async def day_usage(self, day: str, limit: int) -> dict[str, Any]:
+        """A day's spending by caller and profile (`GET /admin/usage`)."""
+        return await self._report.report(day, limit)
 
     async def end_calls_of(self, caller: str) -> int:
         """An operator ended `caller`'s calls (`service.limits.Suspensions.end_calls`, already

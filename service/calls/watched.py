@@ -50,6 +50,8 @@ class Watched:
     owes_slot: bool = False
     """Admitted while the store was down (`RATE_LIMIT_ON_STORE_ERROR=open`): its live-call
     slot is named in the record but not taken; the keeper's next pass takes it."""
+    indexed_day: str | None = None
+    """The UTC day whose index of callers names this call's caller (`service.calls.report`)."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""

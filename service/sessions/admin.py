@@ -10,11 +10,14 @@ worker's calls of the caller are hung up at once.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.core.clock import day_of
 from service.core.errors import InvalidRequest
 from service.sessions.context import Services
 
@@ -34,6 +37,41 @@ class SuspendRequest(BaseModel):
 def _others_within_s(services: Services) -> float:
     """How soon the other workers act on an ending: their next keeper pass."""
     return round(services.settings.calls_lease_seconds / 3, 3)
+
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_LISTED = 1000
+
+
+async def usage(
+    services: Services, admin: str, day: str | None, limit: str | None
+) -> dict[str, Any]:
+    """A UTC day's spending (today unless `day`, `YYYY-MM-DD`): the deployment's, each
+    profile's, and the `limit` (default 100) costliest callers', with the deployment's
+    ceiling. Counters last two days: older days report nothing."""
+    today = day_of(services.supervisor.now_ms())
+    if day is not None and (not DAY.fullmatch(day) or not _real_day(day)):
+        raise InvalidRequest("Invalid value for 'day': expected YYYY-MM-DD.", param="day")
+    listed = 100
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_LISTED:
+            raise InvalidRequest(
+                f"Invalid value for 'limit': expected 1 to {MAX_LISTED}.", param="limit"
+            )
+        listed = int(limit)
+    report = await services.supervisor.day_usage(day or today, listed)
+    ceiling = services.settings.quota_usd_per_day_total
+    report["limits"] = {"usd_per_day_total": str(ceiling) if ceiling is not None else None}
+    log.info("admin_usage_read", admin=admin, day=day or today)
+    return report
+
+
+def _real_day(day: str) -> bool:
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
 
 
 async def end_calls(services: Services, admin: str, caller: str) -> dict[str, Any]:

@@ -140,6 +140,10 @@ class Slots(Protocol):
         """How many live members `key` holds."""
         ...
 
+    async def members(self, key: str) -> list[str]:
+        """The live members `key` holds (a day's index of callers, say), in no order."""
+        ...
+
 
 class Leases(Protocol):
     """Which worker supervises which call; an expired lease is an orphaned call."""

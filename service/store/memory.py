@@ -136,6 +136,9 @@ class MemoryStore:
     async def occupancy(self, key: str) -> int:
         return len(self._live(key))
 
+    async def members(self, key: str) -> list[str]:
+        return list(self._live(key))
+
     def _live(self, key: str) -> dict[str, int]:
         """The key's unexpired members; an emptied key is dropped (no growth per caller)."""
         now_ms = self._clock()

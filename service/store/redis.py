@@ -79,6 +79,7 @@ class RedisStore:
             script(lua.OCCUPANCY),
         )
         self._missing, self._restore = script(lua.MISSING), script(lua.RESTORE)
+        self._members = script(lua.MEMBERS)
         self._claim, self._renew, self._release, self._orphans = (
             script(lua.CLAIM),
             script(lua.RENEW),
@@ -159,6 +160,10 @@ class RedisStore:
 
     async def occupancy(self, key: str) -> int:
         return int(await self._command(self._occupancy(keys=[key])))
+
+    async def members(self, key: str) -> list[str]:
+        raw = await self._command(self._members(keys=[key]))
+        return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def claim(self, member: str, owner: str, ttl_ms: int) -> bool:
         args: list[str | int] = [member, owner, ttl_ms]

@@ -44,6 +44,20 @@ def _noted(request: Request, action: str, identity: str) -> None:
         raise InvalidRequest(f"identity: at most {MAX_IDENTITY} characters.", param="identity")
 
 
+@router.get("/usage")
+async def usage(
+    request: Request,
+    services: ServicesDep,
+    operator: AdminDep,
+    day: str | None = None,
+    limit: str | None = None,
+) -> JSONResponse:
+    """A UTC day's spending (`?day=YYYY-MM-DD`, today by default): the deployment's, each
+    profile's and the costliest callers' (`?limit=`, 100 by default), sorted by cost."""
+    request.state.log["endpoint"] = "admin_usage"
+    return JSONResponse(await admin.usage(services, operator, day, limit), headers=NO_STORE)
+
+
 @router.post("/callers/{identity}/hangup")
 async def end_calls(
     request: Request, services: ServicesDep, operator: AdminDep, identity: str
