@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ class TestConfigurationExamples:
 
     def test_profiles_example_loads(self, tmp_path: Path) -> None:
         """The TOML example validates as profiles over the default policy."""
-        (block,) = [b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"]
+        block, _ = [b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"]
         path = tmp_path / "profiles.toml"
         path.write_text(block.text, encoding="utf-8")
         profiles = load_profiles(Policy(), path)
@@ -145,6 +146,18 @@ class TestConfigurationExamples:
         free, free_policy = profiles.for_caller("someone-else")
         assert (staff, staff_policy.live.default_model) == ("staff", "gpt-live-1.1")
         assert (free, free_policy.default_model) == ("free", "gpt-realtime-2.1-mini")
+
+    def test_budget_example_loads_into_the_profiles_example(self, tmp_path: Path) -> None:
+        """The `[profiles.free.budget]` example, added to the profiles example, gives the free
+        profile its own dollars."""
+        profiles, budget = [
+            b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"
+        ]
+        path = tmp_path / "profiles.toml"
+        path.write_text(profiles.text + "\n" + budget.text, encoding="utf-8")
+        loaded = load_profiles(Policy(), path)
+        free = loaded.budgets["free"]
+        assert (free.quota_usd_per_day, free.calls_max_usd) == (Decimal(2), Decimal("0.5"))
 
 
 class TestDeployingExamples:
