@@ -200,6 +200,8 @@ def see_call_state(
     expect(page.locator("#call-fixed li")).to_have_text(state["fixed"])
     expect(page.locator("#call-deadline")).to_have_text(re.compile(r"^\d+:\d\d left \(hung up at "))
     expect(page.locator("#call-usage")).to_contain_text(" s")
+    # What the call cost so far, in dollars (a GPT-Live call is billed from its start).
+    expect(page.locator("#call-usage")).to_contain_text(re.compile(r", \$\d+\.\d{6}$"))
     if kind == "live":
         expect(page.locator("#try-override")).to_be_hidden()
         return
