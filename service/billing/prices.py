@@ -42,6 +42,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.core.validation import problems
+
 SHIPPED = Path(__file__).with_name("prices.toml")
 """The table shipped with the service."""
 
@@ -236,8 +238,4 @@ def _entry(path: Path, name: str, value: Any) -> ModelPrice:
     try:
         return ModelPrice.model_validate(value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        raise ValueError(f'{path}: models."{name}": {problems}') from None
+        raise ValueError(f'{path}: models."{name}": {problems(exc, whole="entry")}') from None

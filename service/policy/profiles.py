@@ -41,6 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from service.core.validation import problems
 from service.policy.budget import Budget
 from service.policy.model import Policy
 
@@ -145,11 +146,7 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
         try:
             named[name] = Policy.model_validate(merged)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
-            raise ValueError(f"profile '{name}': {problems}") from None
+            raise ValueError(f"profile '{name}': {problems(exc, whole='policy')}") from None
     callers = {str(k): str(v) for k, v in (data.get("callers") or {}).items()}
     default = data.get("default")
     missing = {p for p in [*callers.values(), default] if p is not None and p not in named}
@@ -163,8 +160,5 @@ def _budget(profile: str, table: object) -> Budget:
     try:
         return Budget.model_validate(table)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"budget.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        raise ValueError(f"profile '{profile}': {problems}") from None
+        found = problems(exc, prefix="budget.", whole="table")
+        raise ValueError(f"profile '{profile}': {found}") from None
