@@ -17,6 +17,7 @@ import respx
 from asgi_lifespan import LifespanManager
 
 from service.api import create_app
+from service.calls import reattach
 from service.config import Settings
 from service.core import logs
 from service.core.logs import configure
@@ -102,6 +103,19 @@ def fixture_suite_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         yield folder
         logs.flush()  # the buffered lines, before the file they go to is closed
         stream.flush()
+
+
+@pytest.fixture(name="attempts")
+def fixture_attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The backoff exponent of every retry the loop waits for; the waits made instant."""
+    seen: list[int] = []
+
+    def instant(attempt: int) -> float:
+        seen.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr(reattach, "backoff", instant)
+    return seen
 
 
 @pytest.fixture(name="anyio_backend")

@@ -29,19 +29,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 DEPTH = 500
 
 
-@pytest.fixture(name="attempts")
-def fixture_attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The backoff exponent of every retry the loop waits for; the waits made instant."""
-    seen: list[int] = []
-
-    def instant(attempt: int) -> float:
-        seen.append(attempt)
-        return 0.0
-
-    monkeypatch.setattr(reattach, "backoff", instant)
-    return seen
-
-
 @asynccontextmanager
 async def service(
     make_settings: MakeSettings,

@@ -18,7 +18,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.api import create_app
-from service.calls import reattach
 from service.upstream.sideband import FLOOD_SECONDS
 from tests.clocks import FakeClock
 from tests.conftest import SDP_OFFER, MakeSettings, serving
@@ -42,19 +41,6 @@ def fixture_hostile() -> Iterator[HostileServer]:
 def fixture_clock() -> FakeClock:
     """The service's clock, moved only by the test."""
     return FakeClock()
-
-
-@pytest.fixture(name="attempts")
-def fixture_attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The backoff exponent of every retry the loop waits for; the waits made instant."""
-    seen: list[int] = []
-
-    def instant(attempt: int) -> float:
-        seen.append(attempt)
-        return 0.0
-
-    monkeypatch.setattr(reattach, "backoff", instant)
-    return seen
 
 
 @asynccontextmanager
