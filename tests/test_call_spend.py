@@ -25,6 +25,7 @@ from tests.servers import redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
 from tests.test_call_supervision import attached, eventually, metric, session_updated
+from tests.test_realtime_calls_endpoint import multipart
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 MINT = "/v1/realtime/client_secrets"
@@ -58,6 +59,26 @@ def distinct_ids(*ids: str) -> Any:
         return httpx.Response(201, content=b"v=0\r\n", headers={"Location": location})
 
     return answer
+
+
+TRANSCRIPTION_USAGE = {
+    "type": "tokens",
+    "total_tokens": 300,
+    "input_tokens": 200,
+    "input_token_details": {"audio_tokens": 200, "text_tokens": 0},
+    "output_tokens": 100,
+}
+
+
+def transcribed(usage: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's event for a completed input transcription, with its usage."""
+    return {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "item_1",
+        "content_index": 0,
+        "transcript": "hello",
+        "usage": usage,
+    }
 
 
 def done(usage: dict[str, Any] = USAGE) -> dict[str, Any]:
@@ -138,22 +159,28 @@ class TestCost:
         await attached(sideband, CALL_ID)
         transcription = {"model": "gpt-4o-transcribe"}
         sideband.emit(CALL_ID, session_updated(audio={"input": {"transcription": transcription}}))
-        usage = {
-            "type": "tokens",
-            "total_tokens": 300,
-            "input_tokens": 200,
-            "input_token_details": {"audio_tokens": 200, "text_tokens": 0},
-            "output_tokens": 100,
-        }
         # 200 audio in at $2.50/M ($0.0005) and 100 out at $10/M ($0.001).
-        event = {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": "item_1",
-            "content_index": 0,
-            "transcript": "hello",
-            "usage": usage,
+        sideband.emit(CALL_ID, transcribed(TRANSCRIPTION_USAGE))
+
+        async def counted() -> bool:
+            return await day_usd(client, ALICE) == "0.001500"
+
+        await eventually(counted)
+
+    async def test_the_transcription_model_the_call_was_created_with_prices_it(
+        self, client_for: ClientFor, make_settings: MakeSettings, sideband: ScriptedSideband
+    ) -> None:
+        """Before any `session.updated`, a transcription is priced at the model the call was
+        created with (gpt-transcribe, by duration: 20 s at $0.0045 a minute)."""
+        client = await client_for(keyed(make_settings))
+        session = {
+            "type": "realtime",
+            "audio": {"input": {"transcription": {"model": "gpt-transcribe"}}},
         }
-        sideband.emit(CALL_ID, event)
+        created = await client.post(REALTIME_CALLS, files=multipart(session), headers=bearer(ALICE))
+        assert created.status_code == 201
+        await attached(sideband, CALL_ID)
+        sideband.emit(CALL_ID, transcribed({"type": "duration", "seconds": 20}))
 
         async def counted() -> bool:
             return await day_usd(client, ALICE) == "0.001500"

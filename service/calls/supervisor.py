@@ -274,6 +274,7 @@ class Supervisor:
         record.counted_seconds = None
         unresolved = self._resolve(record) if taken_over else []
         watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
+        watched.transcription_model = self._spend.transcription_model(record.created)
         if taken_over:
             # Counted before this worker: the store's per-call figure (`Keeper.orphans`).
             watched.counted_micro = record.cost_micro
