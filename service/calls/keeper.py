@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from service.calls.records import CallRecord, CallRecords
+from service.calls.report import calls_key
 from service.calls.spend import Ceiling, Spend
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, call_usd_key, over
 from service.calls.watched import Watched
@@ -100,11 +101,11 @@ class Keeper:
         """Heal what the store lost, extend this worker's leases; the calls another worker took.
 
         The store can lose a call's state: a write failed while it was down, or
-        it restarted empty (or was flushed). Whatever of a live call's record
-        and live-call slot is missing is written again, and a lease nobody holds
-        is taken, so within one pass the owner's hang-up works, the cap counts
-        the call and another worker can adopt it. One round trip finds what is
-        missing; only that is written.
+        it restarted empty (or was flushed). Whatever of a live call's record,
+        live-call slot and place among its caller's calls is missing is written
+        again, and a lease nobody holds is taken, so within one pass the owner's
+        hang-up works, the cap counts the call and another worker can adopt it.
+        One round trip finds what is missing; only that is written.
         """
         for record in await self._records.missing([call.record for call in calls]):
             if not await self._records.create(record):
@@ -113,9 +114,10 @@ class Keeper:
                 log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
                 continue
             log.warning("call_state_restored", call_id=record.call_id, kind=record.kind)
+            left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
             if record.slot is not None:
-                left_ms = record.deadline_ms - self._clock() + SLOT_SLACK_MS
                 await self._slots.restore(UsageKeys(record.owner, "").slots, record.slot, left_ms)
+            await self._slots.restore(calls_key(record.owner), record.member, left_ms)
         members = [call.record.member for call in calls]
         lost = set(await self._leases.renew(members, self._worker, self.lease_ms))
         return [call for call in calls if call.record.member in lost]

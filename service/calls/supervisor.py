@@ -34,12 +34,12 @@ from service.billing.cost import PICO_PER_MICRO
 from service.calls.admission import Admission
 from service.calls.endings import How
 from service.calls.fixed import fixed_fields
-from service.calls.keeper import Keeper
+from service.calls.keeper import SLOT_SLACK_MS, Keeper
 from service.calls.loop import CallLoop
 from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.reattach import fault_site
 from service.calls.records import CallRecord, CallRecords, owner_of
-from service.calls.report import DayReport
+from service.calls.report import CallerCalls, DayReport
 from service.calls.sealed import definitions, resolved
 from service.calls.spend import Ceiling, Spend, usd
 from service.calls.state import CallState, noted, state_of
@@ -110,6 +110,7 @@ class Supervisor:
             settings, store, store, store, self._records, self.worker, clock, self._spend, ceiling
         )
         self._report = DayReport(store, store)
+        self._calls_of = CallerCalls(store, store)
         self._watched: dict[str, Watched] = {}
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
@@ -192,6 +193,7 @@ class Supervisor:
             if not await self._records.create(record):
                 await self._refuse_reused(record)
             await self._keeper.hold(record)
+            await self._calls_of.add(record, record.deadline_ms - started + SLOT_SLACK_MS)
         except StoreUnavailable:
             # The call exists and the browser needs its answer: losing it would leave a
             # billed call nobody can use. Supervision goes on in this worker, whose
@@ -255,8 +257,12 @@ class Supervisor:
         return record
 
     async def usage(self, identity: str) -> dict[str, Any]:
-        """The caller's usage today and their limits (`GET /v1/usage`)."""
-        return await self._admission.usage(owner_of(identity))
+        """The caller's usage today, their live calls' dollars and their limits
+        (`GET /v1/usage`)."""
+        owner = owner_of(identity)
+        usage = await self._admission.usage(owner)
+        usage["calls"] = await self._calls_of.costs(owner)
+        return usage
 
     # Following calls.
 
@@ -364,6 +370,7 @@ class Supervisor:
             await self._index([call])
             await self._keeper.forget(call)
             await self._admission.give_back(record.owner, record.slot)
+            await self._calls_of.remove(record)
             await self._records.forget(record.kind, record.call_id)
         except StoreUnavailable:
             log.error("call_end_unrecorded", call_id=record.call_id)
