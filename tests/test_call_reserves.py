@@ -1,0 +1,238 @@
+"""Admission reserves (#20): calls admitted at once cannot all pass on one total.
+
+Each admitted call holds an amount of every daily budget it is checked
+against (`service.calls.reserves`); admission checks spent plus held in one
+atomic step, the hold shrinks as the call spends and the rest is released at
+its end. Real Redis, as in production; the sideband is scripted.
+Prices are the shipped table's: gpt-realtime-2's highest token price is $64
+(audio out) per 1M tokens, so its default dollar reserve is 4096 of them:
+$0.262144.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from service.api import create_app
+from service.config import Settings
+from tests.conftest import MakeSettings, serving
+from tests.servers import redis_server
+from tests.sidebands import ScriptedSideband
+from tests.test_call_spend import ALICE, USAGE, bearer, create, distinct_ids, done, keyed
+from tests.test_call_supervision import eventually
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+IDS = [f"rtc_reserve_{i:010d}" for i in range(60)]
+FIRST, *OTHERS = IDS
+
+
+async def usage(client: httpx.AsyncClient) -> dict[str, Any]:
+    body: dict[str, Any] = (await client.get("/v1/usage", headers=bearer(ALICE))).json()
+    return body
+
+
+async def create_many(clients: list[httpx.AsyncClient], count: int) -> list[httpx.Response]:
+    """`count` creations at once, alternating between `clients`."""
+    return list(
+        await asyncio.gather(*(create(clients[i % len(clients)], ALICE) for i in range(count)))
+    )
+
+
+def codes(responses: list[httpx.Response]) -> dict[str, int]:
+    """How many creations got each answer: `created` or the error's code."""
+    found: dict[str, int] = {}
+    for response in responses:
+        code = "created" if response.status_code == 201 else response.json()["error"]["code"]
+        found[code] = found.get(code, 0) + 1
+    return found
+
+
+@asynccontextmanager
+async def apps(
+    settings: Settings, upstream: respx.MockRouter, sideband: ScriptedSideband, count: int = 1
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    transport = httpx.MockTransport(upstream.async_handler)
+    async with serving(create_app(settings, transport, sideband)) as first:
+        if count == 1:
+            yield [first]
+            return
+        async with serving(create_app(settings, transport, sideband)) as second:
+            yield [first, second]
+
+
+async def spend_tokens(
+    client: httpx.AsyncClient, sideband: ScriptedSideband, call_id: str, tokens: int
+) -> None:
+    """One call that spends `tokens` and ends; wait until its hold is released."""
+    assert (await create(client, ALICE)).status_code == 201
+    await sideband.attached(call_id)
+    sideband.emit(call_id, done({**USAGE, "total_tokens": tokens}))
+    sideband.close(call_id, "ended")
+
+    async def settled() -> bool:
+        body = await usage(client)
+        return bool(body["usage"]["tokens"] == tokens and body["held"]["tokens"] == 0)
+
+    await eventually(settled)
+
+
+class TestTokenReserves:
+    """QUOTA_TOKENS_PER_DAY under concurrent admission."""
+
+    async def test_fifty_creations_at_990_of_1000_tokens_admit_exactly_one(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """At 990 of 1,000 tokens, 50 simultaneous creations: one is admitted, 49 get 429."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(make_settings, redis_url=redis.url, quota_tokens_per_day=1000)
+            async with apps(settings, upstream, sideband) as clients:
+                await spend_tokens(clients[0], sideband, FIRST, 990)
+                answers = await create_many(clients, 50)
+                assert codes(answers) == {"created": 1, "quota_exceeded": 49}
+                assert (await usage(clients[0]))["held"]["tokens"] == 1000
+                assert upstream.routes["call"].call_count == 2
+
+    async def test_without_a_reserve_all_fifty_are_admitted(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """CALLS_RESERVE_TOKENS=0 is admission by reading the counter: all 50 pass on 990."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(
+                make_settings,
+                redis_url=redis.url,
+                quota_tokens_per_day=1000,
+                calls_reserve_tokens=0,
+            )
+            async with apps(settings, upstream, sideband) as clients:
+                await spend_tokens(clients[0], sideband, FIRST, 990)
+                assert codes(await create_many(clients, 50)) == {"created": 50}
+
+    async def test_a_hold_released_at_the_call_s_end_admits_the_next_call(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """The admitted call ends having spent nothing: its hold is given back, and the next
+        creation is admitted again."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(make_settings, redis_url=redis.url, quota_tokens_per_day=1000)
+            async with apps(settings, upstream, sideband) as clients:
+                client = clients[0]
+                await spend_tokens(client, sideband, FIRST, 990)
+                assert (await create(client, ALICE)).status_code == 201
+                assert (await create(client, ALICE)).status_code == 429
+                await sideband.attached(OTHERS[0])
+                sideband.close(OTHERS[0], "ended")
+
+                async def released() -> bool:
+                    return bool((await usage(client))["held"]["tokens"] == 0)
+
+                await eventually(released)
+                assert (await create(client, ALICE)).status_code == 201
+
+    async def test_a_call_s_spend_shrinks_its_hold(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """A response of 1,500 tokens on a 4,096-token hold leaves 2,596 held: spent plus held
+        counts the call once."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(make_settings, redis_url=redis.url, quota_tokens_per_day=100_000)
+            async with apps(settings, upstream, sideband) as clients:
+                client = clients[0]
+                assert (await create(client, ALICE)).status_code == 201
+                await sideband.attached(FIRST)
+                sideband.emit(FIRST, done())
+
+                async def spent() -> bool:
+                    return bool((await usage(client))["usage"]["tokens"] == 1500)
+
+                await eventually(spent)
+                assert (await usage(client))["held"]["tokens"] == 4096 - 1500
+
+
+class TestDollarReserves:
+    """QUOTA_USD_PER_DAY and the deployment's ceiling under concurrent admission."""
+
+    async def test_fifty_creations_under_a_caller_s_dollars_admit_exactly_one(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """$0.05 a day: the first call holds all of it (its $0.262144 reserve, at most the
+        budget), so of 50 simultaneous creations one is admitted."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(make_settings, redis_url=redis.url, quota_usd_per_day="0.05")
+            async with apps(settings, upstream, sideband) as clients:
+                answers = await create_many(clients, 50)
+                assert codes(answers) == {"created": 1, "quota_exceeded": 49}
+                assert (await usage(clients[0]))["held"]["usd"] == "0.050000"
+
+    async def test_the_deployment_ceiling_across_two_apps_admits_what_its_reserves_fit(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """$1 for the deployment, two apps on one Redis, 50 creations at once: four calls
+        hold $0.262144 each (the fourth admitted at $0.786432 held), the rest are refused."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+            settings = keyed(make_settings, redis_url=redis.url, quota_usd_per_day_total="1")
+            async with apps(settings, upstream, sideband, count=2) as clients:
+                answers = await create_many(clients, 50)
+                assert codes(answers) == {"created": 4, "quota_exceeded": 46}
+
+
+class TestTakeover:
+    """A hold survives a hand-over and is released once."""
+
+    async def test_the_adopting_worker_releases_what_is_still_held_once(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """4,096 tokens held, 1,500 spent on the first app, handed over; 1,500 more on the
+        second: 1,096 held; the call ends: 3,000 spent, and the next call holds 4,096."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis:
+
+            def settings(lease_seconds: float) -> Settings:
+                return keyed(
+                    make_settings,
+                    redis_url=redis.url,
+                    redis_timeout_seconds=2.0,
+                    calls_lease_seconds=lease_seconds,
+                    quota_tokens_per_day=100_000,
+                )
+
+            transport = httpx.MockTransport(upstream.async_handler)
+            async with serving(create_app(settings(1), transport, sideband)) as second:
+                async with serving(create_app(settings(300), transport, sideband)) as first:
+                    assert (await create(first, ALICE)).status_code == 201
+                    await sideband.attached(FIRST)
+                    sideband.emit(FIRST, done())
+
+                    async def first_counted() -> bool:
+                        return bool((await usage(first))["held"]["tokens"] == 2596)
+
+                    await eventually(first_counted)
+                await sideband.attached(FIRST, count=2)
+                sideband.emit(FIRST, done())
+
+                async def second_counted() -> bool:
+                    return bool((await usage(second))["held"]["tokens"] == 1096)
+
+                await eventually(second_counted)
+                sideband.close(FIRST, "ended")
+
+                async def released() -> bool:
+                    return bool((await usage(second))["held"]["tokens"] == 0)
+
+                await eventually(released)
+                assert (await usage(second))["usage"]["tokens"] == 3000
+                # Released once: a second release would leave -1,096 under the next hold.
+                assert (await create(second, ALICE)).status_code == 201
+                assert (await usage(second))["held"]["tokens"] == 4096
