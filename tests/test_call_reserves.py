@@ -21,7 +21,17 @@ import pytest
 import respx
 
 from service.api import create_app
+from service.calls.admission import Admission
+from service.calls.keeper import Keeper
+from service.calls.records import CallRecord, CallRecords, owner_of
+from service.calls.reserves import unheld_key
+from service.calls.usage import UsageKeys
+from service.calls.watched import Watched
 from service.config import Settings
+from service.core.clock import DAY_MS, day_of
+from service.core.errors import RateLimited
+from service.store import MemoryStore, held_key
+from tests.clocks import FakeClock
 from tests.conftest import MakeSettings, serving
 from tests.servers import redis_server
 from tests.sidebands import ScriptedSideband
@@ -236,3 +246,74 @@ class TestTakeover:
                 # Released once: a second release would leave -1,096 under the next hold.
                 assert (await create(second, ALICE)).status_code == 201
                 assert (await usage(second))["held"]["tokens"] == 4096
+
+
+class TestReserveSettings:
+    """CALLS_RESERVE_*: a reserve ops set must fit its budget."""
+
+    @pytest.mark.parametrize(
+        ("reserve", "quota"),
+        [
+            ({"calls_reserve_tokens": 2000}, {"quota_tokens_per_day": 1000}),
+            ({"calls_reserve_seconds": 120}, {"quota_call_seconds_per_day": 60}),
+            ({"calls_reserve_usd": "2"}, {"quota_usd_per_day": "1"}),
+            ({"calls_reserve_usd": "2"}, {"quota_usd_per_day_total": "1"}),
+        ],
+    )
+    def test_a_reserve_set_above_its_budget_is_refused_naming_both(
+        self, make_settings: MakeSettings, reserve: dict[str, Any], quota: dict[str, Any]
+    ) -> None:
+        """A reserve larger than its budget refuses start-up, naming both variables."""
+        with pytest.raises(ValueError, match="exceeds") as refused:
+            make_settings(**reserve, **quota)
+        for name in (*reserve, *quota):
+            assert name.upper() in str(refused.value)
+
+    def test_the_default_reserve_is_allowed_above_a_small_quota(
+        self, make_settings: MakeSettings
+    ) -> None:
+        """Unset, CALLS_RESERVE_TOKENS (4096) starts under a 1,000-token quota: admission
+        holds at most the quota."""
+        assert make_settings(quota_tokens_per_day=1000).calls_reserve_tokens == 4096
+
+
+class TestHoldDays:
+    """A hold is given back against the day it was taken."""
+
+    async def test_a_hold_taken_yesterday_is_released_against_yesterday(
+        self, make_settings: MakeSettings
+    ) -> None:
+        """Admitted at 23:59:50 UTC, ended the next day: yesterday's hold goes to 0, today's
+        is untouched."""
+        day_start = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS
+        clock = FakeClock(day_start + DAY_MS - 10_000)
+        store = MemoryStore(clock)
+        settings = make_settings(quota_tokens_per_day=10_000)
+        owner = owner_of("alice")
+        yesterday = UsageKeys(owner, day_of(clock())).tokens
+        admitted = await Admission(settings, store, store, clock).admit(owner, "realtime")
+        assert dict(admitted.held) == {held_key(yesterday): 4096}
+        call = Watched(
+            CallRecord("realtime", "rtc_1", owner, "alice", 0, 10**15, held=dict(admitted.held)),
+            clock(),
+            held={"tokens": 4096},
+        )
+        clock.advance(20_000)
+        today = UsageKeys(owner, day_of(clock())).tokens
+        keeper = Keeper(settings, store, store, store, CallRecords(store), "worker-a", clock)
+        await keeper.release_holds(call)
+        assert await store.counts([held_key(yesterday), held_key(today)]) == [0, 0]
+        assert await store.counts([unheld_key(call.record.member, "tokens")]) == [4096]
+
+    async def test_a_refused_slot_gives_its_hold_back(self, make_settings: MakeSettings) -> None:
+        """At CALLS_MAX_CONCURRENT_PER_IDENTITY the refused creation holds nothing."""
+        clock = FakeClock(1_800_000_000_000)
+        store = MemoryStore(clock)
+        settings = make_settings(quota_tokens_per_day=10_000, calls_max_concurrent_per_identity=1)
+        admission = Admission(settings, store, store, clock)
+        owner = owner_of("alice")
+        await admission.admit(owner, "realtime")
+        with pytest.raises(RateLimited):
+            await admission.admit(owner, "realtime")
+        held = held_key(UsageKeys(owner, day_of(clock())).tokens)
+        assert await store.counts([held]) == [4096]
