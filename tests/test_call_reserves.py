@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -268,6 +269,19 @@ class TestReserveSettings:
             make_settings(**reserve, **quota)
         for name in (*reserve, *quota):
             assert name.upper() in str(refused.value)
+
+    def test_a_reserve_above_a_profile_s_budget_is_refused_naming_it(
+        self, make_settings: MakeSettings, tmp_path: Path
+    ) -> None:
+        """CALLS_RESERVE_USD above a profile's quota_usd_per_day refuses start-up, naming
+        the variable and the profile."""
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(
+            '[callers]\nbob = "free"\n[profiles.free.budget]\nquota_usd_per_day = 0.05\n'
+        )
+        with pytest.raises(ValueError, match="CALLS_RESERVE_USD=0.1 exceeds") as refused:
+            make_settings(calls_reserve_usd="0.1", policy_profiles_file=profiles)
+        assert "free" in str(refused.value)
 
     def test_the_default_reserve_is_allowed_above_a_small_quota(
         self, make_settings: MakeSettings

@@ -410,6 +410,24 @@ class Settings(BaseSettings):
             raise ValueError(f"PRICES_FILE: {exc}") from None
         return self
 
+    @model_validator(mode="after")
+    def _reserve_fits_profiles(self) -> Self:
+        """A CALLS_RESERVE_USD set above a profile's own daily budget could never hold there."""
+        reserve = self.calls_reserve_usd
+        if "calls_reserve_usd" not in self.model_fields_set or reserve is None:
+            return self
+        over = sorted(
+            name
+            for name, budget in self.profiles.budgets.items()
+            if budget.quota_usd_per_day is not None and reserve > budget.quota_usd_per_day
+        )
+        if over:
+            raise ValueError(
+                f"CALLS_RESERVE_USD={reserve} exceeds the quota_usd_per_day of profile(s) "
+                f"{', '.join(over)} (POLICY_PROFILES_FILE): lower it or unset it"
+            )
+        return self
+
     def budget_for(self, profile: str) -> Budget:
         """The dollar budgets of a profile's callers: its own `[budget]` values, else the env's."""
         own = self.profiles.budgets.get(profile)
