@@ -279,7 +279,7 @@ class TestReserveSettings:
         profiles.write_text(
             '[callers]\nbob = "free"\n[profiles.free.budget]\nquota_usd_per_day = 0.05\n'
         )
-        with pytest.raises(ValueError, match="CALLS_RESERVE_USD=0.1 exceeds") as refused:
+        with pytest.raises(ValueError, match=r"CALLS_RESERVE_USD=0\.1 exceeds") as refused:
             make_settings(calls_reserve_usd="0.1", policy_profiles_file=profiles)
         assert "free" in str(refused.value)
 
