@@ -128,11 +128,12 @@ class TestHolds:
         assert await store.counts(["h:a:held", "h:b:held"]) == [10, 0]
 
     async def test_a_negative_reservation_counts_as_none(self, store: Store) -> None:
-        """A reservation counter below 0 (the store lost a hold) never widens a budget."""
-        await store.add({"h:a": 999, "h:a:held": -500}, 60_000)
-        assert await store.hold([("h:a", 1000)], {"h:a:held": 1}, 60_000) is None
-        assert await store.hold([("h:a", 1000)], {}, 60_000) is None
-        await store.add({"h:a": 1}, 60_000)
+        """A reservation counter below 0 (the store lost holds) counts as none, and a new
+        hold starts from 0: it never widens a budget."""
+        await store.add({"h:a": 990, "h:a:held": -500}, 60_000)
+        assert await store.hold([("h:a", 1000)], {"h:a:held": 5}, 60_000) is None
+        assert await store.counts(["h:a:held"]) == [5]
+        assert await store.hold([("h:a", 1000)], {"h:a:held": 5}, 60_000) is None
         assert await store.hold([("h:a", 1000)], {}, 60_000) == "h:a"
 
 

@@ -86,8 +86,9 @@ class Counters(Protocol):
     ) -> str | None:
         """Reserve against budgets, atomically: if for every `(key, limit)` of `checks` the
         counter plus its reservations (`held_key(key)`, never below 0) is under `limit`,
-        add `holds` (counters created with `ttl_ms`) and return None; else change nothing
-        and return the first key that refused.
+        add `holds` (counters created with `ttl_ms`; one below 0, whose holds the store
+        lost, from 0) and return None; else change nothing and return the first key that
+        refused.
 
         One operation, so concurrent admissions are ordered: each sees the reservations
         of those before it (`service.calls.reserves`).

@@ -120,6 +120,10 @@ class MemoryStore:
             spent, held = await self.counts([key, held_key(key)])
             if spent + max(0, held) >= limit:
                 return key
+        for key in holds:
+            value, expires = self._counters.get(key, (0, 0))
+            if value < 0:
+                self._counters[key] = (0, expires)
         await self.add(holds, ttl_ms)
         return None
 
