@@ -34,8 +34,9 @@ from service.core.errors import RateLimited
 from service.store import MemoryStore, held_key
 from tests.clocks import FakeClock
 from tests.conftest import MakeSettings, serving
-from tests.servers import redis_server
+from tests.servers import FaultyLink, redis_server
 from tests.sidebands import ScriptedSideband
+from tests.suite_logs import captured_logs
 from tests.test_call_spend import ALICE, USAGE, bearer, create, distinct_ids, done, keyed
 from tests.test_call_supervision import eventually
 
@@ -331,3 +332,47 @@ class TestHoldDays:
             await admission.admit(owner, "realtime")
         held = held_key(UsageKeys(owner, day_of(clock())).tokens)
         assert await store.counts([held]) == [4096]
+
+
+class TestEndDuringAnOutage:
+    """A call that ends while the store fails its writes gives its hold back afterwards."""
+
+    async def test_the_hold_is_released_once_the_store_answers(
+        self, make_settings: MakeSettings, sideband: ScriptedSideband, upstream: respx.MockRouter
+    ) -> None:
+        """The end's writes fail (every script cut): the lease is left to expire, the call is
+        adopted, found ended, and its 4,096 tokens released from the store's figures."""
+        upstream.routes["call"].side_effect = distinct_ids(*IDS)
+        with redis_server() as redis, captured_logs() as logs:
+            link = FaultyLink(redis.port)
+            settings = keyed(
+                make_settings,
+                redis_url=f"redis://127.0.0.1:{link.port}/0",
+                redis_timeout_seconds=2.0,
+                calls_lease_seconds=1,
+                quota_tokens_per_day=100_000,
+            )
+            try:
+                async with apps(settings, upstream, sideband) as clients:
+                    client = clients[0]
+                    assert (await create(client, ALICE)).status_code == 201
+                    await sideband.attached(FIRST)
+                    assert (await usage(client))["held"]["tokens"] == 4096
+                    link.mode = "cut"
+                    sideband.close(FIRST, "ended")
+
+                    async def unrecorded() -> bool:
+                        return any(line["event"] == "call_end_unrecorded" for line in logs)
+
+                    await eventually(unrecorded)
+                    link.mode = "pass"
+
+                    async def released() -> bool:
+                        body = await usage(client)
+                        return bool(body.get("held", {}).get("tokens") == 0)
+
+                    await eventually(released, timeout=15)
+                    assert (await create(client, ALICE)).status_code == 201
+                    assert (await usage(client))["held"]["tokens"] == 4096
+            finally:
+                link.close()
