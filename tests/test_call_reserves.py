@@ -26,6 +26,7 @@ from service.calls.admission import Admission
 from service.calls.keeper import Keeper
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.reserves import unheld_key
+from service.calls.spend import Spend
 from service.calls.usage import UsageKeys
 from service.calls.watched import Watched
 from service.config import Settings
@@ -376,3 +377,53 @@ class TestEndDuringAnOutage:
                     assert (await usage(client))["held"]["tokens"] == 4096
             finally:
                 link.close()
+
+
+class TestReserveAmounts:
+    """CALLS_RESERVE_USD unset: one response's worth at the call's model's price."""
+
+    @pytest.mark.parametrize(
+        ("kind", "model", "micro"),
+        [
+            ("realtime", "gpt-realtime-2", 262_144),  # 4096 audio-out tokens at $64 per 1M
+            ("live", "gpt-live-1", 50_000),  # 60 seconds at $0.05 a minute
+            ("realtime", "no-such-model", 0),
+        ],
+    )
+    def test_the_default_is_one_response_at_the_model_s_price(
+        self, make_settings: MakeSettings, kind: str, model: str, micro: int
+    ) -> None:
+        """4096 tokens at the highest token price, or 60 seconds at GPT-Live's active price."""
+        spend = Spend(make_settings())
+        assert spend.reserve_micro("live" if kind == "live" else "realtime", model) == micro
+
+    def test_a_set_reserve_is_held_exactly(self, make_settings: MakeSettings) -> None:
+        """CALLS_RESERVE_USD=0.123456 reserves 123,456 micro-dollars whatever the model."""
+        spend = Spend(make_settings(calls_reserve_usd="0.123456"))
+        assert spend.reserve_micro("realtime", "gpt-realtime-2") == 123_456
+
+
+class TestSecondsHold:
+    """Call seconds shrink a call's seconds hold as the keeper meters them."""
+
+    async def test_metered_seconds_give_back_their_part_of_the_hold(
+        self, make_settings: MakeSettings
+    ) -> None:
+        """A Realtime call holding 60 seconds, metered after 5: 55 held, 5 given back."""
+        clock = FakeClock(1_800_000_000_000)
+        store = MemoryStore(clock)
+        settings = make_settings(quota_call_seconds_per_day=3600)
+        owner = owner_of("alice")
+        admitted = await Admission(settings, store, store, clock).admit(owner, "realtime")
+        held = held_key(UsageKeys(owner, day_of(clock())).seconds)
+        assert dict(admitted.held) == {held: 60}
+        call = Watched(
+            CallRecord("realtime", "rtc_1", owner, "alice", 0, 10**15, held=dict(admitted.held)),
+            clock(),
+            held={"seconds": 60},
+        )
+        clock.advance(5_000)
+        keeper = Keeper(settings, store, store, store, CallRecords(store), "worker-a", clock)
+        await keeper.meter([call])
+        assert await store.counts([held, unheld_key(call.record.member, "seconds")]) == [55, 5]
+        assert call.held == {"seconds": 55}
