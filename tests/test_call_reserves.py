@@ -32,7 +32,7 @@ from service.calls.watched import Watched
 from service.config import Settings
 from service.core.clock import DAY_MS, day_of
 from service.core.errors import RateLimited
-from service.store import MemoryStore, held_key
+from service.store import MemoryStore, StoreUnavailable, held_key
 from tests.clocks import FakeClock
 from tests.conftest import MakeSettings, serving
 from tests.servers import FaultyLink, redis_server
@@ -427,3 +427,41 @@ class TestSecondsHold:
         await keeper.meter([call])
         assert await store.counts([held, unheld_key(call.record.member, "seconds")]) == [55, 5]
         assert call.held == {"seconds": 55}
+
+
+class TestSlotStoreDown:
+    """The store fails between the hold and the live-call slot."""
+
+    async def test_closed_gives_the_hold_back(self, make_settings: MakeSettings) -> None:
+        """RATE_LIMIT_ON_STORE_ERROR=closed: the 503's call holds nothing."""
+        clock = FakeClock(1_800_000_000_000)
+        store = SlotsDown(clock)
+        settings = make_settings(quota_tokens_per_day=10_000, calls_max_concurrent_per_identity=1)
+        owner = owner_of("alice")
+        with pytest.raises(StoreUnavailable):
+            await Admission(settings, store, store, clock).admit(owner, "realtime")
+        held = held_key(UsageKeys(owner, day_of(clock())).tokens)
+        assert await store.counts([held]) == [0]
+
+    async def test_open_keeps_the_hold_on_the_call(self, make_settings: MakeSettings) -> None:
+        """RATE_LIMIT_ON_STORE_ERROR=open: the admitted call keeps what it held, to release at
+        its end."""
+        clock = FakeClock(1_800_000_000_000)
+        store = SlotsDown(clock)
+        settings = make_settings(
+            quota_tokens_per_day=10_000,
+            calls_max_concurrent_per_identity=1,
+            rate_limit_on_store_error="open",
+        )
+        owner = owner_of("alice")
+        admitted = await Admission(settings, store, store, clock).admit(owner, "realtime")
+        held = held_key(UsageKeys(owner, day_of(clock())).tokens)
+        assert dict(admitted.held) == {held: 4096}
+        assert await store.counts([held]) == [4096]
+
+
+class SlotsDown(MemoryStore):
+    """A store whose live-call slots fail (after admission's hold succeeded)."""
+
+    async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
+        raise StoreUnavailable("TimeoutError")

@@ -124,10 +124,12 @@ class Admission:
                 )
         except StoreUnavailable as down:
             if not self._fail_open:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.release(held)  # held, then the slot failed: not this call's
                 raise
-            # Nothing held: a call admitted unchecked reserves nothing (`service.calls.reserves`).
+            # What was held before the store failed stays the call's, released at its end.
             log.error("call_admission_unchecked", reason=down.reason)
-            return Admitted(member, owed=member is not None)
+            return Admitted(member, owed=member is not None, held=held)
         return Admitted(member, held=held)
 
     async def release(self, held: Mapping[str, int]) -> None:
