@@ -38,12 +38,15 @@ from tests.conftest import MakeSettings, serving
 from tests.servers import FaultyLink, redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
-from tests.test_call_spend import ALICE, USAGE, bearer, create, distinct_ids, done, keyed
+from tests.test_call_spend import ALICE, bearer, create, distinct_ids, done, keyed
 from tests.test_call_supervision import eventually
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 IDS = [f"rtc_reserve_{i:010d}" for i in range(60)]
 FIRST, *OTHERS = IDS
+UNPRICED = {"total_tokens": 1500}
+"""A response's 1,500 tokens without their kinds: costs nothing, so this file leaves the
+process's `rtp_cost_usd_total` as it found it (tests/test_call_spend.py reads it)."""
 
 
 async def usage(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -86,7 +89,7 @@ async def spend_tokens(
     """One call that spends `tokens` and ends; wait until its hold is released."""
     assert (await create(client, ALICE)).status_code == 201
     await sideband.attached(call_id)
-    sideband.emit(call_id, done({**USAGE, "total_tokens": tokens}))
+    sideband.emit(call_id, done({"total_tokens": tokens}))
     sideband.close(call_id, "ended")
 
     async def settled() -> bool:
@@ -163,7 +166,7 @@ class TestTokenReserves:
                 client = clients[0]
                 assert (await create(client, ALICE)).status_code == 201
                 await sideband.attached(FIRST)
-                sideband.emit(FIRST, done())
+                sideband.emit(FIRST, done(UNPRICED))
 
                 async def spent() -> bool:
                     return bool((await usage(client))["usage"]["tokens"] == 1500)
@@ -226,14 +229,14 @@ class TestTakeover:
                 async with serving(create_app(settings(300), transport, sideband)) as first:
                     assert (await create(first, ALICE)).status_code == 201
                     await sideband.attached(FIRST)
-                    sideband.emit(FIRST, done())
+                    sideband.emit(FIRST, done(UNPRICED))
 
                     async def first_counted() -> bool:
                         return bool((await usage(first))["held"]["tokens"] == 2596)
 
                     await eventually(first_counted)
                 await sideband.attached(FIRST, count=2)
-                sideband.emit(FIRST, done())
+                sideband.emit(FIRST, done(UNPRICED))
 
                 async def second_counted() -> bool:
                     return bool((await usage(second))["held"]["tokens"] == 1096)
