@@ -306,9 +306,10 @@ class TestBudgets:
         sideband: ScriptedSideband,
         upstream: respx.MockRouter,
     ) -> None:
-        """Two apps on one Redis, $0.05 for the deployment: Alice's response crosses it on
-        the first app; Bob's call on the second is hung up within its next pass; every new
-        call and mint is refused; one log line per worker says so."""
+        """Two apps on one Redis, $0.05 for the deployment (each call reserving $0.02, so two
+        are admitted): Alice's response crosses it on the first app; Bob's call on the
+        second is hung up within its next pass; every new call and mint is refused; one log
+        line per worker says so."""
         upstream.routes["call"].side_effect = distinct_ids(ALICE_CALL, BOB_CALL)
         with redis_server() as redis:
             settings = keyed(
@@ -317,6 +318,7 @@ class TestBudgets:
                 redis_timeout_seconds=2.0,
                 calls_lease_seconds=1,
                 quota_usd_per_day_total="0.05",
+                calls_reserve_usd="0.02",
             )
             transport = httpx.MockTransport(upstream.async_handler)
             with captured_logs() as logs:

@@ -371,7 +371,11 @@ class TestQuotaFirst:
         sideband: ScriptedSideband,
         upstream: respx.MockRouter,
     ) -> None:
-        client = await server_client(client_for, make_settings, quota_tokens_per_day=SPENT)
+        # A reserve of 10 of the 100 tokens: both calls are admitted (a call's default
+        # reserve would hold the whole quota).
+        client = await server_client(
+            client_for, make_settings, quota_tokens_per_day=SPENT, calls_reserve_tokens=10
+        )
         await self.spend(client, sideband, upstream)
         before = await metric(client, 'rtp_call_turns_total{outcome="quota"}')
         sideband.emit(CALL_ID, COMMITTED)

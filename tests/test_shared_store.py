@@ -110,6 +110,33 @@ class TestCounters:
         assert await store.counts(["t:short"]) == [0]
 
 
+class TestHolds:
+    async def test_hold_adds_while_spent_and_held_are_under_the_limit(self, store: Store) -> None:
+        """A check passes while spent + held < limit; the holds are then added."""
+        await store.add({"h:a": 990}, 60_000)
+        assert await store.hold([("h:a", 1000)], {"h:a:held": 4096}, 60_000) is None
+        assert await store.counts(["h:a", "h:a:held"]) == [990, 4096]
+
+    async def test_hold_refuses_on_reservations_and_changes_nothing(self, store: Store) -> None:
+        """Reservations count against the limit: a refusal names its key and adds nothing."""
+        await store.add({"h:a": 990}, 60_000)
+        await store.hold([("h:a", 1000)], {"h:a:held": 10}, 60_000)
+        refused = await store.hold(
+            [("h:b", 5), ("h:a", 1000)], {"h:b:held": 1, "h:a:held": 10}, 60_000
+        )
+        assert refused == "h:a"
+        assert await store.counts(["h:a:held", "h:b:held"]) == [10, 0]
+
+    async def test_a_negative_reservation_counts_as_none(self, store: Store) -> None:
+        """A reservation counter below 0 (the store lost holds) counts as none, and a new
+        hold starts from 0: it never widens a budget."""
+        await store.add({"h:a": 990, "h:a:held": -500}, 60_000)
+        assert await store.hold([("h:a", 1000)], {"h:a:held": 5}, 60_000) is None
+        assert await store.counts(["h:a:held"]) == [5]
+        assert await store.hold([("h:a", 1000)], {"h:a:held": 5}, 60_000) is None
+        assert await store.hold([("h:a", 1000)], {}, 60_000) == "h:a"
+
+
 class TestSlots:
     async def test_reserve_up_to_the_limit(self, store: Store) -> None:
         """The limit-th member is refused; freeing one admits the next."""

@@ -6,7 +6,10 @@ upstream: a caller over `QUOTA_TOKENS_PER_DAY` or `QUOTA_CALL_SECONDS_PER_DAY`
 gets 429 `quota_exceeded` until midnight UTC, one at
 `CALLS_MAX_CONCURRENT_PER_IDENTITY` live calls gets 429 `too_many_calls`.
 Slots are members that expire on their own (the call's longest life and a
-minute), so a slot whose call ended without a word is free again.
+minute), so a slot whose call ended without a word is free again. Each
+admitted call reserves against the budgets it is checked against, checked
+and reserved in one atomic step, so calls admitted at once cannot all pass
+on one total (`service.calls.reserves`).
 
 The store down: `RATE_LIMIT_ON_STORE_ERROR=open` admits and logs, `closed`
 raises `StoreUnavailable` (the caller's 503). A call admitted open still gets
@@ -18,19 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from service.calls.spend import NO_DOLLAR_LIMITS, DollarLimits, usd
-from service.calls.usage import UsageKeys
+from service.calls.usage import COUNTER_TTL_MS, UsageKeys
 from service.config import Settings
 from service.contract.calls import CallKind
 from service.core.clock import Clock, day_of, seconds_to_midnight
 from service.core.errors import RateLimited
 from service.limits import ceiling_reached, deployment_usd_key
-from service.store import Counters, Slots, StoreUnavailable
+from service.store import Counters, Slots, StoreUnavailable, held_key
 
 log = structlog.get_logger("service.calls")
 
@@ -44,6 +48,8 @@ class Admitted:
     `CALLS_MAX_CONCURRENT_PER_IDENTITY`). Its name is the server's own, never a caller's."""
     owed: bool = False
     """Named but not taken: the store was down (`RATE_LIMIT_ON_STORE_ERROR=open`)."""
+    held: Mapping[str, int] = field(default_factory=dict)
+    """The hold counters reserved against, and how much on each (`service.calls.reserves`)."""
 
 
 class Admission:
@@ -57,43 +63,60 @@ class Admission:
         self._fail_open = settings.rate_limit_on_store_error == "open"
 
     async def admit(
-        self, owner: str, kind: CallKind, limits: DollarLimits = NO_DOLLAR_LIMITS
+        self,
+        owner: str,
+        kind: CallKind,
+        limits: DollarLimits = NO_DOLLAR_LIMITS,
+        reserve_micro: int = 0,
     ) -> Admitted:
         """Check the caller's daily quotas (tokens, seconds, their profile's dollars) and the
-        deployment's ceiling, and take a live-call slot; 429 otherwise.
+        deployment's ceiling, reserving against each (`service.calls.reserves`), and take a
+        live-call slot; 429 otherwise.
 
-        The quotas are read in one round trip. Give the slot back with
+        Checked and reserved in one atomic step: spent plus what the calls admitted
+        before hold must be under each budget. Give the slot and holds back with
         `give_back` if the call is not created.
         """
         settings = self._settings
         keys = UsageKeys(owner, day_of(self._clock()))
         limit = settings.calls_max_concurrent_per_identity
         member = secrets.token_hex(8) if limit is not None else None
+        usd_hold = min(
+            [reserve_micro, *(b for b in (limits.caller_day, limits.deployment_day) if b)]
+        )
         candidates = {
-            keys.tokens: settings.quota_tokens_per_day if kind == "realtime" else None,
-            keys.seconds: settings.quota_call_seconds_per_day,
-            keys.usd: limits.caller_day,
-            deployment_usd_key(keys.day): limits.deployment_day,
+            keys.tokens: (
+                settings.quota_tokens_per_day if kind == "realtime" else None,
+                settings.calls_reserve_tokens,
+            ),
+            keys.seconds: (settings.quota_call_seconds_per_day, settings.calls_reserve_seconds),
+            keys.usd: (limits.caller_day, usd_hold),
+            deployment_usd_key(keys.day): (limits.deployment_day, usd_hold),
         }
-        quotas = {key: quota for key, quota in candidates.items() if quota is not None}
+        checks = [(key, quota) for key, (quota, _) in candidates.items() if quota is not None]
+        holds = {
+            held_key(key): min(reserve, quota)
+            for key, (quota, reserve) in candidates.items()
+            if quota is not None and reserve > 0
+        }
+        held: dict[str, int] = {}
         try:
-            if quotas:
-                totals = await self._counters.counts(list(quotas))
-                spent = [
-                    key for key, total in zip(quotas, totals, strict=True) if total >= quotas[key]
-                ]
-                if deployment_usd_key(keys.day) in spent:
+            if checks:
+                refused = await self._counters.hold(checks, holds, COUNTER_TTL_MS)
+                if refused == deployment_usd_key(keys.day):
                     raise ceiling_reached(self._clock)
-                if spent:
+                if refused is not None:
                     raise RateLimited(
                         "This caller's daily call budget is spent; it resets at 00:00 UTC.",
                         code="quota_exceeded",
                         headers={"Retry-After": str(seconds_to_midnight(self._clock()))},
                     )
+                held = holds
             if limit is None or member is None:
-                return Admitted()
+                return Admitted(held=held)
             ttl_ms = (settings.calls_max_seconds + 60) * 1000
             if not await self._slots.reserve(keys.slots, member, limit, ttl_ms):
+                await self.release(held)
                 raise RateLimited(
                     f"This caller already has {limit} live calls; hang one up first.",
                     code="too_many_calls",
@@ -101,28 +124,49 @@ class Admission:
                 )
         except StoreUnavailable as down:
             if not self._fail_open:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.release(held)  # held, then the slot failed: not this call's
                 raise
+            # What was held before the store failed stays the call's, released at its end.
             log.error("call_admission_unchecked", reason=down.reason)
-            return Admitted(member, owed=member is not None)
-        return Admitted(member)
+            return Admitted(member, owed=member is not None, held=held)
+        return Admitted(member, held=held)
+
+    async def release(self, held: Mapping[str, int]) -> None:
+        """Give back the holds of a call that was never created (`StoreUnavailable` if down)."""
+        if held:
+            await self._counters.add({key: -amount for key, amount in held.items()}, COUNTER_TTL_MS)
 
     async def give_back(self, owner: str, slot: str | None) -> None:
         """Free a slot: its call was not created, or has ended (`StoreUnavailable` if down)."""
         if slot is not None:
             await self._slots.unreserve(UsageKeys(owner, "").slots, slot)
 
-    async def give_back_quietly(self, owner: str, slot: str | None) -> None:
-        """`give_back` for a call that never was: with the store down, the slot expires."""
+    async def give_back_quietly(
+        self, owner: str, slot: str | None, held: Mapping[str, int] | None = None
+    ) -> None:
+        """`give_back` (and `release`) for a call that never was: with the store down, the
+        slot expires, and the holds count until their day ends."""
         with contextlib.suppress(StoreUnavailable):
             await self.give_back(owner, slot)
+        with contextlib.suppress(StoreUnavailable):
+            await self.release(held or {})
 
     async def usage(self, owner: str) -> dict[str, Any]:
-        """The caller's usage today and their limits (`GET /v1/usage`)."""
+        """The caller's usage today, what their live calls hold of their reserves, and their
+        limits (`GET /v1/usage`)."""
         settings = self._settings
         keys = UsageKeys(owner, day_of(self._clock()))
-        tokens, seconds, micro = await self._counters.counts([keys.tokens, keys.seconds, keys.usd])
+        budgets = [keys.tokens, keys.seconds, keys.usd]
+        counted = await self._counters.counts([*budgets, *map(held_key, budgets)])
+        tokens, seconds, micro, held_tokens, held_seconds, held_micro = counted
         return {
             "date": keys.day,
+            "held": {
+                "tokens": max(0, held_tokens),
+                "call_seconds": max(0, held_seconds),
+                "usd": usd(max(0, held_micro)),
+            },
             "usage": {
                 "tokens": tokens,
                 "call_seconds": seconds,

@@ -17,7 +17,9 @@ was down (`RATE_LIMIT_ON_STORE_ERROR=open`), writes what the store lacks (a
 record or lease that could not be written while it was down), the records
 whose state changed since the last pass (a call's usage and overrides, for
 its owner to see), and meters every call's seconds since the last pass with
-the tokens the store could not take when a response reported them, each in
+the tokens the store could not take when a response reported them (giving
+back, in the same write, what they spend of the call's admission reserve:
+`service.calls.reserves`), each in
 one round trip for thousands of calls (the owed slots aside: one each, after
 an outage). The keeper only touches the store: what to do about a lost
 lease, a caller over quota or over the cap, or an orphan is the supervisor's
@@ -34,6 +36,7 @@ import structlog
 
 from service.calls.records import CallRecord, CallRecords
 from service.calls.report import calls_key
+from service.calls.reserves import reserved, restore, shrink, unheld_key
 from service.calls.spend import Ceiling, Spend
 from service.calls.usage import COUNTER_TTL_MS, UsageKeys, call_usd_key, over
 from service.calls.watched import Watched
@@ -203,6 +206,7 @@ class Keeper:
         per_kind: dict[str, int] = defaultdict(int)
         callers: dict[str, list[Watched]] = defaultdict(list)
         taken: list[tuple[Watched, int, int, int]] = []
+        unheld: list[tuple[Watched, dict[str, int]]] = []
         quotas: dict[str, int | None] = {}
         watched = list(calls)
         for call in watched:
@@ -234,12 +238,16 @@ class Keeper:
                     increments[key] += micro
             if self._spend.ceiling_micro is not None:
                 increments[deployment_usd_key(day)] += 0
+            spent = {"seconds": seconds, "tokens": tokens, "usd": micro}
+            unheld.append((call, shrink(call, spent, increments)))
             taken.append((call, seconds, tokens, micro))
         if not increments:
             return Metered([], [])
         try:
             totals = await self._counters.add(increments, COUNTER_TTL_MS)
         except StoreUnavailable:
+            for call, given in unheld:
+                restore(call, given)
             for call, seconds, tokens, micro in taken:
                 call.unmetered_ms += seconds * 1000
                 call.unwritten_tokens += tokens
@@ -279,8 +287,12 @@ class Keeper:
             if record is None:
                 await self._leases.drop(member)
                 continue
-            # What the call cost until now, exactly as counted (the record may lag it).
-            (record.cost_micro,) = await self._counters.counts([call_usd_key(member)])
+            # What the call cost until now, and what of its reserve it gave back, exactly
+            # as counted (the record may lag them).
+            kinds = list(reserved(record.held))
+            own = [call_usd_key(member), *(unheld_key(member, kind) for kind in kinds)]
+            record.cost_micro, *given = await self._counters.counts(own)
+            record.unheld = dict(zip(kinds, given, strict=True))
             metrics.CALL_TAKEOVERS.inc()
             log.info("call_taken_over", call_id=call_id, kind=kind, worker=self._worker)
             adopted.append(record)
@@ -319,6 +331,19 @@ class Keeper:
     async def release(self, calls: Sequence[Watched]) -> None:
         """Expire this worker's leases now, so another worker adopts the calls at once."""
         await self._leases.release([call.record.member for call in calls], self._worker)
+
+    async def release_holds(self, call: Watched) -> None:
+        """The call is over: what it still holds of its reserve is given back, against the
+        day it was taken, in one round trip (kept on the call if the store is down)."""
+        increments: dict[str, int] = {}
+        taken = shrink(call, dict(call.held), increments)
+        if not increments:
+            return
+        try:
+            await self._counters.add(increments, COUNTER_TTL_MS)
+        except StoreUnavailable:
+            restore(call, taken)
+            raise
 
     async def forget(self, call: Watched) -> None:
         """The call is over: its lease goes for good."""

@@ -12,10 +12,11 @@ The loop (`service.calls.loop`) hands `Meter` each usage event of a call:
 Tokens and dollars are written at once, in one round trip, to the caller's
 day, the profile's day, the deployment's day and the call's own counter; the
 store down, they wait on the call for the keeper's next pass (never dropped,
-never written twice). Then the call is held to its budgets: its own dollars
-(`CALLS_MAX_USD`, audited `call_budget_exceeded`), its caller's day (tokens,
-dollars) and the deployment's ceiling; past one it is hung up (`budget`,
-`quota`, `ceiling`).
+never written twice), and what they spend of the call's admission reserve is
+given back in the same write (`service.calls.reserves`). Then the call is held
+to its budgets: its own dollars (`CALLS_MAX_USD`, audited
+`call_budget_exceeded`), its caller's day (tokens, dollars) and the
+deployment's ceiling; past one it is hung up (`budget`, `quota`, `ceiling`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import structlog
 
 from service.billing import Cost
 from service.calls.endings import How
+from service.calls.reserves import restore, shrink
 from service.calls.spend import Ceiling, Spend, usd
 from service.calls.usage import (
     COUNTER_TTL_MS,
@@ -132,10 +134,13 @@ class Meter:
             increments.update(dict.fromkeys(self._spend.keys(record, day), micro))
         totals: dict[str, int] = {}
         if increments:
+            # What this spends of the call's reserve is given back in the same write.
+            taken = shrink(call, {"tokens": tokens, "usd": micro}, increments)
             try:
                 totals = await self._counters.add(increments, COUNTER_TTL_MS)
             except StoreUnavailable:
                 # Kept, not dropped: the keeper's next pass writes them once the store answers.
+                restore(call, taken)
                 call.unwritten_tokens += tokens
                 call.unwritten_micro += micro
                 log.warning(

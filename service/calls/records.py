@@ -110,6 +110,12 @@ class CallRecord:
     cost_micro: int = 0
     """What the call has cost so far, in micro-dollars, at the price table's prices (as its
     worker last wrote it; the store's per-call counter is exact)."""
+    held: dict[str, int] = field(default_factory=dict)
+    """The hold counters admission reserved against (on the day it was taken) and how much
+    on each (`service.calls.reserves`): fixed at creation."""
+    unheld: dict[str, int] = field(default_factory=dict)
+    """Per kind, what of the reserve was given back so far (as its worker last wrote it;
+    the store's per-call counter is exact)."""
     tag: str | None = None
     """`CALLS_RESPONSES=server`: the call's secret tag, which marks the responses the
     supervisor starts (`service.calls.turns`); None: the client starts them. A secret:

@@ -25,17 +25,21 @@ reaches a call while a dollar budget applies (`service.sessions.plan`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import structlog
 
 from service.billing import Cost, live_cost, response_cost, transcription_cost
+from service.billing.cost import PICO_PER_DOLLAR, PICO_PER_MICRO
 from service.calls.fixed import value_at
 from service.calls.records import CallRecord
 from service.calls.usage import UsageKeys, call_usd_key, profile_usd_key
 from service.config import Settings
+from service.contract.calls import CallKind
 from service.core import metrics
 from service.core.env_values import micro_dollars
 from service.limits import deployment_usd_key
@@ -125,6 +129,24 @@ class Spend:
             )
             self._limits[profile] = found
         return found
+
+    def reserve_micro(self, kind: CallKind, model: object) -> int:
+        """What a new call reserves against its dollar budgets (`service.calls.reserves`), in
+        whole micro-dollars rounded up: `CALLS_RESERVE_USD`, else one response's worth at
+        the model's price (`CALLS_RESERVE_TOKENS` at its highest token price; GPT-Live:
+        `CALLS_RESERVE_SECONDS` at its active price); 0 for a model without that price."""
+        settings = self._settings
+        if settings.calls_reserve_usd is not None:
+            return micro_dollars(settings.calls_reserve_usd)
+        price = self._prices.price(model) if isinstance(model, str) else None
+        pico = Fraction(0)
+        if price is not None and kind == "realtime" and price.tokens is not None:
+            rates = price.tokens.pico_per_token
+            pico = Fraction(settings.calls_reserve_tokens * max(astuple(rates)))
+        elif price is not None and kind == "live" and price.live is not None:
+            per_second = Fraction(price.live.active_per_minute) / 60
+            pico = settings.calls_reserve_seconds * per_second * PICO_PER_DOLLAR
+        return math.ceil(pico / PICO_PER_MICRO)
 
     def response(self, record: CallRecord, event: Mapping[str, Any]) -> Cost | None:
         """A Realtime `response.done`'s cost at the call's model (None: unpriced)."""

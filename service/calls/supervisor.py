@@ -40,6 +40,7 @@ from service.calls.overrides import DEFAULT_PROFILE
 from service.calls.reattach import fault_site
 from service.calls.records import CallRecord, CallRecords, owner_of
 from service.calls.report import CallerCalls, DayReport
+from service.calls.reserves import still_held
 from service.calls.sealed import definitions, resolved
 from service.calls.spend import Ceiling, Spend, usd
 from service.calls.state import CallState, noted, state_of
@@ -164,14 +165,16 @@ class Supervisor:
         """Admit, create upstream, record and supervise a call; 429 or the upstream's error."""
         owner = owner_of(new.identity)
         profile = self._profile_of(new.policy)
-        admitted = await self._admission.admit(owner, new.kind, self._spend.limits_for(profile))
+        reserve = self._spend.reserve_micro(new.kind, new.session.get("model"))
+        limits = self._spend.limits_for(profile)
+        admitted = await self._admission.admit(owner, new.kind, limits, reserve)
         slot = admitted.slot
         try:
             created = await create_call(
                 self._upstream, new.kind, new.offer, new.session, new.request_id
             )
         except BaseException:
-            await self._admission.give_back_quietly(owner, slot)
+            await self._admission.give_back_quietly(owner, slot, admitted.held)
             raise
         started = self._clock()
         record = CallRecord(
@@ -186,6 +189,7 @@ class Supervisor:
             profile=profile,
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
             tag=new_tag() if self._server_responses(new.kind) else None,
+            held=dict(admitted.held),
         )
         if record.member in self._watched:
             await self._refuse_reused(record)
@@ -212,7 +216,7 @@ class Supervisor:
         browser never gets its SDP answer, so its peer never connects and the new
         call carries nothing. The slot the new one took is given back.
         """
-        await self._admission.give_back_quietly(record.owner, record.slot)
+        await self._admission.give_back_quietly(record.owner, record.slot, record.held)
         log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
         raise CallIdReused(
             "OpenAI answered with the id of a call that already exists; retry.",
@@ -281,6 +285,8 @@ class Supervisor:
         unresolved = self._resolve(record) if taken_over else []
         watched = Watched(record, self._clock(), live_seconds=counted, owes_slot=owes_slot)
         watched.transcription_model = self._spend.transcription_model(record.created)
+        # What of its reserve the call still holds (after a takeover: as the store counted).
+        watched.held = still_held(record.held, record.unheld)
         if taken_over:
             # Counted before this worker: the store's per-call figure (`Keeper.orphans`).
             watched.counted_micro = record.cost_micro
@@ -354,7 +360,8 @@ class Supervisor:
                 await self._finish(call, how)
 
     async def _finish(self, call: Watched, how: How) -> None:
-        """The call is over: its last usage written, its slot, lease and record gone."""
+        """The call is over: its last usage written, what it still held released, its slot,
+        lease and record gone."""
         record = call.record
         metrics.CALL_ENDINGS.labels(how).inc()
         log.info(
@@ -368,6 +375,7 @@ class Supervisor:
         try:
             await self._keeper.meter([call])
             await self._index([call])
+            await self._keeper.release_holds(call)
             await self._keeper.forget(call)
             await self._admission.give_back(record.owner, record.slot)
             await self._calls_of.remove(record)

@@ -38,6 +38,9 @@ class Watched:
     """GPT-Live's cumulative `usage.seconds` counted so far. After a hand-over it is what
     the previous worker counted; after a crash None, until the first report sets the
     baseline (what the previous worker counted is unknown: never count it twice)."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Per kind (tokens, seconds, usd), what the call still holds of its admission reserve
+    (`service.calls.reserves`)."""
     reverts: list[int] = field(default_factory=list)
     """When the recent reverts, cancels and deletes were sent (ms), to stop a revert loop."""
     acted: set[str] = field(default_factory=set)

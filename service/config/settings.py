@@ -230,6 +230,19 @@ class Settings(BaseSettings):
     client_secrets_enabled: bool = True
     """Serve the client-secret endpoints. Their sessions run between the browser and OpenAI,
     unseen, so no budget meters them: `false` leaves only server-created calls."""
+    calls_reserve_tokens: Annotated[int, Field(ge=0)] = 4096
+    """Tokens each admitted Realtime call reserves against its caller's QUOTA_TOKENS_PER_DAY
+    until it spends them or ends (default: one response's longest output), so calls admitted
+    at once cannot overshoot the quota by more than their reserves; 0: none. Unset, it is at
+    most the quota; set, it must not exceed it."""
+    calls_reserve_seconds: Annotated[int, Field(ge=0)] = 60
+    """Call seconds each admitted call reserves against QUOTA_CALL_SECONDS_PER_DAY, like
+    CALLS_RESERVE_TOKENS; 0: none."""
+    calls_reserve_usd: Usd = None
+    """Dollars each admitted call reserves against QUOTA_USD_PER_DAY and
+    QUOTA_USD_PER_DAY_TOTAL. Unset: one response's worth at the call's model's price
+    (CALLS_RESERVE_TOKENS at its highest token price; GPT-Live: CALLS_RESERVE_SECONDS at its
+    active price), at most the budget; set, it must not exceed either budget."""
 
     calls_on_override: Literal["revert", "hangup"] = "revert"
     """What a supervised call that breaks the policy gets: `revert` (restore the session's
@@ -303,6 +316,48 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _reserves_fit(self) -> Self:
+        """A reserve set larger than its budget could never hold as configured."""
+        pairs = [
+            (
+                "calls_reserve_tokens",
+                self.calls_reserve_tokens,
+                "quota_tokens_per_day",
+                self.quota_tokens_per_day,
+            ),
+            (
+                "calls_reserve_seconds",
+                self.calls_reserve_seconds,
+                "quota_call_seconds_per_day",
+                self.quota_call_seconds_per_day,
+            ),
+            (
+                "calls_reserve_usd",
+                self.calls_reserve_usd,
+                "quota_usd_per_day",
+                self.quota_usd_per_day,
+            ),
+            (
+                "calls_reserve_usd",
+                self.calls_reserve_usd,
+                "quota_usd_per_day_total",
+                self.quota_usd_per_day_total,
+            ),
+        ]
+        problems = [
+            f"{reserve.upper()}={amount} exceeds {quota.upper()}={limit}: one call's reserve "
+            f"would be more than the whole budget; lower {reserve.upper()} or unset it"
+            for reserve, amount, quota, limit in pairs
+            if reserve in self.model_fields_set
+            and amount is not None
+            and limit is not None
+            and amount > limit
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _auth_is_complete(self) -> Self:
         """Each AUTH_MODE needs its own settings; refuse a half-configured one."""
         problems = []
@@ -353,6 +408,24 @@ class Settings(BaseSettings):
             self._prices = load_prices(self.prices_file)
         except ValueError as exc:
             raise ValueError(f"PRICES_FILE: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _reserve_fits_profiles(self) -> Self:
+        """A CALLS_RESERVE_USD set above a profile's own daily budget could never hold there."""
+        reserve = self.calls_reserve_usd
+        if "calls_reserve_usd" not in self.model_fields_set or reserve is None:
+            return self
+        over = sorted(
+            name
+            for name, budget in self.profiles.budgets.items()
+            if budget.quota_usd_per_day is not None and reserve > budget.quota_usd_per_day
+        )
+        if over:
+            raise ValueError(
+                f"CALLS_RESERVE_USD={reserve} exceeds the quota_usd_per_day of profile(s) "
+                f"{', '.join(over)} (POLICY_PROFILES_FILE): lower it or unset it"
+            )
         return self
 
     def budget_for(self, profile: str) -> Budget:

@@ -16,6 +16,7 @@ from service.store.base import (
     Slots,
     Store,
     StoreUnavailable,
+    held_key,
 )
 from service.store.memory import MemoryStore
 
@@ -40,4 +41,5 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "build_store",
+    "held_key",
 ]

@@ -81,6 +81,20 @@ class Counters(Protocol):
         """Current counter values (0 for a missing one)."""
         ...
 
+    async def hold(
+        self, checks: Sequence[tuple[str, int]], holds: Mapping[str, int], ttl_ms: int
+    ) -> str | None:
+        """Reserve against budgets, atomically: if for every `(key, limit)` of `checks` the
+        counter plus its reservations (`held_key(key)`, never below 0) is under `limit`,
+        add `holds` (counters created with `ttl_ms`; one below 0, whose holds the store
+        lost, from 0) and return None; else change nothing and return the first key that
+        refused.
+
+        One operation, so concurrent admissions are ordered: each sees the reservations
+        of those before it (`service.calls.reserves`).
+        """
+        ...
+
 
 class Records(Protocol):
     """Short-lived values by key (call records: who may hang up a call)."""
@@ -179,6 +193,11 @@ class Store(Rates, Counters, Records, Slots, Leases, Protocol):
     async def aclose(self) -> None:
         """Close connections (at shutdown)."""
         ...
+
+
+def held_key(key: str) -> str:
+    """The counter of what admitted calls reserve against the budget counter `key`."""
+    return f"{key}:held"
 
 
 def evaluate_gcra(tat: float, now: int, count: int, period: int) -> tuple[int, int, float]:

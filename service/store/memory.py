@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from service.core.clock import DAY_MS, Clock, wall_ms
-from service.store.base import Limit, evaluate_gcra
+from service.store.base import Limit, evaluate_gcra, held_key
 
 
 class MemoryStore:
@@ -112,6 +112,20 @@ class MemoryStore:
         now_ms = self._clock()
         found = (self._counters.get(key, (0, 0)) for key in keys)
         return [value if expires > now_ms else 0 for value, expires in found]
+
+    async def hold(
+        self, checks: Sequence[tuple[str, int]], holds: Mapping[str, int], ttl_ms: int
+    ) -> str | None:
+        for key, limit in checks:
+            spent, held = await self.counts([key, held_key(key)])
+            if spent + max(0, held) >= limit:
+                return key
+        for key in holds:
+            value, expires = self._counters.get(key, (0, 0))
+            if value < 0:
+                self._counters[key] = (0, expires)
+        await self.add(holds, ttl_ms)
+        return None
 
     # Slots.
 

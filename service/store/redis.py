@@ -80,6 +80,7 @@ class RedisStore:
         )
         self._missing, self._restore = script(lua.MISSING), script(lua.RESTORE)
         self._members = script(lua.MEMBERS)
+        self._hold = script(lua.HOLD)
         self._claim, self._renew, self._release, self._orphans = (
             script(lua.CLAIM),
             script(lua.RENEW),
@@ -150,6 +151,14 @@ class RedisStore:
             return []
         raw = await self._command(self._redis.mget(list(keys)))
         return [int(value) if value is not None else 0 for value in raw]
+
+    async def hold(
+        self, checks: Sequence[tuple[str, int]], holds: Mapping[str, int], ttl_ms: int
+    ) -> str | None:
+        keys = [key for key, _ in checks] + list(holds)
+        args = [len(checks), ttl_ms, *(limit for _, limit in checks), *holds.values()]
+        refused = int(await self._command(self._hold(keys=keys, args=args)))
+        return checks[refused - 1][0] if refused else None
 
     async def reserve(self, key: str, member: str, limit: int, ttl_ms: int) -> bool:
         args: list[str | int] = [member, limit, ttl_ms]

@@ -75,6 +75,26 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+# KEYS: the checked budget counters, then the counters to add to. ARGV: the number of checks,
+# the TTL (ms), each check's limit, then each addition. A budget refuses when its counter plus
+# its reservations (the counter's name and ':held'; never below 0) reaches its limit.
+# An added-to counter below 0 (holds the store lost) is reset to 0 first.
+# Returns 0 (held), or the 1-based index of the check that refused (nothing changed).
+HOLD = """
+local checks = tonumber(ARGV[1])
+for i = 1, checks do
+  local spent = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local held = math.max(0, tonumber(redis.call('GET', KEYS[i] .. ':held') or '0'))
+  if spent + held >= tonumber(ARGV[i + 2]) then return i end
+end
+for i = checks + 1, #KEYS do
+  -- Below 0 only if the store lost holds (a flush): start again from none.
+  local was = tonumber(redis.call('GET', KEYS[i]) or '0')
+  redis.call('INCRBY', KEYS[i], tonumber(ARGV[i + 2]) - math.min(0, was))
+  if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+end
+return 0
+"""
 RESERVE = (
     NOW
     + """
