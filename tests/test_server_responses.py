@@ -387,8 +387,8 @@ class TestQuotaFirst:
     @pytest.mark.parametrize(
         ("budget", "how"),
         [
-            ({"quota_usd_per_day": "0.05"}, "quota"),
-            ({"quota_usd_per_day_total": "0.05"}, "ceiling"),
+            ({"quota_usd_per_day": "0.05", "calls_reserve_usd": "0.01"}, "quota"),
+            ({"quota_usd_per_day_total": "0.05", "calls_reserve_usd": "0.01"}, "ceiling"),
         ],
     )
     async def test_spent_dollars_hang_up_instead_of_answering(
@@ -401,7 +401,8 @@ class TestQuotaFirst:
         how: str,
     ) -> None:
         """The other call's $0.0512 response spends the caller's (or the deployment's) $0.05:
-        this call's next turn starts no response, and the call is hung up for it."""
+        this call's next turn starts no response, and the call is hung up for it (a $0.01
+        reserve each, so both calls are admitted)."""
         client = await server_client(client_for, make_settings, **budget)
         await self.spend(client, sideband, upstream, RESPONSE_USAGE)
         sideband.emit(CALL_ID, COMMITTED)
