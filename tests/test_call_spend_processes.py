@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import SDP_OFFER
-from tests.paths import LIVE_SESSIONS, REALTIME_CALLS
+from tests.paths import LIVE_SESSIONS, METRICS, REALTIME_CALLS
 from tests.servers import RedisServer, ServiceProcess, emulator_process, redis_server
 from tests.test_call_supervision_processes import (
     GUARD,
@@ -136,6 +137,14 @@ def settled(process: ServiceProcess, session_id: str) -> bool:
     return day_usd(process) == usd(live_micro(live_seconds(process, session_id)))
 
 
+def ceiling_endings(process: ServiceProcess) -> float:
+    """The process's `rtp_calls_ended_total{how="ceiling"}`."""
+    for line in httpx.get(f"{process.url}{METRICS}").text.splitlines():
+        if line.startswith("rtp_calls_ended_total{") and 'how="ceiling"' in line:
+            return float(line.split()[-1])
+    return 0.0
+
+
 def stop_both(first: ServiceProcess, second: ServiceProcess) -> None:
     second.stop()
     if first.process.poll() is None:
@@ -157,10 +166,12 @@ class TestKill9:
             call_id = create_call(first)
             eventually(lambda: supervised(first) == 1, "supervised by the first")
             eventually(lambda: call_state(emulator, call_id)["listeners"] >= 1, "attached")
-            assert respond(emulator, call_id) and respond(emulator, call_id)
+            assert respond(emulator, call_id)
+            assert respond(emulator, call_id)
             eventually(lambda: day_usd(first) == usd(2 * RESPONSE_MICRO), "first two counted")
             kill_9(first, second, emulator, call_id)
-            assert respond(emulator, call_id) and respond(emulator, call_id)
+            assert respond(emulator, call_id)
+            assert respond(emulator, call_id)
             total = 4 * RESPONSE_MICRO
             eventually(lambda: day_usd(second) == usd(total), "all four counted")
             key = f"rtp:c:realtime:{call_id}:usd"
@@ -207,3 +218,74 @@ class TestKill9:
             eventually(lambda: state(second, path)["usage"]["usd"] == usd(total), "state")
         finally:
             stop_both(first, second)
+
+
+class TestCeiling:
+    """QUOTA_USD_PER_DAY_TOTAL across two processes on one Redis."""
+
+    CALLS_EACH = 3
+    CEILING_MICRO = 1_000_000
+
+    def test_every_call_hung_up_within_one_response_each_past_the_ceiling(
+        self,
+        emulator: ServiceProcess,
+        redis: RedisServer,
+        record_property: Callable[[str, object], None],
+    ) -> None:
+        """Three live calls on each of two processes, $1 for the deployment, rounds of one
+        response on every open call: every call is hung up once the ceiling is crossed, what
+        was spent beyond it is at most one response per live call, all of it counted."""
+        env = {"CALLS_LEASE_SECONDS": "1", "QUOTA_USD_PER_DAY_TOTAL": "1"}
+        first = service(emulator, redis, **env)
+        second = service(emulator, redis, **env)
+        try:
+            calls = [
+                create_call(process) for process in (first, second) for _ in range(self.CALLS_EACH)
+            ]
+            eventually(
+                lambda: supervised(first) == supervised(second) == self.CALLS_EACH, "supervised"
+            )
+            eventually(
+                lambda: all(call_state(emulator, c)["listeners"] >= 1 for c in calls), "attached"
+            )
+            emitted = dict.fromkeys(calls, 0)
+            ceiling_key = f"rtp:d:{day()}:usd"
+
+            def ended(call_id: str) -> bool:
+                return call_state(emulator, call_id)["ended"] is not None
+
+            def settled(call_ids: list[str]) -> bool:
+                """Each call ended, or its counter shows every response it answered."""
+                return all(
+                    ended(c)
+                    or counted(redis, f"rtp:c:realtime:{c}:usd") == emitted[c] * RESPONSE_MICRO
+                    for c in call_ids
+                )
+
+            rounds = 0
+            while counted(redis, ceiling_key) < self.CEILING_MICRO:
+                open_calls = [call_id for call_id in calls if not ended(call_id)]
+                assert open_calls, "every call ended before the ceiling was reached"
+                rounds += 1
+                for call_id in open_calls:  # one response in flight on each open call
+                    emitted[call_id] += respond(emulator, call_id)
+                eventually(partial(settled, open_calls), "the round counted")
+            eventually(lambda: all(ended(c) for c in calls), "every call hung up")
+            eventually(
+                lambda: ceiling_endings(first) + ceiling_endings(second) == len(calls),
+                "every call ended by the ceiling",
+            )
+        finally:
+            stop_both(first, second)
+        spent = sum(emitted.values()) * RESPONSE_MICRO
+        over = spent - self.CEILING_MICRO
+        measured = (
+            f"{len(calls)} live calls, {rounds} rounds, {sum(emitted.values())} responses:"
+            f" ${usd(spent)} spent, ${usd(over)} beyond the ${usd(self.CEILING_MICRO)} ceiling"
+            f" (bound: {len(calls)} x ${usd(RESPONSE_MICRO)} = ${usd(len(calls) * RESPONSE_MICRO)})"
+        )
+        record_property("over_ceiling", measured)  # in --junitxml reports
+        assert 0 <= over <= len(calls) * RESPONSE_MICRO, measured
+        assert counted(redis, ceiling_key) == spent, measured
+        logs = first.log_path.read_text() + second.log_path.read_text()
+        assert "deployment_budget_exceeded" in logs, measured
