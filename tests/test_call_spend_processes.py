@@ -1,4 +1,5 @@
-"""Dollars across real processes: a SIGKILL loses and doubles no cost, the ceiling holds on two.
+"""Dollars across real processes: after a SIGKILL the adopter counts on from the store, and the
+deployment's ceiling holds across two.
 
 The emulator runs as its own process (`--fake-media`, and `--usage-interval 0`:
 a Live call reports its usage only when the test asks, through the
@@ -8,6 +9,11 @@ which the emulator counts a quarter as text (`emulator.calls.responses.usage`):
 on gpt-realtime-2, 250 text in ($4/M: $0.001), 750 audio in ($32/M: $0.024),
 125 text out ($24/M: $0.003) and 375 audio out ($64/M: $0.024), $0.052 each.
 gpt-live-1 costs $0.05 a minute, at least its 15 start seconds.
+
+Each response here finishes while a process holds the call's sideband: one
+that finished between the kill and the adoption is seen by no process and
+not counted (no sideband replays it); a GPT-Live session's next cumulative
+report makes up for any it missed.
 """
 
 from __future__ import annotations
