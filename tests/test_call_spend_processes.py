@@ -240,8 +240,13 @@ class TestCeiling:
     ) -> None:
         """Three live calls on each of two processes, $1 for the deployment, rounds of one
         response on every open call: every call is hung up once the ceiling is crossed, what
-        was spent beyond it is at most one response per live call, all of it counted."""
-        env = {"CALLS_LEASE_SECONDS": "1", "QUOTA_USD_PER_DAY_TOTAL": "1"}
+        was spent beyond it is at most one response per live call, all of it counted. (A
+        $0.05 reserve per call, so the six fit under the ceiling at admission.)"""
+        env = {
+            "CALLS_LEASE_SECONDS": "1",
+            "QUOTA_USD_PER_DAY_TOTAL": "1",
+            "CALLS_RESERVE_USD": "0.05",
+        }
         first = service(emulator, redis, **env)
         second = service(emulator, redis, **env)
         try:

@@ -295,6 +295,10 @@ class CallLoop:
         except StoreUnavailable:
             log.warning("call_state_unrecorded", call_id=call.record.call_id)
 
+    async def flush(self) -> None:
+        """Wait for the usage writes in flight (before a hand-over)."""
+        await self._meter.flush()
+
     async def hang_up(self, call: Watched, reason: str) -> bool:
         """End the call upstream; True once it is over (also if it already was)."""
         record = call.record

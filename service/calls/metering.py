@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from service.billing import Cost
+from service.calls.batching import CoalescedCounters
 from service.calls.endings import How
 from service.calls.reserves import restore, shrink
 from service.calls.spend import Ceiling, Spend, usd
@@ -63,11 +64,15 @@ class Meter:
         hang_up: Callable[[Watched, str], Awaitable[bool]],
     ) -> None:
         self._settings = settings
-        self._counters = counters
+        self._writes = CoalescedCounters(counters, COUNTER_TTL_MS)
         self._clock = clock
         self._spend = spend
         self._ceiling = ceiling
         self._hang_up = hang_up
+
+    async def flush(self) -> None:
+        """Wait for the usage writes in flight (`CoalescedCounters.flush`)."""
+        await self._writes.flush()
 
     async def response_done(self, call: Watched, event: Mapping[str, Any]) -> How | None:
         """A Realtime response's tokens and cost, counted."""
@@ -112,7 +117,8 @@ class Meter:
         self, call: Watched, tokens: int, pico: int, *, live: bool = False
     ) -> How | None:
         """Count a call's new tokens and cost against its caller's day, its profile's, the
-        deployment's and its own (one round trip), then hold it to its budgets.
+        deployment's and its own (one round trip, shared with the other calls' events of the
+        moment: `service.calls.batching`), then hold it to its budgets.
 
         What the store cannot take now is kept for the keeper's next pass (it is
         written once, never dropped), and the call's own dollar budget holds anyway:
@@ -137,7 +143,7 @@ class Meter:
             # What this spends of the call's reserve is given back in the same write.
             taken = shrink(call, {"tokens": tokens, "usd": micro}, increments)
             try:
-                totals = await self._counters.add(increments, COUNTER_TTL_MS)
+                totals = await self._writes.add(increments)
             except StoreUnavailable:
                 # Kept, not dropped: the keeper's next pass writes them once the store answers.
                 restore(call, taken)

@@ -21,6 +21,7 @@ longer offered as the call was created with it): it could not restore them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -149,6 +150,8 @@ class Supervisor:
         await asyncio.gather(
             *(call.task for call in watched if call.task is not None), return_exceptions=True
         )
+        with contextlib.suppress(Exception):
+            await self._loop.flush()  # what the calls counted last, before their leases go
         await self._keeper.hand_over(watched)
         if watched:
             log.info("calls_handed_over", calls=len(watched))
