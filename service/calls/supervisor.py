@@ -21,6 +21,7 @@ longer offered as the call was created with it): it could not restore them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -31,7 +32,7 @@ from typing import Any, NoReturn
 import structlog
 
 from service.billing.cost import PICO_PER_MICRO
-from service.calls.admission import Admission
+from service.calls.admission import Admission, Admitted
 from service.calls.endings import How
 from service.calls.fixed import fixed_fields
 from service.calls.keeper import Keeper
@@ -50,18 +51,20 @@ from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
 from service.core import metrics
 from service.core.clock import Clock, day_of, wall_ms
-from service.core.errors import CallIdReused, NotFound
+from service.core.errors import CallIdReused, NotFound, RateLimited
 from service.limits import Suspensions
 from service.policy import Decision, Policy
 from service.store import Store, StoreUnavailable
 from service.upstream import Upstream
-from service.upstream.calls import CreatedCall, create_call, hang_up
+from service.upstream.calls import CreatedCall, accept_call, create_call, hang_up
 from service.upstream.sideband import Sideband
 
 log = structlog.get_logger("service.calls")
 UNRECORDED = frozenset({"instructions", "input"})
 """Left out of a record's `created` session: text (the caller's instructions, GPT-Live's
 initial items) the store must not hold; server-set instructions are kept in `fixed`."""
+LINE_KEY = "rtp:line:{}"
+"""A dialled number's live calls (`PHONE_MAX_CONCURRENT_PER_NUMBER`), by the number's hash."""
 KEEPER_STOP_S = 5.0
 """The longest a stopping worker waits for its keeper's pass before handing over."""
 
@@ -98,6 +101,7 @@ class Supervisor:
         self._suspensions = suspensions
         self._upstream = upstream
         self._clock = clock
+        self._store = store
         self._records = CallRecords(store)
         self._admission = Admission(settings, store, store, clock)
         self._spend = Spend(settings)
@@ -164,27 +168,79 @@ class Supervisor:
         owner = owner_of(new.identity)
         profile = self._profile_of(new.policy)
         admitted = await self._admission.admit(owner, new.kind, self._spend.limits_for(profile))
-        slot = admitted.slot
         try:
             created = await create_call(
                 self._upstream, new.kind, new.offer, new.session, new.request_id
             )
         except BaseException:
-            await self._admission.give_back_quietly(owner, slot)
+            await self._admission.give_back_quietly(owner, admitted.slot)
             raise
+        await self._supervise(new, created.call_id, profile, admitted)
+        return created
+
+    async def accept_call(self, new: NewCall, call_id: str, line: str | None) -> float:
+        """A phone call OpenAI announced: admitted as `open_call` admits, its number's line
+        taken (`PHONE_MAX_CONCURRENT_PER_NUMBER`: 429 `line_busy` when full), accepted
+        upstream instead of created, then recorded and supervised the same way; the ms
+        OpenAI took to accept. `line` names the dialled number (a hash of it)."""
+        owner = owner_of(new.identity)
+        profile = self._profile_of(new.policy)
+        admitted = await self._admission.admit(owner, new.kind, self._spend.limits_for(profile))
+        member = f"{new.kind}:{call_id}"
+        try:
+            await self._take_line(line, member)
+            elapsed_ms = await accept_call(
+                self._upstream, new.kind, call_id, new.session, new.request_id
+            )
+        except BaseException:
+            await self._admission.give_back_quietly(owner, admitted.slot)
+            with contextlib.suppress(StoreUnavailable):
+                await self._give_line_back(line, member)
+            raise
+        await self._supervise(new, call_id, profile, admitted, line=line)
+        return elapsed_ms
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (a webhook's accept) in a task this supervisor owns: off the request
+        that brought it, cancelled at `stop`."""
+        self._chore(work)
+
+    async def _take_line(self, line: str | None, member: str) -> None:
+        limit = self._settings.phone_max_concurrent_per_number
+        if line is None or limit is None:
+            return
+        ttl_ms = (self._settings.calls_max_seconds + 60) * 1000
+        if not await self._store.reserve(LINE_KEY.format(line), member, limit, ttl_ms):
+            raise RateLimited(f"This number already has {limit} live calls.", code="line_busy")
+
+    async def _give_line_back(self, line: str | None, member: str) -> None:
+        if line is not None and self._settings.phone_max_concurrent_per_number is not None:
+            await self._store.unreserve(LINE_KEY.format(line), member)
+
+    async def _supervise(
+        self,
+        new: NewCall,
+        call_id: str,
+        profile: str,
+        admitted: Admitted,
+        *,
+        line: str | None = None,
+    ) -> None:
+        """The call exists upstream: record it, take its lease and follow it."""
         started = self._clock()
         record = CallRecord(
             kind=new.kind,
-            call_id=created.call_id,
-            owner=owner,
+            call_id=call_id,
+            owner=owner_of(new.identity),
             caller=new.caller,
             started_ms=started,
             deadline_ms=started + self._settings.calls_max_seconds * 1000,
             fixed=fixed_fields(new.kind, new.policy, new.session, new.decisions),
-            slot=slot,
+            slot=admitted.slot,
             profile=profile,
             created={k: v for k, v in new.session.items() if k not in UNRECORDED},
             tag=new_tag() if self._server_responses(new.kind) else None,
+            line=line,
         )
         if record.member in self._watched:
             await self._refuse_reused(record)
@@ -197,9 +253,8 @@ class Supervisor:
             # billed call nobody can use. Supervision goes on in this worker, whose
             # keeper writes the record and lease once the store answers (until then
             # the service's hang-up answers 404; the browser can still close its peer).
-            log.error("call_record_failed", call_id=created.call_id, kind=new.kind)
+            log.error("call_record_failed", call_id=call_id, kind=new.kind)
         self._watch(record, owes_slot=admitted.owed)
-        return created
 
     async def _refuse_reused(self, record: CallRecord) -> NoReturn:
         """OpenAI answered the creation with the id of a call already recorded: 502.
@@ -211,6 +266,8 @@ class Supervisor:
         call carries nothing. The slot the new one took is given back.
         """
         await self._admission.give_back_quietly(record.owner, record.slot)
+        with contextlib.suppress(StoreUnavailable):
+            await self._give_line_back(record.line, record.member)
         log.error("call_id_reused", call_id=record.call_id, kind=record.kind)
         raise CallIdReused(
             "OpenAI answered with the id of a call that already exists; retry.",
@@ -363,6 +420,7 @@ class Supervisor:
             await self._index([call])
             await self._keeper.forget(call)
             await self._admission.give_back(record.owner, record.slot)
+            await self._give_line_back(record.line, record.member)
             await self._records.forget(record.kind, record.call_id)
         except StoreUnavailable:
             log.error("call_end_unrecorded", call_id=record.call_id)
