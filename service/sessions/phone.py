@@ -44,11 +44,9 @@ import structlog
 
 from service.auth import Caller, caller_tag
 from service.calls import NewCall
-from service.contract import ga_param, parse
+from service.contract import LiveSession, RealtimeSession, ga_param, parse
 from service.contract.calls import CALL_ID, CallKind
 from service.contract.effective import SessionJSON
-from service.contract.live import LiveSession
-from service.contract.requests import RealtimeSession
 from service.contract.webhooks import EVENT_TYPES, SAFETY_BLOCKED, IncomingCall, SafetyBlocked
 from service.core import metrics
 from service.core.errors import InvalidRequest, NotFound, RateLimited, ServiceError
@@ -86,8 +84,9 @@ async def receive_webhook(
     log_fields["webhook_event"] = event_type
     if event_type not in EVENT_TYPES:
         raise InvalidRequest(f"Unknown webhook event type '{event_type}'.", param="type")
-    event: IncomingCall | SafetyBlocked
-    event = parse(SafetyBlocked if event_type == SAFETY_BLOCKED else IncomingCall, body)
+    event: IncomingCall | SafetyBlocked = (
+        parse(SafetyBlocked, body) if event_type == SAFETY_BLOCKED else parse(IncomingCall, body)
+    )
     key = f"rtp:webhook:{hashlib.blake2b(webhook_id.encode(), digest_size=16).hexdigest()}"
     if not await services.store.put_if_absent(key, "1", WEBHOOK_KEPT_S * 1000):
         log_fields["outcome"] = "redelivery"
