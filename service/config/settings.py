@@ -273,7 +273,7 @@ class Settings(BaseSettings):
     603 Decline) or the name of the profile to answer it with (its kind: `realtime`)."""
     phone_max_concurrent_per_number: Annotated[int, Field(ge=1)] | None = None
     """Live calls per dialled number; one more is rejected with SIP 486 Busy Here."""
-    phone_budget_reject_status: Literal[486, 603] = 486
+    phone_budget_reject_status: int = 486
     """The SIP status a phone call gets when a budget or a caller's limit refuses it:
     486 Busy Here or 603 Decline."""
     safety_suspend_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
@@ -364,13 +364,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _phone_holds(self) -> Self:
-        """The unknown-number profile must exist, and the webhook secret must be one."""
+        """The unknown-number profile must exist, the reject status be 486 or 603, and the
+        webhook secret be one."""
         unknown = self.phone_unknown_number
         if unknown != "reject" and unknown not in dict(self.profiles.all()):
             raise ValueError(
                 f"PHONE_UNKNOWN_NUMBER: '{unknown}' is neither 'reject' nor a profile "
                 "(POLICY_PROFILES_FILE)"
             )
+        if self.phone_budget_reject_status not in (486, 603):
+            raise ValueError("PHONE_BUDGET_REJECT_STATUS: 486 (Busy Here) or 603 (Decline)")
         if self.openai_webhook_secret is not None:
             try:
                 Webhook(self.openai_webhook_secret.get_secret_value())
