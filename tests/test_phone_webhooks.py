@@ -26,11 +26,13 @@ from standardwebhooks import Webhook
 
 from service.api import create_app
 from service.config import Settings
+from service.policy import Policy, load_profiles
 from service.sessions.phone import number_hash
 from tests.clocks import FakeClock
 from tests.conftest import BASE_URL, SERVER_INSTRUCTIONS, MakeSettings, serving
 from tests.contract import assert_valid_ga_request
-from tests.servers import redis_server
+from tests.docs_examples import code_blocks
+from tests.servers import ROOT, redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
 
@@ -459,6 +461,11 @@ class TestNumbers:
         with pytest.raises(ValueError, match=r"E\.164"):
             make_settings(policy_profiles_file=profiles)
 
+    def test_reject_status_must_be_busy_or_decline(self, make_settings: MakeSettings) -> None:
+        """PHONE_BUDGET_REJECT_STATUS other than 486 or 603 is refused at start-up."""
+        with pytest.raises(ValueError, match="PHONE_BUDGET_REJECT_STATUS"):
+            make_settings(phone_budget_reject_status=500)
+
     def test_unknown_number_profile_must_exist(self, make_settings: MakeSettings) -> None:
         """PHONE_UNKNOWN_NUMBER naming no profile is refused at start-up, naming the variable."""
         with pytest.raises(ValueError, match="PHONE_UNKNOWN_NUMBER"):
@@ -607,3 +614,20 @@ class TestSafety:
         assert answer.status_code == 200
         assert after.status_code == 403
         assert after.json()["error"]["code"] == "caller_suspended"
+
+
+class TestDocs:
+    """docs/configuration.md's phone example is a profiles file the service starts with."""
+
+    def test_phone_example_loads(self, tmp_path: Path) -> None:
+        """The `[phone]` example loads: its number, profile, kind and transfer targets."""
+        (block,) = [
+            b
+            for b in code_blocks(ROOT / "docs" / "configuration.md")
+            if b.lang == "toml" and "[phone." in b.text
+        ]
+        path = tmp_path / "profiles.toml"
+        path.write_text(block.text, encoding="utf-8")
+        line = load_profiles(Policy(), path).phone["+15551234567"]
+        assert (line.profile, line.kind) == ("support", "realtime")
+        assert line.transfer_targets == ("tel:+15557654321", "sip:desk@pbx.example.com")
