@@ -25,9 +25,10 @@ from openai.types.live.session_accept_params import Session as LiveAcceptSession
 from standardwebhooks import Webhook
 
 from service.api import create_app
+from service.auth import new_api_key
 from service.config import Settings
 from service.policy import Policy, load_profiles
-from service.sessions.phone import number_hash
+from service.policy import line_key as number_hash
 from tests.clocks import FakeClock
 from tests.conftest import BASE_URL, SERVER_INSTRUCTIONS, MakeSettings, serving
 from tests.contract import assert_valid_ga_request
@@ -631,3 +632,42 @@ class TestDocs:
         line = load_profiles(Policy(), path).phone["+15551234567"]
         assert (line.profile, line.kind) == ("support", "realtime")
         assert line.transfer_targets == ("tel:+15557654321", "sip:desk@pbx.example.com")
+
+
+REFER_URL = rf"{BASE_URL}/(realtime/calls|live/sessions)/[A-Za-z0-9_-]+/refer"
+OPS, OPS_ENTRY = new_api_key("ops-on-call")
+
+
+class TestTransfer:
+    """`POST /admin/calls/{id}/refer`: a phone call goes only where its number allows."""
+
+    @pytest.mark.parametrize(
+        ("target", "status"), [("tel:+15557654321", 200), ("tel:+19005550000", 403)]
+    )
+    async def test_refer_only_to_listed_targets(
+        self,
+        target: str,
+        status: int,
+        phone_settings: Callable[..., Settings],
+        upstream: respx.MockRouter,
+        sideband: ScriptedSideband,
+        accepts: Accepts,
+    ) -> None:
+        """A listed target is referred upstream; any other is 403 and reaches nothing."""
+        referred = upstream.post(url__regex=REFER_URL, name="refer")
+        referred.mock(return_value=httpx.Response(200))
+        settings = phone_settings(admin_api_keys=OPS_ENTRY)
+        async with phone_app(settings, upstream, sideband) as client:
+            await deliver(client, incoming(call_id="rtc_transfer"))
+            await sideband.attached("rtc_transfer")
+            answer = await client.post(
+                "/admin/calls/rtc_transfer/refer",
+                json={"target_uri": target},
+                headers={"Authorization": f"Bearer {OPS}"},
+            )
+        assert answer.status_code == status
+        if status == 200:
+            assert json.loads(referred.calls.last.request.content) == {"target_uri": target}
+            assert referred.calls.last.request.url.path == "/v1/realtime/calls/rtc_transfer/refer"
+        else:
+            assert not referred.called

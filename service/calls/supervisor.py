@@ -27,7 +27,7 @@ import secrets
 import socket
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import structlog
 
@@ -302,6 +302,15 @@ class Supervisor:
         From the shared store, so any worker answers for a call any worker supervises.
         """
         return state_of(await self._owned(kind, call_id, identity), self._clock())
+
+    async def phone_call(self, call_id: str) -> CallRecord:
+        """The record of a phone call the service accepted (either kind); else a 404."""
+        if CALL_ID.fullmatch(call_id):
+            for kind in get_args(CallKind):
+                record = await self._records.get(kind, call_id)
+                if record is not None and record.line is not None:
+                    return record
+        raise NotFound(f"No open phone call with id '{call_id}'.", code="call_not_found")
 
     async def _owned(self, kind: CallKind, call_id: str, identity: str) -> CallRecord:
         """The call's record if `identity` created it; else the 404 an unknown id gets, so

@@ -16,6 +16,7 @@ is the caller's untrusted hint, and selects nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
@@ -86,3 +87,8 @@ def dialled_number(header: str) -> str | None:
     digits = found.group(1)
     number = digits if digits.startswith("+") else f"+{digits}"
     return number if E164.fullmatch(number) else None
+
+
+def line_key(number: str) -> str:
+    """A number as logs, keys and call records name it: a hash, never the number."""
+    return hashlib.blake2b(number.encode(), digest_size=8).hexdigest()

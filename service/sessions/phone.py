@@ -51,6 +51,7 @@ from service.contract.webhooks import EVENT_TYPES, SAFETY_BLOCKED, IncomingCall,
 from service.core import metrics
 from service.core.errors import InvalidRequest, NotFound, RateLimited, ServiceError
 from service.policy import PhoneLine, dialled_number
+from service.policy import line_key as number_hash
 from service.sessions.context import Incoming, Services
 from service.sessions.plan import Door, decide, held_responses
 from service.upstream.calls import reject_call
@@ -69,11 +70,6 @@ LIVE_ACCEPTED = frozenset(
 )
 """What GPT-Live's accept takes (the SDK's `SessionAcceptParams.session`): a SIP call has
 no data channel, so no `client`."""
-
-
-def number_hash(number: str) -> str:
-    """A number as logs and keys may name it."""
-    return hashlib.blake2b(number.encode(), digest_size=8).hexdigest()
 
 
 async def receive_webhook(
