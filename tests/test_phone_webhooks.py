@@ -36,6 +36,7 @@ from tests.docs_examples import code_blocks
 from tests.servers import ROOT, redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
+from tests.test_call_supervision import metric
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -310,11 +311,14 @@ class TestOnce:
     ) -> None:
         """A redelivery (same webhook-id, fresh signature) gets 200 and no second accept."""
         event = incoming(call_id="rtc_once")
-        async with phone_app(phone_settings(), upstream, sideband) as client:
-            first = await deliver(client, event, webhook_id="wh_same")
-            again = await deliver(client, event, webhook_id="wh_same")
-            await settled(client, accepts)
+        with captured_logs() as lines:
+            async with phone_app(phone_settings(), upstream, sideband) as client:
+                first = await deliver(client, event, webhook_id="wh_same")
+                again = await deliver(client, event, webhook_id="wh_same")
+                await settled(client, accepts)
         assert (first.status_code, again.status_code) == (200, 200)
+        requests = [line for line in lines if line.get("endpoint") == "webhooks_openai"]
+        assert [r["outcome"] for r in requests[:2]] == ["answering", "redelivery"]
         assert accepts.paths().count("/v1/realtime/calls/rtc_once/accept") == 1
 
     async def test_same_call_under_a_new_id_accepts_once(
@@ -615,6 +619,32 @@ class TestSafety:
         assert answer.status_code == 200
         assert after.status_code == 403
         assert after.json()["error"]["code"] == "caller_suspended"
+
+    async def test_blocked_caller_s_phone_call_is_hung_up(
+        self,
+        phone_settings: Callable[..., Settings],
+        upstream: respx.MockRouter,
+        sideband: ScriptedSideband,
+        accepts: Accepts,
+    ) -> None:
+        """A phone caller OpenAI blocks (by the identifier the service sent) is hung up."""
+        blocked = {
+            "id": "evt_blocked_phone",
+            "type": "safety_identifier.blocked",
+            "created_at": 1,
+            "data": {"safety_identifier": f"phone:{number_hash(CALLER)}"},
+        }
+        async with phone_app(phone_settings(), upstream, sideband) as client:
+            before = await metric(client, "rtp_safety_blocks_total")
+            await deliver(client, incoming(call_id="rtc_blocked"))
+            await sideband.attached("rtc_blocked")
+            assert not upstream.routes["hangup"].called
+            assert (await deliver(client, blocked)).status_code == 200
+            await sideband.until(lambda: upstream.routes["hangup"].called)
+            after = await metric(client, "rtp_safety_blocks_total")
+        path = upstream.routes["hangup"].calls.last.request.url.path
+        assert path == "/v1/realtime/calls/rtc_blocked/hangup"
+        assert after == before + 1
 
 
 class TestDocs:
