@@ -20,6 +20,7 @@ from typing import Any, get_type_hints
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 import respx
 from openai.types.live.session_accept_params import Session as LiveAcceptSession
 from standardwebhooks import Webhook
@@ -36,7 +37,7 @@ from tests.docs_examples import code_blocks
 from tests.servers import ROOT, redis_server
 from tests.sidebands import ScriptedSideband
 from tests.suite_logs import captured_logs
-from tests.test_call_supervision import metric
+from tests.test_call_supervision import eventually, metric
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -427,6 +428,37 @@ class TestNumbers:
             await deliver(client, incoming(call_id="rtc_second", caller="+14155550002"))
             await accepts.until(lambda: bool(accepts.rejected))
         assert accepts.rejected == [("/v1/realtime/calls/rtc_second/reject", {"status_code": 486})]
+
+    async def test_ended_call_frees_its_line(
+        self,
+        phone_settings: Callable[..., Settings],
+        upstream: respx.MockRouter,
+        sideband: ScriptedSideband,
+        accepts: Accepts,
+    ) -> None:
+        """PHONE_MAX_CONCURRENT_PER_NUMBER=1: once the first call hangs up, the next is taken."""
+        line = f"rtp:line:{number_hash(SUPPORT)}"
+        with redis_server() as redis:
+            settings = phone_settings(
+                phone_max_concurrent_per_number=1, redis_url=redis.url, redis_timeout_seconds=2.0
+            )
+            async with (
+                aioredis.Redis.from_url(redis.url) as store,
+                phone_app(settings, upstream, sideband) as client,
+            ):
+                await deliver(client, incoming(call_id="rtc_before"))
+                await sideband.attached("rtc_before")
+                assert await store.zcard(line) == 1
+                sideband.close("rtc_before", "ended")
+
+                async def freed() -> bool:
+                    return bool(await store.zcard(line) == 0)
+
+                await eventually(freed)
+                await deliver(client, incoming(call_id="rtc_after"))
+                await accepts.until(lambda: len(accepts.accepted) == 2 or bool(accepts.rejected))
+        assert not accepts.rejected
+        assert accepts.paths()[1] == "/v1/realtime/calls/rtc_after/accept"
 
     async def test_spent_caller_limit_rejects_with_the_configured_status(
         self,
