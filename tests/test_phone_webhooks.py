@@ -625,6 +625,38 @@ class TestSupervision:
             await sideband.until(lambda: hung.called)
         assert hung.calls.last.request.url.path == "/v1/realtime/calls/rtc_long/hangup"
 
+    async def test_handed_over_call_is_adopted_and_keeps_its_line(
+        self,
+        phone_settings: Callable[..., Settings],
+        upstream: respx.MockRouter,
+        sideband: ScriptedSideband,
+        accepts: Accepts,
+    ) -> None:
+        """A worker stopping mid-call hands the phone call over; another adopts it, and the
+        number's line stays taken until the call ends."""
+        line = f"rtp:line:{number_hash(SUPPORT)}"
+        with redis_server() as redis:
+
+            def settings(lease_seconds: float) -> Settings:
+                return phone_settings(
+                    redis_url=redis.url,
+                    redis_timeout_seconds=2.0,
+                    calls_lease_seconds=lease_seconds,
+                    phone_max_concurrent_per_number=1,
+                )
+
+            async with (
+                aioredis.Redis.from_url(redis.url) as store,
+                phone_app(settings(1), upstream, sideband),
+            ):
+                async with phone_app(settings(300), upstream, sideband) as first:
+                    await deliver(first, incoming(call_id="rtc_adopted"))
+                    await sideband.attached("rtc_adopted")
+                await sideband.attached("rtc_adopted", count=2)
+                assert await store.zcard(line) == 1
+                record = json.loads(await store.get("rtp:call:realtime:rtc_adopted"))
+                assert record["line"] == number_hash(SUPPORT)
+
 
 class TestSafety:
     """`safety_identifier.blocked` suspends the caller OpenAI names."""

@@ -36,6 +36,7 @@ and selects nothing. Numbers and SIP headers are never logged, only hashes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -54,6 +55,7 @@ from service.policy import PhoneLine, dialled_number
 from service.policy import line_key as number_hash
 from service.sessions.context import Incoming, Services
 from service.sessions.plan import Door, decide, held_responses
+from service.store import StoreUnavailable
 from service.upstream.calls import reject_call
 
 log = structlog.get_logger("service.phone")
@@ -87,10 +89,16 @@ async def receive_webhook(
     if not await services.store.put_if_absent(key, "1", WEBHOOK_KEPT_S * 1000):
         log_fields["outcome"] = "redelivery"
         return
-    if isinstance(event, SafetyBlocked):
-        await _suspend(services, event, log_fields)
-    else:
-        await _incoming(services, event, log_fields)
+    try:
+        if isinstance(event, SafetyBlocked):
+            await _suspend(services, event, log_fields)
+        else:
+            await _incoming(services, event, log_fields)
+    except BaseException:
+        # Not handled after all (the store failed, say): OpenAI's redelivery must act.
+        with contextlib.suppress(StoreUnavailable):
+            await services.store.delete(key)
+        raise
 
 
 def _event_type(body: bytes) -> str:
@@ -227,6 +235,11 @@ async def _answer(
         return
     except ServiceError as error:
         await _reject(services, kind, call_id, DECLINE, fields, error.code or "refused")
+        return
+    except Exception as fault:
+        # Nothing awaits this task: the fault is logged here, and the caller declined.
+        log.exception("phone_call_failed", call_id=call_id, error=type(fault).__name__)
+        await _reject(services, kind, call_id, DECLINE, fields, "internal_error")
         return
     fields["upstream_ms"] = round(elapsed_ms, 3)
     _outcome(fields, "accepted", None)
