@@ -654,7 +654,9 @@ class TestSupervision:
                     await sideband.attached("rtc_adopted")
                 await sideband.attached("rtc_adopted", count=2)
                 assert await store.zcard(line) == 1
-                record = json.loads(await store.get("rtp:call:realtime:rtc_adopted"))
+                raw = await store.get("rtp:call:realtime:rtc_adopted")
+                assert raw is not None
+                record = json.loads(raw)
                 assert record["line"] == number_hash(SUPPORT)
 
 
