@@ -1,8 +1,10 @@
 """The supervisor: every call the service creates, from admission to its end, true to the policy.
 
 One per worker, started in the lifespan. A flow hands it a new call once
-(`open_call`): it admits the call (`admission`: budgets, a live-call slot),
-creates it upstream with the server's key, records it (who created it, what
+(`open_call`), or a phone call OpenAI announced (`accept_call`, which also
+takes the dialled number's line and accepts rather than creates): it admits
+the call (`admission`: budgets, a live-call slot), creates it upstream with
+the server's key, records it (who created it, what
 the policy fixed), takes its lease and follows it (`loop`) until it ends, one
 task per call id (a creation answered with an id already recorded or watched
 is refused, `CallIdReused`); the keeper (`keeper`) renews leases, meters
