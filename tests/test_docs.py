@@ -138,7 +138,7 @@ class TestConfigurationExamples:
 
     def test_profiles_example_loads(self, tmp_path: Path) -> None:
         """The TOML example validates as profiles over the default policy."""
-        block, _ = [b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"]
+        block, *_ = [b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"]
         path = tmp_path / "profiles.toml"
         path.write_text(block.text, encoding="utf-8")
         profiles = load_profiles(Policy(), path)
@@ -150,7 +150,7 @@ class TestConfigurationExamples:
     def test_budget_example_loads_into_the_profiles_example(self, tmp_path: Path) -> None:
         """The `[profiles.free.budget]` example, added to the profiles example, gives the free
         profile its own dollars."""
-        profiles, budget = [
+        profiles, budget, *_ = [
             b for b in code_blocks(ROOT / "docs" / "configuration.md") if b.lang == "toml"
         ]
         path = tmp_path / "profiles.toml"

@@ -39,6 +39,7 @@ from service.api.lifecycle import Lifecycle
 from service.api.middleware import RequestMiddleware, answer_error
 from service.api.openapi import document_mint_endpoints
 from service.api.routes import admin, calls, client_secrets, health, policy, usage
+from service.api.routes.webhooks import webhook_router
 from service.auth import build_authenticator
 from service.calls import Supervisor
 from service.config import Settings
@@ -150,8 +151,10 @@ def create_app(
         auth = build_authenticator(settings)
         store = build_store(settings, clock)
         suspensions = Suspensions(store, clock, settings.calls_max_seconds)
-        # Only an operator suspends (ADMIN_API_KEYS): without one, nothing to read per mint.
-        suspending = suspensions if settings.admin_api_keys else None
+        # Only an operator (ADMIN_API_KEYS) or OpenAI (`safety_identifier.blocked`, with
+        # OPENAI_WEBHOOK_SECRET) suspends: without either, nothing to read per mint.
+        suspenders = settings.admin_api_keys or settings.openai_webhook_secret is not None
+        suspending = suspensions if suspenders else None
         limiter = Limiter(settings, store, clock, suspending, store)
         log.info("policy_loaded", policy_hash=settings.profiles.digest)
         if settings.demo_page:
@@ -216,6 +219,8 @@ def create_app(
     app.include_router(usage.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    if settings.openai_webhook_secret is not None:
+        app.include_router(webhook_router(settings.openai_webhook_secret.get_secret_value()))
     if settings.metrics_enabled and settings.metrics_port is None:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if settings.api_docs:

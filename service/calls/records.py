@@ -120,6 +120,9 @@ class CallRecord:
     """`CALLS_RESPONSES=server`: the call's secret tag, which marks the responses the
     supervisor starts (`service.calls.turns`); None: the client starts them. A secret:
     never logged, never in the call's state."""
+    line: str | None = None
+    """A phone call's dialled number, hashed: the line whose live-call slot it holds
+    (`PHONE_MAX_CONCURRENT_PER_NUMBER`); None for a call the service created."""
 
     @property
     def member(self) -> str:

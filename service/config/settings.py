@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from service.billing import PriceTable, load_prices
 from service.core.env_values import (
@@ -276,6 +277,21 @@ class Settings(BaseSettings):
     live-call slot once Redis answers; a caller then past `CALLS_MAX_CONCURRENT_PER_IDENTITY`
     is reported (audit line `call_over_cap_after_outage`) and the calls over the cap are
     `keep` (kept; new calls are refused until enough end) or `hangup` (hung up)."""
+    openai_webhook_secret: SecretStr | None = None
+    """The project's webhook signing secret (`whsec_...`, as OpenAI shows it): serves
+    `POST /v1/webhooks/openai`, where phone calls (SIP) arrive and are accepted under the
+    policy, and turns suspensions on (`safety_identifier.blocked`). Unset: no such route."""
+    phone_unknown_number: str = "reject"
+    """A call to a number the profiles file's `[phone]` table does not list: `reject` (SIP
+    603 Decline) or the name of the profile to answer it with (its kind: `realtime`)."""
+    phone_max_concurrent_per_number: Annotated[int, Field(ge=1)] | None = None
+    """Live calls per dialled number; one more is rejected with SIP 486 Busy Here."""
+    phone_budget_reject_status: int = 486
+    """The SIP status a phone call gets when a budget or a caller's limit refuses it:
+    486 Busy Here or 603 Decline."""
+    safety_suspend_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
+    """`safety_identifier.blocked`: how long the blocked caller is suspended (their calls
+    hung up, new mints and calls 403 `caller_suspended`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -399,6 +415,27 @@ class Settings(BaseSettings):
             self._profiles = load_profiles(self.policy, self.policy_profiles_file)
         except ValueError as exc:
             raise ValueError(f"POLICY_PROFILES_FILE: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _phone_holds(self) -> Self:
+        """The unknown-number profile must exist, the reject status be 486 or 603, and the
+        webhook secret be one."""
+        unknown = self.phone_unknown_number
+        if unknown != "reject" and unknown not in dict(self.profiles.all()):
+            raise ValueError(
+                f"PHONE_UNKNOWN_NUMBER: '{unknown}' is neither 'reject' nor a profile "
+                "(POLICY_PROFILES_FILE)"
+            )
+        if self.phone_budget_reject_status not in (486, 603):
+            raise ValueError("PHONE_BUDGET_REJECT_STATUS: 486 (Busy Here) or 603 (Decline)")
+        if self.openai_webhook_secret is not None:
+            try:
+                Webhook(self.openai_webhook_secret.get_secret_value())
+            except (ValueError, EmptyWebhookSecretError):
+                raise ValueError(
+                    "OPENAI_WEBHOOK_SECRET: not a webhook secret (the whsec_... value)"
+                ) from None
         return self
 
     @model_validator(mode="after")

@@ -80,6 +80,10 @@ DEPLOYMENT_CEILING = Counter(
     "rtp_deployment_ceiling_reached_total",
     "Times this worker found QUOTA_USD_PER_DAY_TOTAL reached and hung up its live calls.",
 )
+SAFETY_BLOCKS = Counter(
+    "rtp_safety_blocks_total",
+    "Callers suspended because OpenAI blocked their safety identifier (safety_identifier.blocked).",
+)
 CALL_ENDINGS = Counter("rtp_calls_ended_total", "Supervised calls that ended, by how.", ["how"])
 SIDEBAND_RECONNECTS = Counter(
     "rtp_sideband_reconnects_total", "Sideband connections re-established after a drop."

@@ -9,6 +9,7 @@ from service.policy.catalog import allowed_models, model_warnings
 from service.policy.evaluate import AnySession, evaluate
 from service.policy.merge import Decision
 from service.policy.model import Policy
+from service.policy.phone import PhoneLine, dialled_number, line_key
 from service.policy.profiles import Profiles, load_profiles
 from service.policy.rules import Outcome
 
@@ -17,10 +18,13 @@ __all__ = [
     "Budget",
     "Decision",
     "Outcome",
+    "PhoneLine",
     "Policy",
     "Profiles",
     "allowed_models",
+    "dialled_number",
     "evaluate",
+    "line_key",
     "load_profiles",
     "model_warnings",
 ]

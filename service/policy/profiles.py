@@ -44,6 +44,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from service.core.validation import problems
 from service.policy.budget import Budget
 from service.policy.model import Policy
+from service.policy.phone import PhoneLine, load_lines
 
 DEFAULT = "default"
 """The name under which the env policy is reported when no profile applies."""
@@ -59,6 +60,8 @@ class Profiles:
     default: str | None = None
     budgets: dict[str, Budget] = field(default_factory=dict)
     """Profiles' own dollar budgets, by profile name (`[profiles.NAME.budget]`)."""
+    phone: dict[str, PhoneLine] = field(default_factory=dict)
+    """Dialled numbers (E.164) and the line each is (`[phone."+1..."]`, `service.policy.phone`)."""
 
     @cached_property
     def digest(self) -> str:
@@ -74,6 +77,8 @@ class Profiles:
             "callers": self.callers,
             "default": self.default,
         }
+        if self.phone:
+            document["phone"] = {n: repr(line) for n, line in self.phone.items()}
         if self.budgets:
             document["budgets"] = {
                 name: b.model_dump(mode="json") for name, b in self.budgets.items()
@@ -84,6 +89,10 @@ class Profiles:
     def all(self) -> list[tuple[str, Policy]]:
         """Every policy by name: the env policy (as `default`) and each profile."""
         return [(DEFAULT, self.base), *self.named.items()]
+
+    def policy(self, name: str) -> Policy:
+        """The policy of a profile by name (`default`: the env policy)."""
+        return self.base if name == DEFAULT else self.named[name]
 
     def for_caller(self, identity: str, claim: str | None = None) -> tuple[str, Policy]:
         """The profile name and policy for a caller (its identity, and JWT claim if any)."""
@@ -129,9 +138,11 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
         data = _read(path)
     except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from None
-    unknown = set(data) - {"default", "callers", "profiles"}
+    unknown = set(data) - {"default", "callers", "profiles", "phone"}
     if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)} (expected default, callers, profiles)")
+        raise ValueError(
+            f"unknown keys {sorted(unknown)} (expected default, callers, profiles, phone)"
+        )
     named: dict[str, Policy] = {}
     budgets: dict[str, Budget] = {}
     for name, table in (data.get("profiles") or {}).items():
@@ -152,7 +163,8 @@ def load_profiles(base: Policy, path: Path | None) -> Profiles:
     missing = {p for p in [*callers.values(), default] if p is not None and p not in named}
     if missing:
         raise ValueError(f"refers to undefined profiles: {', '.join(sorted(missing))}")
-    return Profiles(base, named, callers, default, budgets)
+    phone = load_lines(data.get("phone"), {DEFAULT, *named})
+    return Profiles(base, named, callers, default, budgets, phone)
 
 
 def _budget(profile: str, table: object) -> Budget:

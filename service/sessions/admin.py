@@ -5,7 +5,8 @@ the caller, as audit lines name callers (`caller_tag`: what an operator
 reads off the service's other lines). What the action does lives below:
 suspensions and endings in the shared store (`service.limits.Suspensions`),
 which every worker's supervisor acts on within one keeper pass; this
-worker's calls of the caller are hung up at once.
+worker's calls of the caller are hung up at once. A phone call may be
+transferred (`refer`), only to a target its number lists.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.core.clock import day_of
-from service.core.errors import InvalidRequest
+from service.core.errors import InvalidRequest, PolicyViolation
+from service.policy import line_key
 from service.sessions.context import Services
+from service.upstream.calls import refer_call
 
 log = structlog.get_logger("service.admin")
 MAX_SUSPEND_SECONDS = 366 * 86_400
@@ -116,3 +119,40 @@ async def lift(services: Services, admin: str, caller: str) -> dict[str, Any]:
     lifted = await services.suspensions.lift(caller)
     log.warning("admin_suspension_lifted", admin=admin, identity=caller, was_suspended=lifted)
     return {"identity": caller, "lifted": lifted}
+
+
+class ReferRequest(BaseModel):
+    """`POST /admin/calls/{call_id}/refer`'s body."""
+
+    model_config = ConfigDict(extra="forbid")
+    target_uri: str = Field(min_length=5, max_length=300)
+    """Where the call goes (SIP REFER): one of its number's `transfer_targets`."""
+
+
+async def refer(
+    services: Services, admin: str, call_id: str, body: bytes, request_id: str
+) -> dict[str, Any]:
+    """Transfer a phone call, only to a target its number lists (403 otherwise, 404 for an
+    id that is no phone call the service accepted)."""
+    try:
+        request = ReferRequest.model_validate_json(body or b"{}")
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+    record = await services.supervisor.phone_call(call_id)
+    lines = {line_key(number): line for number, line in services.profiles.phone.items()}
+    line = lines.get(record.line or "")
+    if line is None or request.target_uri not in line.transfer_targets:
+        raise PolicyViolation(
+            [("target_uri", "not one of the transfer_targets of this call's number")]
+        )
+    await refer_call(services.upstream, record.kind, call_id, request.target_uri, request_id)
+    log.warning(
+        "admin_call_referred",
+        admin=admin,
+        call_id=call_id,
+        kind=record.kind,
+        target=line.transfer_targets.index(request.target_uri),
+    )
+    return {"call_id": call_id, "referred": True}

@@ -196,10 +196,16 @@ def decide(
     *,
     ttl_seconds: int | None = None,
     call: bool = False,
+    profile: str | None = None,
 ) -> Plan:
-    """The flows' policy step: the caller's profile, the plan, its metrics and audit fields."""
+    """The flows' policy step: the caller's profile (or `profile`: a phone line's), the plan,
+    its metrics and audit fields."""
     settings = services.settings
-    profile, policy = services.profiles.for_caller(incoming.caller.identity, incoming.caller.claim)
+    if profile is None:
+        caller = incoming.caller
+        profile, policy = services.profiles.for_caller(caller.identity, caller.claim)
+    else:
+        policy = services.profiles.policy(profile)
     incoming.log["profile"] = profile
     try:
         planned = plan(

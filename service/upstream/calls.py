@@ -7,6 +7,10 @@
   "webrtc", "sdp"}}`; OpenAI answers `{"session": {"id"}, "transport":
   {"type": "webrtc", "sdp"}}`.
 - Hang-up: `POST /realtime/calls/{id}/hangup`, `POST /live/sessions/{id}/hangup`.
+- A phone call OpenAI announced (a SIP webhook) is answered, not created:
+  `POST …/{id}/accept` with the session (Realtime: the session itself, a
+  `RealtimeSessionCreateRequestGA`; GPT-Live: `{"session"}`), `…/reject` with
+  `{"status_code"}` (a SIP status), `…/refer` with `{"target_uri"}`.
 
 Creating a call is not idempotent (GPT-Live bills 15 seconds at creation), so
 it follows `service.upstream.client`'s rule: retried only while the request
@@ -129,3 +133,48 @@ async def hang_up(upstream: Upstream, kind: CallKind, call_id: str, request_id: 
     url = upstream.url(f"{PATHS[kind]}/{call_id}/hangup")
     gone = NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
     await upstream.exchange(url, b"", request_id, None, _done, missing=gone)
+
+
+def _answered(reply: Reply, elapsed_ms: float, attempts: int) -> float:
+    return elapsed_ms
+
+
+def accept_body(kind: CallKind, session: Mapping[str, Any]) -> bytes:
+    """What `…/accept` carries: the Realtime session itself, or GPT-Live's `{session}`."""
+    if kind == "realtime":
+        return orjson.dumps({**session, "type": "realtime"})
+    return orjson.dumps({"session": {**session, "type": "live"}})
+
+
+async def accept_call(
+    upstream: Upstream, kind: CallKind, call_id: str, session: Mapping[str, Any], request_id: str
+) -> float:
+    """Answer a pending phone call with the effective session; the ms OpenAI took.
+
+    Not retried once it may have arrived (`Upstream.exchange`): a second accept of
+    a call already answered is refused by OpenAI anyway. A 404: the caller hung up.
+    """
+    url = upstream.url(f"{PATHS[kind]}/{call_id}/accept")
+    gone = NotFound(f"No pending call with id '{call_id}'.", code="call_not_found")
+    body = accept_body(kind, session)
+    return await upstream.exchange(url, body, request_id, "application/json", _answered, gone)
+
+
+async def reject_call(
+    upstream: Upstream, kind: CallKind, call_id: str, status: int, request_id: str
+) -> None:
+    """Decline a pending phone call with a SIP status (486 Busy Here, 603 Decline)."""
+    url = upstream.url(f"{PATHS[kind]}/{call_id}/reject")
+    gone = NotFound(f"No pending call with id '{call_id}'.", code="call_not_found")
+    body = orjson.dumps({"status_code": status})
+    await upstream.exchange(url, body, request_id, "application/json", _done, missing=gone)
+
+
+async def refer_call(
+    upstream: Upstream, kind: CallKind, call_id: str, target_uri: str, request_id: str
+) -> None:
+    """Transfer a phone call (SIP REFER) to `target_uri` (`tel:` or `sip:`)."""
+    url = upstream.url(f"{PATHS[kind]}/{call_id}/refer")
+    gone = NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
+    body = orjson.dumps({"target_uri": target_uri})
+    await upstream.exchange(url, body, request_id, "application/json", _done, missing=gone)

@@ -87,3 +87,15 @@ async def lift(
     """Lift the caller's suspension."""
     _noted(request, "admin_lift", identity)
     return JSONResponse(await admin.lift(services, operator, identity), headers=NO_STORE)
+
+
+@router.post("/calls/{call_id}/refer")
+async def refer(
+    request: Request, services: ServicesDep, operator: AdminDep, call_id: str
+) -> JSONResponse:
+    """Transfer a phone call (body `{"target_uri"}`), only to its number's `transfer_targets`."""
+    _noted(request, "admin_refer", call_id)
+    body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
+    rid = str(request.state.log["request_id"])
+    answer = await admin.refer(services, operator, call_id, body, rid)
+    return JSONResponse(answer, headers=NO_STORE)
