@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -31,8 +33,9 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from emulator import Emulator, create_emulator, live_schema
 from emulator.calls.sideband import EmulatorSidebandConnection
 from emulator.schema import live_sip_file
-from service.server.emulated import own_webhook_url
+from service.server.emulated import in_process, own_webhook_url
 from tests.emulators import emulator_client
+from tests.servers import emulator_process
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 KEY = {"Authorization": "Bearer sk-emulator-test"}
@@ -449,6 +452,45 @@ class TestRejectReferHangup:
         assert (await record(http, call_id))["sip"]["state"] == "hung_up"
 
 
+class HttpReceiver:
+    """A real HTTP endpoint on loopback that keeps each POST (body and headers), answers 200."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, dict[str, str]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((body, dict(self.headers.items())))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1/webhooks/openai"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(name="http_receiver")
+def fixture_http_receiver() -> Iterator[HttpReceiver]:
+    """A webhook endpoint on a real socket."""
+    receiver = HttpReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
 class TestSchemasAndWiring:
     """Live's answer schemas are the SDK's; the in-process emulator dials the service."""
 
@@ -457,6 +499,25 @@ class TestSchemasAndWiring:
         """Each shipped Live SIP schema equals the one generated from the installed SDK."""
         params = live_schema.sip_params()[action]
         assert live_sip_file(action).read_text(encoding="utf-8") == live_schema.generate(params)
+
+    async def test_in_process_emulator_posts_to_the_url(self, http_receiver: HttpReceiver) -> None:
+        """`in_process(url, secret)`: the service's emulator posts signed webhooks to its URL."""
+        transport, _ = in_process(http_receiver.url, SECRET)
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+            rung = await ring(client)
+            await client.post(f"/v1/realtime/calls/{rung['call_id']}/hangup", headers=KEY)
+        body, headers = http_receiver.received[0]
+        assert Webhook(SECRET).verify(body, headers)["data"]["call_id"] == rung["call_id"]
+
+    def test_process_flags_sign_and_post(self, http_receiver: HttpReceiver) -> None:
+        """`python -m service emulator --webhook-url --webhook-secret` posts signed webhooks."""
+        flags = ("--fake-media", "--webhook-url", http_receiver.url, "--webhook-secret", SECRET)
+        with emulator_process(*flags) as emulator:
+            body = {"to": TO, "from": FROM, "kind": "live"}
+            rung = httpx.post(f"{emulator.url}/_emulator/sip/incoming", json=body).json()
+        assert rung["webhooks"][0]["statuses"] == [200]
+        body, headers = http_receiver.received[0]
+        assert Webhook(SECRET).verify(body, headers)["data"]["session_id"] == rung["session_id"]
 
     def test_own_webhook_url_dials_loopback_for_a_wildcard(self) -> None:
         """HOST 0.0.0.0 is dialled as 127.0.0.1, an IPv6 host in brackets."""
