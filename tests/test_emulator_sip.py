@@ -513,8 +513,8 @@ class TestSchemasAndWiring:
         """`python -m service emulator --webhook-url --webhook-secret` posts signed webhooks."""
         flags = ("--fake-media", "--webhook-url", http_receiver.url, "--webhook-secret", SECRET)
         with emulator_process(*flags) as emulator:
-            body = {"to": TO, "from": FROM, "kind": "live"}
-            rung = httpx.post(f"{emulator.url}/_emulator/sip/incoming", json=body).json()
+            dialled = {"to": TO, "from": FROM, "kind": "live"}
+            rung = httpx.post(f"{emulator.url}/_emulator/sip/incoming", json=dialled).json()
         assert rung["webhooks"][0]["statuses"] == [200]
         body, headers = http_receiver.received[0]
         assert Webhook(SECRET).verify(body, headers)["data"]["session_id"] == rung["session_id"]
