@@ -340,6 +340,13 @@ class TestAccept:
         assert response.json()["error"]["code"] == "unknown_parameter"
         assert (await record(http, call_id))["sip"]["state"] == "ringing"
 
+    async def test_accept_needs_a_session_type(self, http: httpx.AsyncClient) -> None:
+        """An accept without `type: realtime` is refused as the SDK's `CallAcceptParams` are."""
+        call_id = (await ring(http))["call_id"]
+        body = {key: value for key, value in ACCEPT.items() if key != "type"}
+        response = await answer(http, "realtime", call_id, "accept", body)
+        assert response.json()["error"]["code"] == "missing_required_parameter"
+
     async def test_accept_needs_a_key(self, http: httpx.AsyncClient) -> None:
         """Without a key header the accept is a 401, as OpenAI's."""
         call_id = (await ring(http))["call_id"]

@@ -23,6 +23,7 @@ and a `Call-ID`; nothing here logs them.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -99,7 +100,7 @@ class Phone:
         self.registry = registry
         self.sender = sender
         self._calls: dict[str, SipCall] = {}
-        self._order: list[SipCall] = []
+        self._order: deque[SipCall] = deque()
 
     def get(self, any_id: str) -> SipCall:
         """The SIP call with this `rtc_…` or `live_…` id; `UnknownSipCall` (404) otherwise."""
@@ -118,7 +119,7 @@ class Phone:
         self._calls[call.call_id] = self._calls[call.session_id] = call
         self._order.append(call)
         if len(self._order) > PENDING_KEPT:
-            old = self._order.pop(0)
+            old = self._order.popleft()
             self._calls.pop(old.call_id, None)
             self._calls.pop(old.session_id, None)
         log.info("sip_call_ringing", call_id=call.call_id, session_id=call.session_id)

@@ -16,7 +16,11 @@ as `service.upstream.sideband` translates a real socket's close:
 
 Its telephone (`POST /_emulator/sip/incoming`) posts webhooks to the
 service's own URL (`own_webhook_url`: HOST and PORT, a wildcard host dialled
-on loopback), as OpenAI posts them to a deployment's public URL.
+on loopback), as OpenAI posts them to a deployment's public URL. Each worker
+has its own emulator, so with WORKERS > 1 a webhook may reach a worker whose
+emulator never rang that call (its accept is a 404): phone calls across
+workers need the emulator as its own process (`python -m service emulator
+--webhook-url … --webhook-secret …`).
 """
 
 from __future__ import annotations
