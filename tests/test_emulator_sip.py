@@ -182,6 +182,16 @@ class TestWebhookSignature:
         assert verified(second) == verified(first)
         assert response.json()["webhooks"][0]["statuses"] == [200, 200]
 
+    async def test_copies_deliver_one_id_at_once(
+        self, http: httpx.AsyncClient, receiver: Receiver
+    ) -> None:
+        """`copies` 3 delivers the same `webhook-id` three times, each verifiable."""
+        await ring(http, copies=3)
+        assert len({request.headers["webhook-id"] for request in receiver.requests}) == 1
+        assert [verified(request)["type"] for request in receiver.requests] == [
+            "realtime.call.incoming"
+        ] * 3
+
     async def test_unconfigured_emulator_refuses_to_ring(self) -> None:
         """Without a webhook URL and secret the control is a 400 and no call rings."""
         app = create_emulator(fake_media=True, usage_interval=None)

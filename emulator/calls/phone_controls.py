@@ -1,17 +1,18 @@
 """The telephone's test controls, under `/_emulator/` (no key needed), answered with webhooks.
 
 - `POST /_emulator/sip/incoming`: `{"to", "from", "kind": "realtime" | "live",
-  "both", "legacy", "bad_signature", "age_s"}` (all but `to` and `from`
+  "both", "legacy", "bad_signature", "age_s", "copies"}` (all but `to` and `from`
   optional): a call dialled from `from` to `to` rings, and its webhooks are
   posted to the service, each awaited: `realtime.call.incoming` for a
   Realtime number, `live.transport.incoming` (`type: "sip"`) for a Live one,
   and with `both` the other surface's too (OpenAI may raise both for one
   call); `legacy` adds Live's deprecated `live.call.incoming`.
   `bad_signature` signs them with another secret, `age_s` backdates their
-  timestamp. 200 `{"call_id": "rtc_…", "session_id": "live_…", "webhooks":
-  [{"id", "type", "statuses"}]}`, `statuses` the service's answers (null:
-  none came).
-- `POST /_emulator/sip/{id}/redeliver`: `{"bad_signature", "age_s"}`
+  timestamp, `copies` (1 to 16) sends each that many times at once (the
+  same `webhook-id` delivered concurrently, as retries across replicas
+  are). 200 `{"call_id": "rtc_…", "session_id": "live_…", "webhooks": [{"id",
+  "type", "statuses"}]}`, `statuses` the service's answers (null: none came).
+- `POST /_emulator/sip/{id}/redeliver`: `{"bad_signature", "age_s", "copies"}`
   (optional): every webhook of the call again, same `webhook-id` and body,
   signed anew; 200 `{"webhooks": [...]}`.
 - `POST /_emulator/safety/blocked`: `{"safety_identifier", "safety_category",
@@ -23,6 +24,7 @@ Every figure a test may vary is bounded, and the numbers are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +43,7 @@ BLOCKED = "/_emulator/safety/blocked"
 PREFIXES = ("/_emulator/sip/", "/_emulator/safety/")
 MAX_TEXT = 128
 MAX_AGE_S = 86_400
+MAX_COPIES = 16
 DEFAULT_CATEGORY = "cyber"
 INCOMING_EVENTS = {"realtime": "realtime.call.incoming", "live": "live.transport.incoming"}
 
@@ -133,6 +136,17 @@ async def blocked(phone: Phone, options: Mapping[str, Any]) -> Response:
 async def _deliver(
     phone: Phone, webhooks: list[OutgoingWebhook], options: Mapping[str, Any]
 ) -> None:
-    bad, age = _flag(options, "bad_signature"), _age(options)
+    """Each webhook in turn, `copies` of it at once (concurrent deliveries of one id)."""
+    bad, age, copies = _flag(options, "bad_signature"), _age(options), _copies(options)
     for webhook in webhooks:
-        await phone.sender.deliver(webhook, bad_signature=bad, age_s=age)
+        await asyncio.gather(
+            *(phone.sender.deliver(webhook, bad_signature=bad, age_s=age) for _ in range(copies))
+        )
+
+
+def _copies(request: Mapping[str, Any]) -> int:
+    value = request.get("copies", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COPIES:
+        message = f"'copies' must be an integer from 1 to {MAX_COPIES}."
+        raise InvalidRequest(message, param="copies", code="invalid_value")
+    return value
