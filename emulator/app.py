@@ -5,7 +5,10 @@ no network) exists. It answers `POST /v1/realtime/client_secrets` and
 `…/translations/client_secrets` as OpenAI does (`mint`), and server-created
 calls (`POST /v1/realtime/calls`, `POST /v1/live/sessions`, their hang-ups and
 sidebands: `calls.http`) with a real WebRTC peer, plus controls for tests and
-benchmarks under `/_emulator/`. A WebRTC call needs the `webrtc` extra
+benchmarks under `/_emulator/`. It plays the telephone too (`calls.phone`):
+a SIP call rings, OpenAI's signed webhooks go to the service
+(`webhook_url`, `webhook_secret`), and its accept, reject and refer are
+answered as OpenAI's. A WebRTC call needs the `webrtc` extra
 (aiortc), imported only when the first call is made; without it calls answer
 501. With `fake_media` calls get a canned answer and no media at all, no
 aiortc needed: benchmarks hold thousands of them. In process,
@@ -21,8 +24,10 @@ and dispatched only for the paths they serve. Run it alone with
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import structlog
 from starlette.types import Receive, Scope, Send
 
@@ -38,7 +43,13 @@ if TYPE_CHECKING:
 log = structlog.get_logger("emulator", component="emulator")
 PATH = "/v1/realtime/client_secrets"
 TRANSLATION_PATH = "/v1/realtime/translations/client_secrets"
-CALL_PREFIXES = ("/v1/realtime/calls", "/v1/live/sessions", "/_emulator/calls/")
+CALL_PREFIXES = (
+    "/v1/realtime/calls",
+    "/v1/live/sessions",
+    "/_emulator/calls/",
+    "/_emulator/sip/",
+    "/_emulator/safety/",
+)
 HEALTHY = b'{"status":"ok","emulator":true}'
 
 
@@ -68,12 +79,23 @@ async def read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookOptions:
+    """Where the telephone posts OpenAI's webhooks (the service's webhook endpoint), signed
+    with which `whsec_…` secret, over which transport (None: the network)."""
+
+    url: str | None = None
+    secret: str | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+
+
 class LazyCallRoutes:
     """The call routes, imported on first use: a mint pays nothing for them."""
 
-    def __init__(self, **registry_options: Any) -> None:
+    def __init__(self, webhooks: WebhookOptions | None = None, **registry_options: Any) -> None:
         self.routes: CallRoutes | None = None
         self.missing: ImportError | None = None
+        self._webhooks = webhooks or WebhookOptions()
         self._registry_options = registry_options
 
     def load(self) -> CallRoutes | None:
@@ -83,11 +105,14 @@ class LazyCallRoutes:
                 # Imported here, not at the top: aiortc is an optional extra.
                 from emulator.calls.http import CallRoutes
                 from emulator.calls.registry import CallRegistry
+                from emulator.calls.webhooks import WebhookSender
             except ImportError as error:
                 self.missing = error
                 log.warning("emulator_calls_unavailable", missing=error.name)
             else:
-                self.routes = CallRoutes(CallRegistry(**self._registry_options))
+                options = self._webhooks
+                sender = WebhookSender(options.url, options.secret, transport=options.transport)
+                self.routes = CallRoutes(CallRegistry(**self._registry_options), sender)
         return self.routes
 
     def unavailable(self) -> WebrtcUnavailable:
@@ -134,10 +159,11 @@ class Emulator:
         fake_media: bool = False,
         max_calls: int | None = None,
         usage_interval: float | None = USAGE_INTERVAL_S,
+        webhooks: WebhookOptions | None = None,
     ) -> None:
         self.delay = latency_ms / 1000
         self.calls = LazyCallRoutes(
-            fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
+            webhooks, fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
         )
 
     def sideband(self) -> EmulatorSideband:
@@ -184,12 +210,17 @@ def create_emulator(
     fake_media: bool = False,
     max_calls: int | None = None,
     usage_interval: float | None = USAGE_INTERVAL_S,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Emulator:
     """The emulator as an ASGI app.
 
     `latency_ms` delays every mint (load tests); `fake_media` answers calls
     without media (no aiortc); `max_calls` bounds open calls (default 32, or
     10,000 with fake media); Live calls report usage every `usage_interval` s.
+    The telephone posts its webhooks to `webhook_url`, signed with
+    `webhook_secret` (`whsec_…`), over `webhook_transport` (default: the network).
     """
     log.warning(
         "emulator_active",
@@ -197,6 +228,11 @@ def create_emulator(
         "reaches OpenAI; for development and benchmarks only",
         fake_media=fake_media,
     )
+    webhooks = WebhookOptions(webhook_url, webhook_secret, webhook_transport)
     return Emulator(
-        latency_ms, fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
+        latency_ms,
+        fake_media=fake_media,
+        max_calls=max_calls,
+        usage_interval=usage_interval,
+        webhooks=webhooks,
     )

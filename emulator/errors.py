@@ -85,3 +85,11 @@ class RateLimited(EmulatorError):
     status_code = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class Conflict(EmulatorError):
+    """409: the request does not fit the object's state (accepting a call no longer ringing)."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"

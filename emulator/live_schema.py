@@ -8,6 +8,11 @@ structure only (titles and descriptions dropped) and closed as
 `schema.closed` closes OpenAI's published one. A test regenerates it and
 fails on any difference, so an SDK upgrade that changes Live's types shows.
 
+The same goes for answering a Live SIP call (`POST /v1/live/sessions/{id}/accept`,
+`/reject`, `/refer`): `schemas/live-accept.json`, `live-reject.json` and
+`live-refer.json` are the SDK's `SessionAcceptParams`, `SessionRejectParams`
+and `SessionReferParams`.
+
 Regenerate with `uv run python -m emulator.live_schema`.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from emulator.schema import LIVE_FILE, closed
+from emulator.schema import LIVE_FILE, closed, live_sip_file
 
 ANNOTATIONS = frozenset({"title", "description"})
 NAMED = frozenset({"properties", "$defs", "patternProperties"})
@@ -40,19 +45,34 @@ def _structure(node: Any) -> Any:
     return result
 
 
-def generate() -> str:
-    """The schema file's text, freshly generated from the installed SDK."""
+def generate(params: Any = None) -> str:
+    """A schema file's text, freshly generated from the installed SDK's `params` type
+    (`LiveCreateParams` by default)."""
     # Imported here: the SDK and pydantic are development tools, not the emulator's.
     from openai.types.live.live_create_params import LiveCreateParams
     from pydantic import TypeAdapter
 
-    schema = closed(_structure(TypeAdapter(LiveCreateParams).json_schema()))
+    adapter: TypeAdapter[Any] = TypeAdapter(LiveCreateParams if params is None else params)
+    schema = closed(_structure(adapter.json_schema()))
     return json.dumps(schema, indent=1, sort_keys=True) + "\n"
 
 
+def sip_params() -> dict[str, Any]:
+    """The SDK's types of the Live SIP calls' answers, by action."""
+    from openai.types.live import session_accept_params, session_refer_params, session_reject_params
+
+    return {
+        "accept": session_accept_params.SessionAcceptParams,
+        "reject": session_reject_params.SessionRejectParams,
+        "refer": session_refer_params.SessionReferParams,
+    }
+
+
 def main() -> None:
-    """Write the freshly generated schema over the shipped one."""
+    """Write the freshly generated schemas over the shipped ones."""
     LIVE_FILE.write_text(generate(), encoding="utf-8")
+    for action, params in sip_params().items():
+        live_sip_file(action).write_text(generate(params), encoding="utf-8")
 
 
 if __name__ == "__main__":

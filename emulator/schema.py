@@ -12,7 +12,10 @@ property (lost when descriptions were stripped), and
 `noise_reduction.strength` is added where the openai SDK 3.57 types have it
 (newer than the published spec). GPT-Live has no published schema: its
 `schemas/live.json` is generated from the openai SDK's types
-(`emulator.live_schema`).
+(`emulator.live_schema`), and so are the bodies that answer a Live SIP call
+(`live-accept.json`, `live-reject.json`, `live-refer.json`); a Realtime
+SIP call's are published (`RealtimeSessionCreateRequestGA` to accept,
+`RealtimeCallRejectRequest`, `RealtimeCallReferRequest`).
 
 The spec leaves objects open, but the live API rejects unknown parameters,
 so `closed` closes every object schema (`additionalProperties: false`) and
@@ -112,6 +115,18 @@ def published(name: str) -> RequestSchema:
 def live() -> RequestSchema:
     """`POST /v1/live/sessions`'s body (`LiveCreateParams`), as generated from the SDK."""
     schema: dict[str, Any] = orjson.loads(LIVE_FILE.read_bytes())
+    return RequestSchema(schema)
+
+
+def live_sip_file(action: str) -> Path:
+    """Where the schema of answering a Live SIP call (`accept`, `reject`, `refer`) is shipped."""
+    return SCHEMAS / f"live-{action}.json"
+
+
+@cache
+def live_sip(action: str) -> RequestSchema:
+    """The body of `POST /v1/live/sessions/{id}/{action}`, as generated from the SDK."""
+    schema: dict[str, Any] = orjson.loads(live_sip_file(action).read_bytes())
     return RequestSchema(schema)
 
 

@@ -1,5 +1,10 @@
 """The emulator's controls for tests and benchmarks, under `/_emulator/` (no key needed).
 
+- The telephone's controls (`/_emulator/sip/…`, `/_emulator/safety/blocked`) are
+  `phone_controls.py`'s. A SIP call's record (by its `rtc_…` or `live_…` id) adds
+  `sip`: its outcome (`state`: ringing, accepted, rejected, referred, hung_up;
+  `surface`, the accepted `session`, `status_code`, `target_uri`, its webhooks);
+  until it is accepted it shows `state` `ringing` or `closed` and no media record.
 - `GET /_emulator/calls/{id}`: the call's `state`, `kind`, how it `ended`
   (null while open) and `ended_at_ms`, its `session`, `sideband_updates` (trusted
   `session.update`s received) and `overrides`: each browser `session.update`
@@ -47,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -59,6 +64,9 @@ from emulator.calls.errors import UnknownCall
 from emulator.calls.events import Event
 from emulator.calls.registry import CallRegistry
 from emulator.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from emulator.calls.phone import Phone
 
 CONTROL = re.compile(
     r"/_emulator/calls/([A-Za-z0-9_-]{1,128})(?:/(client_event|response|hold|turn))?"
@@ -89,7 +97,7 @@ def json_object(raw: bytes | str, param: str | None) -> dict[str, Any]:
 
 
 async def control(
-    registry: CallRegistry, request: Request, path: str, method: str
+    registry: CallRegistry, phone: Phone, request: Request, path: str, method: str
 ) -> Response | None:
     """Answer a control route; None if the path and method are none of them."""
     match = CONTROL.fullmatch(path)
@@ -97,7 +105,7 @@ async def control(
         return None
     call_id, action = match.groups()
     if action is None:
-        return describe(registry, call_id) if method == "GET" else None
+        return describe(registry, call_id, phone) if method == "GET" else None
     if method != "POST":
         return None
     body = await request.body()
@@ -114,8 +122,23 @@ async def control(
     return json_response(200, {"emitted": [event["type"] for event in emitted]})
 
 
-def describe(registry: CallRegistry, call_id: str) -> Response:
-    """The call's state and record, open or recently ended."""
+def describe(registry: CallRegistry, call_id: str, phone: Phone | None = None) -> Response:
+    """The call's state and record, open or recently ended; a SIP call's outcome too."""
+    sip = phone.find(call_id) if phone is not None else None
+    if sip is None:
+        return json_response(200, _record(registry, call_id))
+    answered = sip.answered_id()
+    if answered is not None and sip.state != "rejected":
+        return json_response(200, {**_record(registry, answered), "sip": sip.shown()})
+    state = "ringing" if sip.state == "ringing" else "closed"
+    ended = None if sip.state == "ringing" else sip.state
+    kind = sip.surface or ("realtime" if call_id == sip.call_id else "live")
+    record = {"state": state, "ended": ended, "ended_at_ms": None, "kind": kind}
+    return json_response(200, {**record, "sip": sip.shown()})
+
+
+def _record(registry: CallRegistry, call_id: str) -> dict[str, Any]:
+    """A registry call's record, open or recently ended; `UnknownCall` otherwise."""
     with contextlib.suppress(UnknownCall):
         call = registry.get(call_id)
         state: dict[str, Any] = {
@@ -123,12 +146,12 @@ def describe(registry: CallRegistry, call_id: str) -> Response:
             "ended": None,
             "ended_at_ms": None,
         }
-        return json_response(200, {**state, "kind": call.kind, **_shown(call.report())})
+        return {**state, "kind": call.kind, **_shown(call.report())}
     ending = registry.ended(call_id)
     if ending is None:
-        raise UnknownCall(f"No call with id '{call_id}'.")
+        raise UnknownCall(f"No call with id '{call_id[:64]}'.")
     state = {"state": "closed", "ended": ending.reason, "ended_at_ms": ending.ended_at_ms}
-    return json_response(200, {**state, "kind": ending.kind, **_shown(ending.report)})
+    return {**state, "kind": ending.kind, **_shown(ending.report)}
 
 
 def _shown(report: CallReport) -> dict[str, Any]:

@@ -7,6 +7,12 @@
   valid for the openai SDK's `LiveCreateParams` (`session.model` required);
   200 `{"session": {"id", ...}, "transport": {"type": "webrtc", "sdp": answer}}`.
 - `POST /v1/realtime/calls/{id}/hangup`, `POST /v1/live/sessions/{id}/hangup`: 200, or 404.
+- A SIP call's answers (`phone.py`), 200 `{}`: `POST /v1/realtime/calls/{rtc_id}/accept`
+  (a `RealtimeSessionCreateRequestGA`, the SDK's `CallAcceptParams`), `/reject`
+  (`{"status_code"}`, optional), `/refer` (`{"target_uri"}`); Live's
+  `POST /v1/live/sessions/{live_id}/accept` (`{"session"}`), `/reject`
+  (`{"status_code"}`, required), `/refer`, each checked against the SDK's
+  `Session*Params`. Unknown id: 404; a call no longer ringing: 409.
 - Sidebands, `/v1/realtime?call_id={id}` and `/v1/live/sessions/{id}/attach`:
   every server event of the call as JSON text; JSON client events in, trusted.
 - `/_emulator/calls/{id}…`: controls for tests and benchmarks (`controls.py`).
@@ -38,6 +44,9 @@ from emulator import schema
 from emulator.calls.controls import control, json_object, json_response
 from emulator.calls.errors import InvalidOffer, UnknownCall
 from emulator.calls.events import CallKind
+from emulator.calls.phone import Phone
+from emulator.calls.phone_controls import PREFIXES as PHONE_CONTROLS
+from emulator.calls.phone_controls import phone_control
 from emulator.calls.registry import CallRegistry
 from emulator.calls.sideband import (
     CLOSE_NORMAL,
@@ -46,17 +55,22 @@ from emulator.calls.sideband import (
     EmulatorSidebandConnection,
     SidebandEnded,
 )
-from emulator.errors import EmulatorError, MissingKey, has_key
+from emulator.calls.webhooks import WebhookSender
+from emulator.errors import EmulatorError, InvalidRequest, MissingKey, has_key
 from emulator.schema import RequestSchema
 
 REALTIME_CALLS = "/v1/realtime/calls"
 LIVE_SESSIONS = "/v1/live/sessions"
 REALTIME_SIDEBAND = "/v1/realtime"
-HANGUP = re.compile(r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/hangup")
+ACTION = re.compile(
+    r"/v1/(realtime/calls|live/sessions)/([A-Za-z0-9_-]{1,128})/(hangup|accept|reject|refer)"
+)
 LIVE_ATTACH = re.compile(r"/v1/live/sessions/([A-Za-z0-9_-]{1,128})/attach")
 CLOSE_POLICY = 1008
 CALL_SESSION = "RealtimeSessionCreateRequestGA"
-"""The `session` part of `POST /v1/realtime/calls` (`RealtimeCallCreateRequest.session`)."""
+"""The `session` part of `POST /v1/realtime/calls` (`RealtimeCallCreateRequest.session`),
+and the body of a SIP call's accept."""
+SIP_SCHEMAS = {"reject": "RealtimeCallRejectRequest", "refer": "RealtimeCallReferRequest"}
 
 
 def _check(request_schema: RequestSchema, value: object, prefix: str = "") -> None:
@@ -69,13 +83,17 @@ def _check(request_schema: RequestSchema, value: object, prefix: str = "") -> No
 class CallRoutes:
     """The call routes of one emulator app, over its one `CallRegistry`."""
 
-    def __init__(self, registry: CallRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CallRegistry | None = None, webhooks: WebhookSender | None = None
+    ) -> None:
         self.registry = registry if registry is not None else CallRegistry()
         self.sideband = EmulatorSideband(self.registry)
+        self.phone = Phone(self.registry, webhooks or WebhookSender(None, None))
 
     async def close(self) -> None:
-        """Hang up every open call (the emulator's shutdown)."""
+        """Hang up every open call and close the webhooks' client (the emulator's shutdown)."""
         await self.registry.close_all()
+        await self.phone.sender.close()
 
     # HTTP.
 
@@ -92,16 +110,20 @@ class CallRoutes:
         return True
 
     async def _route(self, request: Request, path: str, method: str) -> Response | None:
+        if path.startswith(PHONE_CONTROLS):
+            return await phone_control(self.phone, request, path)
         if path.startswith("/_emulator/"):
-            return await control(self.registry, request, path, method)
-        hangup = HANGUP.fullmatch(path)
-        if method != "POST" or not (path in (REALTIME_CALLS, LIVE_SESSIONS) or hangup):
+            return await control(self.registry, self.phone, request, path, method)
+        action = ACTION.fullmatch(path)
+        if method != "POST" or not (path in (REALTIME_CALLS, LIVE_SESSIONS) or action):
             return None
         if not has_key(request.scope):
             raise MissingKey
-        if hangup:
-            kind: CallKind = "realtime" if hangup.group(1) == "realtime/calls" else "live"
-            return await self._hangup(kind, hangup.group(2))
+        if action:
+            kind: CallKind = "realtime" if action.group(1) == "realtime/calls" else "live"
+            if action.group(3) == "hangup":
+                return await self._hangup(kind, action.group(2))
+            return await self._answer(kind, action.group(2), action.group(3), await request.body())
         if path == REALTIME_CALLS:
             return await self._create_realtime(request)
         return await self._create_live(await request.body())
@@ -154,7 +176,30 @@ class CallRoutes:
             200, {"session": effective, "transport": {"type": "webrtc", "sdp": answer}}
         )
 
+    async def _answer(self, kind: CallKind, call_id: str, action: str, body: bytes) -> Response:
+        """Accept, reject or refer a SIP call, its body checked as OpenAI checks it."""
+        self.phone.get(call_id)  # an unknown id is a 404 whatever the body
+        request = json_object(body, None) if body.strip() or action != "reject" else {}
+        if kind == "live":
+            _check(schema.live_sip(action), request)
+        else:
+            _check(schema.published(SIP_SCHEMAS.get(action, CALL_SESSION)), request)
+        if action == "accept":
+            session = request["session"] if kind == "live" else request
+            self.phone.accept(kind, call_id, session)
+        elif action == "reject":
+            self.phone.reject(kind, call_id, request.get("status_code"))
+        else:
+            if not request["target_uri"].strip():
+                raise InvalidRequest(
+                    "'target_uri' must not be blank.", param="target_uri", code="invalid_value"
+                )
+            await self.phone.refer(kind, call_id, request["target_uri"])
+        return json_response(200, {})
+
     async def _hangup(self, kind: CallKind, call_id: str) -> Response:
+        if await self.phone.hangup(kind, call_id):
+            return json_response(200, {})
         if self.registry.get(call_id).kind != kind:
             raise UnknownCall(f"No open call with id '{call_id}'.")
         await self.registry.hangup(call_id)

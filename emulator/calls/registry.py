@@ -133,6 +133,18 @@ class CallRegistry:
         call.start()
         return call, answer
 
+    def answer_phone(self, call_id: str, kind: CallKind, session: Mapping[str, Any]) -> BaseCall:
+        """Open an accepted SIP call under its own id: fake media (the phone leg has no
+        WebRTC peer here), connected and on the sideband at once; `CallLimitReached` if full."""
+        if len(self._calls) >= self.max_calls:
+            raise CallLimitReached(f"The emulator holds {self.max_calls} open calls already.")
+        call = FakeMediaCall(call_id, kind, session, self._forget, self.usage_interval)
+        self._calls[call_id] = call
+        call.answer()
+        call.start()
+        log.info("call_answered", call_id=call_id, kind=kind, sip=True)
+        return call
+
     def get(self, call_id: str) -> BaseCall:
         """The open call with this id; `UnknownCall` (404) if there is none."""
         call = self._calls.get(call_id)

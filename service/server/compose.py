@@ -5,12 +5,15 @@ tests use too; this is the one place that chooses them. With
 `UPSTREAM_EMULATOR=true` both lead into one in-process emulator: its ASGI app
 serves the HTTP client (`httpx.ASGITransport`), and its call registry the
 sidebands through `emulated.EmulatedSideband` (an ASGI app has no socket
-for a WebSocket client to reach).
+for a WebSocket client to reach); its telephone posts webhooks to this
+service's own URL, signed with `OPENAI_WEBHOOK_SECRET`.
 Otherwise the app's own network client and WebSocket sideband reach
 `OPENAI_BASE_URL`.
 """
 
 from __future__ import annotations
+
+from pydantic import SecretStr
 
 from service.api import create_app
 from service.api.dispatch import Dispatch
@@ -21,7 +24,18 @@ def build_app(settings: Settings) -> Dispatch:
     """The service for `settings`, on the network or on the in-process emulator."""
     if not settings.upstream_emulator:
         return create_app(settings)
-    from service.server.emulated import in_process  # the emulator: only when asked for
+    # The emulator: only when asked for.
+    from service.server.emulated import in_process, own_webhook_url
 
-    transport, sideband = in_process()
+    webhook_url = own_webhook_url(settings.host, settings.port)
+    transport, sideband = in_process(webhook_url, _webhook_secret(settings))
     return create_app(settings, transport=transport, sideband=sideband)
+
+
+def _webhook_secret(settings: Settings) -> str | None:
+    """`OPENAI_WEBHOOK_SECRET`'s value, or None (no secret: the telephone refuses to ring)."""
+    # Read by name: the setting belongs to the webhook endpoint (issue #21's service side).
+    secret: object = getattr(settings, "openai_webhook_secret", None)
+    if isinstance(secret, SecretStr):
+        return secret.get_secret_value()
+    return secret if isinstance(secret, str) else None

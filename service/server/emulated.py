@@ -13,6 +13,14 @@ as `service.upstream.sideband` translates a real socket's close:
   (4404);
 - OpenAI's 4404: `unknown_call`, the call was never there or is gone;
 - anything else (this side detached): `dropped`.
+
+Its telephone (`POST /_emulator/sip/incoming`) posts webhooks to the
+service's own URL (`own_webhook_url`: HOST and PORT, a wildcard host dialled
+on loopback), as OpenAI posts them to a deployment's public URL. Each worker
+has its own emulator, so with WORKERS > 1 a webhook may reach a worker whose
+emulator never rang that call (its accept is a 404): phone calls across
+workers need the emulator as its own process (`python -m service emulator
+--webhook-url … --webhook-secret …`).
 """
 
 from __future__ import annotations
@@ -38,9 +46,15 @@ from service.upstream.sideband import CloseReason, Sideband, SidebandClosed, Sid
 log = structlog.get_logger("service.server")
 
 
-def in_process() -> tuple[httpx.AsyncBaseTransport, Sideband]:
-    """A fresh emulator: its ASGI app as the HTTP transport, its calls as the sidebands."""
-    emulator = create_emulator()
+def in_process(
+    webhook_url: str | None = None, webhook_secret: str | None = None
+) -> tuple[httpx.AsyncBaseTransport, Sideband]:
+    """A fresh emulator: its ASGI app as the HTTP transport, its calls as the sidebands.
+
+    Its telephone posts OpenAI's webhooks to `webhook_url` (the service's own
+    endpoint, over the network as OpenAI's reach it), signed with `webhook_secret`.
+    """
+    emulator = create_emulator(webhook_url=webhook_url, webhook_secret=webhook_secret)
     sideband: Sideband
     try:
         sideband = EmulatedSideband(emulator.sideband())
@@ -48,6 +62,18 @@ def in_process() -> tuple[httpx.AsyncBaseTransport, Sideband]:
         log.warning("emulator_sideband_unavailable", reason=unavailable.message)
         sideband = NoSideband()
     return httpx.ASGITransport(emulator), sideband
+
+
+WEBHOOK_PATH = "/v1/webhooks/openai"
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - dialled, not bound
+
+
+def own_webhook_url(host: str, port: int) -> str:
+    """The service's webhook endpoint as this machine dials it (a wildcard host on loopback)."""
+    dialled = WILDCARDS.get(host, host)
+    if ":" in dialled:
+        dialled = f"[{dialled}]"
+    return f"http://{dialled}:{port}{WEBHOOK_PATH}"
 
 
 def _reason(ended: SidebandEnded) -> CloseReason:

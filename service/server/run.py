@@ -130,6 +130,8 @@ def _emulator(args: argparse.Namespace) -> int:
         fake_media=args.fake_media,
         max_calls=args.max_calls,
         usage_interval=args.usage_interval,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     _run(app, host=args.host, port=args.port)
     return 0
@@ -188,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="seconds between a Live call's session.usage.updated events",
+    )
+    emulator.add_argument(
+        "--webhook-url",
+        default=None,
+        help="where the telephone posts OpenAI's webhooks (the service's /v1/webhooks/openai)",
+    )
+    emulator.add_argument(
+        "--webhook-secret",
+        default=None,
+        help="the whsec_... secret the webhooks are signed with (the service's)",
     )
     emulator.set_defaults(command=_emulator)
     hash_key = commands.add_parser(
