@@ -13,8 +13,6 @@ Otherwise the app's own network client and WebSocket sideband reach
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from service.api import create_app
 from service.api.dispatch import Dispatch
 from service.config import Settings
@@ -34,8 +32,5 @@ def build_app(settings: Settings) -> Dispatch:
 
 def _webhook_secret(settings: Settings) -> str | None:
     """`OPENAI_WEBHOOK_SECRET`'s value, or None (no secret: the telephone refuses to ring)."""
-    # Read by name: the setting belongs to the webhook endpoint (issue #21's service side).
-    secret: object = getattr(settings, "openai_webhook_secret", None)
-    if isinstance(secret, SecretStr):
-        return secret.get_secret_value()
-    return secret if isinstance(secret, str) else None
+    secret = settings.openai_webhook_secret
+    return secret.get_secret_value() if secret is not None else None
