@@ -14,7 +14,8 @@ the supervisor starts under `CALLS_RESPONSES=server`), and the pure checks:
 `fixed` (what the policy fixed) and `breaches` (every other rule).
 """
 
+from service.calls.intake import NewCall
 from service.calls.state import CallState
-from service.calls.supervisor import NewCall, Supervisor
+from service.calls.supervisor import Supervisor
 
 __all__ = ["CallState", "NewCall", "Supervisor"]
