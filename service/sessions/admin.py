@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +25,7 @@ from service.sessions.context import Services
 from service.upstream.calls import refer_call
 
 log = structlog.get_logger("service.admin")
+Body = TypeVar("Body", bound=BaseModel)
 MAX_SUSPEND_SECONDS = 366 * 86_400
 """A suspension lasts at most a year: the store keeps nothing forever."""
 
@@ -35,6 +36,16 @@ class SuspendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seconds: int = Field(ge=1, le=MAX_SUSPEND_SECONDS)
     """How long new mints and calls of the caller are refused."""
+
+
+def _read(model: type[Body], body: bytes) -> Body:
+    """An `/admin` body, or a 400 in OpenAI's envelope naming its first bad field."""
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
 
 
 def _others_within_s(services: Services) -> float:
@@ -91,12 +102,7 @@ async def end_calls(services: Services, admin: str, caller: str) -> dict[str, An
 
 async def suspend(services: Services, admin: str, caller: str, body: bytes) -> dict[str, Any]:
     """Suspend `caller` (403 `caller_suspended` for new mints and calls) and end their calls."""
-    try:
-        request = SuspendRequest.model_validate_json(body or b"{}")
-    except ValidationError as invalid:
-        first = invalid.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+    request = _read(SuspendRequest, body)
     suspension = await services.suspensions.suspend(caller, request.seconds, admin)
     here = await services.supervisor.end_calls_of(caller)
     log.warning(
@@ -134,12 +140,7 @@ async def refer(
 ) -> dict[str, Any]:
     """Transfer a phone call, only to a target its number lists (403 otherwise, 404 for an
     id that is no phone call the service accepted)."""
-    try:
-        request = ReferRequest.model_validate_json(body or b"{}")
-    except ValidationError as invalid:
-        first = invalid.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+    request = _read(ReferRequest, body)
     record = await services.supervisor.phone_call(call_id)
     lines = {line_key(number): line for number, line in services.profiles.phone.items()}
     line = lines.get(record.line or "")

@@ -164,17 +164,26 @@ async def reject_call(
     upstream: Upstream, kind: CallKind, call_id: str, status: int, request_id: str
 ) -> None:
     """Decline a pending phone call with a SIP status (486 Busy Here, 603 Decline)."""
-    url = upstream.url(f"{PATHS[kind]}/{call_id}/reject")
-    gone = NotFound(f"No pending call with id '{call_id}'.", code="call_not_found")
-    body = orjson.dumps({"status_code": status})
-    await upstream.exchange(url, body, request_id, "application/json", _done, missing=gone)
+    await _control(upstream, kind, call_id, "reject", {"status_code": status}, request_id)
 
 
 async def refer_call(
     upstream: Upstream, kind: CallKind, call_id: str, target_uri: str, request_id: str
 ) -> None:
     """Transfer a phone call (SIP REFER) to `target_uri` (`tel:` or `sip:`)."""
-    url = upstream.url(f"{PATHS[kind]}/{call_id}/refer")
+    await _control(upstream, kind, call_id, "refer", {"target_uri": target_uri}, request_id)
+
+
+async def _control(
+    upstream: Upstream,
+    kind: CallKind,
+    call_id: str,
+    action: str,
+    body: Mapping[str, Any],
+    request_id: str,
+) -> None:
+    """POST one of a phone call's controls (`reject`, `refer`); a 404: the call is gone."""
+    url = upstream.url(f"{PATHS[kind]}/{call_id}/{action}")
     gone = NotFound(f"No open call with id '{call_id}'.", code="call_not_found")
-    body = orjson.dumps({"target_uri": target_uri})
-    await upstream.exchange(url, body, request_id, "application/json", _done, missing=gone)
+    content = orjson.dumps(body)
+    await upstream.exchange(url, content, request_id, "application/json", _done, missing=gone)
