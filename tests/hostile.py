@@ -81,6 +81,8 @@ class Hostile:
         self.hangups: Counter[str] = Counter()
         """Hang-ups per call, 404s included."""
         self.frames_sent: Counter[str] = Counter()
+        self.connected: Counter[str] = Counter()
+        """Sideband sockets open now, per call: 0 once the service let go of them."""
         self._ids = itertools.count(1)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app = Starlette(
@@ -149,8 +151,12 @@ class Hostile:
         mode = call.mode
         if mode == "close_once" and call.attachments > 1:
             mode = "normal"
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await self._misbehave(websocket, call_id, call, mode)
+        self.connected[call_id] += 1
+        try:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self._misbehave(websocket, call_id, call, mode)
+        finally:
+            self.connected[call_id] -= 1
 
     async def _misbehave(
         self, websocket: WebSocket, call_id: str, call: HostileCall, mode: Mode

@@ -7,6 +7,7 @@ runs the same loop against a real hostile server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,9 +25,11 @@ from tests.conftest import CALL_ID, SDP_OFFER, MakeSettings, serving
 from tests.paths import REALTIME_CALLS
 from tests.sidebands import ScriptedConnection, ScriptedSideband
 from tests.suite_logs import captured_logs
+from tests.test_admin import ALICE, OPS, admin_settings, bearer, create_call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 DEPTH = 500
+SLOW_CLOSE_S = 0.5
 
 
 @asynccontextmanager
@@ -135,3 +138,48 @@ class TestFaults:
         assert [(e["error"], e["at"], "exc_info" in e) for e in faults] == [
             ("RecursionError", f"{__name__}:{line}", False)
         ]
+
+
+class SlowClosingConnection(ScriptedConnection):
+    """A sideband whose close takes a while, as one to a peer slow to answer the close."""
+
+    async def close(self) -> None:
+        await asyncio.sleep(SLOW_CLOSE_S)  # the peer's time, not a wait for a condition
+        self.closed = True
+
+
+class SlowClosingSideband(ScriptedSideband):
+    """Every attachment closes slowly."""
+
+    async def connect(self, kind: CallKind, call_id: str) -> SidebandConnection:
+        connection = SlowClosingConnection(self, call_id)
+        self.connections[call_id].append(connection)
+        self.changed.set()
+        return connection
+
+
+class TestStopping:
+    """Stopping waits for every call's task, also one ended just before."""
+
+    async def test_stop_waits_for_a_call_just_ended_to_close_its_sideband(
+        self, make_settings: MakeSettings, upstream: respx.MockRouter
+    ) -> None:
+        """An operator ends a call, the service stops at once: its sideband is closed by then.
+
+        Ending a call takes it off the watched calls and cancels its task, which then
+        closes the sideband; a stop that waited only for the watched calls' tasks left that
+        close pending when the loop ended, the socket open and unread."""
+        sideband = SlowClosingSideband()
+        settings = admin_settings(make_settings)
+        transport = httpx.MockTransport(upstream.async_handler)
+        app = create_app(settings, transport=transport, sideband=sideband, clock=FakeClock())
+        async with serving(app) as client:
+            created = await create_call(client, ALICE)
+            await sideband.attached(CALL_ID)
+            ended = await client.post("/admin/callers/alice/hangup", headers=bearer(OPS))
+            await sideband.until(lambda: upstream["hangup"].called)
+        assert (created.status_code, ended.status_code, sideband.current(CALL_ID).closed) == (
+            201,
+            200,
+            True,
+        )

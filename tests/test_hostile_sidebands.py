@@ -9,6 +9,7 @@ each test waits until the hostile side or the service has seen what it names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.api import create_app
-from service.upstream.sideband import FLOOD_SECONDS
+from service.upstream.sideband import FLOOD_SECONDS, WebSocketSideband
 from tests.clocks import FakeClock
 from tests.conftest import SDP_OFFER, MakeSettings, serving
 from tests.hostile import UNREADABLE, UNREADABLE_FRAMES, HostileServer, Mode, hostile_upstream
@@ -257,6 +258,29 @@ class TestFlood:
                 seconds += 1
             await until(lambda: _grew(client, ENDED % "flood", before))
         assert (hostile.hostile.hangups[call_id], seconds >= FLOOD_SECONDS) == (1, True)
+
+
+class TestLettingGo:
+    """A sideband the service is done with is closed for good, however its close ends."""
+
+    async def test_a_cancelled_close_still_lets_the_socket_go(
+        self, hostile: HostileServer, clock: FakeClock
+    ) -> None:
+        """Cancelled while it waits for a flooding peer's close frame: the socket is shut."""
+        hostile.hostile.mode = "flood"
+        async with httpx.AsyncClient(base_url=hostile.url) as upstream:
+            created = await upstream.post("/realtime/calls", content=SDP_OFFER)
+        call_id = created.headers["location"].rsplit("/", 1)[-1]
+        sideband = WebSocketSideband(hostile.url, {}, max_events_per_second=10, clock=clock)
+        connection = await sideband.connect("realtime", call_id)
+        await connection.recv()
+        await until(lambda: hostile.hostile.frames_sent[call_id] > 0)
+        closing = asyncio.create_task(connection.close())
+        await asyncio.sleep(0)  # the close frame sent, the wait for the peer's begun
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        await until(lambda: hostile.hostile.connected[call_id] == 0)
 
 
 def _dropped() -> float:

@@ -92,6 +92,9 @@ class Supervisor:
         self._watched: dict[str, Watched] = {}
         self._keeping: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Every call's supervising task until it finished: one ended here (popped from
+        `_watched`, cancelled) may still be closing its sideband, and `stop` waits for it."""
         self._ending: set[Watched] = set()
         self._over_cap: set[Watched] = set()
         """`CALLS_OVER_CAP_AFTER_OUTAGE=hangup`: the calls over the cap not yet hung up."""
@@ -133,9 +136,9 @@ class Supervisor:
         for call in watched:
             if call.task is not None:
                 call.task.cancel()
-        await asyncio.gather(
-            *(call.task for call in watched if call.task is not None), return_exceptions=True
-        )
+        # The calls ended meanwhile too: their tasks, already cancelled, may be closing a
+        # sideband; left pending, the loop's end would leave the socket open, unread.
+        await asyncio.gather(*self._tasks, *self._chores, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._loop.flush()  # what the calls counted last, before their leases go
         await self._keeper.hand_over(watched)
@@ -246,6 +249,8 @@ class Supervisor:
             self._end_off_keeper(watched, "override", retry=True)
             return
         watched.task = asyncio.create_task(self._run(watched), name=f"supervise {record.member}")
+        self._tasks.add(watched.task)
+        watched.task.add_done_callback(self._tasks.discard)
 
     def _start_charge(self, call: Watched) -> None:
         """A GPT-Live WebRTC session is billed its start seconds at creation: counted now,

@@ -254,7 +254,14 @@ class _WebSocketConnection:
 
     async def close(self) -> None:
         self._flush()
-        await self._socket.close()
+        try:
+            await self._socket.close()
+        finally:
+            # A close cancelled while it waits for the peer's close frame (a second
+            # cancel of the call's task, a shutdown) would leave the socket open and
+            # unread: a flooding peer then blocks on it for good. Aborting a closed
+            # transport does nothing.
+            self._socket.transport.abort()
 
     def _flush(self) -> None:
         self._dropped.flush()
