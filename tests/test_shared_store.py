@@ -7,6 +7,7 @@ and the lease that says which worker supervises which call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -94,6 +95,28 @@ class TestRecords:
         await elapse(150)
         assert await store.put_if_absent("r:old", "new", 60_000)
         assert await store.get("r:old") == "new"
+
+
+class TestCancellation:
+    """A task cancelled while a Redis command runs is cancelled, whatever the command did."""
+
+    @pytest.mark.parametrize("steps", [0, 1, 2, 3])
+    async def test_a_cancelled_command_raises_the_cancellation(self, steps: int) -> None:
+        """Cancelled `steps` turns of the loop into a command: on Python 3.11 redis-py's
+        write, done in the same turn as the cancel, swallowed it and returned the value."""
+        with redis_server() as server:
+            store = RedisStore(server.url, 2.0)
+            try:
+                await store.put("k", "v", 60_000)
+                task = asyncio.create_task(store.get("k"))
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                assert not task.done()  # cancelled mid-command, not after it
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            finally:
+                await store.aclose()
 
 
 class TestCounters:

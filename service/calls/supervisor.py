@@ -56,7 +56,8 @@ from service.upstream.sideband import Sideband
 
 log = structlog.get_logger("service.calls")
 KEEPER_STOP_S = 5.0
-"""The longest a stopping worker waits for its keeper's pass before handing over."""
+"""The longest a stopping worker waits for its keeper's pass, then for its calls' tasks,
+before handing over."""
 
 
 class Supervisor:
@@ -138,7 +139,16 @@ class Supervisor:
                 call.task.cancel()
         # The calls ended meanwhile too: their tasks, already cancelled, may be closing a
         # sideband; left pending, the loop's end would leave the socket open, unread.
-        await asyncio.gather(*self._tasks, *self._chores, return_exceptions=True)
+        # Bounded as the keeper: a task that lost its cancellation must not keep the
+        # hand-over from happening.
+        pending = {*self._tasks, *self._chores}
+        if pending:
+            done, late = await asyncio.wait(pending, timeout=KEEPER_STOP_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: each logged its own fault
+            if late:
+                log.error("call_tasks_did_not_stop", tasks=len(late), waited_s=KEEPER_STOP_S)
         with contextlib.suppress(Exception):
             await self._loop.flush()  # what the calls counted last, before their leases go
         await self._keeper.hand_over(watched)

@@ -37,6 +37,9 @@ from service.store import redis_scripts as lua
 from service.store.base import Limit, StoreUnavailable
 
 T = TypeVar("T")
+UPDATE_CHUNK = 500
+"""Records per `update_existing` script run: Redis runs a script to its end, so a pass
+over thousands of calls never holds it for one long write."""
 
 
 def retry_a_dead_connection() -> Retry:
@@ -80,6 +83,7 @@ class RedisStore:
         )
         self._missing, self._restore = script(lua.MISSING), script(lua.RESTORE)
         self._members = script(lua.MEMBERS)
+        self._update = script(lua.UPDATE)
         self._hold = script(lua.HOLD)
         self._claim, self._renew, self._release, self._orphans = (
             script(lua.CLAIM),
@@ -114,17 +118,19 @@ class RedisStore:
         await self._command(self._redis.delete(key))
 
     async def update_existing(self, values: Mapping[str, str], ttl_ms: int) -> None:
-        """SET XX PX for each, pipelined; a retry writes the same values again (harmless)."""
-        if not values:
-            return
+        """SET XX PX for each, `UPDATE_CHUNK` to a script run; a retry writes the same values
+        again (harmless).
 
-        async def pipelined() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, value in values.items():
-                    pipe.set(key, value, px=max(1, ttl_ms), xx=True)
-                await pipe.execute()
-
-        await self._command(pipelined())
+        One script, not a pipeline of SETs: a keeper pass rewrites thousands of
+        records, and the pipeline's per-command work cost the worker five times the
+        CPU (36 ms against 7 for 2,000 records of 3 KB, measured).
+        """
+        items = list(values.items())
+        for start in range(0, len(items), UPDATE_CHUNK):
+            chunk = items[start : start + UPDATE_CHUNK]
+            keys = [key for key, _ in chunk]
+            args: list[str | int] = [max(1, ttl_ms), *(value for _, value in chunk)]
+            await self._command(self._update(keys=keys, args=args))
 
     async def missing(self, keys: Sequence[str]) -> list[str]:
         if not keys:
@@ -206,12 +212,25 @@ class RedisStore:
         return [value.decode() if isinstance(value, bytes) else str(value) for value in raw]
 
     async def _command(self, pending: Awaitable[T]) -> T:
-        """Await one command within twice the timeout; any failure is `StoreUnavailable`."""
+        """Await one command within twice the timeout; any failure is `StoreUnavailable`.
+
+        A cancellation that arrives while the command runs is raised, also when the
+        command finished anyway: with a socket timeout redis-py writes through
+        `asyncio.wait_for`, which on Python 3.11 returns a result that completed as
+        its task was cancelled and loses the cancellation (bpo-42130, fixed in
+        3.12). Lost, it left a call's task running after `Supervisor.stop`
+        cancelled it, and the stop waiting on it for good.
+        """
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         try:
             async with asyncio.timeout(self._timeout * 2):
-                return await pending
+                result = await pending
         except (RedisError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(type(exc).__name__) from None
+        if task is not None and task.cancelling() > cancelling:
+            raise asyncio.CancelledError
+        return result
 
     async def ping(self) -> bool:
         try:

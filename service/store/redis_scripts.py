@@ -75,6 +75,14 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+# KEYS: records to write again. ARGV: the TTL (ms), then each record's value.
+# SET XX: a record deleted meanwhile (its call ended) stays deleted.
+UPDATE = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'XX')
+end
+return 0
+"""
 # KEYS: the checked budget counters, then the counters to add to. ARGV: the number of checks,
 # the TTL (ms), each check's limit, then each addition. A budget refuses when its counter plus
 # its reservations (the counter's name and ':held'; never below 0) reaches its limit.
