@@ -6,10 +6,12 @@ per million tokens is micro-dollars, so 1,000 tokens at $1.50 are 1,500 µ$.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +298,30 @@ class TestLiveCost:
     def test_an_entry_without_live_prices_is_unpriced(self) -> None:
         """A token-priced entry cannot price a Live session: None."""
         assert live_cost({"seconds": 10}, TOKENS, webrtc=True) is None
+
+    def test_seconds_are_the_decimals_the_json_carried(self) -> None:
+        """3e-9 s as JSON writes it: 3e-9 x 0.05/60 $ = 2.5 pico, half up to 3 (the binary
+        float nearest 3e-9 is a little less, which would round to 2)."""
+        assert live_cost({"seconds": 3e-9}, LIVE, webrtc=False) == Cost(3)
+
+    @given(
+        st.floats(0, 10**6, allow_nan=False),
+        st.floats(0, 10**6, allow_nan=False),
+        st.floats(0, 10**6, allow_nan=False),
+        st.booleans(),
+    )
+    def test_cost_is_the_exact_decimal_product_rounded_once(
+        self, seconds: float, active: float, paused: float, webrtc: bool
+    ) -> None:
+        """Any report costs what exact arithmetic on its decimals says, rounded half up once."""
+        reported = {"seconds": seconds, "active_seconds": active, "paused_seconds": paused}
+        exact = {key: Fraction(repr(value)) for key, value in reported.items()}
+        billed = max(exact["active_seconds"], exact["seconds"] - exact["paused_seconds"])
+        if webrtc:
+            billed = max(billed, 15 - exact["paused_seconds"])
+        dollars = (billed * Fraction("0.05") + exact["paused_seconds"] * Fraction("0.02")) / 60
+        expected = math.floor(dollars * 10**12 + Fraction(1, 2))
+        assert live_cost(reported, LIVE, webrtc=webrtc) == Cost(expected)
 
 
 counts = st.integers(min_value=0, max_value=200_000)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
+from decimal import Decimal
 from typing import Any
 
-from service.billing.prices import LivePrices, ModelPrice
+from service.billing.prices import ModelPrice
 
 PICO_PER_MICRO = 1_000_000
 PICO_PER_DOLLAR = 10**12
@@ -96,9 +96,9 @@ def transcription_cost(usage: Any, price: ModelPrice) -> Cost | None:
     if kind == "duration":
         if price.duration is None:
             return None
-        seconds = _seconds(usage, "seconds") or Fraction(0)
-        per_minute = Fraction(price.duration.per_minute)
-        return Cost(_round_half_up(seconds * per_minute * PICO_PER_DOLLAR / 60))
+        seconds, scale = _seconds(usage, "seconds") or (0, 1)
+        dollars, minutes = price.duration.per_minute.as_integer_ratio()
+        return Cost(_round_half_up(seconds * dollars * PICO_PER_DOLLAR, scale * minutes * 60))
     if kind == "tokens":
         if price.tokens is None:
             return None
@@ -124,35 +124,38 @@ def live_cost(usage: Any, price: ModelPrice, *, webrtc: bool) -> Cost | None:
     more) at the active rate. A WebRTC session is billed at least `start_seconds` at the active
     rate: what its creation charged, which OpenAI credits against the
     duration (so it is a floor, not an addition).
+
+    Integer arithmetic on the decimals the JSON carried: this runs for every
+    report of every live session (400 a second at 2,000 sessions), where
+    `Fraction`s cost several times as much for the same exact result.
     """
-    if price.live is None:
+    live = price.live
+    if live is None:
         return None
     usage = _mapping(usage)
-    active = _seconds(usage, "active_seconds")
-    paused = _seconds(usage, "paused_seconds") or Fraction(0)
-    total = _seconds(usage, "seconds")
-    billed_active = max(
-        active or Fraction(0), (total if total is not None else Fraction(0)) - paused
-    )
+    active_n, active_d = _seconds(usage, "active_seconds") or (0, 1)
+    paused_n, paused_d = _seconds(usage, "paused_seconds") or (0, 1)
+    total_n, total_d = _seconds(usage, "seconds") or (0, 1)
+    # One denominator for the three (each divides a power of ten): exact.
+    scale = math.lcm(active_d, paused_d, total_d)
+    active = active_n * (scale // active_d)
+    paused = paused_n * (scale // paused_d)
+    billed = max(active, total_n * (scale // total_d) - paused)
     if webrtc:
-        billed_active = max(billed_active, price.live.start_seconds - paused)
-    return Cost(_round_half_up(_live_pico(price.live, billed_active, paused)))
-
-
-def _live_pico(live: LivePrices, active: Fraction, paused: Fraction) -> Fraction:
-    """Pico-dollars of `active` and `paused` seconds, unrounded."""
+        billed = max(billed, live.start_seconds * scale - paused)
+    active_rate, active_per = live.active_per_minute.as_integer_ratio()
     standby = (
         live.standby_per_minute if live.standby_per_minute is not None else live.active_per_minute
     )
-    return (
-        (active * Fraction(live.active_per_minute) + paused * Fraction(standby))
-        * PICO_PER_DOLLAR
-        / 60
-    )
+    standby_rate, standby_per = standby.as_integer_ratio()
+    dollars_minutes = billed * active_rate * standby_per + paused * standby_rate * active_per
+    per = scale * active_per * standby_per * 60
+    return Cost(_round_half_up(dollars_minutes * PICO_PER_DOLLAR, per))
 
 
-def _round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
+def _round_half_up(numerator: int, denominator: int) -> int:
+    """`numerator / denominator` (both non-negative) rounded half up to an integer."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -165,11 +168,13 @@ def _count(data: dict[str, Any], key: str) -> int:
     return value if type(value) is int and value >= 0 else 0
 
 
-def _seconds(data: dict[str, Any], key: str) -> Fraction | None:
-    """A non-negative finite number of seconds, exactly as the JSON wrote it, else None."""
+def _seconds(data: dict[str, Any], key: str) -> tuple[int, int] | None:
+    """A non-negative finite number of seconds, exactly as the JSON wrote it (numerator,
+    denominator), else None."""
     value = data.get(key)
     if type(value) is int and value >= 0:
-        return Fraction(value)
+        return value, 1
     if type(value) is float and math.isfinite(value) and value >= 0:
-        return Fraction(repr(value))  # the decimal the JSON carried, not the binary float
+        # The decimal the JSON carried, not the binary float (`repr` is its shortest form).
+        return Decimal(repr(value)).as_integer_ratio()
     return None

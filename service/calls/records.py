@@ -123,6 +123,10 @@ class CallRecord:
     line: str | None = None
     """A phone call's dialled number, hashed: the line whose live-call slot it holds
     (`PHONE_MAX_CONCURRENT_PER_NUMBER`); None for a call the service created."""
+    sealed_cache: tuple[object, object, orjson.Fragment, orjson.Fragment] | None = field(
+        default=None, compare=False, repr=False, metadata={"stored": False}
+    )
+    """Not stored: `_sealed_parts`'s last result, and the values it was made from."""
 
     @property
     def member(self) -> str:
@@ -133,8 +137,23 @@ class CallRecord:
         """The record as the store holds it: its MCP tools sealed (no credentials)."""
         # orjson writes the dataclasses (overrides) itself: no `asdict` copy of it all.
         data = {name: getattr(self, name) for name in FIELD_ORDER}
-        data["fixed"], data["created"] = sealed(self.fixed), sealed(self.created)
+        data["fixed"], data["created"] = self._sealed_parts()
         return orjson.dumps(data).decode()
+
+    def _sealed_parts(self) -> tuple[orjson.Fragment, orjson.Fragment]:
+        """`fixed` and `created`, sealed and serialized, once per pair of values.
+
+        A live call's record is written again whenever its usage changes (each
+        keeper pass, for thousands of calls), and these two are most of it; they
+        are replaced, never changed in place, so the pair they were made from
+        tells whether the cache still holds.
+        """
+        cached = self.sealed_cache
+        if cached is None or cached[0] is not self.fixed or cached[1] is not self.created:
+            fixed = orjson.Fragment(orjson.dumps(sealed(self.fixed)))
+            created = orjson.Fragment(orjson.dumps(sealed(self.created)))
+            cached = self.sealed_cache = (self.fixed, self.created, fixed, created)
+        return cached[2], cached[3]
 
     @classmethod
     def loads(cls, raw: str) -> CallRecord | None:
@@ -160,7 +179,9 @@ class CallRecord:
             return None
 
 
-FIELD_ORDER = tuple(field.name for field in fields(CallRecord))
+FIELD_ORDER = tuple(
+    field.name for field in fields(CallRecord) if field.metadata.get("stored", True)
+)
 FIELDS = frozenset(FIELD_ORDER)
 
 

@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Any, Literal
 
 import structlog
+from prometheus_client import Counter
 
 from service.billing import Cost, live_cost, response_cost, transcription_cost
 from service.billing.cost import PICO_PER_DOLLAR, PICO_PER_MICRO
@@ -48,6 +49,9 @@ log = structlog.get_logger("service.calls")
 
 TRANSCRIPTION_MODEL = "audio.input.transcription.model"
 TRANSCRIBED = "conversation.item.input_audio_transcription.completed"
+MODELS_KEPT = 256
+"""Models whose metric child is kept (the allowed models, and what records of other
+workers' configurations name): a bound, whatever a record holds."""
 CostKind = Literal["realtime", "live", "transcription"]
 """What a cost is for, as `rtp_cost_usd_total{model,kind}` labels it."""
 
@@ -109,6 +113,7 @@ class Spend:
         self._settings = settings
         self._prices = settings.prices
         self._limits: dict[str, DollarLimits] = {}
+        self._metrics: dict[tuple[str, CostKind], Counter] = {}
         self.ceiling_micro = _micro(settings.quota_usd_per_day_total)
         """`QUOTA_USD_PER_DAY_TOTAL` in micro-dollars (None: no ceiling)."""
 
@@ -176,16 +181,25 @@ class Spend:
         """`micro` new micro-dollars of a GPT-Live session, in the metric."""
         model = record.created.get("model")
         if micro > 0 and isinstance(model, str):
-            name = self._prices.entry_name(model) or "unknown"
-            metrics.COST_USD.labels(name, "live").inc(micro / 1_000_000)
+            self._cost_metric(model, "live").inc(micro / 1_000_000)
 
     def _counted(self, cost: Cost | None, model: object, kind: CostKind) -> Cost | None:
-        """`cost` in the metric, labelled by the price entry's name: a bounded set, whatever
-        snapshot names an upstream echoes."""
+        """`cost` in the metric."""
         if cost is not None and cost.pico_dollars > 0 and isinstance(model, str):
-            name = self._prices.entry_name(model) or "unknown"
-            metrics.COST_USD.labels(name, kind).inc(cost.pico_dollars / 10**12)
+            self._cost_metric(model, kind).inc(cost.pico_dollars / 10**12)
         return cost
+
+    def _cost_metric(self, model: str, kind: CostKind) -> Counter:
+        """`rtp_cost_usd_total` of a model's price entry, labelled by the entry's name: a
+        bounded set, whatever snapshot names an upstream echoes. Kept per model: looking
+        a labelled child up costs more than the rest of a usage event's pricing."""
+        child = self._metrics.get((model, kind))
+        if child is None:
+            name = self._prices.entry_name(model) or "unknown"
+            child = metrics.COST_USD.labels(name, kind)
+            if len(self._metrics) < MODELS_KEPT:
+                self._metrics[(model, kind)] = child
+        return child
 
     @staticmethod
     def transcription_model(session: Mapping[str, Any]) -> object:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TypeAlias
 
 DAY_MS = 86_400_000
@@ -26,7 +27,13 @@ def wall_ms() -> int:
 
 def day_of(now_ms: int) -> str:
     """The UTC day of a moment, as keys and `GET /v1/usage` name it (`2026-11-26`)."""
-    return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
+    return _day_name(now_ms // DAY_MS)
+
+
+@lru_cache(maxsize=8)
+def _day_name(day: int) -> str:
+    # Every usage event names its day: formatting a date each time cost more than pricing it.
+    return datetime.fromtimestamp(day * (DAY_MS // 1000), UTC).strftime("%Y-%m-%d")
 
 
 def seconds_to_midnight(now_ms: int) -> int:
