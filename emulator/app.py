@@ -159,11 +159,16 @@ class Emulator:
         fake_media: bool = False,
         max_calls: int | None = None,
         usage_interval: float | None = USAGE_INTERVAL_S,
+        transcript_interval: float | None = None,
         webhooks: WebhookOptions | None = None,
     ) -> None:
         self.delay = latency_ms / 1000
         self.calls = LazyCallRoutes(
-            webhooks, fake_media=fake_media, max_calls=max_calls, usage_interval=usage_interval
+            webhooks,
+            fake_media=fake_media,
+            max_calls=max_calls,
+            usage_interval=usage_interval,
+            transcript_interval=transcript_interval,
         )
 
     def sideband(self) -> EmulatorSideband:
@@ -210,6 +215,7 @@ def create_emulator(
     fake_media: bool = False,
     max_calls: int | None = None,
     usage_interval: float | None = USAGE_INTERVAL_S,
+    transcript_interval: float | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     webhook_transport: httpx.AsyncBaseTransport | None = None,
@@ -218,7 +224,8 @@ def create_emulator(
 
     `latency_ms` delays every mint (load tests); `fake_media` answers calls
     without media (no aiortc); `max_calls` bounds open calls (default 32, or
-    10,000 with fake media); Live calls report usage every `usage_interval` s.
+    10,000 with fake media); Live calls report usage every `usage_interval` s, and
+    say a transcript fragment every `transcript_interval` s (None: never).
     The telephone posts its webhooks to `webhook_url`, signed with
     `webhook_secret` (`whsec_…`), over `webhook_transport` (default: the network).
     """
@@ -234,5 +241,6 @@ def create_emulator(
         fake_media=fake_media,
         max_calls=max_calls,
         usage_interval=usage_interval,
+        transcript_interval=transcript_interval,
         webhooks=webhooks,
     )

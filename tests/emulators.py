@@ -15,9 +15,14 @@ from emulator import Emulator, create_emulator
 
 
 @asynccontextmanager
-async def fake_media_emulator(usage_interval: float | None = None) -> AsyncIterator[Emulator]:
-    """An in-process fake-media emulator; `usage_interval` None: no Live usage ticks."""
-    app = create_emulator(fake_media=True, usage_interval=usage_interval)
+async def fake_media_emulator(
+    usage_interval: float | None = None, transcript_interval: float | None = None
+) -> AsyncIterator[Emulator]:
+    """An in-process fake-media emulator; `usage_interval` None: no Live usage ticks;
+    `transcript_interval` None: no Live transcript fragments."""
+    app = create_emulator(
+        fake_media=True, usage_interval=usage_interval, transcript_interval=transcript_interval
+    )
     try:
         yield app
     finally:

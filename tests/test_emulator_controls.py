@@ -21,7 +21,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from openai.types.live import SessionClosedEvent, SessionUsageUpdatedEvent
+from openai.types.live import (
+    InputTranscriptDeltaEvent,
+    SessionClosedEvent,
+    SessionUsageUpdatedEvent,
+)
 from openai.types.realtime import ResponseDoneEvent
 from websockets.asyncio.client import connect
 
@@ -319,6 +323,20 @@ class TestResponseControl:
         second = await next_of(connection, "session.usage.updated")
         for event in (first, second):
             SessionUsageUpdatedEvent.model_validate(event)
+
+    async def test_live_says_transcript_fragments_when_asked(self) -> None:
+        """With `transcript_interval` (and no usage reports) a Live call emits
+        `session.input_transcript.delta` by itself, valid for the SDK, and nothing metered."""
+        emulator = fake_media_emulator(usage_interval=None, transcript_interval=0.05)
+        async with emulator as app, emulator_client(app) as http:
+            session_id = await live_call(http)
+            connection = await app.sideband().connect("live", session_id)
+            seen = [await connection.recv() for _ in range(4)]
+        deltas = [event for event in seen if event["type"] == "session.input_transcript.delta"]
+        assert len(deltas) >= 2
+        for event in deltas:
+            InputTranscriptDeltaEvent.model_validate(event)
+        assert not [event for event in seen if event["type"] == "session.usage.updated"]
 
     async def test_live_closed_carries_final_usage(
         self, http: httpx.AsyncClient, sideband: EmulatorSideband

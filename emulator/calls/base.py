@@ -81,6 +81,7 @@ class BaseCall:
         session: Mapping[str, Any],
         on_closed: Callable[[BaseCall, str], Awaitable[None]],
         usage_interval: float | None = None,
+        transcript_interval: float | None = None,
     ) -> None:
         self.call_id = call_id
         self.kind: CallKind = kind
@@ -100,6 +101,7 @@ class BaseCall:
         """Keep every `response.create` (browser or sideband) in progress until a
         `response.cancel` (or the response control) ends it: a cancel is then observable."""
         self._usage_interval = usage_interval
+        self._transcript_interval = transcript_interval
         self._on_closed = on_closed
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,6 +125,8 @@ class BaseCall:
         self.emit(events.session_opened(self.kind, self.session))
         if self.kind == "live" and self._usage_interval:
             self._spawn(self._report_usage(self._usage_interval))
+        if self.kind == "live" and self._transcript_interval:
+            self._spawn(self._transcribe(self._transcript_interval))
 
     def ms_since_created(self, moment: float) -> int:
         """A monotonic moment as milliseconds since the call was created."""
@@ -356,6 +360,14 @@ class BaseCall:
         while True:
             await asyncio.sleep(interval)
             self.emit(events.server_event("session.usage.updated", usage=self.usage()))
+
+    async def _transcribe(self, interval: float) -> None:
+        """Live's `session.input_transcript.delta`, every `interval` s: events a supervisor
+        receives and reads but meters nothing of (the benchmarks' control for usage
+        reports: as many frames, of about their size)."""
+        while True:
+            await asyncio.sleep(interval)
+            self.emit(events.transcript("live", self.ms_since_created(time.monotonic())))
 
     # Ending.
 

@@ -56,8 +56,9 @@ class EmulatedCall(BaseCall):
         session: Mapping[str, Any],
         on_closed: Callable[[BaseCall, str], Awaitable[None]],
         usage_interval: float | None = None,
+        transcript_interval: float | None = None,
     ) -> None:
-        super().__init__(call_id, kind, session, on_closed, usage_interval)
+        super().__init__(call_id, kind, session, on_closed, usage_interval, transcript_interval)
         self.audio_frames_received = 0
         # No ICE servers: the emulator is reached directly (loopback or LAN), never via STUN.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

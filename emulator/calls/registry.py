@@ -68,16 +68,23 @@ class CallRegistry:
         answer_timeout: float = ANSWER_TIMEOUT_S,
         fake_media: bool = False,
         usage_interval: float | None = USAGE_INTERVAL_S,
+        transcript_interval: float | None = None,
     ) -> None:
         default_max = FAKE_MEDIA_MAX_CALLS if fake_media else MAX_CALLS
         self.max_calls = default_max if max_calls is None else max_calls
         self.fake_media = fake_media
         self.usage_interval = usage_interval
+        self.transcript_interval = transcript_interval
         self.connect_timeout = connect_timeout
         self.answer_timeout = answer_timeout
         self.endings: deque[CallEnded] = deque(maxlen=ENDINGS_KEPT)
         self._calls: dict[str, BaseCall] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
+
+    @property
+    def _ticks(self) -> tuple[float | None, float | None]:
+        """A Live call's periodic events: usage reports, transcript fragments (seconds)."""
+        return self.usage_interval, self.transcript_interval
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -95,7 +102,7 @@ class CallRegistry:
             raise CallLimitReached(f"The emulator holds {self.max_calls} open calls already.")
         call_id = events.new_id("rtc" if kind == "realtime" else "sess")
         if self.fake_media:
-            fake = FakeMediaCall(call_id, kind, session, self._forget, self.usage_interval)
+            fake = FakeMediaCall(call_id, kind, session, self._forget, *self._ticks)
             self._calls[call_id] = fake
             answer = fake.answer()
             fake.start()
@@ -122,7 +129,7 @@ class CallRegistry:
             from emulator.calls.call import EmulatedCall
         except ImportError as error:
             raise WebrtcUnavailable.missing(error) from None
-        call = EmulatedCall(call_id, kind, session, self._forget, self.usage_interval)
+        call = EmulatedCall(call_id, kind, session, self._forget, *self._ticks)
         self._calls[call_id] = call
         try:
             async with asyncio.timeout(self.answer_timeout):
@@ -138,7 +145,7 @@ class CallRegistry:
         WebRTC peer here), connected and on the sideband at once; `CallLimitReached` if full."""
         if len(self._calls) >= self.max_calls:
             raise CallLimitReached(f"The emulator holds {self.max_calls} open calls already.")
-        call = FakeMediaCall(call_id, kind, session, self._forget, self.usage_interval)
+        call = FakeMediaCall(call_id, kind, session, self._forget, *self._ticks)
         self._calls[call_id] = call
         call.answer()
         call.start()

@@ -130,6 +130,7 @@ def _emulator(args: argparse.Namespace) -> int:
         fake_media=args.fake_media,
         max_calls=args.max_calls,
         usage_interval=args.usage_interval,
+        transcript_interval=args.transcript_interval,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
     )
@@ -189,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--usage-interval",
         type=float,
         default=5.0,
-        help="seconds between a Live call's session.usage.updated events",
+        help="seconds between a Live call's session.usage.updated events (0: none)",
+    )
+    emulator.add_argument(
+        "--transcript-interval",
+        type=float,
+        default=None,
+        help="seconds between a Live call's session.input_transcript.delta events (default none)",
     )
     emulator.add_argument(
         "--webhook-url",
