@@ -143,11 +143,7 @@ def live_cost(usage: Any, price: ModelPrice, *, webrtc: bool) -> Cost | None:
     billed = max(active, total_n * (scale // total_d) - paused)
     if webrtc:
         billed = max(billed, live.start_seconds * scale - paused)
-    active_rate, active_per = live.active_per_minute.as_integer_ratio()
-    standby = (
-        live.standby_per_minute if live.standby_per_minute is not None else live.active_per_minute
-    )
-    standby_rate, standby_per = standby.as_integer_ratio()
+    active_rate, active_per, standby_rate, standby_per = live.ratios
     dollars_minutes = billed * active_rate * standby_per + paused * standby_rate * active_per
     per = scale * active_per * standby_per * 60
     return Cost(_round_half_up(dollars_minutes * PICO_PER_DOLLAR, per))

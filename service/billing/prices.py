@@ -163,6 +163,15 @@ class LivePrices(_Strict):
     standby_per_minute: PerMinute | None = None
     start_seconds: Annotated[int, Field(ge=0, le=3600)] = 15
 
+    @cached_property
+    def ratios(self) -> tuple[int, int, int, int]:
+        """Dollars per minute active and standby as exact ratios (numerator, denominator
+        of each), standby's fallback applied: computed once, for every usage report."""
+        standby = self.standby_per_minute
+        active = self.active_per_minute.as_integer_ratio()
+        paused = standby.as_integer_ratio() if standby is not None else active
+        return (*active, *paused)
+
 
 class ModelPrice(_Strict):
     """One model's entry: its prices by how it is billed, and where they come from."""

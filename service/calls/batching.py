@@ -22,13 +22,17 @@ from service.store import Counters
 
 LINGER_S = 0.02
 """How long a write waits for more events to join it: a budget decision comes at most this
-much later, and 400 events a second take some 50 round trips instead of 400."""
+much later, and 400 events a second take some 50 round trips instead of 400. The call's
+next event is read that much later too, so it stays short: a `response.created` right
+after a `response.done` must still be cancelled within 50 ms (docs/benchmark.md). A round
+trip costs the worker ~100 µs of CPU whatever it carries (redis-py and the socket's system
+calls, measured on the 2-core VM), each key ~3 µs more."""
 
 
 class _Batch:
     def __init__(self) -> None:
         self.increments: defaultdict[str, int] = defaultdict(int)
-        self.done: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
+        self.waiters: list[asyncio.Future[dict[str, int]]] = []
 
 
 class CoalescedCounters:
@@ -43,7 +47,8 @@ class CoalescedCounters:
 
     async def add(self, increments: Mapping[str, int]) -> dict[str, int]:
         """Add `increments` with the next write; the totals it returned (`StoreUnavailable`
-        if it failed). Shielded: a cancelled caller's increments are still written."""
+        if it failed). A cancelled caller's increments are still written: they are in the
+        batch, and only the caller's own waiter is cancelled."""
         batch = self._next
         if batch is None:
             batch = self._next = _Batch()
@@ -51,7 +56,10 @@ class CoalescedCounters:
                 self._writer = asyncio.create_task(self._write())
         for key, amount in increments.items():
             batch.increments[key] += amount
-        return await asyncio.shield(batch.done)
+        # One future per event, not a shield: this runs for every usage event.
+        waiter: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
+        batch.waiters.append(waiter)
+        return await waiter
 
     async def _write(self) -> None:
         while self._next is not None:
@@ -62,10 +70,13 @@ class CoalescedCounters:
             try:
                 totals = await self._counters.add(batch.increments, self._ttl_ms)
             except Exception as failed:
-                batch.done.set_exception(failed)
-                batch.done.exception()  # retrieved here too: no waiter may be left to
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(failed)
             else:
-                batch.done.set_result(totals)
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_result(totals)
 
     async def flush(self) -> None:
         """Wait until what is pending is written (at a hand-over, before the leases go: the

@@ -134,10 +134,14 @@ class Meter:
             if live:
                 self._spend.counted_live(record, micro)
         day = day_of(self._clock())
-        keys = UsageKeys(record.owner, day)
+        if call.keys_day != day:
+            # Named once a day per call: every usage event writes to the same counters.
+            call.keys_day, call.usage_keys = day, UsageKeys(record.owner, day)
+            call.dollar_keys = self._spend.keys(record, day)
+        keys = call.usage_keys
         increments = {keys.tokens: tokens} if tokens else {}
         if micro:
-            increments.update(dict.fromkeys(self._spend.keys(record, day), micro))
+            increments.update(dict.fromkeys(call.dollar_keys, micro))
         totals: dict[str, int] = {}
         if increments:
             # What this spends of the call's reserve is given back in the same write.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from service.calls.records import CallRecord
 from service.calls.turns import Marks
+from service.calls.usage import UsageKeys
 
 
 @dataclass(slots=True, eq=False)
@@ -55,6 +56,12 @@ class Watched:
     slot is named in the record but not taken; the keeper's next pass takes it."""
     indexed_day: str | None = None
     """The UTC day whose index of callers names this call's caller (`service.calls.report`)."""
+    keys_day: str | None = None
+    """The UTC day `usage_keys` and `dollar_keys` are of (None: not named yet)."""
+    usage_keys: UsageKeys = field(default_factory=lambda: UsageKeys("", ""))
+    """The caller's counters that day (`service.calls.metering`)."""
+    dollar_keys: tuple[str, ...] = ()
+    """The counters the call's dollars go to that day (`Spend.keys`)."""
     changed: bool = False
     """The record holds state (usage, overrides) the store may not have yet: the keeper's
     next pass writes it."""
